@@ -1,0 +1,76 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import type { App, AppEnv } from "./env";
+import { ApiError, renderError } from "./errors";
+import { adminAuth } from "./middleware/adminAuth";
+import { merchantAuth } from "./middleware/auth";
+import { bodyLimits } from "./middleware/bodyLimits";
+import { cors } from "./middleware/cors";
+import { logField, requestLogger } from "./middleware/logger";
+import { rateLimit } from "./middleware/rateLimit";
+import { requestId } from "./middleware/requestId";
+import { registerAdminRoutes } from "./routes/admin";
+import { registerCatalogRoutes } from "./routes/catalog";
+import { registerHealthRoutes } from "./routes/health";
+import { validationHook } from "./validation";
+
+/** Paths under /v1 that take no merchant key. */
+const PUBLIC_V1 = new Set(["/v1/openapi.json"]);
+const isMerchantRoute = (path: string) => !path.startsWith("/v1/admin/") && !PUBLIC_V1.has(path);
+
+export function createApp(): App {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  // The gateway, in request order.
+  app.use("*", requestId());
+  app.use("*", requestLogger());
+  app.use("*", cors());
+  app.use("*", bodyLimits());
+  const auth = merchantAuth();
+  const limiter = rateLimit();
+  app.use("/v1/*", (c, next) => (isMerchantRoute(c.req.path) ? auth(c, next) : next()));
+  app.use("/v1/*", (c, next) => (isMerchantRoute(c.req.path) ? limiter(c, next) : next()));
+  app.use("/v1/admin/*", adminAuth());
+
+  // Routes.
+  registerHealthRoutes(app);
+  registerAdminRoutes(app);
+  registerCatalogRoutes(app);
+
+  app.notFound((c) => {
+    const allowed = methodsForPath(app, c.req.path);
+    if (allowed.length > 0) {
+      return renderError(c, new ApiError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, undefined, { Allow: allowed.join(", ") }));
+    }
+    return renderError(c, new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`));
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) {
+      logField(c, "error_code", err.code);
+      return renderError(c, err);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      // Hono's own validators (e.g. a JSON body that cannot be parsed).
+      const code = /json/i.test(err.message) ? "INVALID_JSON" : "VALIDATION_ERROR";
+      logField(c, "error_code", code);
+      return renderError(c, new ApiError(code, err.message || "Invalid request"));
+    }
+    logField(c, "error_code", "INTERNAL_ERROR");
+    logField(c, "error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    return renderError(c, new ApiError("INTERNAL_ERROR", "Something went wrong on our side; the request id helps us find it"));
+  });
+
+  return app;
+}
+
+let patterns: { method: string; re: RegExp }[] | null = null;
+
+function methodsForPath(app: App, path: string): string[] {
+  patterns ??= app.routes
+    .filter((r) => r.method !== "ALL")
+    .map((r) => ({ method: r.method, re: new RegExp("^" + r.path.replace(/:[A-Za-z_]+/g, "[^/]+") + "$") }));
+  const methods = new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method));
+  if (methods.size > 0) methods.add("OPTIONS");
+  return [...methods];
+}

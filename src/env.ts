@@ -1,0 +1,36 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { ApiKeyRecord } from "./storage/apiKeys";
+import type { Merchant } from "./storage/merchants";
+
+/** Bindings and secrets of the worker (wrangler*.toml, .dev.vars / `wrangler secret put`). */
+export interface Env {
+  DB: D1Database;
+  CACHE: KVNamespace;
+  FEEDBACK_QUEUE: Queue<unknown>;
+  ANALYTICS_QUEUE: Queue<unknown>;
+  RATE_LIMITER: DurableObjectNamespace;
+  ASSETS: Fetcher;
+  ENVIRONMENT: string;
+  /** Bearer token of the admin API; when unset every admin route answers 404. */
+  ADMIN_TOKEN?: string;
+  /** Key of the HMAC pseudonyms that stand for customer ids at rest. */
+  PII_KEY: string;
+  /** Key that signs decision ids. */
+  SIGNING_KEY: string;
+}
+
+/** Per-request values set by the middleware chain. */
+export interface Variables {
+  requestId: string;
+  /** Fields the request's log line carries besides the standard ones. */
+  logFields: Record<string, unknown>;
+  apiKey: ApiKeyRecord;
+  merchant: Merchant;
+}
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: Variables;
+}
+
+export type App = OpenAPIHono<AppEnv>;

@@ -1,0 +1,82 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
+import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
+import { readMerchant } from "../storage/merchants";
+import { logField } from "./logger";
+
+/** The only routes a publishable (browser) key opens (API.md §1). */
+const PUBLISHABLE_ROUTES = new Set(["GET /v1/personalize/methods", "GET /v1/personalize/offers"]);
+
+function presentedKey(c: Context<AppEnv>): string | undefined {
+  const header = c.req.header("X-API-Key");
+  if (header) return header.trim();
+  const authz = c.req.header("Authorization");
+  if (authz) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
+    return m ? m[1] : authz;
+  }
+  return c.req.query("api_key") || undefined;
+}
+
+/**
+ * Merchant authentication: key → merchant, key type limits, origin check for browser keys and the
+ * key-to-merchant binding of every `merchant_id` the request names (query, body, batch events).
+ */
+export function merchantAuth(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const key = presentedKey(c);
+    if (!key) throw new ApiError("MISSING_API_KEY", "An API key is required (X-API-Key header or Authorization: Bearer)");
+    if (!KEY_PATTERN.test(key)) throw new ApiError("INVALID_API_KEY", "The API key is malformed, unknown or revoked");
+
+    const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+    let record;
+    let merchant;
+    try {
+      record = await lookupKey(c.env, key, waitUntil);
+      if (record && !record.revoked) merchant = await readMerchant(c.env, record.merchant_id, waitUntil);
+    } catch (err) {
+      console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), message: "key verification failed", error: String(err) }));
+      throw new ApiError("UNAVAILABLE", "The API key cannot be verified right now; retry");
+    }
+    if (!record || record.revoked || !merchant) throw new ApiError("INVALID_API_KEY", "The API key is malformed, unknown or revoked");
+
+    c.set("apiKey", record);
+    c.set("merchant", merchant);
+    logField(c, "key_id", record.key_id);
+
+    if (record.type === "publishable") {
+      if (!PUBLISHABLE_ROUTES.has(`${c.req.method} ${c.req.path}`)) {
+        throw new ApiError("KEY_NOT_ALLOWED", "A publishable key opens only GET /v1/personalize/methods and /offers; use a secret key");
+      }
+      const origin = c.req.header("Origin");
+      if (origin && !merchant.allowed_origins.includes(origin)) {
+        throw new ApiError("ORIGIN_NOT_ALLOWED", `Origin ${origin} is not in the merchant's allowed_origins`);
+      }
+    }
+
+    await assertOwnMerchant(c, merchant.merchant_id);
+    return next();
+  };
+}
+
+async function assertOwnMerchant(c: Context<AppEnv>, own: string): Promise<void> {
+  const named: unknown[] = [c.req.query("merchant_id")];
+  if ((c.req.header("Content-Type") ?? "").includes("json") && c.req.raw.body) {
+    try {
+      const body = (await c.req.json()) as unknown;
+      if (body && typeof body === "object") {
+        const obj = body as { merchant_id?: unknown; events?: unknown };
+        named.push(obj.merchant_id);
+        if (Array.isArray(obj.events)) for (const e of obj.events) if (e && typeof e === "object") named.push((e as { merchant_id?: unknown }).merchant_id);
+      }
+    } catch {
+      // bodyLimits has already rejected malformed JSON; nothing to compare here.
+    }
+  }
+  for (const value of named) {
+    if (typeof value === "string" && value !== own) {
+      throw new ApiError("MERCHANT_MISMATCH", "merchant_id names another merchant than the API key's");
+    }
+  }
+}

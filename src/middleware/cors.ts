@@ -1,0 +1,59 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env";
+import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
+import { merchantsAllowingOrigin, readMerchant } from "../storage/merchants";
+
+const ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+const ALLOW_HEADERS = "Content-Type, X-API-Key, Authorization, X-Request-Id, Idempotency-Key";
+const EXPOSE_HEADERS = "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After";
+
+/**
+ * CORS per merchant `allowed_origins`, exact match only (never a reflected wildcard).
+ * A preflight carries no key, so it is allowed when the merchant it names (api_key or merchant_id
+ * in the query) allows the origin, or, naming none, when some merchant does; the real request is
+ * then checked against the key's own merchant.
+ */
+export function cors(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const origin = c.req.header("Origin");
+    if (!origin) return next();
+
+    if (c.req.method === "OPTIONS" && c.req.header("Access-Control-Request-Method")) {
+      const headers = new Headers({ Vary: "Origin" });
+      if (await preflightAllowed(c, origin)) {
+        headers.set("Access-Control-Allow-Origin", origin);
+        headers.set("Access-Control-Allow-Methods", ALLOW_METHODS);
+        headers.set("Access-Control-Allow-Headers", ALLOW_HEADERS);
+        headers.set("Access-Control-Max-Age", "600");
+      }
+      return new Response(null, { status: 204, headers });
+    }
+
+    await next();
+    c.res.headers.append("Vary", "Origin");
+    const merchant = c.get("merchant");
+    if (merchant?.allowed_origins.includes(origin)) {
+      c.res.headers.set("Access-Control-Allow-Origin", origin);
+      c.res.headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+    }
+  };
+}
+
+async function preflightAllowed(c: Context<AppEnv>, origin: string): Promise<boolean> {
+  try {
+    const key = c.req.query("api_key");
+    let merchantId = c.req.query("merchant_id");
+    if (key && KEY_PATTERN.test(key)) {
+      const record = await lookupKey(c.env, key);
+      merchantId = record && !record.revoked ? record.merchant_id : undefined;
+      if (!merchantId) return false;
+    }
+    if (merchantId) {
+      const merchant = await readMerchant(c.env, merchantId);
+      return merchant?.allowed_origins.includes(origin) ?? false;
+    }
+    return (await merchantsAllowingOrigin(c.env.DB, origin)).length > 0;
+  } catch {
+    return false;
+  }
+}

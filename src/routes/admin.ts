@@ -1,0 +1,112 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { App } from "../env";
+import { ApiError } from "../errors";
+import { errorResponses, MerchantId } from "../schemas/common";
+import { checkOffersUseEnabledMethods, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
+import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
+import { insertMerchant, loadMerchant, type Merchant, saveMerchant } from "../storage/merchants";
+import { zodDetails } from "../validation";
+import { validationError } from "../errors";
+
+const security = [{ AdminToken: [] }];
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const MerchantPath = z.strictObject({ merchant_id: MerchantId.openapi({ param: { name: "merchant_id", in: "path" } }) });
+const KeyPath = z.strictObject({ key_id: z.string().regex(/^key_[A-Za-z0-9_-]{1,64}$/, "is not a key id").openapi({ param: { name: "key_id", in: "path" } }) });
+const ADMIN_ERRORS = errorResponses(400, 401, 404, 500);
+
+const createMerchant = createRoute({
+  method: "post", path: "/v1/admin/merchants", tags: ["Admin"], security, summary: "Create a merchant",
+  request: { body: { content: { "application/json": { schema: MerchantCreate } }, required: true } },
+  responses: { 201: json(MerchantView, "Created"), ...ADMIN_ERRORS, ...errorResponses(409) },
+});
+const getMerchant = createRoute({
+  method: "get", path: "/v1/admin/merchants/{merchant_id}", tags: ["Admin"], security, summary: "Read a merchant",
+  request: { params: MerchantPath },
+  responses: { 200: json(MerchantView, "The merchant"), ...ADMIN_ERRORS },
+});
+const patchMerchant = createRoute({
+  method: "patch", path: "/v1/admin/merchants/{merchant_id}", tags: ["Admin"], security, summary: "Update a merchant (effective within 60 s)",
+  request: { params: MerchantPath, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
+  responses: { 200: json(MerchantView, "The updated merchant"), ...ADMIN_ERRORS },
+});
+const createKey = createRoute({
+  method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", tags: ["Admin"], security, summary: "Create an API key (the plain key is shown only here)",
+  request: { params: MerchantPath, body: { content: { "application/json": { schema: KeyCreate } }, required: true } },
+  responses: { 201: json(KeyCreated, "Created"), ...ADMIN_ERRORS },
+});
+const listMerchantKeys = createRoute({
+  method: "get", path: "/v1/admin/merchants/{merchant_id}/keys", tags: ["Admin"], security, summary: "List a merchant's keys (never a key or its hash)",
+  request: { params: MerchantPath },
+  responses: { 200: json(z.object({ keys: z.array(KeyView) }), "The keys"), ...ADMIN_ERRORS },
+});
+const deleteKey = createRoute({
+  method: "delete", path: "/v1/admin/keys/{key_id}", tags: ["Admin"], security, summary: "Revoke a key (effective within 60 s)",
+  request: { params: KeyPath },
+  responses: { 204: { description: "Revoked" }, ...ADMIN_ERRORS },
+});
+
+async function mustLoad(db: D1Database, id: string): Promise<Merchant> {
+  const merchant = await loadMerchant(db, id);
+  if (!merchant) throw new ApiError("NOT_FOUND", `No merchant ${id}`);
+  return merchant;
+}
+
+export function registerAdminRoutes(app: App) {
+  app.openapi(createMerchant, async (c) => {
+    const body = c.req.valid("json");
+    const now = new Date().toISOString();
+    const merchant: Merchant = {
+      merchant_id: body.merchant_id,
+      name: body.name,
+      tier: body.tier,
+      methods: body.methods,
+      allowed_origins: body.allowed_origins,
+      rate_limit: body.rate_limit ?? null,
+      holdout_percent: body.holdout_percent,
+      features: body.features,
+      offers: body.offers,
+      scoring_weights: body.scoring_weights ?? {},
+      created_at: now,
+      updated_at: now,
+    };
+    if (!(await insertMerchant(c.env.DB, merchant))) throw new ApiError("CONFLICT", `Merchant ${body.merchant_id} already exists`);
+    return c.json(merchant, 201);
+  });
+
+  app.openapi(getMerchant, async (c) => c.json(await mustLoad(c.env.DB, c.req.valid("param").merchant_id), 200));
+
+  app.openapi(patchMerchant, async (c) => {
+    const current = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
+    const patch = c.req.valid("json");
+    const next: Merchant = {
+      ...current,
+      ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)),
+      features: { ...current.features, ...Object.fromEntries(Object.entries(patch.features ?? {}).filter(([, v]) => v !== undefined)) },
+      updated_at: new Date().toISOString(),
+    } as Merchant;
+    // The merged result must still be consistent: offers may only use enabled methods.
+    const check = z.object({}).superRefine((_, ctx) => checkOffersUseEnabledMethods(next, ctx)).safeParse({});
+    if (!check.success) throw validationError(zodDetails(check.error));
+    await saveMerchant(c.env, next);
+    return c.json(next, 200);
+  });
+
+  app.openapi(createKey, async (c) => {
+    const merchant = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
+    const { type } = c.req.valid("json");
+    const createdAt = new Date().toISOString();
+    const { key, keyId } = await insertKey(c.env.DB, merchant.merchant_id, type, createdAt);
+    return c.json({ key_id: keyId, key, type, merchant_id: merchant.merchant_id, created_at: createdAt }, 201);
+  });
+
+  app.openapi(listMerchantKeys, async (c) => {
+    const merchant = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
+    return c.json({ keys: await listKeys(c.env.DB, merchant.merchant_id) }, 200);
+  });
+
+  app.openapi(deleteKey, async (c) => {
+    const { key_id } = c.req.valid("param");
+    if (!(await revokeKey(c.env, key_id, new Date().toISOString()))) throw new ApiError("NOT_FOUND", `No key ${key_id}`);
+    return c.body(null, 204);
+  });
+}

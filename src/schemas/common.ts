@@ -1,0 +1,96 @@
+import { z } from "@hono/zod-openapi";
+
+/** Field formats of API.md §1, shared by every route. */
+export const CustomerId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+  .openapi({ example: "cus_123" });
+
+export const MerchantId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+  .openapi({ example: "m_demo" });
+
+export const MethodId = z
+  .string()
+  .regex(/^[a-z0-9_]{1,64}$/, "must match ^[a-z0-9_]{1,64}$")
+  .openapi({ example: "apple_pay" });
+
+export const OfferId = z
+  .string()
+  .regex(/^[a-z0-9_]{1,64}$/, "must match ^[a-z0-9_]{1,64}$")
+  .openapi({ example: "applepay_5off" });
+
+export const Amount = z.number().int().min(0).max(1e12).openapi({ description: "Minor units (cents)", example: 9900 });
+
+/** Query strings carry text: amounts arrive as digits. */
+export const AmountQuery = z
+  .string()
+  .regex(/^\d{1,13}$/, "must be an integer number of minor units")
+  .transform(Number)
+  .pipe(Amount)
+  .openapi({ type: "integer", example: 9900 });
+
+export const Currency = z.string().regex(/^[A-Z]{3}$/, "must be an ISO 4217 code of three capital letters").openapi({ example: "USD" });
+
+export const Country = z.string().regex(/^[A-Z]{2}$/, "must be an ISO 3166-1 alpha-2 code").openapi({ example: "US" });
+
+export const DeviceType = z.enum(["mobile", "desktop", "tablet"]);
+export type DeviceType = z.infer<typeof DeviceType>;
+
+export const Timestamp = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/, "must be ISO 8601 UTC with Z, e.g. 2026-02-03T15:30:00Z")
+  .refine((s) => !Number.isNaN(Date.parse(s)), "is not a valid date")
+  .openapi({ example: "2026-02-03T15:30:00Z" });
+
+export const Timezone = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+){0,2}$|^UTC$/, "must be an IANA time zone name")
+  .openapi({ example: "Europe/Amsterdam" });
+
+export const Tier = z.enum(["starter", "growth", "scale"]);
+export type Tier = z.infer<typeof Tier>;
+
+/** Accepted on every merchant route: the key may come in the query (compatibility). */
+export const ApiKeyQuery = z.string().max(256).optional().openapi({ description: "API key (headers preferred)" });
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "VALIDATION_ERROR" }),
+      message: z.string(),
+      request_id: z.string(),
+      documentation_url: z.string(),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    }),
+  })
+  .openapi("Error");
+
+/** The standard error responses, for route declarations. */
+export function errorResponses(...statuses: number[]) {
+  const descriptions: Record<number, string> = {
+    400: "Invalid request (VALIDATION_ERROR, INVALID_JSON)",
+    401: "Missing or invalid credentials",
+    403: "Forbidden (MERCHANT_MISMATCH, KEY_NOT_ALLOWED, ORIGIN_NOT_ALLOWED)",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    429: "Rate limited",
+    500: "Internal error",
+    503: "A dependency is unavailable; retry",
+  };
+  const out: Record<number, { description: string; content: { "application/json": { schema: typeof ErrorBody } } }> = {};
+  for (const s of statuses) out[s] = { description: descriptions[s] ?? "Error", content: { "application/json": { schema: ErrorBody } } };
+  return out;
+}
+
+/** Error responses every authenticated merchant route can answer. */
+export const MERCHANT_ERRORS = [400, 401, 403, 429, 500, 503] as const;

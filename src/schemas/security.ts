@@ -1,0 +1,9 @@
+/** OpenAPI security requirements: a merchant key in any of its three places. */
+export const merchantSecurity: Record<string, string[]>[] = [{ ApiKeyHeader: [] }, { BearerKey: [] }, { ApiKeyQuery: [] }];
+
+export const securitySchemes = {
+  ApiKeyHeader: { type: "apiKey", in: "header", name: "X-API-Key" },
+  BearerKey: { type: "http", scheme: "bearer", description: "A merchant key tp2_sk_… / tp2_pk_…" },
+  ApiKeyQuery: { type: "apiKey", in: "query", name: "api_key" },
+  AdminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" },
+} as const;

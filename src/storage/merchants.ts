@@ -1,0 +1,96 @@
+import type { z } from "@hono/zod-openapi";
+import type { Offer } from "../schemas/merchant";
+import type { MerchantView } from "../schemas/merchant";
+import { cachedRead, invalidate } from "./cachedRead";
+
+export type Merchant = z.infer<typeof MerchantView>;
+type MerchantConfig = Omit<Merchant, "merchant_id" | "name" | "tier" | "created_at" | "updated_at">;
+
+interface MerchantRow {
+  id: string;
+  name: string;
+  tier: Merchant["tier"];
+  config: string;
+  created_at: string;
+  updated_at: string;
+}
+
+const merchantKey = (id: string) => `merchant:${id}`;
+
+/** Config changes reach every isolate within 60 s (API.md §4): KV entries are trusted for 45 s, memory for 10 s. */
+const FRESH_MS = 45_000;
+const MEMO_MS = 10_000;
+
+function fromRow(row: MerchantRow): Merchant {
+  const config = JSON.parse(row.config) as Partial<MerchantConfig>;
+  return {
+    merchant_id: row.id,
+    name: row.name,
+    tier: row.tier,
+    methods: config.methods ?? [],
+    allowed_origins: config.allowed_origins ?? [],
+    rate_limit: config.rate_limit ?? null,
+    holdout_percent: config.holdout_percent ?? 0,
+    features: { targeted_offers: config.features?.targeted_offers ?? false, cross_merchant: config.features?.cross_merchant ?? false },
+    offers: (config.offers ?? []) as Offer[],
+    scoring_weights: config.scoring_weights ?? {},
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+function configOf(m: Merchant): string {
+  const config: MerchantConfig = {
+    methods: m.methods,
+    allowed_origins: m.allowed_origins,
+    rate_limit: m.rate_limit,
+    holdout_percent: m.holdout_percent,
+    features: m.features,
+    offers: m.offers,
+    scoring_weights: m.scoring_weights,
+  };
+  return JSON.stringify(config);
+}
+
+export async function loadMerchant(db: D1Database, id: string): Promise<Merchant | null> {
+  const row = await db.prepare("SELECT id, name, tier, config, created_at, updated_at FROM merchants WHERE id = ?").bind(id).first<MerchantRow>();
+  return row ? fromRow(row) : null;
+}
+
+/** The merchant's config through the cache; null when no such merchant. */
+export function readMerchant(env: { DB: D1Database; CACHE: KVNamespace }, id: string, waitUntil?: (p: Promise<unknown>) => void): Promise<Merchant | null> {
+  return cachedRead({
+    kv: env.CACHE,
+    key: merchantKey(id),
+    freshMs: FRESH_MS,
+    memoMs: MEMO_MS,
+    kvTtlSeconds: 600,
+    load: () => loadMerchant(env.DB, id),
+    waitUntil,
+  });
+}
+
+/** Inserts a merchant; false when the id exists. */
+export async function insertMerchant(db: D1Database, m: Merchant): Promise<boolean> {
+  const res = await db
+    .prepare("INSERT INTO merchants (id, name, tier, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
+    .bind(m.merchant_id, m.name, m.tier, configOf(m), m.created_at, m.updated_at)
+    .run();
+  return res.meta.changes === 1;
+}
+
+export async function saveMerchant(env: { DB: D1Database; CACHE: KVNamespace }, m: Merchant): Promise<void> {
+  await env.DB.prepare("UPDATE merchants SET name = ?, tier = ?, config = ?, updated_at = ? WHERE id = ?")
+    .bind(m.name, m.tier, configOf(m), m.updated_at, m.merchant_id)
+    .run();
+  await invalidate(env.CACHE, merchantKey(m.merchant_id));
+}
+
+/** Every merchant id whose allowed_origins holds `origin` (CORS preflight carries no key). */
+export async function merchantsAllowingOrigin(db: D1Database, origin: string): Promise<string[]> {
+  const { results } = await db
+    .prepare("SELECT m.id FROM merchants AS m, json_each(m.config, '$.allowed_origins') AS o WHERE o.value = ? LIMIT 100")
+    .bind(origin)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
+}

@@ -1,0 +1,24 @@
+import type { Hook } from "@hono/zod-openapi";
+import type { ZodError } from "zod";
+import type { AppEnv } from "./env";
+import { type ErrorDetail, validationError } from "./errors";
+
+/** zod issues → the contract's `details` ([{path, message}]), unknown fields named one by one. */
+export function zodDetails(error: ZodError): ErrorDetail[] {
+  const out: ErrorDetail[] = [];
+  for (const issue of error.issues) {
+    const base = issue.path.map(String);
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) out.push({ path: [...base, key].join("."), message: "Unknown field" });
+      continue;
+    }
+    const message = /received undefined$/.test(issue.message) ? "Required" : issue.message;
+    out.push({ path: base.join("."), message });
+  }
+  return out;
+}
+
+/** Every route's validator failure becomes one VALIDATION_ERROR through onError. */
+export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
+  if (!result.success) throw validationError(zodDetails(result.error as ZodError));
+};
