@@ -10,8 +10,16 @@ import { logField, requestLogger } from "./middleware/logger";
 import { rateLimit } from "./middleware/rateLimit";
 import { requestId } from "./middleware/requestId";
 import { registerAdminRoutes } from "./routes/admin";
+import { registerAnalyticsRoutes } from "./routes/analytics";
 import { registerCatalogRoutes } from "./routes/catalog";
+import { registerCheckoutRoutes } from "./routes/checkout";
+import { registerConsentRoutes } from "./routes/consent";
+import { registerCustomersRoutes } from "./routes/customers";
+import { registerFeedbackRoutes } from "./routes/feedback";
 import { registerHealthRoutes } from "./routes/health";
+import { registerMethodsRoutes } from "./routes/methods";
+import { registerOffersRoutes } from "./routes/offers";
+import { registerPreferencesRoutes } from "./routes/preferences";
 import { validationHook } from "./validation";
 
 /** Paths under /v1 that take no merchant key. */
@@ -36,6 +44,14 @@ export function createApp(): App {
   registerHealthRoutes(app);
   registerAdminRoutes(app);
   registerCatalogRoutes(app);
+  registerMethodsRoutes(app);
+  registerOffersRoutes(app);
+  registerPreferencesRoutes(app);
+  registerConsentRoutes(app);
+  registerFeedbackRoutes(app);
+  registerCustomersRoutes(app);
+  registerCheckoutRoutes(app);
+  registerAnalyticsRoutes(app);
 
   app.notFound((c) => {
     const allowed = methodsForPath(app, c.req.path);

@@ -1,0 +1,3 @@
+import type { App } from "../env";
+
+export function registerConsentRoutes(_app: App): void {}

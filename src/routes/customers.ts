@@ -1,0 +1,3 @@
+import type { App } from "../env";
+
+export function registerCustomersRoutes(_app: App): void {}

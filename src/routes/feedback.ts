@@ -1,0 +1,3 @@
+import type { App } from "../env";
+
+export function registerFeedbackRoutes(_app: App): void {}

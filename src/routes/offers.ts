@@ -1,0 +1,3 @@
+import type { App } from "../env";
+
+export function registerOffersRoutes(_app: App): void {}
