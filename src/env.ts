@@ -1,5 +1,6 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { ApiKeyRecord } from "./storage/apiKeys";
+import type { RateLimiter } from "./ratelimit/durableObject";
 import type { Merchant } from "./storage/merchants";
 
 /** Bindings and secrets of the worker (wrangler*.toml, .dev.vars / `wrangler secret put`). */
@@ -8,9 +9,11 @@ export interface Env {
   CACHE: KVNamespace;
   FEEDBACK_QUEUE: Queue<unknown>;
   ANALYTICS_QUEUE: Queue<unknown>;
-  RATE_LIMITER: DurableObjectNamespace;
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   ASSETS: Fetcher;
   ENVIRONMENT: string;
+  /** "false" switches the per-merchant rate limiter off (benchmarks only); anything else keeps it on. */
+  RATE_LIMIT_ENABLED?: string;
   /** Bearer token of the admin API; when unset every admin route answers 404. */
   ADMIN_TOKEN?: string;
   /** Key of the HMAC pseudonyms that stand for customer ids at rest. */
