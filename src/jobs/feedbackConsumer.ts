@@ -1,6 +1,121 @@
 import type { Env } from "../env";
+import { amountBand } from "../personalization/buckets";
+import { recencyRef } from "../personalization/recency";
+import { FeedbackMessage } from "../schemas/feedback";
+import { storeUsageEvents, type UsageEventRow } from "../storage/events";
+import { readMerchant } from "../storage/merchants";
+import { refreshProfile } from "../storage/profile";
 
-/** Feedback queue consumer (issue: feedback pipeline). */
-export async function consumeFeedback(batch: MessageBatch<unknown>, _env: Env, _ctx: ExecutionContext): Promise<void> {
-  batch.ackAll();
+/** Backoff for a failed D1 write: 10 s, 30 s, 90 s, 270 s, 810 s (max_retries = 5, then the DLQ). */
+export function retryDelaySeconds(attempts: number): number {
+  return Math.min(900, 10 * 3 ** Math.max(0, attempts - 1));
+}
+
+const REFRESH_CONCURRENCY = 10;
+
+function log(level: "info" | "warn" | "error", message: string, fields: Record<string, unknown>): void {
+  console[level === "info" ? "log" : level](JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
+}
+
+export function toUsageRow(m: FeedbackMessage): UsageEventRow {
+  return {
+    merchant_id: m.merchant_id,
+    event_id: m.event_id,
+    customer_ref: m.customer_ref,
+    method_id: m.method_id,
+    amount: m.amount,
+    currency: m.currency,
+    device_type: m.device_type,
+    location_country: m.location_country,
+    decision_id: m.decision?.decision_id ?? null,
+    offer_id: m.offer_id,
+    amount_band: amountBand(m.amount, m.currency),
+    recency_ref: recencyRef(Date.parse(m.occurred_at)),
+    occurred_at: m.occurred_at,
+    received_at: m.received_at,
+  };
+}
+
+/**
+ * CONVERSION HOOK (analytics issue). Statements returned here run in the same D1 batch as the
+ * usage-event inserts, so a conversion commits exactly when its event does. Each message with
+ * `decision` carries the verified claims (decision_id, arm, fallback_reason, rank of the paid
+ * method, issued_at). Guard each statement with "the usage event (merchant_id, event_id) exists"
+ * (the event may be a blocked customer's and not stored) and "ON CONFLICT (decision_id) DO NOTHING"
+ * (a decision converts at most once, first stored event wins).
+ */
+export function conversionStatements(_db: D1Database, _events: FeedbackMessage[]): D1PreparedStatement[] {
+  return [];
+}
+
+/**
+ * Feedback queue consumer: one D1 batch per delivered batch (≤ 100 messages), acked per message.
+ * Poison messages are acked and logged (retrying cannot fix them); a failed D1 write retries every
+ * valid message with backoff and, after max_retries, the queue moves them to the dead-letter queue.
+ */
+export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
+  const started = Date.now();
+  const valid: { msg: Message<unknown>; event: FeedbackMessage }[] = [];
+  let poison = 0;
+  for (const msg of batch.messages) {
+    const parsed = FeedbackMessage.safeParse(msg.body);
+    if (parsed.success) valid.push({ msg, event: parsed.data });
+    else {
+      poison += 1;
+      // The body is not logged: it may hold anything, a raw customer id included.
+      log("warn", "poison feedback message dropped", { queue: batch.queue, message_id: msg.id, attempts: msg.attempts, issues: parsed.error.issues.map((i) => i.path.join(".") || "(body)").slice(0, 10) });
+      msg.ack();
+    }
+  }
+  if (valid.length === 0) return;
+
+  const events = valid.map((v) => v.event);
+  let outcome;
+  try {
+    outcome = await storeUsageEvents(env.DB, events.map(toUsageRow), conversionStatements(env.DB, events));
+  } catch (err) {
+    log("error", "feedback batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    for (const { msg } of valid) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    return;
+  }
+  for (const { msg } of valid) msg.ack();
+
+  const dropped = [...outcome.dropped.values()];
+  log("info", "feedback batch stored", {
+    queue: batch.queue,
+    messages: batch.messages.length,
+    stored: outcome.inserted.length,
+    duplicates: outcome.duplicates.length,
+    dropped_opted_out: dropped.filter((r) => r === "opted_out").length,
+    dropped_pending_deletion: dropped.filter((r) => r === "pending_deletion").length,
+    poison,
+    duration_ms: Date.now() - started,
+  });
+
+  await refreshTouchedProfiles(env, outcome.inserted.map((i) => events[i]!));
+}
+
+/**
+ * New feedback shows in /methods within seconds: the cached profile of every customer whose events
+ * were stored is rewritten from D1. A failure here is logged, not retried: the rows are safe and
+ * the cache entry expires by itself (TTL 300 s).
+ */
+async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Promise<void> {
+  const pairs = new Map<string, { merchantId: string; customerRef: string }>();
+  for (const e of stored) pairs.set(`${e.merchant_id}\u0000${e.customer_ref}`, { merchantId: e.merchant_id, customerRef: e.customer_ref });
+  const crossMerchant = new Map<string, Promise<boolean>>();
+  const crossOf = (merchantId: string) => {
+    let p = crossMerchant.get(merchantId);
+    if (!p) crossMerchant.set(merchantId, (p = readMerchant(env, merchantId).then((m) => m?.features.cross_merchant ?? false)));
+    return p;
+  };
+  const list = [...pairs.values()];
+  let failed = 0;
+  for (let i = 0; i < list.length; i += REFRESH_CONCURRENCY) {
+    const results = await Promise.allSettled(
+      list.slice(i, i + REFRESH_CONCURRENCY).map(async ({ merchantId, customerRef }) => refreshProfile(env, merchantId, customerRef, await crossOf(merchantId))),
+    );
+    failed += results.filter((r) => r.status === "rejected").length;
+  }
+  if (failed > 0) log("error", "profile refresh after feedback failed", { profiles: list.length, failed });
 }

@@ -1,3 +1,147 @@
-import type { App } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { randomToken, sha256Hex } from "../crypto/hash";
+import { customerRef } from "../crypto/pseudonym";
+import type { App, AppEnv } from "../env";
+import { ApiError, type ErrorDetail, validationError } from "../errors";
+import { logField } from "../middleware/logger";
+import { verifyDecision } from "../personalization/decision";
+import { ApiKeyQuery, errorResponses, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
+import { FeedbackAccepted, FeedbackBatch, FeedbackEvent, type FeedbackMessage, IdempotencyHeaders } from "../schemas/feedback";
+import { merchantSecurity } from "../schemas/security";
 
-export function registerFeedbackRoutes(_app: App): void {}
+const Query = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });
+
+const single = createRoute({
+  method: "post",
+  path: "/v1/personalize/feedback",
+  tags: ["Personalization"],
+  summary: "Report the method a customer paid with (queued; stored once per event_id)",
+  security: merchantSecurity,
+  request: {
+    query: Query,
+    headers: IdempotencyHeaders,
+    body: { content: { "application/json": { schema: FeedbackEvent } }, required: true },
+  },
+  responses: { 204: { description: "Accepted onto the feedback queue" }, ...errorResponses(...MERCHANT_ERRORS) },
+});
+
+const batch = createRoute({
+  method: "post",
+  path: "/v1/personalize/feedback/batch",
+  tags: ["Personalization"],
+  summary: "Report up to 100 payments at once (all validated first; one invalid event rejects the batch)",
+  security: merchantSecurity,
+  request: {
+    query: Query,
+    headers: IdempotencyHeaders,
+    body: { content: { "application/json": { schema: FeedbackBatch } }, required: true },
+  },
+  responses: {
+    202: { description: "Accepted onto the feedback queue", content: { "application/json": { schema: FeedbackAccepted } } },
+    ...errorResponses(...MERCHANT_ERRORS),
+  },
+});
+
+type Ctx = Context<AppEnv>;
+
+/**
+ * Checks that need the merchant (enabled methods, decision ids issued to it) and builds the queue
+ * message. Problems are appended to `details` with `prefix` (e.g. "events.3.") so a batch names
+ * the index; nothing is queued unless every event passed.
+ */
+async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, receivedAt: string, prefix: string, details: ErrorDetail[]): Promise<FeedbackMessage | null> {
+  const merchant = c.get("merchant");
+  const before = details.length;
+  if (!merchant.methods.includes(event.method_id)) {
+    details.push({ path: `${prefix}method_id`, message: `${event.method_id} is not enabled for merchant ${merchant.merchant_id}` });
+  }
+  let decision: FeedbackMessage["decision"] = null;
+  if (event.decision_id !== undefined) {
+    const claims = await verifyDecision(c.env.SIGNING_KEY, event.decision_id, merchant.merchant_id);
+    if (!claims) details.push({ path: `${prefix}decision_id`, message: "is not a decision id issued to this merchant" });
+    else {
+      const index = claims.r.indexOf(event.method_id);
+      decision = {
+        decision_id: event.decision_id,
+        arm: claims.a,
+        fallback_reason: claims.f,
+        rank: index === -1 ? null : index + 1,
+        issued_at: new Date(claims.t).toISOString(),
+      };
+    }
+  }
+  if (details.length > before) return null;
+  return {
+    v: 1,
+    merchant_id: merchant.merchant_id,
+    customer_ref: await customerRef(c.env.PII_KEY, event.customer_id),
+    event_id: eventId,
+    method_id: event.method_id,
+    amount: event.amount ?? null,
+    currency: event.currency ?? null,
+    device_type: event.device_type ?? null,
+    location_country: event.location_country ?? null,
+    offer_id: event.offer_id ?? null,
+    occurred_at: event.occurred_at ?? receivedAt,
+    received_at: receivedAt,
+    decision,
+  };
+}
+
+/** A random id when the client gave none: such an event is not deduplicated across client retries. */
+const assignedEventId = () => "evt_" + randomToken(16);
+
+/** Batch + Idempotency-Key: event i without event_id gets an id derived from the key, stable across retries. */
+async function derivedEventId(key: string, index: number): Promise<string> {
+  return "idk_" + (await sha256Hex(`${key}:${index}`)).slice(0, 32);
+}
+
+/** The queue is the only write on this path: if it refuses, the client must hear it (and retry). */
+async function enqueue(c: Ctx, messages: FeedbackMessage[]): Promise<void> {
+  try {
+    if (messages.length === 1) await c.env.FEEDBACK_QUEUE.send(messages[0], { contentType: "json" });
+    else await c.env.FEEDBACK_QUEUE.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
+  } catch (err) {
+    logField(c, "queue_error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    throw new ApiError("UNAVAILABLE", "The feedback queue cannot take events right now; retry with the same event_id");
+  }
+}
+
+export function registerFeedbackRoutes(app: App): void {
+  app.openapi(single, async (c) => {
+    const event = c.req.valid("json");
+    const headerKey = c.req.valid("header")["idempotency-key"];
+    if (event.event_id !== undefined && headerKey !== undefined && event.event_id !== headerKey) {
+      throw validationError([{ path: "event_id", message: "differs from the Idempotency-Key header" }]);
+    }
+    const details: ErrorDetail[] = [];
+    const eventId = event.event_id ?? headerKey ?? assignedEventId();
+    const message = await toMessage(c, event, eventId, new Date().toISOString(), "", details);
+    if (!message) throw validationError(details);
+    logField(c, "customer_ref", message.customer_ref);
+    logField(c, "event_id", eventId);
+    await enqueue(c, [message]);
+    return c.body(null, 204);
+  });
+
+  app.openapi(batch, async (c) => {
+    const { events } = c.req.valid("json");
+    const headerKey = c.req.valid("header")["idempotency-key"];
+    const receivedAt = new Date().toISOString();
+    const details: ErrorDetail[] = [];
+    const messages = await Promise.all(
+      events.map(async (event, i) => {
+        const eventId = event.event_id ?? (headerKey !== undefined ? await derivedEventId(headerKey, i) : assignedEventId());
+        return toMessage(c, event, eventId, receivedAt, `events.${i}.`, details);
+      }),
+    );
+    if (details.length > 0) {
+      details.sort((a, b) => Number(a.path.split(".")[1]) - Number(b.path.split(".")[1]));
+      throw validationError(details);
+    }
+    logField(c, "events", messages.length);
+    await enqueue(c, messages as FeedbackMessage[]);
+    return c.json({ accepted: messages.length }, 202);
+  });
+}

@@ -1,0 +1,86 @@
+import { z } from "@hono/zod-openapi";
+import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp } from "./common";
+
+/** An event may be reported up to 5 minutes early (clock skew) and up to 90 days late (retention). */
+export const MAX_FUTURE_MS = 5 * 60 * 1000;
+export const MAX_AGE_MS = 90 * 24 * 3600 * 1000;
+export const MAX_BATCH_EVENTS = 100;
+
+/** The client's idempotency key: same charset as customer ids, so it is safe in keys and logs. */
+export const EventId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+  .openapi({ example: "evt_8f14e45f" });
+
+/** Bounds checked against the clock at validation time (the edge, not the pure core). */
+const OccurredAt = Timestamp.superRefine((value, ctx) => {
+  const t = Date.parse(value);
+  const now = Date.now();
+  if (t > now + MAX_FUTURE_MS) ctx.addIssue({ code: "custom", message: "must not be more than 5 minutes in the future" });
+  else if (t < now - MAX_AGE_MS) ctx.addIssue({ code: "custom", message: "must not be older than 90 days" });
+});
+
+export const FeedbackEvent = z
+  .strictObject({
+    customer_id: CustomerId,
+    merchant_id: MerchantId.optional(),
+    method_id: MethodId.openapi({ description: "The method the customer paid with; must be enabled for the merchant" }),
+    amount: Amount.optional(),
+    currency: Currency.optional(),
+    device_type: DeviceType.optional(),
+    location_country: Country.optional(),
+    event_id: EventId.optional().openapi({ description: "Idempotency key: the same (merchant, event_id) is stored once" }),
+    decision_id: z.string().min(1).max(4096).optional().openapi({ description: "The decision_id of the /methods answer this payment followed", example: "dec_…" }),
+    offer_id: OfferId.optional(),
+    occurred_at: OccurredAt.optional().openapi({ description: "When the customer paid; at most 5 min ahead, at most 90 days old; default: now" }),
+  })
+  .openapi("FeedbackEvent", {
+    example: { customer_id: "cus_123", method_id: "apple_pay", amount: 4999, currency: "USD", device_type: "mobile", event_id: "order_1001" },
+  });
+export type FeedbackEvent = z.infer<typeof FeedbackEvent>;
+
+export const FeedbackBatch = z
+  .strictObject({ events: z.array(FeedbackEvent).min(1).max(MAX_BATCH_EVENTS) })
+  .openapi("FeedbackBatch");
+
+export const FeedbackAccepted = z.object({ accepted: z.number().int().openapi({ example: 100 }) }).openapi("FeedbackAccepted");
+
+export const IdempotencyHeaders = z.object({
+  "idempotency-key": EventId.optional().openapi({
+    param: { name: "Idempotency-Key", in: "header" },
+    description: "Event id when the body has no event_id (single event); batch: derives one per event lacking it",
+  }),
+});
+
+/**
+ * The queued message (version 1). Holds the pseudonym, never the customer id. `decision` carries the
+ * verified claims of decision_id that conversion analytics needs later, so the consumer never has
+ * to re-verify or re-read the decision.
+ */
+export const FeedbackMessage = z.object({
+  v: z.literal(1),
+  merchant_id: MerchantId,
+  customer_ref: z.string().min(1).max(128),
+  event_id: EventId,
+  method_id: MethodId,
+  amount: Amount.nullable(),
+  currency: Currency.nullable(),
+  device_type: DeviceType.nullable(),
+  location_country: Country.nullable(),
+  offer_id: OfferId.nullable(),
+  occurred_at: Timestamp,
+  received_at: Timestamp,
+  decision: z
+    .object({
+      decision_id: z.string().min(1).max(4096),
+      arm: z.enum(["treatment", "holdout"]).nullable(),
+      fallback_reason: z.string().nullable(),
+      /** Rank (1-based) the decision gave the paid method; null when it was not in the list. */
+      rank: z.number().int().min(1).nullable(),
+      issued_at: Timestamp,
+    })
+    .nullable(),
+});
+export type FeedbackMessage = z.infer<typeof FeedbackMessage>;
