@@ -6,6 +6,7 @@ import { adminAuth } from "./middleware/adminAuth";
 import { merchantAuth } from "./middleware/auth";
 import { bodyLimits } from "./middleware/bodyLimits";
 import { cors } from "./middleware/cors";
+import { jsonCharset } from "./middleware/jsonCharset";
 import { logField, requestLogger } from "./middleware/logger";
 import { rateLimit } from "./middleware/rateLimit";
 import { requestId } from "./middleware/requestId";
@@ -31,6 +32,7 @@ export function createApp(): App {
 
   // The gateway, in request order.
   app.use("*", requestId());
+  app.use("*", jsonCharset());
   app.use("*", requestLogger());
   app.use("*", cors());
   app.use("*", bodyLimits());

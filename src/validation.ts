@@ -4,7 +4,7 @@ import type { AppEnv } from "./env";
 import { type ErrorDetail, validationError } from "./errors";
 
 /** zod issues → the contract's `details` ([{path, message}]), unknown fields named one by one. */
-export function zodDetails(error: ZodError): ErrorDetail[] {
+export function zodDetails(error: ZodError, input?: unknown): ErrorDetail[] {
   const out: ErrorDetail[] = [];
   for (const issue of error.issues) {
     const base = issue.path.map(String);
@@ -12,13 +12,23 @@ export function zodDetails(error: ZodError): ErrorDetail[] {
       for (const key of issue.keys) out.push({ path: [...base, key].join("."), message: "Unknown field" });
       continue;
     }
-    const message = /received undefined$/.test(issue.message) ? "Required" : issue.message;
+    const missing = /received undefined$/.test(issue.message) || (input !== undefined && valueAt(input, issue.path) === undefined && issue.code !== "custom");
+    const message = missing ? "Required" : issue.message;
     out.push({ path: base.join("."), message });
   }
   return out;
 }
 
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let cur = input;
+  for (const key of path) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return cur;
+}
+
 /** Every route's validator failure becomes one VALIDATION_ERROR through onError. */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
-  if (!result.success) throw validationError(zodDetails(result.error as ZodError));
+  if (!result.success) throw validationError(zodDetails(result.error as ZodError, (result as { data?: unknown }).data));
 };

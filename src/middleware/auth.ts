@@ -5,6 +5,8 @@ import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
 import { readMerchant } from "../storage/merchants";
 import { logField } from "./logger";
 
+const MERCHANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
 /** The only routes a publishable (browser) key opens (API.md §1). */
 const PUBLISHABLE_ROUTES = new Set(["GET /v1/personalize/methods", "GET /v1/personalize/offers"]);
 
@@ -75,7 +77,8 @@ async function assertOwnMerchant(c: Context<AppEnv>, own: string): Promise<void>
     }
   }
   for (const value of named) {
-    if (typeof value === "string" && value !== own) {
+    // A malformed id names no merchant: the route's validator answers it with 400.
+    if (typeof value === "string" && MERCHANT_ID.test(value) && value !== own) {
       throw new ApiError("MERCHANT_MISMATCH", "merchant_id names another merchant than the API key's");
     }
   }

@@ -1,0 +1,160 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { admin, api, BASE, createMerchant, expectError, uniqueMerchantId } from "../helpers/fixtures";
+
+const validMerchant = (overrides: Record<string, unknown> = {}) => ({
+  merchant_id: uniqueMerchantId(),
+  name: "Shop",
+  tier: "starter",
+  methods: ["visa", "paypal"],
+  ...overrides,
+});
+
+describe("admin auth", () => {
+  it("401 INVALID_ADMIN_TOKEN for a missing or wrong token", async () => {
+    await expectError(await api(null, "/v1/admin/merchants/m_x"), 401, "INVALID_ADMIN_TOKEN");
+    const res = await api(null, "/v1/admin/merchants/m_x", { headers: { Authorization: "Bearer wrong" } });
+    await expectError(res, 401, "INVALID_ADMIN_TOKEN");
+  });
+
+  it("a merchant key is not an admin token", async () => {
+    const m = await createMerchant();
+    const res = await api(null, `/v1/admin/merchants/${m.merchantId}`, { headers: { Authorization: `Bearer ${m.secretKey}` } });
+    await expectError(res, 401, "INVALID_ADMIN_TOKEN");
+  });
+
+  it("every admin route is 404 when ADMIN_TOKEN is not set", async () => {
+    const noToken = { ...env, ADMIN_TOKEN: undefined };
+    for (const [method, path] of [["GET", "/v1/admin/merchants/m_x"], ["POST", "/v1/admin/merchants"], ["DELETE", "/v1/admin/keys/key_x"]] as const) {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(new Request(`${BASE}${path}`, { method, headers: { Authorization: "Bearer anything" } }), noToken, ctx);
+      await waitOnExecutionContext(ctx);
+      await expectError(res, 404, "NOT_FOUND");
+    }
+  });
+});
+
+describe("merchants", () => {
+  it("creates a merchant with defaults and reads it back", async () => {
+    const body = validMerchant();
+    const res = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(body) });
+    expect(res.status).toBe(201);
+    const created = await res.json<Record<string, unknown>>();
+    expect(created).toMatchObject({
+      merchant_id: body.merchant_id, tier: "starter", methods: ["visa", "paypal"], allowed_origins: [], holdout_percent: 0,
+      rate_limit: null, features: { targeted_offers: false, cross_merchant: false }, offers: [],
+    });
+    const read = await admin(`/v1/admin/merchants/${body.merchant_id}`);
+    expect(read.status).toBe(200);
+    expect(await read.json()).toEqual(created);
+  });
+
+  it("409 CONFLICT for an existing id", async () => {
+    const body = validMerchant();
+    expect((await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(body) })).status).toBe(201);
+    await expectError(await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(body) }), 409, "CONFLICT");
+  });
+
+  it("404 for an unknown merchant (read, patch, keys)", async () => {
+    await expectError(await admin("/v1/admin/merchants/m_unknown"), 404, "NOT_FOUND");
+    await expectError(await admin("/v1/admin/merchants/m_unknown", { method: "PATCH", body: "{}" }), 404, "NOT_FOUND");
+    await expectError(await admin("/v1/admin/merchants/m_unknown/keys", { method: "POST", body: '{"type":"secret"}' }), 404, "NOT_FOUND");
+    await expectError(await admin("/v1/admin/keys/key_unknown", { method: "DELETE" }), 404, "NOT_FOUND");
+  });
+
+  it.each([
+    ["merchant_id too long", { merchant_id: "m".repeat(129) }, "merchant_id"],
+    ["merchant_id wrong charset", { merchant_id: "shop one" }, "merchant_id"],
+    ["merchant_id wrong type", { merchant_id: 42 }, "merchant_id"],
+    ["tier unknown", { tier: "platinum" }, "tier"],
+    ["method not in catalog", { methods: ["visa", "bitcoin"] }, "methods.1"],
+    ["methods duplicated", { methods: ["visa", "visa"] }, "methods"],
+    ["methods empty", { methods: [] }, "methods"],
+    ["holdout over 50", { holdout_percent: 51 }, "holdout_percent"],
+    ["origin with a path", { allowed_origins: ["https://shop.example/checkout"] }, "allowed_origins.0"],
+    ["rate_limit missing burst", { rate_limit: { requests_per_hour: 10 } }, "rate_limit.burst"],
+    ["unknown field", { colour: "blue" }, "colour"],
+    ["name too long", { name: "n".repeat(201) }, "name"],
+    ["offer on a method not enabled", { offers: [{ offer_id: "o1", method_id: "klarna", title: "t", discount_type: "percent", discount_value: 5 }] }, "offers.0.method_id"],
+    ["offer percent over 100", { offers: [{ offer_id: "o1", method_id: "visa", title: "t", discount_type: "percent", discount_value: 120 }] }, "offers.0.discount_value"],
+  ])("400 VALIDATION_ERROR: %s", async (_name, overrides, path) => {
+    const res = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(validMerchant(overrides)) });
+    const body = await expectError(res, 400, "VALIDATION_ERROR");
+    expect(body.error.details?.map((d) => d.path)).toContain(path);
+  });
+
+  it("400 when a required field is missing", async () => {
+    const { tier: _tier, ...rest } = validMerchant();
+    const body = await expectError(await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(rest) }), 400, "VALIDATION_ERROR");
+    expect(body.error.details).toContainEqual({ path: "tier", message: "Required" });
+  });
+
+  it("PATCH updates fields, merges features and takes effect for merchant routes", async () => {
+    const m = await createMerchant();
+    const res = await admin(`/v1/admin/merchants/${m.merchantId}`, {
+      method: "PATCH",
+      body: JSON.stringify({ methods: ["pix"], features: { targeted_offers: true }, holdout_percent: 10 }),
+    });
+    expect(res.status).toBe(200);
+    const patched = await res.json<{ methods: string[]; features: Record<string, boolean>; holdout_percent: number }>();
+    expect(patched.methods).toEqual(["pix"]);
+    expect(patched.features).toEqual({ targeted_offers: true, cross_merchant: false });
+    expect(patched.holdout_percent).toBe(10);
+    const catalog = await (await api(m.secretKey, "/v1/payment-methods")).json<{ methods: { method_id: string; enabled: boolean }[] }>();
+    expect(catalog.methods.filter((x) => x.enabled).map((x) => x.method_id)).toEqual(["pix"]);
+  });
+
+  it("PATCH rejects unknown fields and inconsistent offers", async () => {
+    const m = await createMerchant();
+    await expectError(await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: '{"merchant_id":"other"}' }), 400, "VALIDATION_ERROR");
+    const res = await admin(`/v1/admin/merchants/${m.merchantId}`, {
+      method: "PATCH",
+      body: JSON.stringify({ offers: [{ offer_id: "o1", method_id: "pix", title: "t", discount_type: "fixed", discount_value: 100 }] }),
+    });
+    const body = await expectError(res, 400, "VALIDATION_ERROR");
+    expect(body.error.details?.[0]?.path).toBe("offers.0.method_id");
+  });
+});
+
+describe("keys", () => {
+  it("creates keys of both types, shows the plain key once", async () => {
+    const m = await createMerchant();
+    const res = await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: '{"type":"publishable"}' });
+    expect(res.status).toBe(201);
+    const key = await res.json<{ key_id: string; key: string; type: string; merchant_id: string; created_at: string }>();
+    expect(key).toMatchObject({ type: "publishable", merchant_id: m.merchantId });
+    expect(key.key).toMatch(/^tp2_pk_/);
+    const list = await (await admin(`/v1/admin/merchants/${m.merchantId}/keys`)).json<{ keys: { key_id: string; revoked_at: string | null }[] }>();
+    expect(list.keys.map((k) => k.key_id)).toContain(key.key_id);
+  });
+
+  it("400 for an unknown key type", async () => {
+    const m = await createMerchant();
+    await expectError(await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: '{"type":"root"}' }), 400, "VALIDATION_ERROR");
+  });
+
+  it("revocation shows in the list and is idempotent", async () => {
+    const m = await createMerchant();
+    expect((await admin(`/v1/admin/keys/${m.secretKeyId}`, { method: "DELETE" })).status).toBe(204);
+    expect((await admin(`/v1/admin/keys/${m.secretKeyId}`, { method: "DELETE" })).status).toBe(204);
+    const list = await (await admin(`/v1/admin/merchants/${m.merchantId}/keys`)).json<{ keys: { key_id: string; revoked_at: string | null }[] }>();
+    expect(list.keys.find((k) => k.key_id === m.secretKeyId)?.revoked_at).toMatch(/Z$/);
+  });
+});
+
+describe("catalog", () => {
+  it("lists at least 20 real methods with true availability", async () => {
+    const m = await createMerchant();
+    const body = await (await api(m.secretKey, "/v1/payment-methods")).json<{
+      methods: { method_id: string; kind: string; countries: string[] | "*"; currencies: string[] | "*" }[];
+    }>();
+    expect(body.methods.length).toBeGreaterThanOrEqual(20);
+    const byId = new Map(body.methods.map((x) => [x.method_id, x]));
+    expect(byId.get("ideal")).toMatchObject({ countries: ["NL"], currencies: ["EUR"] });
+    expect(byId.get("pix")).toMatchObject({ countries: ["BR"], currencies: ["BRL"] });
+    for (const id of ["visa", "mastercard", "amex", "discover", "jcb", "unionpay", "apple_pay", "google_pay", "paypal", "klarna", "afterpay", "affirm", "sepa_debit", "bancontact", "boleto", "upi", "alipay", "wechat_pay"]) {
+      expect(byId.has(id), id).toBe(true);
+    }
+  });
+});

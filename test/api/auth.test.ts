@@ -1,0 +1,101 @@
+import { SELF } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { admin, api, BASE, createKey, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+
+let a: TestMerchant;
+let b: TestMerchant;
+beforeAll(async () => {
+  a = await createMerchant();
+  b = await createMerchant();
+});
+
+describe("API keys", () => {
+  it("401 MISSING_API_KEY without a key", async () => {
+    await expectError(await api(null, "/v1/payment-methods"), 401, "MISSING_API_KEY");
+  });
+
+  it("401 INVALID_API_KEY for malformed and unknown keys", async () => {
+    await expectError(await api("nope", "/v1/payment-methods"), 401, "INVALID_API_KEY");
+    await expectError(await api("tp2_sk_" + "A".repeat(43), "/v1/payment-methods"), 401, "INVALID_API_KEY");
+    await expectError(await api("tp2_xx_" + "A".repeat(43), "/v1/payment-methods"), 401, "INVALID_API_KEY");
+  });
+
+  it("accepts the key in X-API-Key, Authorization: Bearer and ?api_key=", async () => {
+    expect((await api(a.secretKey, "/v1/payment-methods")).status).toBe(200);
+    expect((await SELF.fetch(`${BASE}/v1/payment-methods`, { headers: { Authorization: `Bearer ${a.secretKey}` } })).status).toBe(200);
+    expect((await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}`)).status).toBe(200);
+  });
+
+  it("keys carry at least 128 bits of randomness and the right prefixes", async () => {
+    expect(a.secretKey).toMatch(/^tp2_sk_[A-Za-z0-9_-]{43}$/);
+    expect(a.publishableKey).toMatch(/^tp2_pk_[A-Za-z0-9_-]{43}$/);
+    expect(a.secretKey).not.toBe(b.secretKey);
+  });
+
+  it("a revoked key stops working", async () => {
+    const key = await createKey(a.merchantId, "secret");
+    expect((await api(key.key, "/v1/payment-methods")).status).toBe(200);
+    expect((await admin(`/v1/admin/keys/${key.key_id}`, { method: "DELETE" })).status).toBe(204);
+    await expectError(await api(key.key, "/v1/payment-methods"), 401, "INVALID_API_KEY");
+  });
+
+  it("stores only hashes: the key list shows prefixes, never a key or hash", async () => {
+    const res = await admin(`/v1/admin/merchants/${a.merchantId}/keys`);
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    expect(text).not.toContain(a.secretKey);
+    expect(text).not.toMatch(/[0-9a-f]{64}/);
+    const body = JSON.parse(text) as { keys: { prefix: string; type: string }[] };
+    expect(body.keys.map((k) => k.prefix)).toContain(a.secretKey.slice(0, 11));
+  });
+});
+
+describe("publishable keys", () => {
+  it("open only GET /methods and /offers", async () => {
+    await expectError(await api(a.publishableKey, "/v1/payment-methods"), 403, "KEY_NOT_ALLOWED");
+    await expectError(await api(a.publishableKey, "/v1/personalize/preferences?customer_id=c1"), 403, "KEY_NOT_ALLOWED");
+    await expectError(
+      await api(a.publishableKey, "/v1/personalize/feedback", { method: "POST", body: JSON.stringify({ customer_id: "c1", method_id: "visa" }) }),
+      403,
+      "KEY_NOT_ALLOWED",
+    );
+  });
+});
+
+describe("tenant isolation", () => {
+  it("403 MERCHANT_MISMATCH when merchant_id names another merchant, in query or body", async () => {
+    await expectError(await api(a.secretKey, `/v1/payment-methods?merchant_id=${b.merchantId}`), 403, "MERCHANT_MISMATCH");
+    await expectError(
+      await api(a.secretKey, "/v1/personalize/preferences", {
+        method: "PUT",
+        body: JSON.stringify({ customer_id: "c1", merchant_id: b.merchantId, default_method: "visa" }),
+      }),
+      403,
+      "MERCHANT_MISMATCH",
+    );
+    await expectError(
+      await api(a.secretKey, "/v1/personalize/feedback/batch", {
+        method: "POST",
+        body: JSON.stringify({ events: [{ customer_id: "c1", merchant_id: a.merchantId, method_id: "visa" }, { customer_id: "c1", merchant_id: b.merchantId, method_id: "visa" }] }),
+      }),
+      403,
+      "MERCHANT_MISMATCH",
+    );
+  });
+
+  it("accepts the key's own merchant_id", async () => {
+    expect((await api(a.secretKey, `/v1/payment-methods?merchant_id=${a.merchantId}`)).status).toBe(200);
+  });
+
+  it("a malformed merchant_id is a validation error, not a mismatch", async () => {
+    const body = await expectError(await api(a.secretKey, "/v1/payment-methods?merchant_id=bad%20id!"), 400, "VALIDATION_ERROR");
+    expect(body.error.details?.[0]?.path).toBe("merchant_id");
+  });
+
+  it("each key sees its own merchant's catalog flags", async () => {
+    const c = await createMerchant({ methods: ["pix", "boleto"] });
+    const res = await api(c.secretKey, "/v1/payment-methods");
+    const body = await res.json<{ methods: { method_id: string; enabled: boolean }[] }>();
+    expect(body.methods.filter((x) => x.enabled).map((x) => x.method_id).sort()).toEqual(["boleto", "pix"]);
+  });
+});

@@ -1,0 +1,109 @@
+import { SELF } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+
+let m: TestMerchant;
+beforeAll(async () => {
+  m = await createMerchant();
+});
+
+describe("request ids", () => {
+  it("reuses a well-formed incoming X-Request-Id, in the header and the error body", async () => {
+    const res = await SELF.fetch(`${BASE}/v1/payment-methods`, { headers: { "X-Request-Id": "client-id_1.2" } });
+    expect(res.headers.get("X-Request-Id")).toBe("client-id_1.2");
+    const body = await expectError(res, 401, "MISSING_API_KEY");
+    expect(body.error.request_id).toBe("client-id_1.2");
+  });
+
+  it("replaces a malformed or too long incoming id with a new req_ id", async () => {
+    for (const bad of ["has space", "x".repeat(129), "semi;colon"]) {
+      const res = await SELF.fetch(`${BASE}/health`, { headers: { "X-Request-Id": bad } });
+      expect(res.headers.get("X-Request-Id")).toMatch(/^req_[A-Za-z0-9_-]+$/);
+    }
+  });
+
+  it("gives every response a distinct id", async () => {
+    const [a, b] = await Promise.all([SELF.fetch(`${BASE}/health`), SELF.fetch(`${BASE}/health`)]);
+    expect(a.headers.get("X-Request-Id")).not.toBe(b.headers.get("X-Request-Id"));
+  });
+});
+
+describe("errors", () => {
+  it("answers unknown routes with 404 NOT_FOUND in the contract's body", async () => {
+    const body = await expectError(await api(m.secretKey, "/v1/nope"), 404, "NOT_FOUND");
+    expect(body.error.documentation_url).toBe("https://docs.tap2.com/errors#NOT_FOUND");
+    expect(body.error.details).toBeUndefined();
+    await expectError(await SELF.fetch(`${BASE}/nothing-here`), 404, "NOT_FOUND");
+  });
+
+  it("answers a known path with the wrong method with 405 and Allow", async () => {
+    const res = await api(m.secretKey, "/v1/payment-methods", { method: "DELETE" });
+    await expectError(res, 405, "METHOD_NOT_ALLOWED");
+    expect(res.headers.get("Allow")).toContain("GET");
+  });
+
+  it("rejects bodies over 64 KiB with 413", async () => {
+    const big = JSON.stringify({ type: "secret", pad: "x".repeat(70 * 1024) });
+    await expectError(await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: big }), 413, "PAYLOAD_TOO_LARGE");
+  });
+
+  it("rejects non-JSON bodies with 415", async () => {
+    const res = await admin(`/v1/admin/merchants/${m.merchantId}/keys`, {
+      method: "POST",
+      body: "type=secret",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    await expectError(res, 415, "UNSUPPORTED_MEDIA_TYPE");
+  });
+
+  it("rejects malformed JSON with 400 INVALID_JSON", async () => {
+    const res = await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: '{"type": "secret",' });
+    await expectError(res, 400, "INVALID_JSON");
+  });
+
+  it("rejects unknown query parameters with 400 VALIDATION_ERROR naming them", async () => {
+    const body = await expectError(await api(m.secretKey, "/v1/payment-methods?colour=blue"), 400, "VALIDATION_ERROR");
+    expect(body.error.details).toEqual([{ path: "colour", message: "Unknown field" }]);
+  });
+
+  it("answers JSON with charset utf-8", async () => {
+    const res = await api(m.secretKey, "/v1/payment-methods");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^application\/json; ?charset=utf-8$/i);
+  });
+});
+
+describe("CORS", () => {
+  it("answers a preflight without a key for an allowed origin", async () => {
+    const res = await SELF.fetch(`${BASE}/v1/personalize/methods?merchant_id=${m.merchantId}`, {
+      method: "OPTIONS",
+      headers: { Origin: "https://shop.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-api-key" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("https://shop.example");
+    expect(res.headers.get("Access-Control-Allow-Headers")).toMatch(/X-API-Key/i);
+    expect(res.headers.get("Vary")).toMatch(/Origin/);
+  });
+
+  it("gives no CORS headers to a preflight from an origin no merchant allows", async () => {
+    const res = await SELF.fetch(`${BASE}/v1/personalize/methods`, {
+      method: "OPTIONS",
+      headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "GET" },
+    });
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("reflects only an exact allowed origin on real requests, never a wildcard, and exposes X-Request-Id", async () => {
+    const ok = await api(m.secretKey, "/v1/payment-methods", { headers: { Origin: "https://shop.example" } });
+    expect(ok.headers.get("Access-Control-Allow-Origin")).toBe("https://shop.example");
+    expect(ok.headers.get("Access-Control-Expose-Headers")).toMatch(/X-Request-Id/);
+    expect(ok.headers.get("Vary")).toMatch(/Origin/);
+    const other = await api(m.secretKey, "/v1/payment-methods", { headers: { Origin: "https://shop.example.evil.com" } });
+    expect(other.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("refuses a publishable key used from an origin the merchant does not allow", async () => {
+    const res = await api(m.publishableKey, "/v1/personalize/methods?customer_id=c1", { headers: { Origin: "https://evil.example" } });
+    await expectError(res, 403, "ORIGIN_NOT_ALLOWED");
+  });
+});
