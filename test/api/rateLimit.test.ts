@@ -1,0 +1,235 @@
+import { createExecutionContext, env, evictAllDurableObjects, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../../src/app";
+import type { BucketState } from "../../src/ratelimit/bucket";
+import { BUCKET_KEY } from "../../src/ratelimit/durableObject";
+import { admin, api, BASE, createMerchant, expectError } from "../helpers/fixtures";
+
+const METHODS = "/v1/payment-methods";
+/** 19 tokens refilled one per 100 s: a test never sees a refill by accident. */
+const SLOW = { requests_per_hour: 36, burst: 19 };
+
+function limiterOf(merchantId: string) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(merchantId));
+}
+
+function headersOf(res: Response) {
+  return {
+    limit: res.headers.get("RateLimit-Limit"),
+    remaining: res.headers.get("RateLimit-Remaining"),
+    reset: res.headers.get("RateLimit-Reset"),
+  };
+}
+
+async function spend(key: string, n: number): Promise<Response[]> {
+  const out: Response[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await api(key, METHODS);
+    await res.body?.cancel();
+    out.push(res);
+  }
+  return out;
+}
+
+/** Moves the bucket's last-update time back, as if `seconds` had passed (the DO reads Date.now()). */
+async function ageBucket(merchantId: string, seconds: number): Promise<void> {
+  await runInDurableObject(limiterOf(merchantId), (_instance, state) => {
+    const bucket = state.storage.kv.get<BucketState>(BUCKET_KEY);
+    if (!bucket) throw new Error("no bucket stored");
+    state.storage.kv.put(BUCKET_KEY, { ...bucket, updated_ms: bucket.updated_ms - seconds * 1000 });
+  });
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("RateLimit headers", () => {
+  it("every merchant response carries the hourly limit, whole tokens left and seconds until full", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    const [first, second] = await spend(m.secretKey, 2);
+    expect(first!.status).toBe(200);
+    expect(headersOf(first!)).toEqual({ limit: "36", remaining: "18", reset: "100" });
+    expect(headersOf(second!)).toEqual({ limit: "36", remaining: "17", reset: "200" });
+  });
+
+  it("are present on errors thrown after the limiter (400, 404) and those requests count", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    const bad = await api(m.secretKey, `${METHODS}?nope=1`);
+    expect(headersOf(bad)).toEqual({ limit: "36", remaining: "18", reset: "100" });
+    await expectError(bad, 400, "VALIDATION_ERROR");
+    const missing = await api(m.secretKey, "/v1/no-such-route");
+    expect(headersOf(missing)).toEqual({ limit: "36", remaining: "17", reset: "200" });
+    await expectError(missing, 404, "NOT_FOUND");
+  });
+
+  it("publishable and secret keys of a merchant share one bucket", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    await spend(m.secretKey, 1);
+    const res = await api(m.publishableKey, "/v1/personalize/methods?customer_id=c1");
+    await res.body?.cancel();
+    expect(res.headers.get("RateLimit-Remaining")).toBe("17");
+  });
+
+  it("are absent on 401s (before the limiter) and on admin routes (not limited)", async () => {
+    const unauth = await api(null, METHODS);
+    expect(unauth.headers.get("RateLimit-Limit")).toBeNull();
+    await expectError(unauth, 401, "MISSING_API_KEY");
+    const m = await createMerchant({ rate_limit: SLOW });
+    const adminRes = await admin(`/v1/admin/merchants/${m.merchantId}`);
+    expect(adminRes.status).toBe(200);
+    expect(adminRes.headers.get("RateLimit-Limit")).toBeNull();
+  });
+});
+
+describe("429 RATE_LIMITED", () => {
+  it("refuses the request after the burst with Retry-After and the RateLimit headers", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    const ok = await spend(m.secretKey, 19);
+    expect(ok.map((r) => r.status)).toEqual(Array(19).fill(200));
+    expect(ok[18]!.headers.get("RateLimit-Remaining")).toBe("0");
+    expect(ok[18]!.headers.get("RateLimit-Reset")).toBe("100");
+
+    const res = await api(m.secretKey, METHODS);
+    const body = await expectError(res, 429, "RATE_LIMITED");
+    expect(body.error.message).toMatch(/36 requests per hour/);
+    expect(body.error.documentation_url).toBe("https://docs.tap2.com/errors#RATE_LIMITED");
+    expect(res.headers.get("Retry-After")).toBe("100");
+    expect(headersOf(res)).toEqual({ limit: "36", remaining: "0", reset: "100" });
+  });
+
+  it("refusals take no token: the bucket refills at the configured rate regardless", async () => {
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 3600, burst: 5 } });
+    await spend(m.secretKey, 5);
+    const refused = await spend(m.secretKey, 3);
+    expect(refused.map((r) => r.status)).toEqual([429, 429, 429]);
+    await ageBucket(m.merchantId, 2);
+    const after = await spend(m.secretKey, 3);
+    expect(after.map((r) => r.status)).toEqual([200, 200, 429]);
+  });
+});
+
+describe("refill over time", () => {
+  it("adds requests_per_hour / 3600 tokens per second, up to the burst", async () => {
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 3600, burst: 10 } });
+    await spend(m.secretKey, 10);
+    await expectError(await api(m.secretKey, METHODS), 429, "RATE_LIMITED");
+
+    await ageBucket(m.merchantId, 3);
+    const [res] = await spend(m.secretKey, 1);
+    expect(res!.status).toBe(200);
+    expect(res!.headers.get("RateLimit-Remaining")).toBe("2");
+
+    await ageBucket(m.merchantId, 3600);
+    const [full] = await spend(m.secretKey, 1);
+    expect(headersOf(full!)).toEqual({ limit: "3600", remaining: "9", reset: "1" });
+  });
+
+  it("the bucket survives eviction of the Durable Object", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    await spend(m.secretKey, 5);
+    await evictAllDurableObjects();
+    const [res] = await spend(m.secretKey, 1);
+    expect(res!.headers.get("RateLimit-Remaining")).toBe("13");
+  });
+});
+
+describe("isolation, tiers and overrides", () => {
+  it("one merchant exhausting its bucket does not affect another", async () => {
+    const a = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 3 } });
+    const b = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 3 } });
+    await spend(a.secretKey, 3);
+    await expectError(await api(a.secretKey, METHODS), 429, "RATE_LIMITED");
+    const [res] = await spend(b.secretKey, 1);
+    expect(res!.status).toBe(200);
+    expect(res!.headers.get("RateLimit-Remaining")).toBe("2");
+  });
+
+  it.each([
+    ["starter", "1000", "99"],
+    ["growth", "5000", "499"],
+    ["scale", "10000", "999"],
+  ])("tier %s without an override: limit %s, burst - 1 left after one request", async (tier, limit, remaining) => {
+    const m = await createMerchant({ tier });
+    const [res] = await spend(m.secretKey, 1);
+    expect(res!.headers.get("RateLimit-Limit")).toBe(limit);
+    expect(res!.headers.get("RateLimit-Remaining")).toBe(remaining);
+  });
+
+  it("an override wins over the tier, and PATCHed limits apply to the existing bucket", async () => {
+    const m = await createMerchant({ tier: "starter", rate_limit: { requests_per_hour: 36, burst: 20 } });
+    const [first] = await spend(m.secretKey, 1);
+    expect(headersOf(first!)).toEqual({ limit: "36", remaining: "19", reset: "100" });
+
+    // Burst 20 → 10 keeps the fill ratio: 19/20 becomes 9.5, one request leaves 8.5.
+    const patched = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ rate_limit: { requests_per_hour: 72, burst: 10 } }) });
+    expect(patched.status).toBe(200);
+    const [second] = await spend(m.secretKey, 1);
+    expect(headersOf(second!)).toEqual({ limit: "72", remaining: "8", reset: "75" });
+
+    // Dropping the override falls back to the tier (starter 1000/100): 8.5/10 becomes 85.
+    await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ rate_limit: null }) });
+    const [third] = await spend(m.secretKey, 1);
+    expect(third!.headers.get("RateLimit-Limit")).toBe("1000");
+    expect(third!.headers.get("RateLimit-Remaining")).toBe("84");
+  });
+});
+
+describe("exactness under concurrency", () => {
+  it("40 concurrent requests against 19 tokens let exactly 19 through", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    const responses = await Promise.all(Array.from({ length: 40 }, () => api(m.secretKey, METHODS)));
+    await Promise.all(responses.map((r) => r.body?.cancel()));
+    const ok = responses.filter((r) => r.status === 200);
+    expect(ok).toHaveLength(19);
+    expect(responses.filter((r) => r.status === 429)).toHaveLength(21);
+    // Each admitted request saw a distinct count: the bucket served them one at a time.
+    const remaining = ok.map((r) => Number(r.headers.get("RateLimit-Remaining"))).sort((x, y) => x - y);
+    expect(remaining).toEqual(Array.from({ length: 19 }, (_, i) => i));
+  });
+});
+
+describe("when the limiter fails", () => {
+  it("fails open: the request is answered without RateLimit headers, logged as an error and counted", async () => {
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 1 } });
+    await spend(m.secretKey, 1);
+    await expectError(await api(m.secretKey, METHODS), 429, "RATE_LIMITED");
+
+    // The real binding, with get() wrapped to hand out a stub whose call fails as an unreachable DO does.
+    const get = vi.spyOn(env.RATE_LIMITER, "get").mockImplementation(
+      () => ({ take: () => Promise.reject(new Error("Durable Object is overloaded")) }) as unknown as ReturnType<typeof env.RATE_LIMITER.get>,
+    );
+    const errors = vi.spyOn(console, "error");
+    const logs = vi.spyOn(console, "log");
+    const res = await api(m.secretKey, METHODS);
+    expect(get).toHaveBeenCalled();
+    expect(res.status).toBe(200);
+    expect(headersOf(res)).toEqual({ limit: null, remaining: null, reset: null });
+    const errorLine = errors.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>).find((l) => l.metric === "rate_limiter_unavailable");
+    expect(errorLine).toMatchObject({ level: "error", merchant_id: m.merchantId, error: "Error: Durable Object is overloaded" });
+    const requestLine = logs.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>).find((l) => l.endpoint === METHODS);
+    expect(requestLine).toMatchObject({ rate_limiter: "unavailable", status_code: 200 });
+
+    // Once the limiter answers again the bucket is enforced as before.
+    get.mockRestore();
+    await expectError(await api(m.secretKey, METHODS), 429, "RATE_LIMITED");
+  });
+});
+
+describe("RATE_LIMIT_ENABLED", () => {
+  it('"false" switches the limiter off (benchmark baseline): no headers, no 429', async () => {
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 1 } });
+    const app = createApp();
+    const off = { ...env, RATE_LIMIT_ENABLED: "false" };
+    for (let i = 0; i < 3; i++) {
+      const ctx = createExecutionContext();
+      const res = await app.fetch(new Request(`${BASE}${METHODS}`, { headers: { "X-API-Key": m.secretKey } }), off, ctx);
+      await waitOnExecutionContext(ctx);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("RateLimit-Limit")).toBeNull();
+    }
+    // Through the deployed config ("true") the same merchant is limited.
+    await spend(m.secretKey, 1);
+    await expectError(await api(m.secretKey, METHODS), 429, "RATE_LIMITED");
+  });
+});
