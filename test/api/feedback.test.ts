@@ -1,0 +1,207 @@
+import { env } from "cloudflare:test";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { customerRef } from "../../src/crypto/pseudonym";
+import { signDecision } from "../../src/personalization/decision";
+import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+
+const FEEDBACK = "/v1/personalize/feedback";
+const BATCH = "/v1/personalize/feedback/batch";
+
+let shop: TestMerchant;
+let other: TestMerchant;
+
+beforeAll(async () => {
+  shop = await createMerchant({ methods: ["visa", "apple_pay", "paypal", "klarna"] });
+  other = await createMerchant();
+});
+
+afterEach(() => vi.restoreAllMocks());
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}, key = shop.secretKey) =>
+  api(key, path, { method: "POST", body: JSON.stringify(body), headers });
+
+const iso = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();
+
+/** Polls D1 until the consumer (real local queue, max_batch_timeout 1 s) has stored the rows. */
+async function waitForRows(merchantId: string, count: number, timeoutMs = 10_000): Promise<{ event_id: string; method_id: string; customer_ref: string }[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { results } = await env.DB.prepare("SELECT event_id, method_id, customer_ref FROM usage_events WHERE merchant_id = ? ORDER BY id")
+      .bind(merchantId)
+      .all<{ event_id: string; method_id: string; customer_ref: string }>();
+    if (results.length >= count || Date.now() > deadline) return results;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function decisionFor(merchantId: string, ranked: string[], signingKey = env.SIGNING_KEY) {
+  return signDecision(signingKey, { n: crypto.randomUUID(), m: merchantId, a: "treatment", f: null, r: ranked, t: Date.now() - 60_000 });
+}
+
+describe("POST /v1/personalize/feedback", () => {
+  it("answers 204 and the consumer stores the event under the pseudonym, never the raw id", async () => {
+    const m = await createMerchant();
+    const res = await post(FEEDBACK, { customer_id: "cus_e2e", method_id: "paypal", amount: 4999, currency: "USD", event_id: "order_1" }, {}, m.secretKey);
+    expect(res.status).toBe(204);
+    expect(await res.text()).toBe("");
+    const rows = await waitForRows(m.merchantId, 1);
+    expect(rows).toEqual([{ event_id: "order_1", method_id: "paypal", customer_ref: await customerRef(env.PII_KEY, "cus_e2e") }]);
+  });
+
+  it("takes the Idempotency-Key header as the event id; the same key sent 3× is stored once", async () => {
+    const m = await createMerchant();
+    for (let i = 0; i < 3; i++) {
+      const res = await post(FEEDBACK, { customer_id: "cus_idem", method_id: "visa" }, { "Idempotency-Key": "pay-777" }, m.secretKey);
+      expect(res.status).toBe(204);
+    }
+    await post(FEEDBACK, { customer_id: "cus_idem", method_id: "visa", event_id: "marker" }, {}, m.secretKey);
+    const rows = await waitForRows(m.merchantId, 2);
+    expect(rows.map((r) => r.event_id).sort()).toEqual(["marker", "pay-777"]);
+    const stats = await env.DB.prepare("SELECT uses FROM method_stats WHERE merchant_id = ? AND bucket = '*' AND method_id = 'visa'").bind(m.merchantId).first<{ uses: number }>();
+    expect(stats?.uses).toBe(2);
+  });
+
+  it("assigns an event id when none is given", async () => {
+    const m = await createMerchant();
+    expect((await post(FEEDBACK, { customer_id: "cus_noid", method_id: "visa" }, {}, m.secretKey)).status).toBe(204);
+    const [row] = await waitForRows(m.merchantId, 1);
+    expect(row?.event_id).toMatch(/^evt_[A-Za-z0-9_-]{22}$/);
+  });
+
+  it("rejects an event_id that differs from the Idempotency-Key header", async () => {
+    const body = await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa", event_id: "a" }, { "Idempotency-Key": "b" }), 400, "VALIDATION_ERROR");
+    expect(body.error.details).toEqual([{ path: "event_id", message: "differs from the Idempotency-Key header" }]);
+  });
+
+  it("accepts a decision_id issued to this merchant", async () => {
+    const decision_id = await decisionFor(shop.merchantId, ["apple_pay", "visa"]);
+    expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", decision_id })).status).toBe(204);
+  });
+
+  const cases: [string, Record<string, unknown>, Record<string, string>, string][] = [
+    ["missing customer_id", { method_id: "visa" }, {}, "customer_id"],
+    ["malformed customer_id", { customer_id: "bad id!", method_id: "visa" }, {}, "customer_id"],
+    ["missing method_id", { customer_id: "c1" }, {}, "method_id"],
+    ["malformed method_id", { customer_id: "c1", method_id: "Apple Pay" }, {}, "method_id"],
+    ["method not enabled for the merchant", { customer_id: "c1", method_id: "ideal" }, {}, "method_id"],
+    ["unknown field", { customer_id: "c1", method_id: "visa", methd: "x" }, {}, "methd"],
+    ["negative amount", { customer_id: "c1", method_id: "visa", amount: -1 }, {}, "amount"],
+    ["fractional amount", { customer_id: "c1", method_id: "visa", amount: 1.5 }, {}, "amount"],
+    ["lower-case currency", { customer_id: "c1", method_id: "visa", currency: "usd" }, {}, "currency"],
+    ["unknown device_type", { customer_id: "c1", method_id: "visa", device_type: "watch" }, {}, "device_type"],
+    ["bad location_country", { customer_id: "c1", method_id: "visa", location_country: "USA" }, {}, "location_country"],
+    ["bad offer_id", { customer_id: "c1", method_id: "visa", offer_id: "5% off" }, {}, "offer_id"],
+    ["empty event_id", { customer_id: "c1", method_id: "visa", event_id: "" }, {}, "event_id"],
+    ["event_id of 129 chars", { customer_id: "c1", method_id: "visa", event_id: "e".repeat(129) }, {}, "event_id"],
+    ["event_id with a space", { customer_id: "c1", method_id: "visa", event_id: "order 1" }, {}, "event_id"],
+    ["bad Idempotency-Key header", { customer_id: "c1", method_id: "visa" }, { "Idempotency-Key": "a/b" }, "idempotency-key"],
+    ["occurred_at not UTC", { customer_id: "c1", method_id: "visa", occurred_at: "2026-02-03T15:30:00+01:00" }, {}, "occurred_at"],
+    ["occurred_at 10 minutes ahead", { customer_id: "c1", method_id: "visa", occurred_at: iso(10 * 60_000) }, {}, "occurred_at"],
+    ["occurred_at 91 days ago", { customer_id: "c1", method_id: "visa", occurred_at: iso(-91 * 86_400_000) }, {}, "occurred_at"],
+    ["garbled decision_id", { customer_id: "c1", method_id: "visa", decision_id: "dec_garbage" }, {}, "decision_id"],
+  ];
+  for (const [name, body, headers, path] of cases) {
+    it(`400 VALIDATION_ERROR: ${name}`, async () => {
+      const err = await expectError(await post(FEEDBACK, body, headers), 400, "VALIDATION_ERROR");
+      expect(err.error.details?.map((d) => d.path)).toContain(path);
+    });
+  }
+
+  it("accepts occurred_at 4 minutes ahead and 89 days ago", async () => {
+    expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: iso(4 * 60_000) })).status).toBe(204);
+    expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: iso(-89 * 86_400_000) })).status).toBe(204);
+  });
+
+  it("400 for a forged decision_id and for another merchant's", async () => {
+    const forged = await decisionFor(shop.merchantId, ["visa"], "not-the-signing-key");
+    const foreign = await decisionFor(other.merchantId, ["visa"]);
+    for (const decision_id of [forged, foreign]) {
+      const err = await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa", decision_id }), 400, "VALIDATION_ERROR");
+      expect(err.error.details).toEqual([{ path: "decision_id", message: "is not a decision id issued to this merchant" }]);
+    }
+  });
+
+  it("rejects an unknown query parameter", async () => {
+    const err = await expectError(await post(`${FEEDBACK}?foo=1`, { customer_id: "c1", method_id: "visa" }), 400, "VALIDATION_ERROR");
+    expect(err.error.details?.map((d) => d.path)).toContain("foo");
+  });
+
+  it("403 for another merchant's merchant_id and for a publishable key", async () => {
+    await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa", merchant_id: other.merchantId }), 403, "MERCHANT_MISMATCH");
+    await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa" }, {}, shop.publishableKey), 403, "KEY_NOT_ALLOWED");
+  });
+
+  it("503 UNAVAILABLE when the queue refuses the event, never a silent 204", async () => {
+    // The real binding, made to fail for this one call: Miniflare's local queue cannot be taken down.
+    const send = vi.spyOn(env.FEEDBACK_QUEUE, "send").mockRejectedValueOnce(new Error("Queue send failed: 503"));
+    await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa" }), 503, "UNAVAILABLE");
+    expect(send).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("POST /v1/personalize/feedback/batch", () => {
+  const event = (i: number, extra: Record<string, unknown> = {}) => ({ customer_id: `cus_b${i % 7}`, method_id: "visa", event_id: `b_${i}`, ...extra });
+
+  it("202 {accepted: n} and every event is stored", async () => {
+    const m = await createMerchant();
+    const events = Array.from({ length: 100 }, (_, i) => event(i));
+    const res = await post(BATCH, { events }, {}, m.secretKey);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 100 });
+    expect((await waitForRows(m.merchantId, 100)).length).toBe(100);
+  });
+
+  it("one invalid event rejects the batch, details naming its index", async () => {
+    const m = await createMerchant();
+    const events = Array.from({ length: 5 }, (_, i) => event(i));
+    events[3] = event(3, { method_id: "sofort" });
+    const err = await expectError(await post(BATCH, { events }, {}, m.secretKey), 400, "VALIDATION_ERROR");
+    expect(err.error.details?.[0]?.path).toBe("events.3.method_id");
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await waitForRows(m.merchantId, 1, 0)).toEqual([]);
+  });
+
+  it("names the index of format, unknown-field, occurred_at and decision_id errors", async () => {
+    const foreign = await decisionFor(other.merchantId, ["visa"]);
+    const events = [
+      event(0, { amount: "12" }),
+      event(1, { colour: "red" }),
+      event(2, { occurred_at: iso(3_600_000) }),
+      event(3),
+      event(4, { decision_id: foreign }),
+    ];
+    const err = await expectError(await post(BATCH, { events }), 400, "VALIDATION_ERROR");
+    expect(err.error.details?.map((d) => d.path)).toEqual(["events.0.amount", "events.1.colour", "events.2.occurred_at"]);
+    // Schema errors come first; the merchant checks (method, decision_id) run on schema-valid bodies.
+    const err2 = await expectError(await post(BATCH, { events: [event(0), event(1, { decision_id: foreign })] }), 400, "VALIDATION_ERROR");
+    expect(err2.error.details?.map((d) => d.path)).toEqual(["events.1.decision_id"]);
+  });
+
+  it("400 for more than 100 events, for none, and for a missing events field", async () => {
+    const tooMany = await expectError(await post(BATCH, { events: Array.from({ length: 101 }, (_, i) => event(i)) }), 400, "VALIDATION_ERROR");
+    expect(tooMany.error.details?.[0]?.path).toBe("events");
+    await expectError(await post(BATCH, { events: [] }), 400, "VALIDATION_ERROR");
+    const missing = await expectError(await post(BATCH, {}), 400, "VALIDATION_ERROR");
+    expect(missing.error.details?.[0]?.path).toBe("events");
+  });
+
+  it("403 when one event names another merchant", async () => {
+    await expectError(await post(BATCH, { events: [event(0), event(1, { merchant_id: other.merchantId })] }), 403, "MERCHANT_MISMATCH");
+  });
+
+  it("derives stable event ids from Idempotency-Key: a retried batch is stored once", async () => {
+    const m = await createMerchant();
+    const events = [{ customer_id: "c1", method_id: "visa" }, { customer_id: "c2", method_id: "paypal" }];
+    for (let i = 0; i < 2; i++) expect((await post(BATCH, { events }, { "Idempotency-Key": "batch-42" }, m.secretKey)).status).toBe(202);
+    await post(FEEDBACK, { customer_id: "c3", method_id: "visa", event_id: "marker" }, {}, m.secretKey);
+    const rows = await waitForRows(m.merchantId, 3);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await waitForRows(m.merchantId, 99, 0)).length).toBe(3);
+    expect(rows.filter((r) => r.event_id.startsWith("idk_")).length).toBe(2);
+  });
+
+  it("503 UNAVAILABLE when the queue refuses the batch", async () => {
+    vi.spyOn(env.FEEDBACK_QUEUE, "sendBatch").mockRejectedValueOnce(new Error("Queue sendBatch failed"));
+    await expectError(await post(BATCH, { events: [event(0), event(1)] }), 503, "UNAVAILABLE");
+  });
+});
