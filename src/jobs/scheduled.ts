@@ -1,4 +1,46 @@
 import type { Env } from "../env";
+import { purgeDueCustomers } from "./purge";
+import { applyRetention } from "./retention";
 
-/** Cron entry point (wrangler*.toml [triggers]): purge, retention and analytics rollups. */
-export async function runScheduled(_controller: ScheduledController, _env: Env, _ctx: ExecutionContext): Promise<void> {}
+/** The crons of wrangler*.toml [triggers]. */
+export const DATA_LIFECYCLE_CRON = "17 3 * * *";
+export const ANALYTICS_ROLLUP_CRON = "*/5 * * * *";
+
+/**
+ * Cron entry point. `controller.scheduledTime` is the clock of every job, so a test (or a replay)
+ * can run the jobs "30 days later" with createScheduledController({ scheduledTime, cron }).
+ */
+export async function runScheduled(controller: ScheduledController, env: Env, _ctx: ExecutionContext): Promise<void> {
+  const now = new Date(controller.scheduledTime);
+  switch (controller.cron) {
+    case DATA_LIFECYCLE_CRON:
+      return runDataLifecycle(env, now);
+    case ANALYTICS_ROLLUP_CRON:
+      return runAnalyticsRollups(env, now);
+    default:
+      console.warn(JSON.stringify({ level: "warn", job: "scheduled", message: "unknown cron, nothing run", cron: controller.cron }));
+  }
+}
+
+/** Daily: purge customers past their grace period, then apply the retention windows. */
+export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
+  const failures: unknown[] = [];
+  // One failing step must not starve the other; the run still fails visibly at the end.
+  for (const [job, step] of [
+    ["purge", () => purgeDueCustomers(env, now)],
+    ["retention", () => applyRetention(env, now)],
+  ] as const) {
+    const started = Date.now();
+    try {
+      const report = await step();
+      console.log(JSON.stringify({ level: "info", job, at: now.toISOString(), duration_ms: Date.now() - started, ...report }));
+    } catch (err) {
+      failures.push(err);
+      console.error(JSON.stringify({ level: "error", job, at: now.toISOString(), error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }));
+    }
+  }
+  if (failures.length > 0) throw new AggregateError(failures, "data lifecycle job failed");
+}
+
+/** Every 5 minutes: hourly analytics rollups. Placeholder until the analytics issue fills it in. */
+export async function runAnalyticsRollups(_env: Env, _now: Date): Promise<void> {}

@@ -1,3 +1,97 @@
-import type { App } from "../env";
+import { createRoute, type z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { customerRef } from "../crypto/pseudonym";
+import type { App, AppEnv } from "../env";
+import { ApiError } from "../errors";
+import { logField } from "../middleware/logger";
+import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
+import { CustomerExport, CustomerPath, CustomerQuery, CustomerRestored, DeletionAccepted } from "../schemas/customers";
+import { merchantSecurity } from "../schemas/security";
+import { type AuditStamp, cancelDeletion, recordAudit, requestDeletion } from "../storage/deletions";
+import { readCustomerData } from "../storage/export";
+import { invalidateProfile } from "../storage/profile";
 
-export function registerCustomersRoutes(_app: App): void {}
+const security = merchantSecurity;
+const tags = ["Customer data rights"];
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const request = { params: CustomerPath, query: CustomerQuery };
+
+const deleteCustomer = createRoute({
+  method: "delete", path: "/v1/personalize/customers/{customer_id}", tags, security,
+  summary: "Request erasure of a customer's data (purged after a 30-day grace period)",
+  description: "From now on nothing of this customer is used or returned. Idempotent: a repeated request keeps the first purge_after. Accepted for any customer id, known or not.",
+  request,
+  responses: { 202: json(DeletionAccepted, "Erasure scheduled"), ...errorResponses(...MERCHANT_ERRORS) },
+});
+
+const restoreCustomer = createRoute({
+  method: "post", path: "/v1/personalize/customers/{customer_id}/restore", tags, security,
+  summary: "Cancel a pending erasure within its grace period",
+  request,
+  responses: { 200: json(CustomerRestored, "Restored; the data is used again"), ...errorResponses(...MERCHANT_ERRORS, 404) },
+});
+
+const exportCustomer = createRoute({
+  method: "get", path: "/v1/personalize/customers/{customer_id}/export", tags, security,
+  summary: "Everything stored about a customer at this merchant (machine-readable)",
+  description: "Preferences, usage events, derived usage counts and the consent log. Works during the grace period; after the purge only the consent log remains.",
+  request,
+  responses: { 200: json(CustomerExport, "The customer's data"), ...errorResponses(...MERCHANT_ERRORS) },
+});
+
+/** The customer's pseudonym and the audit stamp of this request. */
+async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: string; stamp: AuditStamp }> {
+  const ref = await customerRef(c.env.PII_KEY, customerId);
+  logField(c, "customer_ref", ref);
+  return { ref, stamp: { actor: c.get("apiKey").key_id, requestId: c.get("requestId"), at: new Date().toISOString() } };
+}
+
+/** Drops every cached profile that may carry this customer's data: here and at merchants reading it cross-merchant. */
+async function clearProfiles(c: Context<AppEnv>, merchantIds: string[], ref: string): Promise<void> {
+  await Promise.all(merchantIds.map((m) => invalidateProfile(c.env, m, ref)));
+}
+
+export function registerCustomersRoutes(app: App): void {
+  app.openapi(deleteCustomer, async (c) => {
+    const { customer_id } = c.req.valid("param");
+    const merchantId = c.get("merchant").merchant_id;
+    const { ref, stamp } = await subject(c, customer_id);
+    const result = await requestDeletion(c.env.DB, merchantId, ref, stamp);
+    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref);
+    logField(c, "deletion", result.created ? "requested" : "already_pending");
+    return c.json({ customer_id, status: "pending_deletion" as const, purge_after: result.purge_after }, 202);
+  });
+
+  app.openapi(restoreCustomer, async (c) => {
+    const { customer_id } = c.req.valid("param");
+    const merchantId = c.get("merchant").merchant_id;
+    const { ref, stamp } = await subject(c, customer_id);
+    const result = await cancelDeletion(c.env.DB, merchantId, ref, stamp);
+    if (!result.restored) {
+      throw new ApiError("NOT_FOUND", "No pending deletion for this customer: never deleted, already restored, or purged");
+    }
+    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref);
+    return c.json({ customer_id, status: "active" as const }, 200);
+  });
+
+  app.openapi(exportCustomer, async (c) => {
+    const { customer_id } = c.req.valid("param");
+    const merchantId = c.get("merchant").merchant_id;
+    const { ref, stamp } = await subject(c, customer_id);
+    const data = await readCustomerData(c.env.DB, merchantId, ref);
+    await recordAudit(c.env.DB, merchantId, ref, "export", stamp);
+    const status = !data.deletion ? "active" : data.deletion.status === "pending" ? "pending_deletion" : "purged";
+    const body = {
+      customer_id,
+      merchant_id: merchantId,
+      exported_at: stamp.at,
+      status,
+      purge_after: data.deletion?.status === "pending" ? data.deletion.purge_after : null,
+      preferences: data.preferences,
+      usage_events: data.usage_events,
+      usage_summary: data.usage_summary,
+      consent_log: data.consent_log,
+    } as z.infer<typeof CustomerExport>;
+    return c.json(body, 200);
+  });
+}

@@ -1,0 +1,61 @@
+import type { Env } from "../env";
+import { applyRetentionChunk, RETENTION_RULES, type RetentionRule } from "../storage/deletions";
+
+/**
+ * Retention windows (API.md §3): raw usage events 90 days; a customer's profile (preferences and
+ * the method_stats aggregates) 18 months after last use; proof (consent log, purge tombstones,
+ * data-rights audit) 3 years. A row is removed once it is strictly older than its window.
+ */
+export const RAW_EVENTS_DAYS = 90;
+export const PROFILE_MONTHS = 18;
+export const LEGAL_PROOF_MONTHS = 36;
+
+/** `now` minus whole calendar months, clamped to the last day of a shorter month (Aug 31 − 6 months = Feb 28/29). */
+export function monthsBefore(now: Date, months: number): Date {
+  const d = new Date(now.getTime());
+  const day = d.getUTCDate();
+  d.setUTCDate(1);
+  d.setUTCMonth(d.getUTCMonth() - months);
+  const lastDay = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)).getUTCDate();
+  d.setUTCDate(Math.min(day, lastDay));
+  return d;
+}
+
+export function retentionCutoffs(now: Date): Record<RetentionRule["window"], string> {
+  return {
+    raw_events: new Date(now.getTime() - RAW_EVENTS_DAYS * 24 * 3600 * 1000).toISOString(),
+    profile: monthsBefore(now, PROFILE_MONTHS).toISOString(),
+    legal_proof: monthsBefore(now, LEGAL_PROOF_MONTHS).toISOString(),
+  };
+}
+
+export interface RetentionOptions {
+  /** Rows per statement. */
+  chunk?: number;
+  /** Statements per rule per run; the rest waits for the next run. */
+  maxRounds?: number;
+  rules?: RetentionRule[];
+}
+
+/** Rows deleted per rule, and the rules that reached their bound (more left for the next run). */
+export interface RetentionReport {
+  deleted: Record<string, number>;
+  unfinished: string[];
+}
+
+export async function applyRetention(env: Pick<Env, "DB">, now: Date, opts: RetentionOptions = {}): Promise<RetentionReport> {
+  const { chunk = 500, maxRounds = 20, rules = RETENTION_RULES } = opts;
+  const cutoffs = retentionCutoffs(now);
+  const report: RetentionReport = { deleted: {}, unfinished: [] };
+  for (const rule of rules) {
+    let total = 0;
+    let last = chunk;
+    for (let round = 0; round < maxRounds && last >= chunk; round++) {
+      last = await applyRetentionChunk(env.DB, rule, cutoffs[rule.window], chunk);
+      total += last;
+    }
+    report.deleted[rule.name] = total;
+    if (last >= chunk) report.unfinished.push(rule.name);
+  }
+  return report;
+}

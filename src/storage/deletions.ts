@@ -1,0 +1,229 @@
+/**
+ * All SQL of the customer data lifecycle (API.md §3): deletion requests, restore, purge, retention
+ * and the data-rights audit trail (migrations 0003, 0004). Rows are keyed by `customer_ref`, the
+ * HMAC pseudonym; no customer id in the clear is ever written here.
+ */
+
+export const GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
+
+export type DataRightsAction = "delete" | "restore" | "purge" | "export";
+
+/** Who did it: the API key's id (or "cron"), the request id, and when. */
+export interface AuditStamp {
+  actor: string;
+  requestId: string | null;
+  at: string;
+}
+
+export interface DeletionState {
+  status: "pending" | "purged";
+  requested_at: string;
+  purge_after: string;
+  purged_at: string | null;
+}
+
+const INSERT_AUDIT_IF = (condition: string) =>
+  `INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at)
+   SELECT ?1, ?2, ?3, ?4, ?5, ?6 FROM customer_deletions
+   WHERE merchant_id = ?1 AND customer_ref = ?2 AND ${condition}`;
+
+/**
+ * Starts the grace period, or keeps the one that runs (a repeated request keeps its first
+ * `purge_after`). A purged tombstone is reopened: the customer came back and is being erased again.
+ * Returns the pending state, whether this call created it, and the other merchants whose cached
+ * profiles may hold this customer's counts through cross-merchant consent.
+ */
+export async function requestDeletion(
+  db: D1Database,
+  merchantId: string,
+  customerRef: string,
+  stamp: AuditStamp,
+): Promise<{ purge_after: string; created: boolean; crossMerchants: string[] }> {
+  const purgeAfter = new Date(Date.parse(stamp.at) + GRACE_PERIOD_MS).toISOString();
+  const [, audit, state, cross] = await db.batch([
+    db
+      .prepare(
+        `INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after, purged_at)
+         VALUES (?1, ?2, 'pending', ?3, ?4, NULL)
+         ON CONFLICT (merchant_id, customer_ref) DO UPDATE SET
+           status = 'pending', requested_at = excluded.requested_at, purge_after = excluded.purge_after, purged_at = NULL
+         WHERE customer_deletions.status = 'purged'`,
+      )
+      .bind(merchantId, customerRef, stamp.at, purgeAfter),
+    // Audited once per grace period: only when this call (re)started it.
+    db.prepare(INSERT_AUDIT_IF("status = 'pending' AND requested_at = ?6")).bind(merchantId, customerRef, "delete", stamp.actor, stamp.requestId, stamp.at),
+    db.prepare("SELECT purge_after FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?").bind(merchantId, customerRef),
+    crossMerchantSql(db, merchantId, customerRef),
+  ]);
+  const row = state!.results[0] as { purge_after: string };
+  return {
+    purge_after: row.purge_after,
+    created: (audit!.meta.changes ?? 0) > 0,
+    crossMerchants: (cross!.results as { merchant_id: string }[]).map((r) => r.merchant_id),
+  };
+}
+
+/** Ends a pending deletion within its grace period. False when there is none (unknown, restored, purged or past due). */
+export async function cancelDeletion(
+  db: D1Database,
+  merchantId: string,
+  customerRef: string,
+  stamp: AuditStamp,
+): Promise<{ restored: boolean; crossMerchants: string[] }> {
+  const inGrace = "status = 'pending' AND purge_after > ?6";
+  const [, removed, cross] = await db.batch([
+    db.prepare(INSERT_AUDIT_IF(inGrace)).bind(merchantId, customerRef, "restore", stamp.actor, stamp.requestId, stamp.at),
+    db.prepare(`DELETE FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ?2 AND ${inGrace.replace("?6", "?3")}`).bind(merchantId, customerRef, stamp.at),
+    crossMerchantSql(db, merchantId, customerRef),
+  ]);
+  return {
+    restored: (removed!.meta.changes ?? 0) > 0,
+    crossMerchants: (cross!.results as { merchant_id: string }[]).map((r) => r.merchant_id),
+  };
+}
+
+export async function readDeletion(db: D1Database, merchantId: string, customerRef: string): Promise<DeletionState | null> {
+  return db
+    .prepare("SELECT status, requested_at, purge_after, purged_at FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?")
+    .bind(merchantId, customerRef)
+    .first<DeletionState>();
+}
+
+/** Records an action that changes no lifecycle state (an export). */
+export async function recordAudit(db: D1Database, merchantId: string, customerRef: string, action: DataRightsAction, stamp: AuditStamp): Promise<void> {
+  await db
+    .prepare("INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind(merchantId, customerRef, action, stamp.actor, stamp.requestId, stamp.at)
+    .run();
+}
+
+/** Other merchants whose profile of this customer reads this merchant's counts (cross-merchant consent). */
+function crossMerchantSql(db: D1Database, merchantId: string, customerRef: string): D1PreparedStatement {
+  return db
+    .prepare("SELECT merchant_id FROM preferences WHERE customer_ref = ? AND merchant_id <> ? AND cross_merchant_consent = 1 LIMIT 100")
+    .bind(customerRef, merchantId);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Purge
+
+/**
+ * One DELETE per table that holds customer rows, run for one (merchant, customer) at a time.
+ * Parameters: ?1 merchant_id, ?2 customer_ref, ?3 the chunk size (each statement deletes at most
+ * that many rows; the purge repeats until a round deletes less). A later table holding
+ * customer_ref adds ONE line here, e.g. `customerRows("analytics_decisions", ["rowid"])`.
+ * Not listed on purpose: consent_log (kept 3 years as proof of consent, API.md §3),
+ * method_popularity (merchant-level aggregate without customer ids), data_rights_audit and the
+ * customer_deletions tombstone (hold only the pseudonym and the fact of the erasure).
+ */
+export interface CustomerTablePurge {
+  table: string;
+  sql: string;
+}
+
+/** A chunked delete of one customer's rows of `table`, by the columns that identify a row within the customer. */
+export function customerRows(table: string, keyColumns: string[]): CustomerTablePurge {
+  const key = keyColumns.length === 1 ? keyColumns[0]! : `(${keyColumns.join(", ")})`;
+  return {
+    table,
+    sql: `DELETE FROM ${table} WHERE merchant_id = ?1 AND customer_ref = ?2 AND ${key} IN
+            (SELECT ${keyColumns.join(", ")} FROM ${table} WHERE merchant_id = ?1 AND customer_ref = ?2 LIMIT ?3)`,
+  };
+}
+
+export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
+  customerRows("usage_events", ["id"]),
+  customerRows("method_stats", ["bucket", "method_id"]),
+  customerRows("preferences", ["customer_ref"]),
+];
+
+export interface DueDeletion {
+  merchant_id: string;
+  customer_ref: string;
+}
+
+export async function dueDeletions(db: D1Database, now: string, limit: number): Promise<DueDeletion[]> {
+  const { results } = await db
+    .prepare("SELECT merchant_id, customer_ref FROM customer_deletions WHERE status = 'pending' AND purge_after <= ? ORDER BY purge_after LIMIT ?")
+    .bind(now, limit)
+    .all<DueDeletion>();
+  return results;
+}
+
+/** One round of chunked deletes over every customer table; `complete` when no table had more rows than the chunk. */
+export async function purgeCustomerChunk(
+  db: D1Database,
+  due: DueDeletion,
+  chunk: number,
+  tables: CustomerTablePurge[] = CUSTOMER_DATA_TABLES,
+): Promise<{ deleted: number; complete: boolean }> {
+  const results = await db.batch(tables.map((t) => db.prepare(t.sql).bind(due.merchant_id, due.customer_ref, chunk)));
+  const counts = results.map((r) => r.meta.changes ?? 0);
+  return { deleted: counts.reduce((a, b) => a + b, 0), complete: counts.every((n) => n < chunk) };
+}
+
+/** Marks the deletion purged (if still pending and due) and audits it, atomically. */
+export async function markPurged(db: D1Database, due: DueDeletion, now: string): Promise<boolean> {
+  const dueNow = "status = 'pending' AND purge_after <= ?6";
+  const [, marked] = await db.batch([
+    db.prepare(INSERT_AUDIT_IF(dueNow)).bind(due.merchant_id, due.customer_ref, "purge", "cron", null, now),
+    db
+      .prepare("UPDATE customer_deletions SET status = 'purged', purged_at = ?3 WHERE merchant_id = ?1 AND customer_ref = ?2 AND status = 'pending' AND purge_after <= ?3")
+      .bind(due.merchant_id, due.customer_ref, now),
+  ]);
+  return (marked!.meta.changes ?? 0) > 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+
+/** A chunked delete of rows older than a cutoff. Parameters: ?1 cutoff (ISO text), ?2 chunk size. */
+export interface RetentionRule {
+  name: string;
+  /** Which window applies (src/jobs/retention.ts turns it into a cutoff). */
+  window: "raw_events" | "profile" | "legal_proof";
+  sql: string;
+}
+
+export const RETENTION_RULES: RetentionRule[] = [
+  {
+    name: "usage_events",
+    window: "raw_events",
+    sql: "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE occurred_at < ?1 LIMIT ?2)",
+  },
+  {
+    // The expression matches idx_preferences_last_used.
+    name: "preferences",
+    window: "profile",
+    sql: `DELETE FROM preferences WHERE (merchant_id, customer_ref) IN
+            (SELECT merchant_id, customer_ref FROM preferences WHERE coalesce(last_used_at, updated_at) < ?1 LIMIT ?2)`,
+  },
+  {
+    // Aggregates outlive raw events as the model's memory, but not an inactive customer's profile.
+    name: "method_stats",
+    window: "profile",
+    sql: `DELETE FROM method_stats WHERE (merchant_id, customer_ref, bucket, method_id) IN
+            (SELECT merchant_id, customer_ref, bucket, method_id FROM method_stats WHERE last_used_at < ?1 LIMIT ?2)`,
+  },
+  {
+    name: "consent_log",
+    window: "legal_proof",
+    sql: "DELETE FROM consent_log WHERE id IN (SELECT id FROM consent_log WHERE created_at < ?1 LIMIT ?2)",
+  },
+  {
+    name: "customer_deletions",
+    window: "legal_proof",
+    sql: `DELETE FROM customer_deletions WHERE (merchant_id, customer_ref) IN
+            (SELECT merchant_id, customer_ref FROM customer_deletions WHERE status = 'purged' AND purged_at < ?1 LIMIT ?2)`,
+  },
+  {
+    name: "data_rights_audit",
+    window: "legal_proof",
+    sql: "DELETE FROM data_rights_audit WHERE id IN (SELECT id FROM data_rights_audit WHERE created_at < ?1 LIMIT ?2)",
+  },
+];
+
+export async function applyRetentionChunk(db: D1Database, rule: RetentionRule, cutoff: string, chunk: number): Promise<number> {
+  const result = await db.prepare(rule.sql).bind(cutoff, chunk).run();
+  return result.meta.changes ?? 0;
+}

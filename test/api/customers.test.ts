@@ -1,0 +1,252 @@
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { purgeDueCustomers } from "../../src/jobs/purge";
+import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
+import { customerRowCounts, DAY_MS, refOf, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
+import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+
+const path = (id: string, suffix = "") => `/v1/personalize/customers/${encodeURIComponent(id)}${suffix}`;
+const del = (m: TestMerchant, id: string) => api(m.secretKey, path(id), { method: "DELETE" });
+const restore = (m: TestMerchant, id: string) => api(m.secretKey, path(id, "/restore"), { method: "POST" });
+const exportOf = (m: TestMerchant, id: string) => api(m.secretKey, path(id, "/export"));
+
+interface ExportBody {
+  customer_id: string;
+  merchant_id: string;
+  status: string;
+  purge_after: string | null;
+  preferences: { default_method: string | null; favorite_methods: string[] } | null;
+  usage_events: { method_id: string; amount: number; occurred_at: string }[];
+  usage_summary: { bucket: string; method_id: string; uses: number }[];
+  consent_log: { consent_type: string; action: string; timestamp: string }[];
+}
+
+async function auditActions(m: TestMerchant, id: string): Promise<{ action: string; actor: string }[]> {
+  const { results } = await env.DB.prepare("SELECT action, actor FROM data_rights_audit WHERE merchant_id = ? AND customer_ref = ? ORDER BY id")
+    .bind(m.merchantId, await refOf(id))
+    .all<{ action: string; actor: string }>();
+  return results;
+}
+
+const profileOf = async (m: TestMerchant, id: string) => loadProfile(env.DB, m.merchantId, await refOf(id), false);
+
+let a: TestMerchant;
+let b: TestMerchant;
+beforeAll(async () => {
+  a = await createMerchant();
+  b = await createMerchant();
+});
+
+describe("DELETE /v1/personalize/customers/{customer_id}", () => {
+  it("answers 202 pending_deletion with purge_after 30 days out, hides the customer and clears the cache", async () => {
+    const id = "cus_delete_1";
+    await seedPreferences(a.merchantId, id);
+    await seedEvent(a.merchantId, id, { method_id: "paypal" });
+    const ref = await refOf(id);
+    await readProfile(env, a.merchantId, ref, { crossMerchant: false }); // warm the KV cache
+    expect(await env.CACHE.get(profileKey(a.merchantId, ref))).not.toBeNull();
+
+    const before = Date.now();
+    const res = await del(a, id);
+    expect(res.status).toBe(202);
+    const body = await res.json<{ customer_id: string; status: string; purge_after: string }>();
+    expect(body.customer_id).toBe(id);
+    expect(body.status).toBe("pending_deletion");
+    const purgeAfter = Date.parse(body.purge_after);
+    expect(purgeAfter).toBeGreaterThanOrEqual(before + 30 * DAY_MS);
+    expect(purgeAfter).toBeLessThanOrEqual(Date.now() + 30 * DAY_MS);
+
+    expect(await env.CACHE.get(profileKey(a.merchantId, ref))).toBeNull();
+    expect((await profileOf(a, id)).pending_deletion).toBe(true);
+    expect(await auditActions(a, id)).toEqual([{ action: "delete", actor: a.secretKeyId }]);
+    // Nothing is erased yet: the grace period allows a restore.
+    expect((await customerRowCounts(a.merchantId, id)).usage_events).toBe(1);
+  });
+
+  it("is idempotent: a repeated request keeps the first purge_after and audits once", async () => {
+    const id = "cus_delete_twice";
+    const first = await (await del(a, id)).json<{ purge_after: string }>();
+    await new Promise((r) => setTimeout(r, 5));
+    const res = await del(a, id);
+    expect(res.status).toBe(202);
+    expect((await res.json<{ purge_after: string }>()).purge_after).toBe(first.purge_after);
+    expect((await auditActions(a, id)).map((r) => r.action)).toEqual(["delete"]);
+  });
+
+  it("accepts a customer it has never seen (erasure can be requested for anyone)", async () => {
+    const res = await del(a, "cus_never_seen@example.com");
+    expect(res.status).toBe(202);
+    expect((await res.json<{ status: string }>()).status).toBe("pending_deletion");
+  });
+
+  it("clears the cached profiles of merchants that read this customer cross-merchant", async () => {
+    const id = "cus_cross";
+    const ref = await refOf(id);
+    await seedPreferences(a.merchantId, id, { cross_merchant_consent: true });
+    await seedPreferences(b.merchantId, id, { cross_merchant_consent: true });
+    await readProfile(env, b.merchantId, ref, { crossMerchant: true });
+    expect(await env.CACHE.get(profileKey(b.merchantId, ref))).not.toBeNull();
+    expect((await del(a, id)).status).toBe(202);
+    expect(await env.CACHE.get(profileKey(b.merchantId, ref))).toBeNull();
+    // B's own data and state are untouched.
+    expect((await profileOf(b, id)).pending_deletion).toBe(false);
+    expect((await customerRowCounts(b.merchantId, id)).preferences).toBe(1);
+  });
+});
+
+describe("POST /v1/personalize/customers/{customer_id}/restore", () => {
+  it("brings a pending customer back within the grace period", async () => {
+    const id = "cus_restore_1";
+    await seedPreferences(a.merchantId, id);
+    await del(a, id);
+    const ref = await refOf(id);
+    await readProfile(env, a.merchantId, ref, { crossMerchant: false }); // caches "pending"
+    const res = await restore(a, id);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ customer_id: id, status: "active" });
+    expect(await env.CACHE.get(profileKey(a.merchantId, ref))).toBeNull();
+    const profile = await profileOf(a, id);
+    expect(profile.pending_deletion).toBe(false);
+    expect(profile.preferences?.default_method).toBe("paypal");
+    expect((await auditActions(a, id)).map((r) => r.action)).toEqual(["delete", "restore"]);
+    // Restored means no pending deletion: a second restore has nothing to cancel.
+    await expectError(await restore(a, id), 404, "NOT_FOUND");
+  });
+
+  it("404 for a customer never deleted", async () => {
+    await expectError(await restore(a, "cus_never_deleted"), 404, "NOT_FOUND");
+  });
+
+  it("404 once the grace period is over, even before the purge ran", async () => {
+    const id = "cus_overdue";
+    await del(a, id);
+    await env.DB.prepare("UPDATE customer_deletions SET purge_after = ? WHERE merchant_id = ? AND customer_ref = ?")
+      .bind(new Date(Date.now() - 1000).toISOString(), a.merchantId, await refOf(id))
+      .run();
+    await expectError(await restore(a, id), 404, "NOT_FOUND");
+    expect((await profileOf(a, id)).pending_deletion).toBe(true);
+  });
+
+  it("404 after the purge", async () => {
+    const id = "cus_purged";
+    await seedEvent(a.merchantId, id);
+    await del(a, id);
+    const report = await purgeDueCustomers(env, new Date(Date.now() + 31 * DAY_MS));
+    expect(report.customers_purged).toBeGreaterThanOrEqual(1);
+    await expectError(await restore(a, id), 404, "NOT_FOUND");
+  });
+});
+
+describe("GET /v1/personalize/customers/{customer_id}/export", () => {
+  it("returns everything stored about the customer at this merchant", async () => {
+    const id = "cus_export@example.com";
+    await seedPreferences(a.merchantId, id, { favorite_methods: ["paypal", "ideal"] });
+    await seedEvent(a.merchantId, id, { method_id: "ideal", amount: 1999, occurred_at: new Date(Date.now() - 2 * DAY_MS).toISOString() });
+    await seedEvent(a.merchantId, id, { method_id: "paypal", amount: 5000, occurred_at: new Date(Date.now() - DAY_MS).toISOString() });
+    await seedConsent(a.merchantId, id);
+    await seedEvent(b.merchantId, id, { method_id: "klarna" }); // another merchant's data: never exported here
+
+    const res = await exportOf(a, id);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/application\/json/);
+    const body = await res.json<ExportBody>();
+    expect(body.customer_id).toBe(id);
+    expect(body.merchant_id).toBe(a.merchantId);
+    expect(body.status).toBe("active");
+    expect(body.purge_after).toBeNull();
+    expect(body.preferences?.favorite_methods).toEqual(["paypal", "ideal"]);
+    expect(body.usage_events.map((e) => [e.method_id, e.amount])).toEqual([["ideal", 1999], ["paypal", 5000]]);
+    expect(body.usage_summary.filter((s) => s.bucket === "*").map((s) => s.method_id).sort()).toEqual(["ideal", "paypal"]);
+    expect(body.consent_log).toEqual([{ consent_type: "personalization", action: "granted", timestamp: expect.any(String) }]);
+    expect(JSON.stringify(body)).not.toContain("customer_ref");
+    expect((await auditActions(a, id)).map((r) => r.action)).toEqual(["export"]);
+  });
+
+  it("still exports during the grace period, and keeps only the consent log after the purge", async () => {
+    const id = "cus_export_pending";
+    await seedPreferences(a.merchantId, id);
+    await seedEvent(a.merchantId, id);
+    await seedConsent(a.merchantId, id);
+    const { purge_after } = await (await del(a, id)).json<{ purge_after: string }>();
+    const pending = await (await exportOf(a, id)).json<ExportBody>();
+    expect(pending.status).toBe("pending_deletion");
+    expect(pending.purge_after).toBe(purge_after);
+    expect(pending.usage_events).toHaveLength(1);
+    expect(pending.preferences).not.toBeNull();
+
+    await purgeDueCustomers(env, new Date(Date.parse(purge_after) + 1000));
+    const purged = await (await exportOf(a, id)).json<ExportBody>();
+    expect(purged.status).toBe("purged");
+    expect(purged.preferences).toBeNull();
+    expect(purged.usage_events).toEqual([]);
+    expect(purged.usage_summary).toEqual([]);
+    expect(purged.consent_log).toHaveLength(1);
+  });
+
+  it("an unknown customer exports as empty (nothing is stored)", async () => {
+    const body = await (await exportOf(a, "cus_nobody")).json<ExportBody>();
+    expect(body).toMatchObject({ customer_id: "cus_nobody", status: "active", preferences: null, usage_events: [], usage_summary: [], consent_log: [] });
+  });
+});
+
+describe("merchant isolation", () => {
+  it("merchant B never sees or affects merchant A's customer with the same id", async () => {
+    const id = "cus_shared_id";
+    await seedPreferences(a.merchantId, id);
+    await seedEvent(a.merchantId, id);
+    await del(a, id);
+
+    // B cannot restore A's deletion, and B's export shows none of A's data or state.
+    await expectError(await restore(b, id), 404, "NOT_FOUND");
+    const fromB = await (await exportOf(b, id)).json<ExportBody>();
+    expect(fromB).toMatchObject({ merchant_id: b.merchantId, status: "active", preferences: null, usage_events: [] });
+
+    // B deleting its customer does not touch A's pending deletion (first purge_after kept there).
+    const aState = await env.DB.prepare("SELECT purge_after FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?")
+      .bind(a.merchantId, await refOf(id)).first<{ purge_after: string }>();
+    expect((await del(b, id)).status).toBe(202);
+    await expectError(await restore(a, "cus_other"), 404, "NOT_FOUND");
+    expect((await restore(b, id)).status).toBe(200);
+    expect((await profileOf(a, id)).pending_deletion).toBe(true);
+    const aAfter = await env.DB.prepare("SELECT purge_after FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?")
+      .bind(a.merchantId, await refOf(id)).first<{ purge_after: string }>();
+    expect(aAfter).toEqual(aState);
+  });
+
+  it("merchant_id naming another merchant is 403 MERCHANT_MISMATCH", async () => {
+    await expectError(await api(a.secretKey, path("cus_1") + `?merchant_id=${b.merchantId}`, { method: "DELETE" }), 403, "MERCHANT_MISMATCH");
+    const ok = await api(a.secretKey, path("cus_1", "/export") + `?merchant_id=${a.merchantId}`);
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe("validation and auth", () => {
+  it.each([
+    ["a space", "bad id"],
+    ["a slash-free but illegal character", "cus#1"],
+    ["129 characters", "c".repeat(129)],
+  ])("rejects a customer_id with %s (400)", async (_what, id) => {
+    const body = await expectError(await del(a, id), 400, "VALIDATION_ERROR");
+    expect(body.error.details?.[0]?.path).toBe("customer_id");
+    await expectError(await restore(a, id), 400, "VALIDATION_ERROR");
+    await expectError(await exportOf(a, id), 400, "VALIDATION_ERROR");
+  });
+
+  it("accepts the full customer_id alphabet", async () => {
+    const id = "A-z_0.9:user@shop";
+    expect((await del(a, id)).status).toBe(202);
+    expect((await restore(a, id)).status).toBe(200);
+  });
+
+  it("rejects unknown query parameters (400)", async () => {
+    const body = await expectError(await api(a.secretKey, path("cus_1") + "?force=1", { method: "DELETE" }), 400, "VALIDATION_ERROR");
+    expect(body.error.details).toEqual([{ path: "force", message: "Unknown field" }]);
+  });
+
+  it("needs a secret key", async () => {
+    await expectError(await api(null, path("cus_1"), { method: "DELETE" }), 401, "MISSING_API_KEY");
+    await expectError(await api(a.publishableKey, path("cus_1"), { method: "DELETE" }), 403, "KEY_NOT_ALLOWED");
+    await expectError(await api(a.publishableKey, path("cus_1", "/export")), 403, "KEY_NOT_ALLOWED");
+    await expectError(await api(a.publishableKey, path("cus_1", "/restore"), { method: "POST" }), 403, "KEY_NOT_ALLOWED");
+  });
+});

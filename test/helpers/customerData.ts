@@ -1,0 +1,76 @@
+import { env } from "cloudflare:test";
+import { customerRef } from "../../src/crypto/pseudonym";
+import { amountBand } from "../../src/personalization/buckets";
+import { recencyRef } from "../../src/personalization/recency";
+
+/** Rows put in place with SQL, the way the feedback consumer and preferences route store them. */
+export const refOf = (customerId: string) => customerRef(env.PII_KEY, customerId);
+
+let seq = 0;
+
+export async function seedEvent(
+  merchantId: string,
+  customerId: string,
+  e: { method_id?: string; occurred_at?: string; device_type?: string; amount?: number; currency?: string; location_country?: string } = {},
+): Promise<void> {
+  seq += 1;
+  const occurredAt = e.occurred_at ?? new Date().toISOString();
+  const amount = e.amount ?? 4200;
+  const currency = e.currency ?? "EUR";
+  await env.DB.prepare(
+    `INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type, location_country,
+       decision_id, offer_id, amount_band, recency_ref, occurred_at, received_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?)`,
+  )
+    .bind(merchantId, `evt_${seq}_${Date.now()}`, await refOf(customerId), e.method_id ?? "visa", amount, currency, e.device_type ?? "mobile",
+      e.location_country ?? "NL", amountBand(amount, currency), recencyRef(Date.parse(occurredAt)), occurredAt, occurredAt)
+    .run();
+}
+
+export async function seedPreferences(
+  merchantId: string,
+  customerId: string,
+  p: { updated_at?: string; last_used_at?: string | null; cross_merchant_consent?: boolean; favorite_methods?: string[] } = {},
+): Promise<void> {
+  const at = p.updated_at ?? new Date().toISOString();
+  await env.DB.prepare(
+    `INSERT INTO preferences (merchant_id, customer_ref, default_method, favorite_methods, excluded_methods, personalization_enabled,
+       cross_merchant_consent, created_at, updated_at, last_used_at)
+     VALUES (?, ?, 'paypal', ?, '["klarna"]', 1, ?, ?, ?, ?)`,
+  )
+    .bind(merchantId, await refOf(customerId), JSON.stringify(p.favorite_methods ?? ["paypal"]), p.cross_merchant_consent ? 1 : 0, at, at, p.last_used_at ?? null)
+    .run();
+}
+
+export async function seedConsent(merchantId: string, customerId: string, createdAt = new Date().toISOString(), action = "granted"): Promise<void> {
+  await env.DB.prepare("INSERT INTO consent_log (merchant_id, customer_ref, consent_type, action, created_at) VALUES (?, ?, 'personalization', ?, ?)")
+    .bind(merchantId, await refOf(customerId), action, createdAt)
+    .run();
+}
+
+/** Rows of every customer table for one customer at one merchant. */
+export async function customerRowCounts(merchantId: string, customerId: string): Promise<Record<string, number>> {
+  const ref = await refOf(customerId);
+  const out: Record<string, number> = {};
+  for (const table of ["preferences", "usage_events", "method_stats", "consent_log", "customer_deletions", "data_rights_audit"]) {
+    const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ? AND customer_ref = ?`).bind(merchantId, ref).first<{ n: number }>();
+    out[table] = row!.n;
+  }
+  return out;
+}
+
+/** Every text value of every table of the database (a "dump"), for PII-at-rest checks. */
+export async function dumpText(): Promise<string[]> {
+  const { results: tables } = await env.DB.prepare(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'",
+  ).all<{ name: string }>();
+  const values: string[] = [];
+  for (const { name } of tables) {
+    const { results } = await env.DB.prepare(`SELECT * FROM "${name}"`).all<Record<string, unknown>>();
+    for (const row of results) for (const v of Object.values(row)) if (typeof v === "string") values.push(v);
+  }
+  return values;
+}
+
+export const iso = (ms: number) => new Date(ms).toISOString();
+export const DAY_MS = 24 * 3600 * 1000;
