@@ -20,6 +20,7 @@ import { registerFeedbackRoutes } from "./routes/feedback";
 import { registerHealthRoutes } from "./routes/health";
 import { registerMethodsRoutes } from "./routes/methods";
 import { registerOffersRoutes } from "./routes/offers";
+import { registerOpenApiRoutes } from "./routes/openapi";
 import { registerPreferencesRoutes } from "./routes/preferences";
 import { validationHook } from "./validation";
 
@@ -54,6 +55,7 @@ export function createApp(): App {
   registerCustomersRoutes(app);
   registerCheckoutRoutes(app);
   registerAnalyticsRoutes(app);
+  registerOpenApiRoutes(app);
 
   app.notFound((c) => {
     const allowed = methodsForPath(app, c.req.path);

@@ -1,0 +1,33 @@
+import { SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { BASE } from "../helpers/fixtures";
+
+interface OpenApiDoc {
+  openapi: string;
+  paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>;
+  components: { securitySchemes: Record<string, unknown>; schemas: Record<string, unknown> };
+}
+
+describe("GET /v1/openapi.json", () => {
+  it("serves an OpenAPI 3.1 document without a key", async () => {
+    const res = await SELF.fetch(`${BASE}/v1/openapi.json`);
+    expect(res.status).toBe(200);
+    const doc = await res.json<OpenApiDoc>();
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["AdminToken", "ApiKeyHeader", "ApiKeyQuery", "BearerKey"]);
+    expect(doc.paths["/health"]?.get).toBeDefined();
+    expect(doc.paths["/v1/admin/merchants"]?.post?.responses["409"]).toBeDefined();
+    expect(doc.paths["/v1/admin/merchants/{merchant_id}"]?.patch).toBeDefined();
+    expect(doc.components.schemas.Error).toBeDefined();
+  });
+});
+
+describe("GET /docs", () => {
+  it("renders the API reference page over the document", async () => {
+    const res = await SELF.fetch(`${BASE}/docs`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain("/v1/openapi.json");
+  });
+});
