@@ -1,0 +1,197 @@
+import { createExecutionContext, createMessageBatch, env, getQueueResult, type MessageBatchMessage } from "cloudflare:test";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { customerRef } from "../../src/crypto/pseudonym";
+import worker from "../../src/index";
+import { retryDelaySeconds } from "../../src/jobs/feedbackConsumer";
+import { recencyRef } from "../../src/personalization/recency";
+import type { FeedbackMessage } from "../../src/schemas/feedback";
+import { type Profile, profileKey } from "../../src/storage/profile";
+import { createMerchant, type TestMerchant } from "../helpers/fixtures";
+
+const QUEUE = "feedback-events-dev";
+let shop: TestMerchant;
+
+beforeAll(async () => {
+  shop = await createMerchant();
+});
+
+afterEach(() => vi.restoreAllMocks());
+
+let seq = 0;
+async function message(customerId: string, fields: Partial<FeedbackMessage> = {}): Promise<FeedbackMessage> {
+  seq += 1;
+  const eventId = `ev_${seq}`;
+  const now = new Date(Date.now() - 60_000).toISOString();
+  return {
+    v: 1,
+    merchant_id: shop.merchantId,
+    customer_ref: await customerRef(env.PII_KEY, customerId),
+    event_id: eventId,
+    method_id: "visa",
+    amount: 2500,
+    currency: "EUR",
+    device_type: "mobile",
+    location_country: "NL",
+    offer_id: null,
+    occurred_at: now,
+    received_at: now,
+    decision: null,
+    ...fields,
+  };
+}
+
+/**
+ * Delivers bodies to the real queue handler and returns the ack/retry result. getQueueResult does
+ * not report retry delays, so each message's retry() is spied on (calling through) to read them.
+ */
+async function deliver(bodies: unknown[], attempts = 1) {
+  const messages: MessageBatchMessage[] = bodies.map((body, i) => ({ id: `msg_${seq}_${i}_${attempts}`, timestamp: new Date(), attempts, body }));
+  const batch = createMessageBatch(QUEUE, messages);
+  const retrySpies = batch.messages.map((m) => vi.spyOn(m, "retry"));
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env, ctx);
+  const delays = retrySpies.flatMap((s) => s.mock.calls.map(([opts]) => opts?.delaySeconds));
+  return { ids: messages.map((m) => m.id), result: await getQueueResult(batch, ctx), delays };
+}
+
+async function countEvents(where: string, ...binds: unknown[]): Promise<number> {
+  const row = await env.DB.prepare(`SELECT count(*) AS n FROM usage_events WHERE ${where}`).bind(...binds).first<{ n: number }>();
+  return row!.n;
+}
+
+async function stat(ref: string, method: string, bucket = "*") {
+  return env.DB.prepare("SELECT uses, weight_ref FROM method_stats WHERE merchant_id = ? AND customer_ref = ? AND bucket = ? AND method_id = ?")
+    .bind(shop.merchantId, ref, bucket, method)
+    .first<{ uses: number; weight_ref: number }>();
+}
+
+describe("feedback queue consumer", () => {
+  it("the same event delivered 5× (in one batch and redelivered) is stored and counted once", async () => {
+    const m = await message("cus_dup", { method_id: "klarna" });
+    const first = await deliver([m, m, m]);
+    expect(first.result.explicitAcks.sort()).toEqual([...first.ids].sort());
+    await deliver([m], 2);
+    await deliver([m], 3);
+    expect(await countEvents("merchant_id = ? AND event_id = ?", shop.merchantId, m.event_id)).toBe(1);
+    for (const bucket of ["*", "device:mobile", "country:NL", "amount:1"]) {
+      const s = await stat(m.customer_ref, "klarna", bucket);
+      expect(s?.uses).toBe(1);
+      expect(s?.weight_ref).toBeCloseTo(recencyRef(Date.parse(m.occurred_at)), 9);
+    }
+    const pop = await env.DB.prepare("SELECT uses FROM method_popularity WHERE merchant_id = ? AND segment = '*' AND method_id = 'klarna'").bind(shop.merchantId).first<{ uses: number }>();
+    expect(pop?.uses).toBe(1);
+  });
+
+  it("a batch of 100 lands with ONE D1 batch holding every insert", async () => {
+    // Spies call through to the real D1: they only record which SQL went into which batch call
+    // (a bound statement is a new object, so bind() is followed too).
+    const sqlOf = new WeakMap<object, string>();
+    const realPrepare = env.DB.prepare.bind(env.DB);
+    vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+      const stmt = realPrepare(sql);
+      const realBind = stmt.bind.bind(stmt);
+      stmt.bind = (...values: unknown[]) => {
+        const bound = realBind(...values);
+        sqlOf.set(bound, sql);
+        return bound;
+      };
+      sqlOf.set(stmt, sql);
+      return stmt;
+    });
+    const batchSpy = vi.spyOn(env.DB, "batch");
+    const bodies = await Promise.all(Array.from({ length: 100 }, (_, i) => message(`cus_bulk_${i % 10}`)));
+    const { ids, result } = await deliver(bodies);
+
+    const insertsPerCall = batchSpy.mock.calls.map(([stmts]) => stmts.filter((s) => /INSERT INTO usage_events/.test(sqlOf.get(s) ?? "")).length);
+    expect(insertsPerCall.filter((n) => n > 0)).toEqual([100]);
+    const allPrepared = vi.mocked(env.DB.prepare).mock.calls.filter(([sql]) => /INSERT INTO usage_events/.test(sql)).length;
+    expect(allPrepared).toBe(100); // no insert ran outside that batch
+    expect(result.explicitAcks.length).toBe(100);
+    expect(new Set(result.explicitAcks)).toEqual(new Set(ids));
+    expect(await countEvents("merchant_id = ? AND event_id IN (SELECT value FROM json_each(?))", shop.merchantId, JSON.stringify(bodies.map((b) => b.event_id)))).toBe(100);
+  });
+
+  it("a failing D1 write retries with growing backoff and later succeeds without duplicates", async () => {
+    const m1 = await message("cus_retry", { method_id: "paypal" });
+    const m2 = await message("cus_retry", { method_id: "paypal" });
+
+    vi.spyOn(env.DB, "batch").mockRejectedValueOnce(new Error("D1_ERROR: Network connection lost."));
+    const failed = await deliver([m1, m2], 1);
+    expect(failed.result.explicitAcks).toEqual([]);
+    expect(failed.result.retryMessages).toEqual(failed.ids.map((msgId) => ({ msgId })));
+    expect(failed.delays).toEqual([retryDelaySeconds(1), retryDelaySeconds(1)]);
+    expect(await countEvents("merchant_id = ? AND customer_ref = ?", shop.merchantId, m1.customer_ref)).toBe(0);
+
+    // Second attempt: the write commits but the answer is lost (the worst case for duplicates).
+    const realBatch = env.DB.batch.bind(env.DB);
+    vi.spyOn(env.DB, "batch").mockImplementationOnce(async (stmts) => {
+      await realBatch(stmts);
+      throw new Error("D1_ERROR: timeout after commit");
+    });
+    const lost = await deliver([m1, m2], 2);
+    expect(lost.result.retryMessages.map((r) => r.msgId)).toEqual(lost.ids);
+    expect(lost.delays).toEqual([retryDelaySeconds(2), retryDelaySeconds(2)]);
+    expect(retryDelaySeconds(2)).toBeGreaterThan(retryDelaySeconds(1));
+
+    const ok = await deliver([m1, m2], 3);
+    expect(ok.result.retryMessages).toEqual([]);
+    expect(ok.result.explicitAcks.sort()).toEqual([...ok.ids].sort());
+    expect(await countEvents("merchant_id = ? AND customer_ref = ?", shop.merchantId, m1.customer_ref)).toBe(2);
+    expect((await stat(m1.customer_ref, "paypal"))?.uses).toBe(2);
+  });
+
+  it("poison messages are acked and logged and never block the valid ones", async () => {
+    const good1 = await message("cus_poison_a");
+    const good2 = await message("cus_poison_b");
+    const warn = vi.spyOn(console, "warn");
+    const bodies = [good1, "not json", { ...good2, v: 2, event_id: "ev_v2" }, { ...good2, event_id: "has space" }, null, good2];
+    const { ids, result } = await deliver(bodies);
+    expect(result.retryMessages).toEqual([]);
+    expect(new Set(result.explicitAcks)).toEqual(new Set(ids));
+    expect(await countEvents("event_id IN (?, ?)", good1.event_id, good2.event_id)).toBe(2);
+    expect(await countEvents("event_id IN ('ev_v2', 'has space')")).toBe(0);
+    expect(warn.mock.calls.filter(([line]) => String(line).includes("poison feedback message")).length).toBe(4);
+  });
+
+  it("events of opted-out and pending-deletion customers are dropped (acked, not stored, not counted)", async () => {
+    const now = new Date().toISOString();
+    const optedOut = await customerRef(env.PII_KEY, "cus_optout");
+    const deleted = await customerRef(env.PII_KEY, "cus_deleted");
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO preferences (merchant_id, customer_ref, personalization_enabled, created_at, updated_at) VALUES (?, ?, 0, ?, ?)").bind(shop.merchantId, optedOut, now, now),
+      env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)").bind(shop.merchantId, deleted, now, now),
+    ]);
+    const log = vi.spyOn(console, "log");
+    const bodies = [await message("cus_optout", { method_id: "ideal" }), await message("cus_deleted", { method_id: "ideal" }), await message("cus_kept", { method_id: "ideal" })];
+    const { ids, result } = await deliver(bodies);
+    expect(new Set(result.explicitAcks)).toEqual(new Set(ids));
+    expect(await countEvents("customer_ref IN (?, ?)", optedOut, deleted)).toBe(0);
+    expect(await stat(optedOut, "ideal")).toBeNull();
+    expect(await stat(deleted, "ideal")).toBeNull();
+    expect((await stat(bodies[2]!.customer_ref, "ideal"))?.uses).toBe(1);
+    const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
+    expect(summary).toMatchObject({ stored: 1, dropped_opted_out: 1, dropped_pending_deletion: 1, duplicates: 0 });
+  });
+
+  it("refreshes the cached profile of every touched customer after the batch", async () => {
+    const ref = await customerRef(env.PII_KEY, "cus_cache");
+    const stale: Profile = { preferences: null, stats: [], pending_deletion: false, cross_merchant: [] };
+    await env.CACHE.put(profileKey(shop.merchantId, ref), JSON.stringify(stale));
+    await deliver([await message("cus_cache", { method_id: "google_pay" }), await message("cus_cache_2", { method_id: "apple_pay" })]);
+    const cached = await env.CACHE.get<Profile>(profileKey(shop.merchantId, ref), "json");
+    expect(cached?.stats.find((s) => s.bucket === "*")).toMatchObject({ method_id: "google_pay", uses: 1 });
+    const other = await env.CACHE.get<Profile>(profileKey(shop.merchantId, await customerRef(env.PII_KEY, "cus_cache_2")), "json");
+    expect(other?.stats.find((s) => s.bucket === "*")).toMatchObject({ method_id: "apple_pay", uses: 1 });
+  });
+
+  it("stores the decision id and the fields the aggregates need", async () => {
+    const m = await message("cus_fields", {
+      amount: 60_000, currency: "USD", device_type: "desktop", location_country: "US", offer_id: "promo_1",
+      decision: { decision_id: "dec_x.y", arm: "treatment", fallback_reason: null, rank: 2, issued_at: new Date().toISOString() },
+    });
+    await deliver([m]);
+    const row = await env.DB.prepare("SELECT decision_id, offer_id, amount_band, recency_ref, occurred_at FROM usage_events WHERE event_id = ?").bind(m.event_id).first();
+    expect(row).toMatchObject({ decision_id: "dec_x.y", offer_id: "promo_1", amount_band: 3, occurred_at: m.occurred_at });
+    expect((await stat(m.customer_ref, "visa", "amount:3"))?.uses).toBe(1);
+  });
+});
