@@ -73,9 +73,24 @@ describe("POST /v1/personalize/feedback", () => {
     expect(body.error.details).toEqual([{ path: "event_id", message: "differs from the Idempotency-Key header" }]);
   });
 
-  it("accepts a decision_id issued to this merchant", async () => {
+  it("queues a versioned message with the pseudonym and the verified decision claims, never the raw customer id", async () => {
     const decision_id = await decisionFor(shop.merchantId, ["apple_pay", "visa"]);
-    expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", decision_id })).status).toBe(204);
+    const send = vi.spyOn(env.FEEDBACK_QUEUE, "send"); // calls through to the real queue
+    const res = await post(FEEDBACK, { customer_id: "cus_secret_42", method_id: "visa", decision_id, amount: 100, currency: "EUR", event_id: "dec_evt" });
+    expect(res.status).toBe(204);
+    const body = send.mock.calls[0]![0] as Record<string, unknown>;
+    expect(JSON.stringify(body)).not.toContain("cus_secret_42");
+    expect(body).toMatchObject({
+      v: 1,
+      merchant_id: shop.merchantId,
+      customer_ref: await customerRef(env.PII_KEY, "cus_secret_42"),
+      event_id: "dec_evt",
+      method_id: "visa",
+      amount: 100,
+      currency: "EUR",
+      decision: { decision_id, arm: "treatment", fallback_reason: null, rank: 2 },
+    });
+    expect(body.received_at).toBe(body.occurred_at);
   });
 
   const cases: [string, Record<string, unknown>, Record<string, string>, string][] = [
