@@ -137,6 +137,9 @@ export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
   customerRows("preferences", ["customer_ref"]),
 ];
 
+/** Tables that keep a purged customer's pseudonym on purpose (see above); every other table holding customer_ref must be in CUSTOMER_DATA_TABLES. */
+export const KEPT_AFTER_PURGE = ["consent_log", "customer_deletions", "data_rights_audit"] as const;
+
 export interface DueDeletion {
   merchant_id: string;
   customer_ref: string;

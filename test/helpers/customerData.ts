@@ -74,3 +74,22 @@ export async function dumpText(): Promise<string[]> {
 
 export const iso = (ms: number) => new Date(ms).toISOString();
 export const DAY_MS = 24 * 3600 * 1000;
+
+/** Every table with merchant_id and customer_ref columns, found from the schema itself (so new tables are covered too). */
+export async function customerTables(): Promise<string[]> {
+  const { results: tables } = await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'").all<{ name: string }>();
+  const out: string[] = [];
+  for (const { name } of tables) {
+    const { results: cols } = await env.DB.prepare(`SELECT name FROM pragma_table_info(?)`).bind(name).all<{ name: string }>();
+    const names = new Set(cols.map((c) => c.name));
+    if (names.has("merchant_id") && names.has("customer_ref")) out.push(name);
+  }
+  return out.sort();
+}
+
+export async function rowsFor(table: string, merchantId: string, customerId: string): Promise<number> {
+  const row = await env.DB.prepare(`SELECT count(*) AS n FROM "${table}" WHERE merchant_id = ? AND customer_ref = ?`)
+    .bind(merchantId, await refOf(customerId))
+    .first<{ n: number }>();
+  return row!.n;
+}

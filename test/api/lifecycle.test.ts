@@ -1,0 +1,227 @@
+import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { purgeDueCustomers } from "../../src/jobs/purge";
+import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/retention";
+import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, runScheduled } from "../../src/jobs/scheduled";
+import { KEPT_AFTER_PURGE } from "../../src/storage/deletions";
+import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
+import { customerTables, DAY_MS, iso, refOf, rowsFor, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
+import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
+
+/** Runs the worker's own `scheduled` export, as the cron trigger would. */
+async function cron(at: number, expression = DATA_LIFECYCLE_CRON): Promise<void> {
+  const ctx = createExecutionContext();
+  await worker.scheduled(createScheduledController({ scheduledTime: at, cron: expression }), env, ctx);
+  await waitOnExecutionContext(ctx);
+}
+
+async function seedCustomer(m: TestMerchant, id: string): Promise<void> {
+  await seedPreferences(m.merchantId, id);
+  await seedEvent(m.merchantId, id, { method_id: "paypal" });
+  await seedEvent(m.merchantId, id, { method_id: "ideal", device_type: "desktop" });
+  await seedConsent(m.merchantId, id);
+}
+
+async function tableCounts(m: TestMerchant, id: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const t of await customerTables()) out[t] = await rowsFor(t, m.merchantId, id);
+  return out;
+}
+
+const deleteCustomer = async (m: TestMerchant, id: string) =>
+  (await api(m.secretKey, `/v1/personalize/customers/${id}`, { method: "DELETE" })).json<{ purge_after: string }>();
+
+// Runs first: bounded chunks are asserted on a database without other old rows.
+describe("bounded work per run", () => {
+  it("retention deletes at most chunk x rounds rows per rule and finishes on the next run", async () => {
+    const m = await createMerchant();
+    const now = Date.now();
+    const old = iso(now - 91 * DAY_MS);
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
+       INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, recency_ref, occurred_at, received_at)
+       SELECT ?, 'bulk_' || i, 'c_bulk' || (i % 7), 'visa', 1.0, ?, ? FROM n`,
+    ).bind(m.merchantId, old, old).run();
+
+    const first = await applyRetention(env, new Date(now), { chunk: 500, maxRounds: 2 });
+    expect(first.deleted.usage_events).toBe(1000);
+    expect(first.unfinished).toEqual(["usage_events"]);
+    const second = await applyRetention(env, new Date(now), { chunk: 500, maxRounds: 2 });
+    expect(second.deleted.usage_events).toBe(200);
+    expect(second.unfinished).toEqual([]);
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ?").bind(m.merchantId).first<{ n: number }>();
+    expect(left!.n).toBe(0);
+  });
+
+  it("a purge that hits its bound leaves the customer pending and finishes on the next run", async () => {
+    const m = await createMerchant();
+    const id = "cus_big";
+    for (let i = 0; i < 5; i++) await seedEvent(m.merchantId, id);
+    const { purge_after } = await deleteCustomer(m, id);
+    const at = new Date(Date.parse(purge_after));
+    const first = await purgeDueCustomers(env, at, { chunk: 2, maxRounds: 1 });
+    expect(first).toMatchObject({ customers_purged: 0, unfinished: 1 });
+    expect((await loadProfile(env.DB, m.merchantId, await refOf(id), false)).pending_deletion).toBe(true);
+    const second = await purgeDueCustomers(env, at, { chunk: 2, maxRounds: 5 });
+    expect(second).toMatchObject({ customers_purged: 1, unfinished: 0 });
+    expect(await rowsFor("usage_events", m.merchantId, id)).toBe(0);
+  });
+});
+
+describe("purge after the grace period (scheduled handler)", () => {
+  it("erases every table of that customer at that merchant, keeps the consent log, touches nobody else", async () => {
+    const a = await createMerchant();
+    const b = await createMerchant();
+    const id = "cus_purge_me";
+    await seedCustomer(a, id);
+    await seedCustomer(a, "cus_neighbour");
+    await seedCustomer(b, id); // same customer id at another merchant
+    const ref = await refOf(id);
+    const neighbourBefore = await tableCounts(a, "cus_neighbour");
+    const otherMerchantBefore = await tableCounts(b, id);
+    expect(neighbourBefore.usage_events).toBe(2);
+    expect(neighbourBefore.method_stats).toBeGreaterThan(0);
+
+    const { purge_after } = await deleteCustomer(a, id);
+    const due = Date.parse(purge_after);
+
+    // One second before the grace period ends: nothing happens.
+    await cron(due - 1000);
+    expect(await rowsFor("usage_events", a.merchantId, id)).toBe(2);
+    await readProfile(env, a.merchantId, ref, { crossMerchant: false }); // cache "pending deletion"
+
+    await cron(due);
+    const after = await tableCounts(a, id);
+    for (const [table, n] of Object.entries(after)) {
+      if (!(KEPT_AFTER_PURGE as readonly string[]).includes(table)) expect({ table, n }).toEqual({ table, n: 0 });
+    }
+    expect(after.consent_log).toBe(1);
+    expect(after.customer_deletions).toBe(1);
+    const tomb = await env.DB.prepare("SELECT * FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?").bind(a.merchantId, ref).first();
+    expect(tomb).toMatchObject({ status: "purged", purged_at: iso(due) });
+    const audit = await env.DB.prepare("SELECT action, actor, request_id FROM data_rights_audit WHERE merchant_id = ? AND customer_ref = ? ORDER BY id")
+      .bind(a.merchantId, ref).all();
+    expect(audit.results).toEqual([
+      { action: "delete", actor: a.secretKeyId, request_id: expect.stringMatching(/^req_/) },
+      { action: "purge", actor: "cron", request_id: null },
+    ]);
+    expect(await env.CACHE.get(profileKey(a.merchantId, ref))).toBeNull();
+
+    expect(await tableCounts(a, "cus_neighbour")).toEqual(neighbourBefore);
+    expect(await tableCounts(b, id)).toEqual(otherMerchantBefore);
+
+    // Re-running the job is a no-op.
+    const snapshot = await tableCounts(a, id);
+    await cron(due + 1000);
+    expect(await tableCounts(a, id)).toEqual(snapshot);
+    expect(await purgeDueCustomers(env, new Date(due + 2000))).toEqual({ customers_purged: 0, rows_deleted: 0, unfinished: 0 });
+  });
+
+  it("a restored customer is never purged", async () => {
+    const m = await createMerchant();
+    const id = "cus_restored";
+    await seedCustomer(m, id);
+    const { purge_after } = await deleteCustomer(m, id);
+    expect((await api(m.secretKey, `/v1/personalize/customers/${id}/restore`, { method: "POST" })).status).toBe(200);
+    await cron(Date.parse(purge_after) + DAY_MS);
+    expect(await rowsFor("usage_events", m.merchantId, id)).toBe(2);
+    expect(await rowsFor("preferences", m.merchantId, id)).toBe(1);
+  });
+
+  it("a purged customer who comes back can be deleted again", async () => {
+    const m = await createMerchant();
+    const id = "cus_returning";
+    const first = await deleteCustomer(m, id);
+    await cron(Date.parse(first.purge_after));
+    await seedEvent(m.merchantId, id);
+    const res = await api(m.secretKey, `/v1/personalize/customers/${id}`, { method: "DELETE" });
+    expect(res.status).toBe(202);
+    const second = await res.json<{ purge_after: string }>();
+    expect(Date.parse(second.purge_after)).toBeGreaterThanOrEqual(Date.parse(first.purge_after));
+    expect((await loadProfile(env.DB, m.merchantId, await refOf(id), false)).pending_deletion).toBe(true);
+  });
+
+  it("only the daily cron purges: the 5-minute cron and unknown crons leave data alone", async () => {
+    const m = await createMerchant();
+    const id = "cus_other_crons";
+    await seedEvent(m.merchantId, id);
+    const { purge_after } = await deleteCustomer(m, id);
+    const due = Date.parse(purge_after) + DAY_MS;
+    await cron(due, ANALYTICS_ROLLUP_CRON);
+    await runScheduled(createScheduledController({ scheduledTime: due, cron: "0 0 1 1 *" }), env, createExecutionContext());
+    expect(await rowsFor("usage_events", m.merchantId, id)).toBe(1);
+    await runScheduled(createScheduledController({ scheduledTime: due, cron: DATA_LIFECYCLE_CRON }), env, createExecutionContext());
+    expect(await rowsFor("usage_events", m.merchantId, id)).toBe(0);
+  });
+});
+
+describe("retention windows at their exact boundaries", () => {
+  // 31 August: 18 and 36 months earlier are clamped to the end of February.
+  const T = Date.UTC(2029, 7, 31, 3, 17, 0);
+  const cut = retentionCutoffs(new Date(T));
+
+  it("computes the windows", () => {
+    expect(cut.raw_events).toBe(iso(T - 90 * DAY_MS));
+    expect(cut.profile).toBe("2028-02-29T03:17:00.000Z");
+    expect(cut.legal_proof).toBe("2026-08-31T03:17:00.000Z");
+    expect(monthsBefore(new Date(Date.UTC(2029, 2, 31)), 1).toISOString()).toBe("2029-02-28T00:00:00.000Z");
+  });
+
+  it("deletes one second outside each window and keeps one second inside, idempotently", async () => {
+    const m = await createMerchant();
+    const at = (cutoff: string, deltaS: number) => iso(Date.parse(cutoff) + deltaS * 1000);
+    // Raw events: 90 days.
+    await seedEvent(m.merchantId, "ev_out", { occurred_at: at(cut.raw_events, -1) });
+    await seedEvent(m.merchantId, "ev_in", { occurred_at: at(cut.raw_events, +1) });
+    // Preferences: 18 months after last use (updated_at when never used).
+    await seedPreferences(m.merchantId, "pref_out", { updated_at: at(cut.profile, -1) });
+    await seedPreferences(m.merchantId, "pref_in", { updated_at: at(cut.profile, +1) });
+    await seedPreferences(m.merchantId, "pref_used_in", { updated_at: at(cut.profile, -86400), last_used_at: at(cut.profile, +1) });
+    await seedPreferences(m.merchantId, "pref_used_out", { updated_at: at(cut.profile, -86400), last_used_at: at(cut.profile, -1) });
+    // Aggregates: 18 months after the method was last used (seeded by the trigger, then aged).
+    for (const [id, delta] of [["stats_out", -1], ["stats_in", +1]] as const) {
+      await seedEvent(m.merchantId, id, { occurred_at: at(cut.raw_events, +3600) });
+      await env.DB.prepare("UPDATE method_stats SET last_used_at = ? WHERE merchant_id = ? AND customer_ref = ?")
+        .bind(at(cut.profile, delta), m.merchantId, await refOf(id)).run();
+    }
+    // Consent log: 3 years.
+    await seedConsent(m.merchantId, "consent_out", at(cut.legal_proof, -1));
+    await seedConsent(m.merchantId, "consent_in", at(cut.legal_proof, +1));
+
+    const counts = async () => ({
+      ev_out: await rowsFor("usage_events", m.merchantId, "ev_out"),
+      ev_in: await rowsFor("usage_events", m.merchantId, "ev_in"),
+      pref_out: await rowsFor("preferences", m.merchantId, "pref_out"),
+      pref_in: await rowsFor("preferences", m.merchantId, "pref_in"),
+      pref_used_in: await rowsFor("preferences", m.merchantId, "pref_used_in"),
+      pref_used_out: await rowsFor("preferences", m.merchantId, "pref_used_out"),
+      stats_out: await rowsFor("method_stats", m.merchantId, "stats_out"),
+      stats_in: (await rowsFor("method_stats", m.merchantId, "stats_in")) > 0 ? 1 : 0,
+      consent_out: await rowsFor("consent_log", m.merchantId, "consent_out"),
+      consent_in: await rowsFor("consent_log", m.merchantId, "consent_in"),
+    });
+    expect(Object.values(await counts()).every((n) => n === 1 || n > 1)).toBe(true);
+
+    await cron(T);
+    const expected = { ev_out: 0, ev_in: 1, pref_out: 0, pref_in: 1, pref_used_in: 1, pref_used_out: 0, stats_out: 0, stats_in: 1, consent_out: 0, consent_in: 1 };
+    expect(await counts()).toEqual(expected);
+
+    // Re-running is a no-op.
+    const again = await applyRetention(env, new Date(T));
+    expect(Object.values(again.deleted).every((n) => n === 0)).toBe(true);
+    expect(await counts()).toEqual(expected);
+  });
+
+  it("removes purge tombstones and audit rows after 3 years", async () => {
+    const m = await createMerchant();
+    const id = "cus_old_tombstone";
+    const { purge_after } = await deleteCustomer(m, id);
+    await cron(Date.parse(purge_after));
+    expect(await rowsFor("customer_deletions", m.merchantId, id)).toBe(1);
+    const threeYearsLater = Date.parse(purge_after) + 3 * 366 * DAY_MS;
+    await cron(threeYearsLater);
+    expect(await rowsFor("customer_deletions", m.merchantId, id)).toBe(0);
+    expect(await rowsFor("data_rights_audit", m.merchantId, id)).toBe(0);
+  });
+});
