@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
 import { signDecision } from "../../src/personalization/decision";
+import { type Profile, profileKey } from "../../src/storage/profile";
 import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
 const FEEDBACK = "/v1/personalize/feedback";
@@ -59,6 +60,23 @@ describe("POST /v1/personalize/feedback", () => {
     expect(rows.map((r) => r.event_id).sort()).toEqual(["marker", "pay-777"]);
     const stats = await env.DB.prepare("SELECT uses FROM method_stats WHERE merchant_id = ? AND bucket = '*' AND method_id = 'visa'").bind(m.merchantId).first<{ uses: number }>();
     expect(stats?.uses).toBe(2);
+  });
+
+  it("end to end: feedback reaches the aggregates and the cached profile within seconds", async () => {
+    // GET /v1/personalize/methods is built in another issue; this asserts what it reads (D1 + KV profile).
+    const m = await createMerchant();
+    const ref = await customerRef(env.PII_KEY, "cus_flow");
+    await env.CACHE.put(profileKey(m.merchantId, ref), JSON.stringify({ preferences: null, stats: [], pending_deletion: false, cross_merchant: [] }));
+    const events = [0, 1, 2].map((i) => ({ customer_id: "cus_flow", method_id: "klarna", event_id: `flow_${i}`, device_type: "mobile" }));
+    expect((await post(BATCH, { events }, {}, m.secretKey)).status).toBe(202);
+    await waitForRows(m.merchantId, 3);
+    let profile: Profile | null = null;
+    for (let i = 0; i < 25 && !profile?.stats.length; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      profile = await env.CACHE.get<Profile>(profileKey(m.merchantId, ref), "json");
+    }
+    expect(profile?.stats.find((s) => s.bucket === "*" && s.method_id === "klarna")?.uses).toBe(3);
+    expect(profile?.stats.find((s) => s.bucket === "device:mobile" && s.method_id === "klarna")?.uses).toBe(3);
   });
 
   it("assigns an event id when none is given", async () => {
