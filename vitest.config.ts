@@ -9,6 +9,9 @@ export default defineConfig({
     cloudflareTest(async () => ({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
+        // A real D1 database that never gets the migrations: every query fails like a broken D1
+        // ("no such table"). Tests swap it in for DB to exercise the degraded and 503 paths.
+        d1Databases: { UNMIGRATED_DB: "unmigrated-db" },
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations(migrationsDir),
           ADMIN_TOKEN: "test-admin-token",

@@ -5,6 +5,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends WorkerEnv {
       TEST_MIGRATIONS: D1Migration[];
+      /** A real D1 database without the schema: queries fail (see vitest.config.ts). */
+      UNMIGRATED_DB: D1Database;
     }
   }
 }
