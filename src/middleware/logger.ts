@@ -15,7 +15,7 @@ export function requestLogger(): MiddlewareHandler<AppEnv> {
       level: status >= 500 ? "error" : status >= 400 ? "warn" : "info",
       request_id: c.get("requestId"),
       merchant_id: c.get("merchant")?.merchant_id ?? null,
-      endpoint: c.req.path,
+      endpoint: loggedPath(c.req.path),
       method: c.req.method,
       status_code: status,
       latency_ms: Date.now() - started,
@@ -30,4 +30,10 @@ export function requestLogger(): MiddlewareHandler<AppEnv> {
 /** Adds fields to this request's log line (e.g. customer_ref, cache, error_code). */
 export function logField(c: { get: (k: "logFields") => Record<string, unknown> }, key: string, value: unknown): void {
   c.get("logFields")[key] = value;
+}
+
+/** Customer routes carry the id in the path (API.md §3); the log line shows the template instead. */
+const CUSTOMER_PATH = /^\/v1\/personalize\/customers\/[^/]+/;
+export function loggedPath(path: string): string {
+  return path.replace(CUSTOMER_PATH, "/v1/personalize/customers/{customer_id}");
 }
