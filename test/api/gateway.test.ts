@@ -107,3 +107,19 @@ describe("CORS", () => {
     await expectError(res, 403, "ORIGIN_NOT_ALLOWED");
   });
 });
+
+describe("thrown bugs", () => {
+  it("answer 500 INTERNAL_ERROR in the contract's body, without stack or internals", async () => {
+    const { createApp } = await import("../../src/app");
+    const { env, createExecutionContext } = await import("cloudflare:test");
+    const app = createApp();
+    app.get("/boom", () => {
+      throw new TypeError("secret internals at /src/storage/thing.ts:42");
+    });
+    const res = await app.fetch(new Request(`${BASE}/boom`), env, createExecutionContext());
+    const body = await expectError(res, 500, "INTERNAL_ERROR");
+    const text = JSON.stringify(body);
+    expect(text).not.toContain("secret internals");
+    expect(text).not.toContain(".ts:");
+  });
+});
