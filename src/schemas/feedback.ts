@@ -47,9 +47,9 @@ export const FeedbackBatch = z
 
 export const FeedbackAccepted = z.object({ accepted: z.number().int().openapi({ example: 100 }) }).openapi("FeedbackAccepted");
 
+/** Hono hands validators lower-cased header names, so the key (and the documented name) is lower case. */
 export const IdempotencyHeaders = z.object({
   "idempotency-key": EventId.optional().openapi({
-    param: { name: "Idempotency-Key", in: "header" },
     description: "Event id when the body has no event_id (single event); batch: derives one per event lacking it",
   }),
 });

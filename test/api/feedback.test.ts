@@ -79,6 +79,23 @@ describe("POST /v1/personalize/feedback", () => {
     expect(profile?.stats.find((s) => s.bucket === "device:mobile" && s.method_id === "klarna")?.uses).toBe(3);
   });
 
+  it("end to end: feedback changes the order GET /v1/personalize/methods returns", async () => {
+    const m = await createMerchant({ methods: ["visa", "mastercard", "paypal"] });
+    const methodsPath = "/v1/personalize/methods?customer_id=cus_order&country=US&currency=USD&device_type=desktop";
+    const order = async () => ((await (await api(m.secretKey, methodsPath)).json()) as { methods: { method_id: string }[] }).methods.map((x) => x.method_id);
+    const before = await order(); // also fills the profile cache, which the consumer must refresh
+    expect(before[0]).toBe("visa");
+    const events = [0, 1, 2, 3].map((i) => ({ customer_id: "cus_order", method_id: "paypal", event_id: `ord_${i}`, device_type: "desktop", location_country: "US" }));
+    expect((await post(BATCH, { events }, {}, m.secretKey)).status).toBe(202);
+    let after = before;
+    for (let i = 0; i < 50 && after[0] !== "paypal"; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await order();
+    }
+    expect(after[0]).toBe("paypal");
+    expect([...after].sort()).toEqual([...before].sort());
+  });
+
   it("assigns an event id when none is given", async () => {
     const m = await createMerchant();
     expect((await post(FEEDBACK, { customer_id: "cus_noid", method_id: "visa" }, {}, m.secretKey)).status).toBe(204);
@@ -231,6 +248,14 @@ describe("POST /v1/personalize/feedback/batch", () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await waitForRows(m.merchantId, 99, 0)).length).toBe(3);
     expect(rows.filter((r) => r.event_id.startsWith("idk_")).length).toBe(2);
+  });
+
+  it("both routes are documented in the OpenAPI document", async () => {
+    const res = await api(null, "/v1/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { paths: Record<string, { post?: { responses: Record<string, unknown> } }> };
+    expect(Object.keys(doc.paths[FEEDBACK]?.post?.responses ?? {})).toContain("204");
+    expect(Object.keys(doc.paths[BATCH]?.post?.responses ?? {})).toContain("202");
   });
 
   it("503 UNAVAILABLE when the queue refuses the batch", async () => {
