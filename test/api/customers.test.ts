@@ -94,6 +94,38 @@ describe("DELETE /v1/personalize/customers/{customer_id}", () => {
   });
 });
 
+describe("hidden everywhere, then restored (through /preferences and /methods)", () => {
+  interface MethodsBody { methods: { method_id: string }[]; personalized: boolean; fallback_reason?: string }
+  const methods = (id: string) => api(a.secretKey, `/v1/personalize/methods?customer_id=${id}&country=NL&currency=EUR&device_type=mobile`);
+  const prefs = (id: string) => api(a.secretKey, `/v1/personalize/preferences?customer_id=${id}`);
+
+  it("a pending customer reads as defaults and falls back with customer_deleted; restore brings everything back", async () => {
+    const id = "cus_hidden";
+    await seedPreferences(a.merchantId, id); // default paypal, favourite paypal, excluded klarna
+    for (let i = 0; i < 3; i++) await seedEvent(a.merchantId, id, { method_id: "paypal" });
+
+    const visible = await (await prefs(id)).json<{ default_method: string | null; excluded_methods: string[] }>();
+    expect(visible).toMatchObject({ default_method: "paypal", excluded_methods: ["klarna"] });
+    const before = await (await methods(id)).json<MethodsBody>();
+    expect(before.fallback_reason).not.toBe("customer_deleted");
+    expect(before.methods.map((m) => m.method_id)).not.toContain("klarna");
+
+    await del(a, id);
+    const hidden = await prefs(id);
+    expect(hidden.status).toBe(200);
+    expect(await hidden.json()).toMatchObject({ customer_id: id, default_method: null, favorite_methods: [], excluded_methods: [], personalization_enabled: true, updated_at: null });
+    const fallback = await (await methods(id)).json<MethodsBody>();
+    expect(fallback).toMatchObject({ personalized: false, fallback_reason: "customer_deleted" });
+    expect(fallback.methods.map((m) => m.method_id)).toContain("klarna"); // the customer's exclusion is data too: not used
+
+    expect((await restore(a, id)).status).toBe(200);
+    expect(await (await prefs(id)).json()).toMatchObject({ default_method: "paypal", excluded_methods: ["klarna"] });
+    const after = await (await methods(id)).json<MethodsBody>();
+    expect(after.fallback_reason).not.toBe("customer_deleted");
+    expect(after.methods.map((m) => m.method_id)).not.toContain("klarna");
+  });
+});
+
 describe("POST /v1/personalize/customers/{customer_id}/restore", () => {
   it("brings a pending customer back within the grace period", async () => {
     const id = "cus_restore_1";

@@ -2,7 +2,7 @@ import { createExecutionContext, createMessageBatch, createScheduledController, 
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { DATA_LIFECYCLE_CRON } from "../../src/jobs/scheduled";
-import { dumpText, refOf, rowsFor, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
+import { dumpText, refOf, rowsFor, seedEvent } from "../helpers/customerData";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 
 // Distinctive, so any copy of it (whole or the local part) shows up in a search.
@@ -48,12 +48,20 @@ describe("PII at rest", () => {
     const other = await createMerchant();
     const path = `/v1/personalize/customers/${encodeURIComponent(RAW_ID)}`;
 
-    // Feedback through the route, the queue message and the consumer; preferences and consent as their routes store them.
+    // Feedback through the route, the queue message and the consumer; preferences (and so consent) through PUT.
     const message = await feedbackThroughQueue(m, { customer_id: RAW_ID, method_id: "paypal", amount: 2500, currency: "EUR", event_id: "order_1" });
     expect(JSON.stringify(message)).not.toContain(RAW_ID);
     await feedbackThroughQueue(other, { customer_id: RAW_ID, method_id: "visa", event_id: "order_1" });
-    await seedPreferences(m.merchantId, RAW_ID, { cross_merchant_consent: true });
-    await seedConsent(m.merchantId, RAW_ID);
+    const put = await api(m.secretKey, "/v1/personalize/preferences", {
+      method: "PUT",
+      body: JSON.stringify({ customer_id: RAW_ID, default_method: "paypal", cross_merchant_consent: true, personalization_enabled: true }),
+    });
+    expect(put.status).toBe(200);
+    const q = `customer_id=${encodeURIComponent(RAW_ID)}`;
+    for (const read of [`/v1/personalize/methods?${q}&country=NL`, `/v1/personalize/preferences?${q}`, `/v1/personalize/consent?${q}`]) {
+      expect((await api(m.secretKey, read)).status).toBe(200);
+    }
+    expect(await rowsFor("consent_log", m.merchantId, RAW_ID)).toBeGreaterThan(0);
     await seedEvent(m.merchantId, RAW_ID, { method_id: "ideal" });
     expect(await rowsFor("usage_events", m.merchantId, RAW_ID)).toBe(2);
 
