@@ -1,3 +1,65 @@
+import { createRoute } from "@hono/zod-openapi";
+import { openCheckoutSession } from "../checkout/session";
+import { customerRef } from "../crypto/pseudonym";
 import type { App } from "../env";
+import { ApiError } from "../errors";
+import { logField } from "../middleware/logger";
+import { CheckoutSession, CheckoutSessionCreate, CheckoutSessionCreateQuery, SESSION_TTL } from "../schemas/checkout";
+import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
+import { merchantSecurity } from "../schemas/security";
 
-export function registerCheckoutRoutes(_app: App): void {}
+const route = createRoute({
+  method: "post",
+  path: "/v1/checkout/sessions",
+  tags: ["Checkout"],
+  summary: "Open a short-lived checkout session whose client secret lets a checkout page read the customer's order (secret key)",
+  security: merchantSecurity,
+  request: {
+    query: CheckoutSessionCreateQuery,
+    body: { content: { "application/json": { schema: CheckoutSessionCreate } }, required: true },
+  },
+  responses: {
+    201: { description: "The session; its client_secret is shown only here", content: { "application/json": { schema: CheckoutSession } } },
+    ...errorResponses(...MERCHANT_ERRORS),
+  },
+});
+
+export function registerCheckoutRoutes(app: App): void {
+  app.openapi(route, async (c) => {
+    const body = c.req.valid("json");
+    const merchant = c.get("merchant");
+    const ref = await customerRef(c.env.PII_KEY, body.customer_id);
+    logField(c, "customer_ref", ref);
+    let opened;
+    try {
+      opened = await openCheckoutSession(c.env.CACHE, {
+        merchantId: merchant.merchant_id,
+        customerRef: ref,
+        amount: body.amount,
+        currency: body.currency,
+        country: body.country,
+        deviceType: body.device_type,
+        expiresInSeconds: body.expires_in ?? SESSION_TTL.default,
+        nowMs: Date.now(),
+      });
+    } catch (err) {
+      // Without the KV write the page could not read the session: the backend must hear it and retry.
+      logField(c, "kv_error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+      throw new ApiError("UNAVAILABLE", "The checkout session cannot be stored right now; retry");
+    }
+    logField(c, "checkout_session", opened.id);
+    const { session } = opened;
+    return c.json(
+      {
+        id: opened.id,
+        client_secret: opened.clientSecret,
+        merchant_id: merchant.merchant_id,
+        customer_id: body.customer_id,
+        amount: session.amount,
+        currency: session.currency,
+        expires_at: session.expires_at,
+      },
+      201,
+    );
+  });
+}

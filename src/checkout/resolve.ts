@@ -1,0 +1,102 @@
+import type { Context } from "hono";
+import { customerRef } from "../crypto/pseudonym";
+import type { AppEnv } from "../env";
+import { ApiError, validationError } from "../errors";
+import { logField } from "../middleware/logger";
+import type { DeviceType } from "../schemas/common";
+import { sessionIdOf, verifyClientSecret } from "./session";
+
+/** What a checkout session fixes about the basket; absent fields come from the request. */
+export interface SessionBasket {
+  amount?: number;
+  currency?: string;
+  country?: string;
+  device_type?: DeviceType;
+}
+
+export type CheckoutCustomer =
+  | { kind: "customer"; customerRef: string; basket: SessionBasket; sessionId: string | null }
+  | { kind: "guest" };
+
+/** The query fields this decision reads (validated with checkoutCustomerQueryFields). */
+export interface CheckoutCustomerQuery {
+  customer_id?: string | undefined;
+  client_secret?: string | undefined;
+}
+
+/**
+ * Who a /methods or /offers answer is for (API.md §7), from the key type and the query:
+ *
+ * | key         | customer_id | client_secret | answer                                             |
+ * | ----------- | ----------- | ------------- | -------------------------------------------------- |
+ * | publishable | given       | any           | 403 KEY_NOT_ALLOWED (a public key never names one) |
+ * | any         | –           | valid         | the session's customer and basket                  |
+ * | any         | –           | invalid       | 401 INVALID_CLIENT_SECRET (one answer for unknown, expired, garbled, other merchant's) |
+ * | secret      | given       | given         | 400 VALIDATION_ERROR (one or the other)            |
+ * | secret      | given       | –             | that customer, empty basket                        |
+ * | secret      | –           | –             | 400 VALIDATION_ERROR, customer_id Required         |
+ * | publishable | –           | –             | guest                                              |
+ *
+ * How /methods and /offers call it (their query schema spreads `checkoutCustomerQueryFields` from
+ * src/schemas/checkout.ts, which makes customer_id optional and adds client_secret):
+ *
+ *   const who = await resolveCheckoutCustomer(c, query);
+ *   const explicit = explicitContext(query, who.kind === "customer" ? who.basket : {});
+ *   // guest: no profile read, the merchant's default order with fallback_reason "guest", arm null,
+ *   // customer_ref null in the decision record; customer: customerRef as before.
+ *
+ * The session is read once per request (one KV get); nothing is cached in memory, so an expired
+ * session stops working at its `expires_at`.
+ */
+export async function resolveCheckoutCustomer(c: Context<AppEnv>, query: CheckoutCustomerQuery, nowMs = Date.now()): Promise<CheckoutCustomer> {
+  const keyType = c.get("apiKey").type;
+  const merchantId = c.get("merchant").merchant_id;
+
+  if (keyType === "publishable" && query.customer_id !== undefined) {
+    throw new ApiError("KEY_NOT_ALLOWED", "A publishable key cannot name a customer; open a checkout session with the secret key and pass its client_secret");
+  }
+  if (query.client_secret !== undefined) {
+    if (query.customer_id !== undefined) {
+      throw validationError([{ path: "client_secret", message: "give either customer_id or client_secret, not both" }]);
+    }
+    const session = await verifyClientSecret(c.env.CACHE, query.client_secret, merchantId, nowMs);
+    if (!session) throw new ApiError("INVALID_CLIENT_SECRET", "The client secret is unknown, expired or malformed");
+    const sessionId = sessionIdOf(query.client_secret);
+    logField(c, "checkout_session", sessionId);
+    return { kind: "customer", customerRef: session.customer_ref, basket: basketOf(session), sessionId };
+  }
+  if (query.customer_id !== undefined) {
+    return { kind: "customer", customerRef: await customerRef(c.env.PII_KEY, query.customer_id), basket: {}, sessionId: null };
+  }
+  if (keyType === "publishable") {
+    logField(c, "guest", true);
+    return { kind: "guest" };
+  }
+  throw validationError([{ path: "customer_id", message: "Required" }]);
+}
+
+function basketOf(s: { amount: number | null; currency: string | null; country: string | null; device_type: DeviceType | null }): SessionBasket {
+  const basket: SessionBasket = {};
+  if (s.amount !== null) basket.amount = s.amount;
+  if (s.currency !== null) basket.currency = s.currency;
+  if (s.country !== null) basket.country = s.country;
+  if (s.device_type !== null) basket.device_type = s.device_type;
+  return basket;
+}
+
+/**
+ * The explicit context of a request: explicit query parameters win, then the session's basket; what
+ * neither gives is left to the request's own signals (User-Agent, CF-IPCountry, request.cf).
+ */
+export function explicitContext<Q extends { device_type?: DeviceType | undefined; country?: string | undefined; amount?: number | undefined; currency?: string | undefined; timezone?: string | undefined }>(
+  query: Q,
+  basket: SessionBasket,
+): { device_type?: DeviceType | undefined; country?: string | undefined; amount?: number | undefined; currency?: string | undefined; timezone?: string | undefined } {
+  return {
+    device_type: query.device_type ?? basket.device_type,
+    country: query.country ?? basket.country,
+    amount: query.amount ?? basket.amount,
+    currency: query.currency ?? basket.currency,
+    timezone: query.timezone,
+  };
+}

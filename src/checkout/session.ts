@@ -1,0 +1,60 @@
+import { constantTimeEqual, randomToken, sha256Hex } from "../crypto/hash";
+import { toHex } from "../crypto/encoding";
+import type { DeviceType } from "../schemas/common";
+import { readSession, type StoredSession, writeSession } from "../storage/checkoutSessions";
+
+/** `cs_` + 96 random bits in hex: the session id, also the KV key's suffix. */
+const SESSION_ID = /^cs_[0-9a-f]{24}$/;
+/** `<id>_secret_` + 192 random bits in base64url (API.md §7 asks for at least 128). */
+const CLIENT_SECRET = /^(cs_[0-9a-f]{24})_secret_[A-Za-z0-9_-]{32}$/;
+
+export interface NewSession {
+  merchantId: string;
+  customerRef: string;
+  amount?: number | undefined;
+  currency?: string | undefined;
+  country?: string | undefined;
+  deviceType?: DeviceType | undefined;
+  expiresInSeconds: number;
+  nowMs: number;
+}
+
+/** Opens a session; the plain client secret exists only in the return value. */
+export async function openCheckoutSession(kv: KVNamespace, s: NewSession): Promise<{ id: string; clientSecret: string; session: StoredSession }> {
+  const id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
+  const clientSecret = `${id}_secret_${randomToken(24)}`;
+  const session: StoredSession = {
+    merchant_id: s.merchantId,
+    customer_ref: s.customerRef,
+    amount: s.amount ?? null,
+    currency: s.currency ?? null,
+    country: s.country ?? null,
+    device_type: s.deviceType ?? null,
+    expires_at: new Date(s.nowMs + s.expiresInSeconds * 1000).toISOString(),
+    secret_hash: await sha256Hex(clientSecret),
+  };
+  await writeSession(kv, id, session, s.expiresInSeconds);
+  return { id, clientSecret, session };
+}
+
+/**
+ * The live session a client secret opens for `merchantId`, or null. Unknown, expired, garbled and
+ * other merchants' secrets all come back as the same null, so probing learns nothing. The hash is
+ * compared in constant time.
+ */
+export async function verifyClientSecret(kv: KVNamespace, clientSecret: string, merchantId: string, nowMs: number): Promise<StoredSession | null> {
+  const m = CLIENT_SECRET.exec(clientSecret);
+  if (!m || !SESSION_ID.test(m[1]!)) return null;
+  const session = await readSession(kv, m[1]!);
+  if (!session) return null;
+  const matches = await constantTimeEqual(await sha256Hex(clientSecret), session.secret_hash);
+  if (!matches || session.merchant_id !== merchantId) return null;
+  // KV's expiry is coarse (and eventually consistent): the stored time decides.
+  if (!(Date.parse(session.expires_at) > nowMs)) return null;
+  return session;
+}
+
+/** The session id of a well-formed client secret (for logs: the id is not secret). */
+export function sessionIdOf(clientSecret: string): string | null {
+  return CLIENT_SECRET.exec(clientSecret)?.[1] ?? null;
+}

@@ -1,0 +1,330 @@
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { sha256Hex } from "../../src/crypto/hash";
+import { refOf, seedEvent } from "../helpers/customerData";
+import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+
+const ORIGIN = "https://shop.example";
+const SECRET_FORMAT = /^(cs_[0-9a-f]{24})_secret_([A-Za-z0-9_-]{32})$/;
+
+interface SessionJson {
+  id: string;
+  client_secret: string;
+  merchant_id: string;
+  customer_id: string;
+  amount: number | null;
+  currency: string | null;
+  expires_at: string;
+}
+
+interface MethodsJson {
+  methods: { method_id: string; confidence: number; score: number }[];
+  personalized: boolean;
+  fallback_reason?: string;
+  decision_id: string;
+  context: { device_type: string | null; country: string | null; amount: number | null; currency: string | null };
+}
+
+async function openSession(m: TestMerchant, body: Record<string, unknown>): Promise<SessionJson> {
+  const res = await api(m.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify(body) });
+  if (res.status !== 201) throw new Error(`openSession: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** A browser's GET: publishable key, the page's Origin. */
+function browser(m: TestMerchant, path: string, origin = ORIGIN): Promise<Response> {
+  return api(m.publishableKey, path, { headers: { Origin: origin } });
+}
+
+const qs = (params: Record<string, string>) => new URLSearchParams(params).toString();
+
+let shop: TestMerchant;
+let other: TestMerchant;
+
+beforeAll(async () => {
+  shop = await createMerchant({ features: { targeted_offers: true, cross_merchant: false }, offers: [
+    { offer_id: "paypal_promo", method_id: "paypal", title: "PayPal promo", description: "2 off", discount_type: "fixed", discount_value: 200 },
+  ] });
+  other = await createMerchant();
+  // A loyal PayPal customer: personalized answers put paypal first.
+  for (let i = 0; i < 6; i++) await seedEvent(shop.merchantId, "cus_paypal", { method_id: "paypal" });
+});
+
+describe("POST /v1/checkout/sessions", () => {
+  it("opens a session with a client secret of more than 128 random bits, expiring by default after 30 minutes", async () => {
+    const before = Date.now();
+    const res = await api(shop.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify({ customer_id: "cus_paypal", amount: 9900, currency: "USD" }) });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("Content-Type")).toMatch(/application\/json/);
+    const s = (await res.json()) as SessionJson;
+    const m = SECRET_FORMAT.exec(s.client_secret);
+    expect(m).not.toBeNull();
+    expect(m![1]).toBe(s.id);
+    // 32 base64url characters = 192 bits.
+    expect(m![2]!.length * 6).toBeGreaterThanOrEqual(128);
+    expect(s).toMatchObject({ merchant_id: shop.merchantId, customer_id: "cus_paypal", amount: 9900, currency: "USD" });
+    const expires = Date.parse(s.expires_at);
+    expect(expires).toBeGreaterThanOrEqual(before + 1800_000 - 1000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 1800_000 + 1000);
+  });
+
+  it("defaults amount and currency to null and honours expires_in", async () => {
+    const s = await openSession(shop, { customer_id: "cus_x", expires_in: 60 });
+    expect(s.amount).toBeNull();
+    expect(s.currency).toBeNull();
+    expect(Math.abs(Date.parse(s.expires_at) - (Date.now() + 60_000))).toBeLessThan(5_000);
+  });
+
+  it("keeps only a hash of the secret and the customer's pseudonym in KV, under session:{id}, expiring with the session", async () => {
+    const s = await openSession(shop, { customer_id: "cus_kv", country: "NL", expires_in: 600 });
+    const raw = await env.CACHE.get(`session:${s.id}`);
+    expect(raw).not.toBeNull();
+    expect(raw).not.toContain(s.client_secret);
+    expect(raw).not.toContain(s.client_secret.split("_secret_")[1]);
+    expect(raw).not.toContain("cus_kv");
+    const stored = JSON.parse(raw!) as Record<string, unknown>;
+    expect(stored).toMatchObject({ merchant_id: shop.merchantId, customer_ref: await refOf("cus_kv"), country: "NL", secret_hash: await sha256Hex(s.client_secret) });
+    const listed = await env.CACHE.list({ prefix: `session:${s.id}` });
+    const expiration = listed.keys[0]?.expiration;
+    expect(expiration).toBeDefined();
+    expect(Math.abs(expiration! - (Date.now() / 1000 + 600))).toBeLessThan(10);
+  });
+
+  it("gives every session its own id and secret", async () => {
+    const a = await openSession(shop, { customer_id: "cus_same" });
+    const b = await openSession(shop, { customer_id: "cus_same" });
+    expect(a.id).not.toBe(b.id);
+    expect(a.client_secret).not.toBe(b.client_secret);
+  });
+
+  it("may be opened for a customer who opted out (the answers fall back)", async () => {
+    const put = await api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: "cus_optout", personalization_enabled: false }) });
+    expect(put.status).toBe(200);
+    const res = await api(shop.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify({ customer_id: "cus_optout" }) });
+    expect(res.status).toBe(201);
+  });
+
+  it.each([
+    [{}, "customer_id"],
+    [{ customer_id: "bad id!" }, "customer_id"],
+    [{ customer_id: "c", expires_in: 59 }, "expires_in"],
+    [{ customer_id: "c", expires_in: 86_401 }, "expires_in"],
+    [{ customer_id: "c", expires_in: 90.5 }, "expires_in"],
+    [{ customer_id: "c", amount: -1 }, "amount"],
+    [{ customer_id: "c", currency: "usd" }, "currency"],
+    [{ customer_id: "c", country: "USA" }, "country"],
+    [{ customer_id: "c", device_type: "watch" }, "device_type"],
+    [{ customer_id: "c", customer: "typo" }, "customer"],
+  ])("rejects %j with 400 naming %s", async (body, path) => {
+    const res = await api(shop.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify(body) });
+    const err = await expectError(res, 400, "VALIDATION_ERROR");
+    expect(err.error.details?.map((d) => d.path)).toContain(path);
+  });
+
+  it("answers INVALID_JSON for a body that is not JSON", async () => {
+    const res = await api(shop.secretKey, "/v1/checkout/sessions", { method: "POST", body: "{nope" });
+    await expectError(res, 400, "INVALID_JSON");
+  });
+
+  it("is closed to publishable keys, to missing keys and to other merchants' ids", async () => {
+    await expectError(await api(shop.publishableKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify({ customer_id: "c" }) }), 403, "KEY_NOT_ALLOWED");
+    await expectError(await api(null, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify({ customer_id: "c" }) }), 401, "MISSING_API_KEY");
+    await expectError(
+      await api(shop.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify({ customer_id: "c", merchant_id: other.merchantId }) }),
+      403,
+      "MERCHANT_MISMATCH",
+    );
+  });
+});
+
+describe("GET /v1/personalize/methods and /offers through a checkout session", () => {
+  it("gives the publishable key the same personal order the secret key gets for that customer, decision_id included", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal" });
+    const viaSession = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret, device_type: "mobile" })}`);
+    expect(viaSession.status).toBe(200);
+    const body = (await viaSession.json()) as MethodsJson;
+    const direct = (await (await api(shop.secretKey, `/v1/personalize/methods?${qs({ customer_id: "cus_paypal", device_type: "mobile" })}`)).json()) as MethodsJson;
+    expect(body.personalized).toBe(true);
+    expect(body.methods[0]!.method_id).toBe("paypal");
+    expect(body.methods.map((m) => m.method_id)).toEqual(direct.methods.map((m) => m.method_id));
+    expect(body.decision_id).toMatch(/^dec_/);
+  });
+
+  it("takes amount, currency and country from the session; explicit parameters still win", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal", amount: 4200, currency: "EUR", country: "NL" });
+    const res = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as MethodsJson;
+    expect(body.context).toMatchObject({ amount: 4200, currency: "EUR", country: "NL" });
+    expect(body.methods.map((m) => m.method_id)).toContain("ideal");
+
+    const explicit = (await (await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret, country: "US", device_type: "desktop" })}`)).json()) as MethodsJson;
+    expect(explicit.context).toMatchObject({ amount: 4200, currency: "EUR", country: "US", device_type: "desktop" });
+  });
+
+  it("accepts client_secret with the secret key too", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal" });
+    const res = await api(shop.secretKey, `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as MethodsJson).methods[0]!.method_id).toBe("paypal");
+  });
+
+  it("answers the session's decision with feedback the backend can send", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal" });
+    const answer = (await (await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`)).json()) as MethodsJson;
+    const fb = await api(shop.secretKey, "/v1/personalize/feedback", {
+      method: "POST",
+      body: JSON.stringify({ customer_id: "cus_paypal", method_id: "paypal", decision_id: answer.decision_id }),
+    });
+    expect(fb.status).toBe(204);
+  });
+
+  it("falls back as §2 says for a customer who opted out", async () => {
+    const s = await openSession(shop, { customer_id: "cus_optout2" });
+    await api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: "cus_optout2", personalization_enabled: false }) });
+    const body = (await (await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`)).json()) as MethodsJson;
+    expect(body).toMatchObject({ personalized: false, fallback_reason: "personalization_disabled" });
+  });
+
+  it("refuses a publishable key that names a customer with 403 KEY_NOT_ALLOWED, on /methods and /offers", async () => {
+    await expectError(await browser(shop, "/v1/personalize/methods?customer_id=cus_paypal"), 403, "KEY_NOT_ALLOWED");
+    await expectError(await browser(shop, "/v1/personalize/offers?customer_id=cus_paypal"), 403, "KEY_NOT_ALLOWED");
+    const s = await openSession(shop, { customer_id: "cus_paypal" });
+    await expectError(await browser(shop, `/v1/personalize/methods?${qs({ customer_id: "cus_other", client_secret: s.client_secret })}`), 403, "KEY_NOT_ALLOWED");
+  });
+
+  it("answers one identical 401 INVALID_CLIENT_SECRET for unknown, expired, garbled and other merchants' secrets", async () => {
+    const live = await openSession(shop, { customer_id: "cus_paypal" });
+    const expired = await openSession(shop, { customer_id: "cus_paypal" });
+    // KV keeps entries for at least 60 s: the stored expires_at must be checked by the code as well.
+    const stored = JSON.parse((await env.CACHE.get(`session:${expired.id}`))!) as Record<string, unknown>;
+    await env.CACHE.put(`session:${expired.id}`, JSON.stringify({ ...stored, expires_at: new Date(Date.now() - 1000).toISOString() }), { expirationTtl: 60 });
+    const foreign = await openSession(other, { customer_id: "cus_paypal" });
+    const [id, random] = live.client_secret.split("_secret_") as [string, string];
+    const flipped = random.slice(0, -1) + (random.endsWith("A") ? "B" : "A");
+    const unknown = `cs_${"0".repeat(24)}_secret_${random}`;
+
+    const secrets = [unknown, expired.client_secret, foreign.client_secret, `${id}_secret_${flipped}`, "garbled", "", "cs_", `${live.client_secret}x`, "x".repeat(2000)];
+    const messages = new Set<string>();
+    for (const secret of secrets) {
+      for (const path of ["/v1/personalize/methods", "/v1/personalize/offers"]) {
+        const body = await expectError(await browser(shop, `${path}?${qs({ client_secret: secret })}`), 401, "INVALID_CLIENT_SECRET");
+        messages.add(body.error.message);
+        expect(body.error.details).toBeUndefined();
+      }
+    }
+    expect(messages.size).toBe(1);
+    // The live one still works: nothing above was a lock-out.
+    expect((await browser(shop, `/v1/personalize/methods?${qs({ client_secret: live.client_secret })}`)).status).toBe(200);
+  });
+
+  it("gives a publishable key without customer the guest order: default order, personalized false, fallback_reason guest", async () => {
+    const res = await browser(shop, "/v1/personalize/methods?device_type=desktop&country=US");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as MethodsJson;
+    expect(body).toMatchObject({ personalized: false, fallback_reason: "guest" });
+    expect(body.decision_id).toMatch(/^dec_/);
+    const fresh = (await (await api(shop.secretKey, "/v1/personalize/methods?customer_id=cus_brand_new&device_type=desktop&country=US")).json()) as MethodsJson;
+    expect(fresh.fallback_reason).toBe("no_history");
+    expect(body.methods.map((m) => m.method_id)).toEqual(fresh.methods.map((m) => m.method_id));
+  });
+
+  it("still requires customer_id (or client_secret) from a secret key", async () => {
+    const err = await expectError(await api(shop.secretKey, "/v1/personalize/methods"), 400, "VALIDATION_ERROR");
+    expect(err.error.details).toEqual([{ path: "customer_id", message: "Required" }]);
+  });
+
+  it("serves /offers through a session and for guests", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal" });
+    const personal = await browser(shop, `/v1/personalize/offers?${qs({ client_secret: s.client_secret })}`);
+    expect(personal.status).toBe(200);
+    const pj = (await personal.json()) as { offers: { offer_id: string }[]; personalized: boolean };
+    expect(pj.personalized).toBe(true);
+    expect(pj.offers.map((o) => o.offer_id)).toEqual(["paypal_promo"]);
+
+    const guest = await browser(shop, "/v1/personalize/offers");
+    expect(guest.status).toBe(200);
+    const gj = (await guest.json()) as { offers: { offer_id: string }[]; personalized: boolean; fallback_reason?: string };
+    expect(gj).toMatchObject({ personalized: false, fallback_reason: "guest" });
+    expect(gj.offers.map((o) => o.offer_id)).toEqual(["paypal_promo"]);
+  });
+});
+
+describe("CORS and rate limits for browser traffic", () => {
+  it("answers a preflight without a key for an allowed origin, exactly (never a wildcard)", async () => {
+    const res = await api(null, "/v1/personalize/methods", {
+      method: "OPTIONS",
+      headers: { Origin: ORIGIN, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-api-key" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe(ORIGIN);
+    expect(res.headers.get("Access-Control-Allow-Headers")).toMatch(/X-API-Key/i);
+    expect(res.headers.get("Access-Control-Allow-Methods")).toMatch(/GET/);
+    expect(res.headers.get("Vary")).toMatch(/Origin/);
+  });
+
+  it("gives a preflight from an origin no merchant allows no CORS headers", async () => {
+    const res = await api(null, `/v1/personalize/methods?api_key=${shop.publishableKey}`, {
+      method: "OPTIONS",
+      headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "GET" },
+    });
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    expect(res.headers.get("Access-Control-Allow-Methods")).toBeNull();
+    expect(res.headers.get("Vary")).toMatch(/Origin/);
+  });
+
+  it("checks a preflight that names the key against that key's merchant", async () => {
+    const stranger = await createMerchant({ allowed_origins: ["https://stranger.example"] });
+    const res = await api(null, `/v1/personalize/methods?api_key=${shop.publishableKey}`, {
+      method: "OPTIONS",
+      headers: { Origin: "https://stranger.example", "Access-Control-Request-Method": "GET" },
+    });
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    const own = await api(null, `/v1/personalize/methods?api_key=${stranger.publishableKey}`, {
+      method: "OPTIONS",
+      headers: { Origin: "https://stranger.example", "Access-Control-Request-Method": "GET" },
+    });
+    expect(own.headers.get("Access-Control-Allow-Origin")).toBe("https://stranger.example");
+  });
+
+  it("gives a publishable-key answer from an allowed origin the exact origin, Vary: Origin, and exposes X-Request-Id and RateLimit-*", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal" });
+    const res = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe(ORIGIN);
+    expect(res.headers.get("Vary")).toMatch(/Origin/);
+    const exposed = (res.headers.get("Access-Control-Expose-Headers") ?? "").split(/,\s*/).map((h) => h.toLowerCase());
+    for (const h of ["x-request-id", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]) expect(exposed).toContain(h);
+    expect(res.headers.get("X-Request-Id")).toBeTruthy();
+    expect(res.headers.get("RateLimit-Limit")).toBe("10000");
+    expect(Number(res.headers.get("RateLimit-Remaining"))).toBeGreaterThanOrEqual(0);
+    expect(res.headers.get("RateLimit-Reset")).toMatch(/^\d+$/);
+  });
+
+  it("lets the page read an error too (CORS headers on a 401 of an allowed origin)", async () => {
+    const res = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: "nope" })}`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe(ORIGIN);
+  });
+
+  it("refuses a publishable key from another origin with 403 ORIGIN_NOT_ALLOWED and no CORS headers", async () => {
+    for (const origin of ["https://evil.example", "https://shop.example.evil.com", "http://shop.example", "null"]) {
+      const res = await browser(shop, "/v1/personalize/methods", origin);
+      await expectError(res, 403, "ORIGIN_NOT_ALLOWED");
+      expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    }
+  });
+
+  it("counts browser traffic against the merchant's own bucket, shared with its backend", async () => {
+    const small = await createMerchant({ rate_limit: { requests_per_hour: 1000, burst: 3 } });
+    const first = await api(small.secretKey, "/v1/payment-methods");
+    expect(first.headers.get("RateLimit-Remaining")).toBe("2");
+    const page = await browser(small, "/v1/personalize/methods");
+    expect(page.headers.get("RateLimit-Remaining")).toBe("1");
+    expect(page.headers.get("RateLimit-Limit")).toBe("1000");
+    await api(small.secretKey, "/v1/payment-methods");
+    const limited = await browser(small, "/v1/personalize/methods");
+    await expectError(limited, 429, "RATE_LIMITED");
+    expect(limited.headers.get("Retry-After")).toMatch(/^\d+$/);
+    expect(limited.headers.get("Access-Control-Allow-Origin")).toBe(ORIGIN);
+  });
+});
