@@ -1,3 +1,156 @@
-import type { App } from "../env";
+import { createRoute } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { randomToken } from "../crypto/hash";
+import { customerRef } from "../crypto/pseudonym";
+import type { App, AppEnv } from "../env";
+import { logField } from "../middleware/logger";
+import { type ResolvedContext, resolveContext } from "../personalization/context";
+import { signDecision } from "../personalization/decision";
+import type { PopularityRow } from "../personalization/prior";
+import { rankForCustomer, type RankingResult } from "../personalization/ranking";
+import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
+import { MethodsResponse, PersonalizeQuery } from "../schemas/personalization";
+import { merchantSecurity } from "../schemas/security";
+import { readPopularity } from "../storage/popularity";
+import { type CacheOutcome, readProfile } from "../storage/profile";
 
-export function registerMethodsRoutes(_app: App): void {}
+type Ctx = Context<AppEnv>;
+
+/** A personalization read that takes longer than this answers `degraded` instead (a checkout never waits on us). */
+const STORAGE_TIMEOUT_MS = 1_500;
+
+export interface PersonalizedAnswer {
+  nowMs: number;
+  customerRef: string;
+  context: ResolvedContext;
+  result: RankingResult;
+  /** Profile cache outcome; null when the profile could not be read (degraded). */
+  cache: CacheOutcome | null;
+}
+
+/**
+ * Who the answer is for. The one place that turns a request into a customer: the checkout-session
+ * issue adds `client_secret` (and the guest case) here.
+ */
+async function resolveCustomer(c: Ctx, query: PersonalizeQuery): Promise<{ customerRef: string }> {
+  return { customerRef: await customerRef(c.env.PII_KEY, query.customer_id) };
+}
+
+function requestContext(c: Ctx, query: PersonalizeQuery, nowMs: number): ResolvedContext {
+  const cf = c.req.raw.cf as { country?: string; timezone?: string } | undefined;
+  return resolveContext(query, { userAgent: c.req.header("User-Agent"), ipCountry: c.req.header("CF-IPCountry") ?? cf?.country, cfTimezone: cf?.timezone }, nowMs);
+}
+
+function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${STORAGE_TIMEOUT_MS} ms`)), STORAGE_TIMEOUT_MS);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+function logError(c: Ctx, message: string, err: unknown): void {
+  console.error(JSON.stringify({ timestamp: new Date().toISOString(), level: "error", request_id: c.get("requestId"), merchant_id: c.get("merchant").merchant_id, message, error: String(err) }));
+}
+
+/**
+ * The shared read path of /methods and /offers: customer, context, profile (KV over D1) and the
+ * merchant's popularity prior, then the pure ranking. A failed or slow profile read answers with the
+ * merchant's default order for the context (`degraded`), logged as an error and counted in the log
+ * line; a failed popularity read only loses the prior.
+ */
+export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<PersonalizedAnswer> {
+  const nowMs = Date.now();
+  const merchant = c.get("merchant");
+  const { customerRef: ref } = await resolveCustomer(c, query);
+  logField(c, "customer_ref", ref);
+  const context = requestContext(c, query, nowMs);
+  const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+  const onCacheError = (err: unknown) => logError(c, "cache error", err);
+
+  let profile = null;
+  let cache: CacheOutcome | null = null;
+  let popularity: PopularityRow[] = [];
+  try {
+    const read = await withTimeout(readProfile(c.env, merchant.merchant_id, ref, { crossMerchant: merchant.features.cross_merchant, waitUntil, onCacheError }), "profile read");
+    profile = read.profile;
+    cache = read.cache;
+    logField(c, "cache", cache);
+  } catch (err) {
+    logError(c, "profile read failed; answering degraded", err);
+    logField(c, "degraded", true);
+  }
+  if (profile) {
+    popularity = await withTimeout(readPopularity(c.env, merchant.merchant_id, { waitUntil, onCacheError }), "popularity read").catch((err: unknown) => {
+      logError(c, "popularity read failed; ranking without the prior", err);
+      return [];
+    });
+  }
+  const result = rankForCustomer({ merchant, customerRef: ref, profile, popularity, context, nowMs });
+  logField(c, "personalized", result.personalized);
+  if (result.fallback_reason) logField(c, "fallback_reason", result.fallback_reason);
+  return { nowMs, customerRef: ref, context, result, cache };
+}
+
+export function contextView(ctx: ResolvedContext) {
+  return {
+    device_type: ctx.device_type,
+    country: ctx.country,
+    amount: ctx.amount,
+    currency: ctx.currency,
+    timezone: ctx.timezone,
+    time_of_day: ctx.time_of_day,
+    day_of_week: ctx.day_of_week,
+  };
+}
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/personalize/methods",
+  tags: ["Personalization"],
+  summary: "Rank the merchant's payment methods for a customer in a context",
+  security: merchantSecurity,
+  request: { query: PersonalizeQuery },
+  responses: {
+    200: { description: "Methods, best first (personalized, or a fallback order with its reason)", content: { "application/json": { schema: MethodsResponse } } },
+    ...errorResponses(...MERCHANT_ERRORS),
+  },
+});
+
+export function registerMethodsRoutes(app: App): void {
+  app.openapi(route, async (c) => {
+    const merchant = c.get("merchant");
+    const answer = await personalize(c, c.req.valid("query"));
+    const { result, context } = answer;
+    const ranked = result.methods.map((m) => m.method_id);
+    const decision_id = await signDecision(c.env.SIGNING_KEY, { n: randomToken(9), m: merchant.merchant_id, a: result.arm, f: result.fallback_reason, r: ranked, t: answer.nowMs });
+    logField(c, "decision_id", decision_id);
+
+    // ── Decision record ── Everything analytics needs about this answer; the analytics issue sends
+    // it to its queue from here (off the hot path, with waitUntil).
+    const decision = {
+      decision_id,
+      merchant_id: merchant.merchant_id,
+      customer_ref: answer.customerRef,
+      issued_at: new Date(answer.nowMs).toISOString(),
+      arm: result.arm,
+      personalized: result.personalized,
+      fallback_reason: result.fallback_reason,
+      ranked,
+      context: { device_type: context.device_type, country: context.country },
+      cache: answer.cache,
+    };
+    void decision;
+
+    return c.json(
+      {
+        methods: result.methods,
+        personalized: result.personalized,
+        ...(result.fallback_reason ? { fallback_reason: result.fallback_reason } : {}),
+        decision_id,
+        context: contextView(context),
+      },
+      200,
+    );
+  });
+}

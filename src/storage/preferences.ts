@@ -36,3 +36,75 @@ export function fromPreferenceRow(row: PreferenceRow): StoredPreferences {
     last_used_at: row.last_used_at,
   };
 }
+
+/** The values a PUT may set; a field left out keeps its stored value. */
+export interface PreferencesPatch {
+  default_method?: string | null;
+  favorite_methods?: string[];
+  excluded_methods?: string[];
+  personalization_enabled?: boolean;
+  cross_merchant_consent?: boolean;
+}
+
+/** What a customer without stored preferences has. */
+export const DEFAULT_PREFERENCES = { default_method: null, favorite_methods: [], excluded_methods: [], personalization_enabled: true, cross_merchant_consent: false } as const;
+
+/** Stored preferences (null when none) and whether the customer's deletion is pending, in one batch. */
+export async function readPreferences(db: D1Database, merchantId: string, customerRef: string): Promise<{ preferences: StoredPreferences | null; pendingDeletion: boolean }> {
+  const [prefs, deletion] = await db.batch<unknown>([
+    db.prepare(`SELECT ${PREFERENCE_COLUMNS} FROM preferences WHERE merchant_id = ? AND customer_ref = ?`).bind(merchantId, customerRef),
+    db.prepare("SELECT 1 AS pending FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ? AND status = 'pending'").bind(merchantId, customerRef),
+  ]);
+  const row = prefs!.results[0] as PreferenceRow | undefined;
+  return { preferences: row ? fromPreferenceRow(row) : null, pendingDeletion: deletion!.results.length > 0 };
+}
+
+const CONSENT_COLUMNS = [
+  ["personalization_enabled", "personalization", 1],
+  ["cross_merchant_consent", "cross_merchant", 0],
+] as const;
+
+/**
+ * Writes a preference patch and, in the same D1 batch (one transaction), one consent_log row for
+ * each consent flag whose stored value (or default) it changes. The comparison runs inside the
+ * batch, so two concurrent PUTs can never both log the same change or miss one.
+ */
+export async function savePreferences(db: D1Database, merchantId: string, customerRef: string, patch: PreferencesPatch, now: string): Promise<StoredPreferences> {
+  const statements: D1PreparedStatement[] = [];
+  for (const [column, consentType, fallback] of CONSENT_COLUMNS) {
+    const value = patch[column];
+    if (value === undefined) continue;
+    statements.push(
+      db
+        .prepare(
+          `INSERT INTO consent_log (merchant_id, customer_ref, consent_type, action, created_at)
+           SELECT ?1, ?2, ?3, ?4, ?5
+           WHERE coalesce((SELECT ${column} FROM preferences WHERE merchant_id = ?1 AND customer_ref = ?2), ?6) <> ?7`,
+        )
+        .bind(merchantId, customerRef, consentType, value ? "granted" : "revoked", now, fallback, value ? 1 : 0),
+    );
+  }
+  const values = {
+    default_method: patch.default_method === undefined ? DEFAULT_PREFERENCES.default_method : patch.default_method,
+    favorite_methods: JSON.stringify(patch.favorite_methods ?? []),
+    excluded_methods: JSON.stringify(patch.excluded_methods ?? []),
+    personalization_enabled: (patch.personalization_enabled ?? DEFAULT_PREFERENCES.personalization_enabled) ? 1 : 0,
+    cross_merchant_consent: (patch.cross_merchant_consent ?? DEFAULT_PREFERENCES.cross_merchant_consent) ? 1 : 0,
+  };
+  const updates = (Object.keys(values) as (keyof typeof values)[]).filter((k) => patch[k] !== undefined).map((k) => `${k} = excluded.${k}`);
+  updates.push("updated_at = excluded.updated_at");
+  statements.push(
+    db
+      .prepare(
+        `INSERT INTO preferences (merchant_id, customer_ref, default_method, favorite_methods, excluded_methods, personalization_enabled,
+           cross_merchant_consent, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (merchant_id, customer_ref) DO UPDATE SET ${updates.join(", ")}
+         RETURNING ${PREFERENCE_COLUMNS}`,
+      )
+      .bind(merchantId, customerRef, values.default_method, values.favorite_methods, values.excluded_methods, values.personalization_enabled,
+        values.cross_merchant_consent, now, now),
+  );
+  const results = await db.batch<PreferenceRow>(statements);
+  return fromPreferenceRow(results[results.length - 1]!.results[0]!);
+}

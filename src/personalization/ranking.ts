@@ -1,0 +1,96 @@
+import { candidateMethods } from "./candidates";
+import type { ResolvedContext } from "./context";
+import type { Arm } from "./decision";
+import { assignArm } from "./holdout";
+import { populationPrior, type PopularityRow } from "./prior";
+import { defaultOrder, type CrossUsage, type RankedMethod, scoreMethods, type UsageStat } from "./scoring";
+import { resolveWeights } from "./weights";
+
+export type FallbackReason = "customer_deleted" | "personalization_disabled" | "holdout" | "no_history" | "degraded" | "guest";
+
+export interface RankingMerchant {
+  merchant_id: string;
+  methods: readonly string[];
+  holdout_percent: number;
+  scoring_weights: Readonly<Record<string, number>>;
+}
+
+/** The parts of a stored profile ranking reads (storage/profile.ts Profile fits). */
+export interface RankingProfile {
+  preferences: {
+    default_method: string | null;
+    favorite_methods: readonly string[];
+    excluded_methods: readonly string[];
+    personalization_enabled: boolean;
+  } | null;
+  stats: readonly UsageStat[];
+  cross_merchant: readonly CrossUsage[];
+  pending_deletion: boolean;
+}
+
+export interface RankingResult {
+  methods: RankedMethod[];
+  personalized: boolean;
+  fallback_reason: FallbackReason | null;
+  /** Experiment arm; null for customers outside the experiment (opted out, deleted). */
+  arm: Arm | null;
+  /** Method probabilities by id (all candidates), for offers' expected value. */
+  probabilities: Map<string, number>;
+}
+
+/** §2's precedence: customer_deleted > personalization_disabled > holdout > no_history. */
+export function fallbackReason(profile: RankingProfile, arm: Arm): FallbackReason | null {
+  if (profile.pending_deletion) return "customer_deleted";
+  if (profile.preferences && !profile.preferences.personalization_enabled) return "personalization_disabled";
+  if (arm === "holdout") return "holdout";
+  return hasSignal(profile) ? null : "no_history";
+}
+
+/** Any payment here or (consented) elsewhere, or a stated default or favourite. */
+export function hasSignal(profile: RankingProfile): boolean {
+  const prefs = profile.preferences;
+  return profile.stats.length > 0 || profile.cross_merchant.length > 0 || !!prefs?.default_method || (prefs?.favorite_methods.length ?? 0) > 0;
+}
+
+/**
+ * One answer of /methods (and the probabilities /offers ranks by). `profile` null means it could
+ * not be read (D1/KV failure): the merchant's default order for the context, `degraded`.
+ */
+export function rankForCustomer(input: {
+  merchant: RankingMerchant;
+  customerRef: string;
+  profile: RankingProfile | null;
+  popularity: readonly PopularityRow[];
+  context: ResolvedContext;
+  nowMs: number;
+}): RankingResult {
+  const { merchant, profile, context, nowMs } = input;
+  const weights = resolveWeights(merchant.scoring_weights);
+  const arm = assignArm(merchant.merchant_id, input.customerRef, merchant.holdout_percent);
+  const reason = profile ? fallbackReason(profile, arm) : "degraded";
+  // A deleted customer's data is no longer used, exclusions included.
+  const excluded = profile && reason !== "customer_deleted" ? (profile.preferences?.excluded_methods ?? []) : [];
+  const candidates = candidateMethods(merchant.methods, context, excluded);
+  const prior = populationPrior(candidates, input.popularity, context, weights, nowMs);
+  const eligible = reason !== "customer_deleted" && reason !== "personalization_disabled";
+  const methods =
+    reason === null
+      ? scoreMethods({
+          candidates,
+          prior,
+          stats: profile!.stats,
+          cross: profile!.cross_merchant,
+          preferences: profile!.preferences,
+          context,
+          weights,
+          nowMs,
+        })
+      : defaultOrder(candidates, prior);
+  return {
+    methods,
+    personalized: reason === null,
+    fallback_reason: reason,
+    arm: eligible ? arm : null,
+    probabilities: new Map(methods.map((m) => [m.method_id, m.confidence])),
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Every tunable of the ranking model, in one place. Defaults were calibrated on the synthetic
+ * replay (`npm run eval`, docs/personalization.md); a merchant may override any key through
+ * `scoring_weights` (admin API). Unknown keys are ignored so an old config never breaks scoring.
+ */
+export interface ScoringWeights {
+  /** Dirichlet strength of the population prior in a customer's overall habits (pseudo-events). */
+  prior_strength: number;
+  /** Strength of the back-off from a context bucket (device, amount band, country) to overall habits. */
+  context_strength: number;
+  /** How much each context dimension may move the log-probability (0 = ignore, 1 = full Bayes). */
+  device_weight: number;
+  amount_weight: number;
+  country_weight: number;
+  /** Pseudo-events of the parent segment in each popularity segment (country × device → country → all). */
+  popularity_strength: number;
+  /** Base prior over the merchant's default order: position i gets default_order_decay^i. */
+  default_order_decay: number;
+  /** Log-odds added to a favourite and to the stored default method. */
+  favorite_boost: number;
+  default_boost: number;
+  /** Weight of one (recency-weighted) payment at another consenting merchant, relative to one here. */
+  cross_merchant_weight: number;
+  /** Softmax temperature applied to the log-scores (calibration). */
+  temperature: number;
+}
+
+export const DEFAULT_WEIGHTS: Readonly<ScoringWeights> = Object.freeze({
+  prior_strength: 1.5,
+  context_strength: 2,
+  device_weight: 1,
+  amount_weight: 1,
+  country_weight: 0.5,
+  popularity_strength: 20,
+  default_order_decay: 0.75,
+  favorite_boost: 0.5,
+  default_boost: 1,
+  cross_merchant_weight: 0.3,
+  temperature: 1,
+});
+
+const BOUNDS: Record<keyof ScoringWeights, [number, number]> = {
+  prior_strength: [0.01, 1000],
+  context_strength: [0.01, 1000],
+  device_weight: [0, 3],
+  amount_weight: [0, 3],
+  country_weight: [0, 3],
+  popularity_strength: [0.01, 10_000],
+  default_order_decay: [0.01, 1],
+  favorite_boost: [-10, 10],
+  default_boost: [-10, 10],
+  cross_merchant_weight: [0, 1],
+  temperature: [0.05, 20],
+};
+
+export const WEIGHT_KEYS = Object.keys(BOUNDS) as (keyof ScoringWeights)[];
+
+/** Defaults overlaid with a merchant's overrides, each clamped to a range where the model stays sane. */
+export function resolveWeights(overrides: Readonly<Record<string, number>> | undefined): ScoringWeights {
+  const out: ScoringWeights = { ...DEFAULT_WEIGHTS };
+  if (!overrides) return out;
+  for (const key of WEIGHT_KEYS) {
+    const value = overrides[key];
+    if (typeof value !== "number" || !Number.isFinite(value)) continue;
+    const [lo, hi] = BOUNDS[key];
+    out[key] = Math.min(hi, Math.max(lo, value));
+  }
+  return out;
+}
