@@ -4,7 +4,7 @@ import worker from "../../src/index";
 import { purgeDueCustomers } from "../../src/jobs/purge";
 import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/retention";
 import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, runScheduled } from "../../src/jobs/scheduled";
-import { KEPT_AFTER_PURGE } from "../../src/storage/deletions";
+import { CUSTOMER_DATA_TABLES, KEPT_AFTER_PURGE } from "../../src/storage/deletions";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
 import { customerTables, DAY_MS, iso, refOf, rowsFor, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
@@ -70,6 +70,13 @@ describe("bounded work per run", () => {
 });
 
 describe("purge after the grace period (scheduled handler)", () => {
+  it("covers every table that holds customer_ref: each is purged or kept on purpose", async () => {
+    const covered = new Set<string>([...CUSTOMER_DATA_TABLES.map((t) => t.table), ...KEPT_AFTER_PURGE]);
+    const missing = (await customerTables()).filter((t) => !covered.has(t));
+    // A table listed here needs a line in CUSTOMER_DATA_TABLES (src/storage/deletions.ts).
+    expect(missing).toEqual([]);
+  });
+
   it("erases every table of that customer at that merchant, keeps the consent log, touches nobody else", async () => {
     const a = await createMerchant();
     const b = await createMerchant();
