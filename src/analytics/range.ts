@@ -1,0 +1,21 @@
+import type { ErrorDetail } from "../errors";
+import { ceilTo, DAY_MS, floorTo, type Grain } from "./timeBuckets";
+
+export const DEFAULT_RANGE_DAYS = 7;
+export const MAX_RANGE_DAYS = 90;
+export const MAX_HOURLY_RANGE_DAYS = 31;
+
+export type RangeResult = { ok: true; fromMs: number; toMs: number } | { ok: false; details: ErrorDetail[] };
+
+/**
+ * The report window of API.md §6: default the last 7 days; from < to; at most 90 days apart (31 for
+ * hourly points). Analytics has bucket resolution, so the window is widened to whole buckets
+ * (from rounded down, to rounded up); the response echoes the window it covers. Pure.
+ */
+export function resolveRange(q: { from?: string; to?: string }, nowMs: number, opts: { align: Grain; maxDays: number }): RangeResult {
+  const toMs = q.to !== undefined ? Date.parse(q.to) : nowMs;
+  const fromMs = q.from !== undefined ? Date.parse(q.from) : toMs - DEFAULT_RANGE_DAYS * DAY_MS;
+  if (fromMs >= toMs) return { ok: false, details: [{ path: "from", message: q.to === undefined ? "must be before to (default: now)" : "must be before to" }] };
+  if (toMs - fromMs > opts.maxDays * DAY_MS) return { ok: false, details: [{ path: "to", message: `must be at most ${opts.maxDays} days after from` }] };
+  return { ok: true, fromMs: floorTo(fromMs, opts.align), toMs: ceilTo(toMs, opts.align) };
+}

@@ -1,0 +1,52 @@
+import { monthsBefore } from "../jobs/retention";
+
+/** API.md §6: raw decisions (and the other raw analytics rows) 90 days, like usage events; rollups 25 months. */
+export const RAW_ANALYTICS_DAYS = 90;
+export const ROLLUP_MONTHS = 25;
+
+const RAW_RULES = [
+  { table: "analytics_decisions", time: "decided_at", key: "merchant_id, decision_key" },
+  { table: "analytics_conversions", time: "occurred_at", key: "merchant_id, decision_key" },
+  { table: "analytics_offer_impressions", time: "shown_at", key: "merchant_id, impression_id, offer_id" },
+] as const;
+
+const ROLLUP_TABLES = [
+  "analytics_decision_rollups",
+  "analytics_conversion_rollups",
+  "analytics_ttp_rollups",
+  "analytics_payment_rollups",
+  "analytics_offer_rollups",
+] as const;
+
+/**
+ * The daily retention deletes of analytics, each bounded (`chunk` raw rows, or `chunk` rollup
+ * buckets); run the list again until nothing is deleted. A row goes once strictly older than its window.
+ */
+export function analyticsRetentionStatements(db: D1Database, now: Date, chunk = 500): D1PreparedStatement[] {
+  const rawCutoff = new Date(now.getTime() - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000).toISOString();
+  const rollupCutoff = monthsBefore(now, ROLLUP_MONTHS).toISOString().slice(0, 13) + ":00:00Z";
+  return [
+    ...RAW_RULES.map((r) =>
+      db.prepare(`DELETE FROM ${r.table} WHERE (${r.key}) IN (SELECT ${r.key} FROM ${r.table} WHERE ${r.time} < ?1 LIMIT ?2)`).bind(rawCutoff, chunk),
+    ),
+    // Whole buckets go (up to `chunk` buckets per statement) once they started before the cutoff hour.
+    ...ROLLUP_TABLES.map((t) =>
+      db
+        .prepare(`DELETE FROM ${t} WHERE (merchant_id, grain, bucket) IN (SELECT DISTINCT merchant_id, grain, bucket FROM ${t} WHERE bucket < ?1 LIMIT ?2)`)
+        .bind(rollupCutoff, chunk),
+    ),
+  ];
+}
+
+/** Runs the retention deletes until done or `maxRounds`; rows deleted per table. */
+export async function applyAnalyticsRetention(db: D1Database, now: Date, opts: { chunk?: number; maxRounds?: number } = {}): Promise<Record<string, number>> {
+  const { chunk = 500, maxRounds = 20 } = opts;
+  const names = [...RAW_RULES.map((r) => r.table), ...ROLLUP_TABLES];
+  const deleted: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+  for (let round = 0; round < maxRounds; round++) {
+    const results = await db.batch(analyticsRetentionStatements(db, now, chunk));
+    results.forEach((r, i) => (deleted[names[i]!]! += r.meta.changes ?? 0));
+    if (results.every((r) => (r.meta.changes ?? 0) === 0)) break;
+  }
+  return deleted;
+}

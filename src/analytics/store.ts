@@ -1,0 +1,92 @@
+import type { AnalyticsMessage, DecisionMessage, OffersShownMessage } from "../schemas/analytics";
+import type { FeedbackMessage } from "../schemas/feedback";
+import { timeToPayBin } from "./stats";
+
+/**
+ * Writes of raw analytics rows (migration 0005). Every insert is ON CONFLICT DO NOTHING on the
+ * row's natural key, so a redelivered message or a retried batch never adds a row.
+ */
+
+/** A decision's key: the signature part of its id (a 128-bit HMAC, unique per decision, 22 chars). */
+export function decisionKey(decisionId: string): string {
+  const dot = decisionId.lastIndexOf(".");
+  return dot === -1 ? decisionId : decisionId.slice(dot + 1);
+}
+
+const INSERT_DECISION = `
+INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, fallback_reason,
+  ranked, device_type, country, currency, cache)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
+
+const INSERT_IMPRESSION = `
+INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (merchant_id, impression_id, offer_id) DO NOTHING`;
+
+function decisionStatement(db: D1Database, d: DecisionMessage): D1PreparedStatement {
+  return db
+    .prepare(INSERT_DECISION)
+    .bind(
+      d.merchant_id, decisionKey(d.decision_id), d.customer_ref, d.issued_at, d.arm, d.personalized ? 1 : 0, d.fallback_reason,
+      JSON.stringify(d.ranked), d.device_type, d.country, d.currency, d.cache,
+    );
+}
+
+function impressionStatements(db: D1Database, o: OffersShownMessage): D1PreparedStatement[] {
+  return [...new Set(o.offer_ids)].map((offerId) => db.prepare(INSERT_IMPRESSION).bind(o.merchant_id, o.impression_id, offerId, o.customer_ref, o.shown_at));
+}
+
+/** The statements that store one analytics queue message. */
+export function analyticsMessageStatements(db: D1Database, m: AnalyticsMessage): D1PreparedStatement[] {
+  return m.kind === "decision" ? [decisionStatement(db, m)] : impressionStatements(db, m);
+}
+
+/**
+ * A conversion is written only when its usage event is stored: the statement runs in the feedback
+ * consumer's D1 batch AFTER the usage-event inserts and requires that row (same merchant, event_id
+ * and decision_id) to exist. ON CONFLICT makes a decision convert at most once: the first stored
+ * event wins; a redelivered event, a client retry or a second event for the same decision adds
+ * nothing. Arm, rank and decision time come from the verified decision_id (the message's
+ * `decision`), so the decision row need not exist yet.
+ */
+const INSERT_CONVERSION = `
+INSERT INTO analytics_conversions (merchant_id, decision_key, event_id, customer_ref, arm, fallback_reason, method_id, rank,
+  amount, currency, decided_at, occurred_at, ttp_bin)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
+WHERE EXISTS (SELECT 1 FROM usage_events WHERE merchant_id = ?1 AND event_id = ?3 AND decision_id = ?14)
+ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
+
+/**
+ * CONVERSION HOOK of the feedback consumer: statements to append to its usage-event batch (same
+ * transaction). Time to pay is clamped at 0 (occurred_at may run up to 5 minutes ahead by clock skew).
+ */
+export function conversionStatements(db: D1Database, events: FeedbackMessage[]): D1PreparedStatement[] {
+  const out: D1PreparedStatement[] = [];
+  for (const e of events) {
+    const d = e.decision;
+    if (!d) continue;
+    const ttp = Math.max(0, Date.parse(e.occurred_at) - Date.parse(d.issued_at));
+    out.push(
+      db
+        .prepare(INSERT_CONVERSION)
+        .bind(
+          e.merchant_id, decisionKey(d.decision_id), e.event_id, e.customer_ref, d.arm, d.fallback_reason, e.method_id, d.rank ?? 0,
+          e.amount, e.currency, d.issued_at, e.occurred_at, timeToPayBin(ttp), d.decision_id,
+        ),
+    );
+  }
+  return out;
+}
+
+/** Raw analytics tables holding customer_ref (the rollups hold none). */
+export const ANALYTICS_CUSTOMER_TABLES = [
+  { table: "analytics_decisions", keyColumns: ["decision_key"] },
+  { table: "analytics_conversions", keyColumns: ["decision_key"] },
+  { table: "analytics_offer_impressions", keyColumns: ["impression_id", "offer_id"] },
+] as const;
+
+/** Deletes every raw analytics row of one customer at one merchant (the data-rights purge). */
+export function analyticsPurgeStatements(db: D1Database, merchantId: string, customerRef: string): D1PreparedStatement[] {
+  return ANALYTICS_CUSTOMER_TABLES.map(({ table }) => db.prepare(`DELETE FROM ${table} WHERE merchant_id = ?1 AND customer_ref = ?2`).bind(merchantId, customerRef));
+}
