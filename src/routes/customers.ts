@@ -47,8 +47,18 @@ async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: s
 }
 
 /** Drops every cached profile that may carry this customer's data: here and at merchants reading it cross-merchant. */
-async function clearProfiles(c: Context<AppEnv>, merchantIds: string[], ref: string): Promise<void> {
-  await Promise.all(merchantIds.map((m) => invalidateProfile(c.env, m, ref)));
+/**
+ * After a deletion a stale entry would still show the customer's data, so a KV failure is a 503 (the
+ * request is idempotent: a retry clears again). After a restore a stale entry only keeps the
+ * customer hidden until its TTL (300 s), so the failure is logged and the restore still answers 200.
+ */
+async function clearProfiles(c: Context<AppEnv>, merchantIds: string[], ref: string, mustSucceed: boolean): Promise<void> {
+  try {
+    await Promise.all(merchantIds.map((m) => invalidateProfile(c.env, m, ref)));
+  } catch (err) {
+    logField(c, "cache_error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    if (mustSucceed) throw new ApiError("UNAVAILABLE", "The deletion is recorded but cached data could not be cleared yet; retry the same request");
+  }
 }
 
 export function registerCustomersRoutes(app: App): void {
@@ -57,7 +67,7 @@ export function registerCustomersRoutes(app: App): void {
     const merchantId = c.get("merchant").merchant_id;
     const { ref, stamp } = await subject(c, customer_id);
     const result = await requestDeletion(c.env.DB, merchantId, ref, stamp);
-    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref);
+    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref, true);
     logField(c, "deletion", result.created ? "requested" : "already_pending");
     return c.json({ customer_id, status: "pending_deletion" as const, purge_after: result.purge_after }, 202);
   });
@@ -70,7 +80,7 @@ export function registerCustomersRoutes(app: App): void {
     if (!result.restored) {
       throw new ApiError("NOT_FOUND", "No pending deletion for this customer: never deleted, already restored, or purged");
     }
-    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref);
+    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref, false);
     return c.json({ customer_id, status: "active" as const }, 200);
   });
 

@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { purgeDueCustomers } from "../../src/jobs/purge";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
 import { customerRowCounts, DAY_MS, refOf, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
@@ -123,6 +123,31 @@ describe("hidden everywhere, then restored (through /preferences and /methods)",
     const after = await (await methods(id)).json<MethodsBody>();
     expect(after.fallback_reason).not.toBe("customer_deleted");
     expect(after.methods.map((m) => m.method_id)).not.toContain("klarna");
+  });
+});
+
+describe("cache failures", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("a deletion whose cache cannot be cleared answers 503; the retry is idempotent and clears it", async () => {
+    const id = "cus_kv_down";
+    const ref = await refOf(id);
+    await seedPreferences(a.merchantId, id);
+    await readProfile(env, a.merchantId, ref, { crossMerchant: false });
+    vi.spyOn(env.CACHE, "delete").mockRejectedValueOnce(new Error("KV delete failed"));
+    await expectError(await del(a, id), 503, "UNAVAILABLE");
+    expect((await profileOf(a, id)).pending_deletion).toBe(true); // recorded all the same
+    const retry = await del(a, id);
+    expect(retry.status).toBe(202);
+    expect(await env.CACHE.get(profileKey(a.merchantId, ref))).toBeNull();
+  });
+
+  it("a restore still answers 200 when the cache cannot be cleared (a stale entry only keeps the customer hidden)", async () => {
+    const id = "cus_kv_down_restore";
+    await del(a, id);
+    vi.spyOn(env.CACHE, "delete").mockRejectedValueOnce(new Error("KV delete failed"));
+    expect((await restore(a, id)).status).toBe(200);
+    expect((await profileOf(a, id)).pending_deletion).toBe(false);
   });
 });
 
