@@ -1,0 +1,135 @@
+/**
+ * Tap2 drop-in for checkout pages: asks for the method order with the merchant's publishable key
+ * and a checkout session's client secret, then reorders the page's payment buttons in place.
+ * A checkout never waits on us: on any failure or after `timeoutMs` the page stays as it was.
+ * Built by scripts/build-browser.mjs into public/sdk/v1/tap2.js (one ES module, < 4 KB gzipped).
+ */
+
+export interface RankOptions {
+  /** The merchant's publishable key, tp2_pk_… */
+  publishableKey: string;
+  /** The checkout session's client secret from the merchant's backend; without it: the guest order. */
+  clientSecret?: string | null;
+  /** Where the API lives, e.g. https://api.tap2.com (default: this page's origin). */
+  baseUrl?: string;
+  /** Give up after this many milliseconds (default 800). */
+  timeoutMs?: number;
+  /** Explicit context; what is left out comes from the browser's request. */
+  context?: { device_type?: string; country?: string; amount?: number; currency?: string; timezone?: string };
+}
+
+export interface RankedMethod {
+  method_id: string;
+  confidence: number;
+  score: number;
+}
+
+export interface RankResult {
+  methods: RankedMethod[];
+  personalized: boolean;
+  fallback_reason?: string;
+  /** Hand this to your backend: its feedback call attributes the payment to this answer. */
+  decision_id: string;
+}
+
+/** Why `rank` failed: `code` is the API's error code, or TIMEOUT / NETWORK / BAD_RESPONSE. */
+export class Tap2Error extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 0,
+  ) {
+    super(message);
+    this.name = "Tap2Error";
+  }
+}
+
+const ATTR = "data-tap2-method";
+const RECOMMENDED = "data-tap2-recommended";
+const HIDDEN_BY_US = "data-tap2-hidden";
+
+/** The ranked methods for this checkout; rejects with a Tap2Error on failure or timeout. */
+export async function rank(options: RankOptions): Promise<RankResult> {
+  const base = (options.baseUrl ?? location.origin).replace(/\/+$/, "");
+  // The key goes in the query, not a header: a GET without custom headers needs no CORS preflight,
+  // which saves a round trip on the checkout's critical path (the key is public anyway).
+  const params = new URLSearchParams({ api_key: options.publishableKey });
+  if (options.clientSecret) params.set("client_secret", options.clientSecret);
+  for (const [k, v] of Object.entries(options.context ?? {})) if (v !== undefined && v !== null) params.set(k, String(v));
+
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? 800);
+  try {
+    let res: Response;
+    let body: unknown;
+    try {
+      res = await fetch(`${base}/v1/personalize/methods?${params}`, { signal: controller.signal, credentials: "omit" });
+      body = await res.json();
+    } catch (err) {
+      if (controller.signal.aborted) throw new Tap2Error("TIMEOUT", `No answer within ${options.timeoutMs ?? 800} ms`);
+      throw new Tap2Error("NETWORK", String(err));
+    }
+    if (!res.ok) {
+      const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new Tap2Error(error?.code ?? "HTTP_" + res.status, error?.message ?? res.statusText, res.status);
+    }
+    const result = body as RankResult;
+    if (!Array.isArray(result?.methods) || typeof result.decision_id !== "string") throw new Tap2Error("BAD_RESPONSE", "Unexpected answer");
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Reorders, in place, the children of `container` that carry data-tap2-method="<method_id>": the
+ * answer's order first, the methods it left out (unavailable or excluded) hidden; marks the first
+ * with data-tap2-recommended. Other children keep their places. Without a usable answer (or when
+ * it matches none of the buttons) nothing changes. Safe to call again with a newer answer.
+ */
+export function reorder(container: Element | null | undefined, result: RankResult | null | undefined): boolean {
+  if (!container || !result || !Array.isArray(result.methods)) return false;
+  const items = Array.from(container.children).filter((el) => el.hasAttribute(ATTR));
+  const byId = new Map(items.map((el) => [el.getAttribute(ATTR), el]));
+  const ranked = result.methods.map((m) => byId.get(m.method_id)).filter((el): el is Element => !!el);
+  if (ranked.length === 0) return false;
+  const rest = items.filter((el) => !ranked.includes(el));
+
+  // Each tagged child's place becomes a slot; slots are refilled in the new order.
+  const slots = items.map((el) => {
+    const slot = document.createComment("");
+    container.insertBefore(slot, el);
+    return slot;
+  });
+  [...ranked, ...rest].forEach((el, i) => slots[i]!.replaceWith(el));
+
+  for (const el of items) {
+    el.removeAttribute(RECOMMENDED);
+    if (el.hasAttribute(HIDDEN_BY_US)) {
+      el.removeAttribute(HIDDEN_BY_US);
+      el.removeAttribute("hidden");
+    }
+  }
+  for (const el of rest) {
+    if (!el.hasAttribute("hidden")) {
+      el.setAttribute("hidden", "");
+      el.setAttribute(HIDDEN_BY_US, "");
+    }
+  }
+  ranked[0]!.setAttribute(RECOMMENDED, "");
+  return true;
+}
+
+/** rank + reorder in one call that never rejects: the answer, or null (then the page is as it was). */
+export async function personalize(container: Element | null | undefined, options: RankOptions): Promise<RankResult | null> {
+  try {
+    const result = await rank(options);
+    reorder(container, result);
+    return result;
+  } catch {
+    return null;
+  }
+}
+
+export const Tap2 = { rank, reorder, personalize };
+export default Tap2;

@@ -1,0 +1,91 @@
+import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { randomToken } from "../crypto/hash";
+import type { App, AppEnv } from "../env";
+import { ApiError, validationError } from "../errors";
+import { CustomerId, MethodId } from "../schemas/common";
+import { zodDetails } from "../validation";
+
+/**
+ * The demo shop's "backend" behind public/demo/ (`npm run dev` only): it holds the demo merchant's
+ * secret key, the way a merchant's server does, and talks to the API through the app itself, so the
+ * demo exercises the real routes (auth, rate limits, sessions, the feedback queue).
+ * Outside ENVIRONMENT=development every /demo path answers 404, as if it did not exist; staging and
+ * production also route /demo/* to the worker before the static assets (run_worker_first).
+ */
+export const DEMO_MERCHANT_ID = "m_demo";
+/** The local-only keys seeded by scripts/demo-data.mjs (never present in staging or production). */
+export const DEMO_SECRET_KEY = "tp2_sk_demo_secret_key_for_local_development_only0";
+export const DEMO_PUBLISHABLE_KEY = "tp2_pk_demo_publishable_key_for_local_development0";
+/** The demo checkout's basket (public/demo/customers.json shows the same). */
+export const DEMO_BASKET = { amount: 6490, currency: "EUR", country: "NL" } as const;
+
+const SessionBody = z.strictObject({ customer: CustomerId });
+const PayBody = z.strictObject({ customer: CustomerId, method_id: MethodId, decision_id: z.string().min(1).max(2048).optional() });
+
+type Ctx = Context<AppEnv>;
+
+async function parse<T extends z.ZodType>(c: Ctx, schema: T): Promise<z.infer<T>> {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new ApiError("INVALID_JSON", "The body is not valid JSON");
+  }
+  const result = schema.safeParse(body);
+  if (!result.success) throw validationError(zodDetails(result.error, body));
+  return result.data;
+}
+
+/** A merchant-backend call to the API, made through the app (same middleware and routes). */
+function callApi(app: App, c: Ctx, path: string, body: unknown): Promise<Response> {
+  const url = new URL(path, c.req.url);
+  const req = new Request(url, { method: "POST", headers: { "Content-Type": "application/json", "X-API-Key": DEMO_SECRET_KEY }, body: JSON.stringify(body) });
+  return Promise.resolve(app.fetch(req, c.env, c.executionCtx));
+}
+
+/** Passes an API error through unchanged, so the demo page shows what the API said. */
+function relay(res: Response): Response {
+  return new Response(res.body, { status: res.status, headers: { "Content-Type": res.headers.get("Content-Type") ?? "application/json" } });
+}
+
+export function registerDemoRoutes(app: App): void {
+  app.use("/demo/*", async (c, next) => {
+    if (c.env.ENVIRONMENT !== "development") throw new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`);
+    return next();
+  });
+
+  app.post("/demo/api/session", async (c) => {
+    const { customer } = await parse(c, SessionBody);
+    const res = await callApi(app, c, "/v1/checkout/sessions", { customer_id: customer, ...DEMO_BASKET, expires_in: 900 });
+    if (res.status !== 201) return relay(res);
+    const session = (await res.json()) as { client_secret: string; amount: number; currency: string; expires_at: string };
+    return c.json(
+      {
+        merchant_id: DEMO_MERCHANT_ID,
+        publishable_key: DEMO_PUBLISHABLE_KEY,
+        client_secret: session.client_secret,
+        amount: session.amount,
+        currency: session.currency,
+        expires_at: session.expires_at,
+        api_base: new URL(c.req.url).origin,
+      },
+      201,
+    );
+  });
+
+  app.post("/demo/api/pay", async (c) => {
+    const { customer, method_id, decision_id } = await parse(c, PayBody);
+    const res = await callApi(app, c, "/v1/personalize/feedback", {
+      customer_id: customer,
+      method_id,
+      ...(decision_id ? { decision_id } : {}),
+      amount: DEMO_BASKET.amount,
+      currency: DEMO_BASKET.currency,
+      location_country: DEMO_BASKET.country,
+      event_id: `demo_pay_${randomToken(12)}`,
+    });
+    if (res.status !== 204) return relay(res);
+    return c.json({ paid: true, method_id }, 200);
+  });
+}
