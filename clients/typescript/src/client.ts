@@ -1,0 +1,182 @@
+import createClient, { type Client } from "openapi-fetch";
+import type { Readable } from "openapi-typescript-helpers";
+import { Tap2Error } from "./errors";
+import { retryingFetch, transportError } from "./retry";
+import type { components, paths } from "./schema";
+
+/** Every route of the worker's OpenAPI document (clients/openapi.json, generated into schema.d.ts). */
+export type ApiPaths = paths;
+/** Response bodies as openapi-fetch returns them (Readable: tuples read as arrays, write-only fields dropped). */
+type Schemas = { [K in keyof components["schemas"]]: Readable<components["schemas"][K]> };
+type Query<P extends keyof ApiPaths, M extends "get" | "post"> = ApiPaths[P] extends Record<M, { parameters: { query?: infer Q } }>
+  ? Omit<NonNullable<Q>, "api_key">
+  : never;
+
+export type MethodsQuery = Query<"/v1/personalize/methods", "get">;
+export type OffersQuery = Query<"/v1/personalize/offers", "get">;
+export type AnalyticsSummaryQuery = Query<"/v1/analytics/summary", "get">;
+export type AnalyticsTimeseriesQuery = Query<"/v1/analytics/timeseries", "get">;
+export type MethodsResponse = Schemas["MethodsResponse"];
+export type OffersResponse = Schemas["OffersResponse"];
+export type FeedbackEvent = Schemas["FeedbackEvent"];
+export type Preferences = Schemas["Preferences"];
+export type PreferencesUpdate = Schemas["PreferencesUpdate"];
+export type PreferencesUpdated = Schemas["PreferencesUpdated"];
+export type ConsentLog = Schemas["ConsentLog"];
+export type DeletionAccepted = Schemas["DeletionAccepted"];
+export type CustomerRestored = Schemas["CustomerRestored"];
+export type CustomerExport = Schemas["CustomerExport"];
+export type CatalogMethod = Schemas["CatalogMethod"];
+export type CheckoutSessionCreate = Schemas["CheckoutSessionCreate"];
+export type CheckoutSession = Schemas["CheckoutSession"];
+export type AnalyticsSummary = Schemas["AnalyticsSummary"];
+export type AnalyticsTimeseries = Schemas["AnalyticsTimeseries"];
+
+export interface Tap2ClientOptions {
+  /** A secret key `tp2_sk_…` (merchant backends) or a publishable key `tp2_pk_…` (methods and offers only). */
+  apiKey: string;
+  /** Default `https://api.tap2-personalize.com`; `http://localhost:8787` for `npm run dev`. */
+  baseUrl?: string;
+  /** Per attempt, until the response headers arrive. Default 10 000. */
+  timeoutMs?: number;
+  /** Retries of a 429 or 503 answer. Default 2. */
+  maxRetries?: number;
+  /** A Retry-After (or backoff) longer than this is not waited out; the error is thrown. Default 30 000. */
+  maxRetryDelayMs?: number;
+  /** First backoff step when the server sends no Retry-After. Default 250. */
+  retryBaseDelayMs?: number;
+  fetch?: (request: Request) => Promise<Response>;
+  /** For tests: how to wait between retries. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export const DEFAULT_BASE_URL = "https://api.tap2-personalize.com";
+
+/** Typed client of the merchant-backend calls. Every failure throws {@link Tap2Error}. */
+export class Tap2Client {
+  /** The underlying typed openapi-fetch client (key and retries included), for calls not wrapped here. */
+  readonly raw: Client<ApiPaths>;
+  private readonly timeoutMs: number;
+
+  constructor(options: Tap2ClientOptions) {
+    if (!options.apiKey) throw new TypeError("Tap2Client: apiKey is required");
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.raw = createClient<ApiPaths>({
+      baseUrl: (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, ""),
+      headers: { "X-API-Key": options.apiKey },
+      fetch: retryingFetch({
+        maxRetries: options.maxRetries ?? 2,
+        timeoutMs: this.timeoutMs,
+        baseDelayMs: options.retryBaseDelayMs ?? 250,
+        maxRetryDelayMs: options.maxRetryDelayMs ?? 30_000,
+        fetch: options.fetch ?? ((request) => globalThis.fetch(request)),
+        sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+      }),
+    });
+  }
+
+  /** The merchant's methods for a customer, best first (GET /v1/personalize/methods). */
+  getMethods(query: MethodsQuery): Promise<MethodsResponse> {
+    return this.call(() => this.raw.GET("/v1/personalize/methods", { params: { query } }));
+  }
+
+  /** Offers for a customer, ranked by expected value (GET /v1/personalize/offers). */
+  getOffers(query: OffersQuery): Promise<OffersResponse> {
+    return this.call(() => this.raw.GET("/v1/personalize/offers", { params: { query } }));
+  }
+
+  /**
+   * Reports the method a customer paid with (POST /v1/personalize/feedback, 204). Without an
+   * `event_id` one is generated, and the same one is sent on every retry, so the event is stored once.
+   */
+  async sendFeedback(event: FeedbackEvent): Promise<{ eventId: string }> {
+    const eventId = event.event_id ?? newIdempotencyKey("evt");
+    await this.call(() => this.raw.POST("/v1/personalize/feedback", { body: { ...event, event_id: eventId } }));
+    return { eventId };
+  }
+
+  /**
+   * Up to 100 events at once (202). Events without `event_id` get ids derived from the batch's
+   * Idempotency-Key, generated here unless given, and reused on retries.
+   */
+  async sendFeedbackBatch(events: FeedbackEvent[], options: { idempotencyKey?: string } = {}): Promise<{ accepted: number; idempotencyKey: string }> {
+    const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("batch");
+    const data = await this.call(() =>
+      this.raw.POST("/v1/personalize/feedback/batch", { body: { events }, headers: { "Idempotency-Key": idempotencyKey } }),
+    );
+    return { accepted: data.accepted, idempotencyKey };
+  }
+
+  /** The customer's stored preferences, or the defaults (GET /v1/personalize/preferences). */
+  getPreferences(customerId: string): Promise<Preferences> {
+    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query: { customer_id: customerId } } }));
+  }
+
+  /** Changes the given fields; the others keep their values (PUT /v1/personalize/preferences). */
+  putPreferences(update: PreferencesUpdate): Promise<PreferencesUpdated> {
+    return this.call(() => this.raw.PUT("/v1/personalize/preferences", { body: update }));
+  }
+
+  /** The customer's consent log, oldest first (GET /v1/personalize/consent). */
+  getConsent(customerId: string): Promise<ConsentLog> {
+    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query: { customer_id: customerId } } }));
+  }
+
+  /** Opens a checkout session; hand its `client_secret` to the checkout page (POST /v1/checkout/sessions). */
+  createCheckoutSession(session: CheckoutSessionCreate): Promise<CheckoutSession> {
+    return this.call(() => this.raw.POST("/v1/checkout/sessions", { body: session }));
+  }
+
+  /** Starts the customer's deletion; purged after the grace period (DELETE /v1/personalize/customers/{id}, 202). */
+  deleteCustomer(customerId: string): Promise<DeletionAccepted> {
+    return this.call(() =>
+      this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId } } }),
+    );
+  }
+
+  /** Cancels a pending deletion within the grace period (404 after the purge). */
+  restoreCustomer(customerId: string): Promise<CustomerRestored> {
+    return this.call(() =>
+      this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId } } }),
+    );
+  }
+
+  /** Everything stored about the customer for this merchant (GET …/customers/{id}/export). */
+  exportCustomer(customerId: string): Promise<CustomerExport> {
+    return this.call(() =>
+      this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId } } }),
+    );
+  }
+
+  /** Treatment vs holdout over a period (GET /v1/analytics/summary; secret key). */
+  getAnalyticsSummary(query: AnalyticsSummaryQuery = {}): Promise<AnalyticsSummary> {
+    return this.call(() => this.raw.GET("/v1/analytics/summary", { params: { query } }));
+  }
+
+  /** One metric per arm and hour or day, oldest first (GET /v1/analytics/timeseries; secret key). */
+  getAnalyticsTimeseries(query: AnalyticsTimeseriesQuery): Promise<AnalyticsTimeseries> {
+    return this.call(() => this.raw.GET("/v1/analytics/timeseries", { params: { query } }));
+  }
+
+  /** The catalog of payment methods (GET /v1/payment-methods). */
+  async getPaymentMethods(): Promise<CatalogMethod[]> {
+    const data = await this.call(() => this.raw.GET("/v1/payment-methods"));
+    return data.methods;
+  }
+
+  private async call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+    let result: { data?: T; error?: unknown; response: Response };
+    try {
+      result = await run();
+    } catch (err) {
+      throw transportError(err, false, this.timeoutMs);
+    }
+    if (!result.response.ok) throw Tap2Error.fromResponse(result.response, result.error);
+    return result.data as T;
+  }
+}
+
+/** An idempotency key in the API's id charset ([A-Za-z0-9._:@-], at most 128). */
+export function newIdempotencyKey(prefix: string): string {
+  return `${prefix}_${crypto.randomUUID().replaceAll("-", "")}`;
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { Tap2Client, Tap2Error } from "../src/index";
+import { retryDelayMs } from "../src/retry";
+
+/** A scripted server: answers in order, records every request it got (bodies read as text). */
+function scripted(answers: (() => Response)[]) {
+  const requests: { url: string; headers: Headers; body: string }[] = [];
+  const fetch = async (request: Request) => {
+    requests.push({ url: request.url, headers: request.headers, body: await request.text() });
+    const next = answers.shift();
+    if (!next) throw new Error("no more scripted answers");
+    return next();
+  };
+  return { fetch, requests };
+}
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) => () =>
+  new Response(status === 204 ? null : JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
+const errorBody = (code: string) => ({ error: { code, message: code.toLowerCase(), request_id: "req_test", documentation_url: "x" } });
+
+function client(fetch: (r: Request) => Promise<Response>, sleeps: number[], extra: Partial<ConstructorParameters<typeof Tap2Client>[0]> = {}) {
+  return new Tap2Client({
+    apiKey: "tp2_sk_test",
+    baseUrl: "http://tap2.test/",
+    fetch,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+    ...extra,
+  });
+}
+
+describe("retries (scripted server)", () => {
+  it("waits Retry-After seconds after a 429 and resends the same feedback body and event_id", async () => {
+    const server = scripted([json(429, errorBody("RATE_LIMITED"), { "Retry-After": "2" }), json(204, null)]);
+    const sleeps: number[] = [];
+    const { eventId } = await client(server.fetch, sleeps).sendFeedback({ customer_id: "cus_1", method_id: "visa" });
+    expect(sleeps).toEqual([2000]);
+    expect(server.requests).toHaveLength(2);
+    expect(server.requests[0]!.body).toBe(server.requests[1]!.body);
+    expect(JSON.parse(server.requests[0]!.body).event_id).toBe(eventId);
+    expect(eventId).toMatch(/^evt_[0-9a-f]{32}$/);
+    expect(server.requests[0]!.headers.get("X-API-Key")).toBe("tp2_sk_test");
+    expect(server.requests[0]!.url).toBe("http://tap2.test/v1/personalize/feedback");
+  });
+
+  it("keeps the caller's event_id", async () => {
+    const server = scripted([json(204, null)]);
+    const { eventId } = await client(server.fetch, []).sendFeedback({ customer_id: "cus_1", method_id: "visa", event_id: "order_42" });
+    expect(eventId).toBe("order_42");
+    expect(JSON.parse(server.requests[0]!.body).event_id).toBe("order_42");
+  });
+
+  it("backs off exponentially on 503 without Retry-After, then gives up after maxRetries with the last error", async () => {
+    const server = scripted([0, 1, 2].map(() => json(503, errorBody("UNAVAILABLE"))));
+    const sleeps: number[] = [];
+    const batch = client(server.fetch, sleeps, { maxRetries: 2, retryBaseDelayMs: 100 }).sendFeedbackBatch([{ customer_id: "c", method_id: "visa" }]);
+    const err = await batch.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Tap2Error);
+    expect(err).toMatchObject({ status: 503, code: "UNAVAILABLE", requestId: "req_test" });
+    expect(server.requests).toHaveLength(3);
+    const keys = server.requests.map((r) => r.headers.get("Idempotency-Key"));
+    expect(new Set(keys).size).toBe(1);
+    expect(keys[0]).toMatch(/^batch_[0-9a-f]{32}$/);
+    expect(sleeps).toHaveLength(2);
+    expect(sleeps[0]).toBeGreaterThanOrEqual(50);
+    expect(sleeps[0]).toBeLessThanOrEqual(100);
+    expect(sleeps[1]).toBeGreaterThanOrEqual(100);
+    expect(sleeps[1]).toBeLessThanOrEqual(200);
+  });
+
+  it("does not retry other errors, and does not wait out a Retry-After beyond maxRetryDelayMs", async () => {
+    const bad = scripted([json(400, errorBody("VALIDATION_ERROR"))]);
+    await expect(client(bad.fetch, []).getPreferences("cus_1")).rejects.toMatchObject({ status: 400, code: "VALIDATION_ERROR" });
+    expect(bad.requests).toHaveLength(1);
+
+    const sleeps: number[] = [];
+    const slow = scripted([json(429, errorBody("RATE_LIMITED"), { "Retry-After": "3600" })]);
+    const err = await client(slow.fetch, sleeps, { maxRetryDelayMs: 5_000 }).getPreferences("cus_1").catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 429, code: "RATE_LIMITED", retryAfterSeconds: 3600 });
+    expect(sleeps).toEqual([]);
+  });
+
+  it("turns a timeout into Tap2Error TIMEOUT and an unreachable host into NETWORK_ERROR", async () => {
+    const never = (request: Request) =>
+      new Promise<Response>((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
+    await expect(client(never, [], { timeoutMs: 50 }).getConsent("cus_1")).rejects.toMatchObject({ status: 0, code: "TIMEOUT" });
+    const down = async () => {
+      throw new TypeError("fetch failed");
+    };
+    await expect(client(down, []).getConsent("cus_1")).rejects.toMatchObject({ status: 0, code: "NETWORK_ERROR" });
+  });
+
+  it("computes jittered exponential delays, and Retry-After overrides them", () => {
+    expect(retryDelayMs(0, null, 200, () => 0)).toBe(100);
+    expect(retryDelayMs(3, null, 200, () => 1)).toBe(1600);
+    expect(retryDelayMs(5, 1.5, 200)).toBe(1500);
+  });
+});
