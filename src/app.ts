@@ -16,6 +16,7 @@ import { registerCatalogRoutes } from "./routes/catalog";
 import { registerCheckoutRoutes } from "./routes/checkout";
 import { registerConsentRoutes } from "./routes/consent";
 import { registerCustomersRoutes } from "./routes/customers";
+import { registerDemoRoutes } from "./routes/demo";
 import { registerFeedbackRoutes } from "./routes/feedback";
 import { registerHealthRoutes } from "./routes/health";
 import { registerMethodsRoutes } from "./routes/methods";
@@ -56,6 +57,7 @@ export function createApp(): App {
   registerCheckoutRoutes(app);
   registerAnalyticsRoutes(app);
   registerOpenApiRoutes(app);
+  registerDemoRoutes(app); // answers 404 unless ENVIRONMENT is "development"
 
   app.notFound((c) => {
     const allowed = methodsForPath(app, c.req.path);
