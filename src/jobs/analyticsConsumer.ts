@@ -38,7 +38,8 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
     return;
   }
   for (const { msg } of valid) msg.ack();
-  const stored = results.reduce((n, r) => n + (r.meta.changes ?? 0), 0);
+  // meta.changes also counts the dirty-hour marks written by triggers: a statement either inserted or not.
+  const stored = results.filter((r) => (r.meta.changes ?? 0) > 0).length;
   log("info", "analytics batch stored", {
     queue: batch.queue,
     messages: batch.messages.length,

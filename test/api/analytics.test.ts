@@ -1,0 +1,414 @@
+import { env } from "cloudflare:test";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { loadFacts } from "../../src/analytics/load";
+import { recomputeDayStatements } from "../../src/analytics/rollups";
+import { buildSummary } from "../../src/analytics/summary";
+import { signDecision } from "../../src/personalization/decision";
+import type { SummaryResponse, TimeseriesResponse } from "../../src/schemas/analytics";
+import type { FeedbackMessage } from "../../src/schemas/feedback";
+import {
+  deliverAnalytics,
+  dumpRollups,
+  getJson,
+  makeDecision,
+  offersShown,
+  postFeedback,
+  rollupCron,
+  storeFeedback,
+  type DecisionSpec,
+} from "../helpers/analytics";
+import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+
+const HOUR = 3_600_000;
+const floorHour = (ms: number) => Math.floor(ms / HOUR) * HOUR;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/*
+ * The scripted population of merchant A (holdout_percent 33).
+ *
+ * Closed hour B (two days ago) and the open hour O (now):
+ *   treatment  t0..t12  personalized [apple_pay, visa, paypal]        cache hit t0..t8, miss t9..t12
+ *              t13..t16 no_history   [visa, apple_pay, paypal]        cache miss
+ *              t17      degraded     (all 7 methods)                  cache unknown
+ *              to0,to1  (open hour) personalized [apple_pay, visa]    cache hit
+ *   holdout    h0..h8   holdout      [visa, mastercard, apple_pay]    cache hit h0..h4, miss h5..h8
+ *              ho0      (open hour) holdout                          cache miss
+ *   no arm     x0, x1 personalization_disabled (miss); x2 customer_deleted; g0..g2 guests
+ * → 36 decisions; treatment 20, holdout 10; personalized 15; cache 16 hits / 15 misses.
+ *
+ * Conversions (method, rank, amount, time to pay):
+ *   t0..t7  apple_pay #1  USD 1000·(i+1)   10,20,30,40,42,50,60,70 s
+ *   t8, t9  visa #2       USD 9000, 10000  80, 90 s
+ *   t13     visa #1       EUR 3000         5 s
+ *   to0     klarna (not ranked → 1/rank 0) EUR 5000  15 s   (open hour)
+ *   h0      visa #1       USD 1000         30 s
+ *   h1, h2  apple_pay #3  USD 2000, 4000   45, 60 s
+ *   h3      mastercard #2 EUR 6000         120 s  (stored BEFORE its decision was written)
+ * Noise that must not add conversions: t0's event redelivered, t1's event retried by the client
+ * (same event_id), a second event for t2's decision (paypal, new event_id: a payment, no conversion),
+ * the decision messages delivered twice. Also an unattributed payment (u0, google_pay, offer gpay_bonus)
+ * and t3 redeems offer applepay_5off.
+ */
+let A: TestMerchant;
+let B: TestMerchant;
+let nowMs: number;
+let base: number;
+let openAt: number;
+const ids = new Map<string, string>();
+
+const P = ["apple_pay", "visa", "paypal"];
+const NH = ["visa", "apple_pay", "paypal"];
+const ALL = ["visa", "mastercard", "apple_pay", "google_pay", "paypal", "klarna", "ideal"];
+const HO = ["visa", "mastercard", "apple_pay"];
+
+function population(): [string, Omit<DecisionSpec, "customer">][] {
+  const at = (i: number) => base + i * 60_000;
+  const rows: [string, Omit<DecisionSpec, "customer">][] = [];
+  for (let i = 0; i <= 12; i++) rows.push([`t${i}`, { at: at(i), arm: "treatment", fallback: null, ranked: P, cache: i <= 8 ? "hit" : "miss" }]);
+  for (let i = 13; i <= 16; i++) rows.push([`t${i}`, { at: at(i), arm: "treatment", fallback: "no_history", ranked: NH, cache: "miss" }]);
+  rows.push(["t17", { at: at(17), arm: "treatment", fallback: "degraded", ranked: ALL, cache: null }]);
+  rows.push(["to0", { at: openAt, arm: "treatment", fallback: null, ranked: ["apple_pay", "visa"], cache: "hit" }]);
+  rows.push(["to1", { at: openAt, arm: "treatment", fallback: null, ranked: ["apple_pay", "visa"], cache: "hit" }]);
+  for (let i = 0; i <= 8; i++) rows.push([`h${i}`, { at: at(20 + i), arm: "holdout", fallback: "holdout", ranked: HO, cache: i <= 4 ? "hit" : "miss" }]);
+  rows.push(["ho0", { at: openAt, arm: "holdout", fallback: "holdout", ranked: HO, cache: "miss" }]);
+  rows.push(["x0", { at: at(30), arm: null, fallback: "personalization_disabled", ranked: ALL, cache: "miss" }]);
+  rows.push(["x1", { at: at(31), arm: null, fallback: "personalization_disabled", ranked: ALL, cache: "miss" }]);
+  rows.push(["x2", { at: at(32), arm: null, fallback: "customer_deleted", ranked: ALL, cache: null }]);
+  for (let i = 0; i < 3; i++) rows.push([`g${i}`, { at: at(33 + i), arm: null, fallback: "guest", ranked: ALL, cache: null }]);
+  return rows;
+}
+
+/** [customer, method, amount, currency, time to pay in s] */
+const CONVERSIONS: [string, string, number, string, number][] = [
+  ...[10, 20, 30, 40, 42, 50, 60, 70].map((s, i) => [`t${i}`, "apple_pay", 1000 * (i + 1), "USD", s] as [string, string, number, string, number]),
+  ["t8", "visa", 9000, "USD", 80],
+  ["t9", "visa", 10000, "USD", 90],
+  ["t13", "visa", 3000, "EUR", 5],
+  ["to0", "klarna", 5000, "EUR", 15],
+  ["h0", "visa", 1000, "USD", 30],
+  ["h1", "apple_pay", 2000, "USD", 45],
+  ["h2", "apple_pay", 4000, "USD", 60],
+  ["h3", "mastercard", 6000, "EUR", 120],
+];
+
+const decidedAt = new Map<string, number>();
+
+function feedbackBody(customer: string, method: string, amount: number, currency: string, ttpS: number, extra: Record<string, unknown> = {}) {
+  return {
+    customer_id: customer,
+    method_id: method,
+    amount,
+    currency,
+    event_id: `ev_${customer}`,
+    decision_id: ids.get(customer),
+    occurred_at: iso(decidedAt.get(customer)! + ttpS * 1000),
+    ...extra,
+  };
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+beforeAll(async () => {
+  nowMs = Date.now();
+  base = floorHour(nowMs) - 48 * HOUR;
+  openAt = Math.max(floorHour(nowMs), nowMs - 30_000);
+  A = await createMerchant({ holdout_percent: 33, features: { targeted_offers: true, cross_merchant: false } });
+  B = await createMerchant({ holdout_percent: 10 });
+
+  const decisions = new Map<string, Awaited<ReturnType<typeof makeDecision>>>();
+  for (const [customer, spec] of population()) {
+    const d = await makeDecision(A.merchantId, { customer: customer.startsWith("g") ? null : customer, ...spec });
+    decisions.set(customer, d);
+    ids.set(customer, d.id);
+    decidedAt.set(customer, spec.at);
+  }
+
+  // h3 pays before its decision reaches D1 (the two queues race).
+  const h3 = CONVERSIONS.find((c) => c[0] === "h3")!;
+  await storeFeedback([await postFeedback(A, feedbackBody(...h3))]);
+
+  // Decisions: one delivery with a duplicate inside, then the whole delivery again (redelivery).
+  const early = [...decisions.entries()].filter(([c]) => c !== "h3").map(([, d]) => d.message);
+  const first = [...early, decisions.get("t0")!.message];
+  expect((await deliverAnalytics(first)).explicitAcks).toHaveLength(first.length);
+  expect((await deliverAnalytics(first, 2)).explicitAcks).toHaveLength(first.length);
+  await deliverAnalytics([decisions.get("h3")!.message]);
+
+  // Conversions: one consumer batch, then the noise.
+  const messages: FeedbackMessage[] = [];
+  for (const c of CONVERSIONS.filter((c) => c[0] !== "h3")) {
+    const offer = c[0] === "t3" ? { offer_id: "applepay_5off" } : {};
+    messages.push(await postFeedback(A, feedbackBody(...c, offer)));
+  }
+  await storeFeedback(messages);
+  await storeFeedback([messages[0]!]); // t0 redelivered
+  const t1 = CONVERSIONS[1]!;
+  await storeFeedback([await postFeedback(A, feedbackBody(...t1))]); // client retry, same event_id
+  await storeFeedback([await postFeedback(A, feedbackBody("t2", "paypal", 700, "USD", 100, { event_id: "ev_t2_again" }))]);
+  await storeFeedback([await postFeedback(A, { customer_id: "u0", method_id: "google_pay", amount: 1500, currency: "USD", offer_id: "gpay_bonus", event_id: "ev_u0", occurred_at: iso(base + 40 * 60_000) })]);
+
+  // Offers shown: 4 offers in 3 answers; the last answer's message is delivered twice.
+  const imp3 = offersShown(A.merchantId, "imp_3", ["applepay_5off"], base + 5 * 60_000);
+  await deliverAnalytics([offersShown(A.merchantId, "imp_1", ["applepay_5off", "gpay_bonus"], base), offersShown(A.merchantId, "imp_2", ["applepay_5off"], base + 60_000), imp3]);
+  await deliverAnalytics([imp3], 2);
+
+  // Merchant B: its own small experiment, in the same hours.
+  const b: Awaited<ReturnType<typeof makeDecision>>[] = [];
+  for (let i = 0; i < 4; i++) b.push(await makeDecision(B.merchantId, { customer: `t${i}`, at: base + i * 60_000, arm: i < 3 ? "treatment" : "holdout", fallback: i < 3 ? null : "holdout", ranked: ["paypal", "visa"] }));
+  await deliverAnalytics(b.map((d) => d.message));
+  await storeFeedback([await postFeedback(B, { customer_id: "t0", method_id: "paypal", amount: 99_900, currency: "USD", event_id: "ev_t0", decision_id: b[0]!.id, occurred_at: iso(base + 60_000) })]);
+
+  await rollupCron();
+});
+
+const summaryOf = (m: TestMerchant, query = "") => getJson<SummaryResponse>(m.secretKey, `/v1/analytics/summary${query}`);
+
+describe("GET /v1/analytics/summary — the scripted population", () => {
+  it("counts decisions and conversions per arm exactly, whatever was redelivered", async () => {
+    await rollupCron();
+    const s = await summaryOf(A);
+    expect(s.merchant_id).toBe(A.merchantId);
+    expect(s.holdout_percent).toBe(33);
+    expect(s.arms.treatment).toMatchObject({ decisions: 20, conversions: 12, conversion_rate: 0.6, top1_rate: 0.75 });
+    expect(s.arms.holdout).toMatchObject({ decisions: 10, conversions: 4, conversion_rate: 0.4, top1_rate: 0.25 });
+    // mrr: treatment (9·1 + 2·½ + 0) / 12; holdout (1 + 2·⅓ + ½) / 4
+    expect(s.arms.treatment.mrr).toBeCloseTo(10 / 12, 12);
+    expect(s.arms.holdout.mrr).toBeCloseTo((1 + 2 / 3 + 1 / 2) / 4, 12);
+  });
+
+  it("medians of time to pay (histogram bins: within 0.5 %)", async () => {
+    const s = await summaryOf(A);
+    // treatment: 5,10,15,20,30,40 | 42,50,60,70,80,90 s → (40 + 42) / 2 = 41 s; holdout: 30,45 | 60,120 → 52.5 s
+    expect(Math.abs(s.arms.treatment.median_time_to_pay_ms! - 41_000)).toBeLessThan(41_000 * 0.005);
+    expect(Math.abs(s.arms.holdout.median_time_to_pay_ms! - 52_500)).toBeLessThan(52_500 * 0.005);
+  });
+
+  it("lift of conversion rate and top-1 rate with the delta-method CI and p-value worked by hand", async () => {
+    const s = await summaryOf(A);
+    // Conversion rate: p_t = 12/20 = 0.6, p_h = 4/10 = 0.4, R = 1.5 → relative 0.5.
+    // Var(R)/R² = 0.4/(20·0.6) + 0.6/(10·0.4) = 0.0333333 + 0.15 = 0.1833333
+    // SE = 1.5 · √0.1833333 = 1.5 · 0.4281744 = 0.6422616
+    // CI = 0.5 ± 1.959964 · 0.6422616 = 0.5 ± 1.2588097 → [−0.7588097, 1.7588097]
+    // z = 0.5 / 0.6422616 = 0.7784989 → p = 2·(1 − Φ(0.7784989)) = 0.4362749
+    const cr = s.lift.conversion_rate;
+    expect(cr.relative).toBeCloseTo(0.5, 10);
+    expect(cr.ci95![0]).toBeCloseTo(-0.7588097, 6);
+    expect(cr.ci95![1]).toBeCloseTo(1.7588097, 6);
+    expect(cr.p_value).toBeCloseTo(0.4362749, 6);
+    // Top-1: 9/12 = 0.75 vs 1/4 = 0.25, R = 3 → relative 2.
+    // Var(R)/R² = 0.25/(12·0.75) + 0.75/(4·0.25) = 0.0277778 + 0.75 = 0.7777778; SE = 3 · 0.8819171 = 2.6457513
+    // CI = 2 ± 1.959964 · 2.6457513 = 2 ± 5.1855773 → [−3.1855773, 7.1855773]; z = 0.7559289 → p = 0.4496918
+    const top1 = s.lift.top1_rate;
+    expect(top1.relative).toBeCloseTo(2, 10);
+    expect(top1.ci95![0]).toBeCloseTo(-3.1855773, 6);
+    expect(top1.ci95![1]).toBeCloseTo(7.1855773, 6);
+    expect(top1.p_value).toBeCloseTo(0.4496918, 6);
+  });
+
+  it("SRM of 10 holdout in 30 against 33 %: no warning", async () => {
+    const s = await summaryOf(A);
+    // χ² = (10 − 9.9)²/9.9 + (20 − 20.1)²/20.1 = 0.0015076 → p = 0.96903
+    expect(s.srm.expected_holdout_share).toBe(0.33);
+    expect(s.srm.observed_holdout_share).toBeCloseTo(1 / 3, 12);
+    expect(s.srm.p_value).toBeCloseTo(0.96903, 4);
+    expect(s.srm.warning).toBe(false);
+  });
+
+  it("AOV per currency and arm, never across currencies", async () => {
+    const s = await summaryOf(A);
+    // treatment USD (1000+…+8000 + 9000 + 10000) / 10 = 5500; EUR (3000 + 5000) / 2 = 4000
+    // holdout USD (1000 + 2000 + 4000) / 3 = 2333.3 → 2333; EUR 6000
+    expect(s.aov).toEqual([
+      { currency: "EUR", treatment: 4000, holdout: 6000 },
+      { currency: "USD", treatment: 5500, holdout: 2333 },
+    ]);
+  });
+
+  it("method distribution covers every payment, attributed or not", async () => {
+    const s = await summaryOf(A);
+    // 16 conversions + t2's second payment (paypal) + u0 (google_pay) = 18 payments
+    expect(s.methods.map((m) => [m.method_id, m.payments])).toEqual([
+      ["apple_pay", 10], ["visa", 4], ["google_pay", 1], ["klarna", 1], ["mastercard", 1], ["paypal", 1],
+    ]);
+    const byId = Object.fromEntries(s.methods.map((m) => [m.method_id, m]));
+    expect(byId.apple_pay).toMatchObject({ share: 10 / 18, treatment_share: 8 / 12, holdout_share: 2 / 4 });
+    expect(byId.visa).toMatchObject({ share: 4 / 18, treatment_share: 3 / 12, holdout_share: 1 / 4 });
+    expect(byId.klarna).toMatchObject({ share: 1 / 18, treatment_share: 1 / 12, holdout_share: 0 });
+    expect(byId.paypal).toMatchObject({ share: 1 / 18, treatment_share: 0, holdout_share: 0 });
+  });
+
+  it("offers, personalization rate, cache hit rate and fallbacks", async () => {
+    const s = await summaryOf(A);
+    expect(s.offers).toEqual({ shown: 4, redeemed: 2, redemption_rate: 0.5 });
+    expect(s.personalization_rate).toBeCloseTo(15 / 36, 12);
+    expect(s.cache_hit_rate).toBeCloseTo(16 / 31, 12);
+    expect(s.fallbacks).toEqual({ no_history: 4, degraded: 1, holdout: 10, personalization_disabled: 2, customer_deleted: 1, guest: 3 });
+  });
+
+  it("stored each decision and each conversion once", async () => {
+    const count = async (table: string) =>
+      (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(A.merchantId).first<{ n: number }>())!.n;
+    expect(await count("analytics_decisions")).toBe(36);
+    expect(await count("analytics_conversions")).toBe(16);
+    expect(await count("analytics_offer_impressions")).toBe(4);
+    expect(await count("usage_events")).toBe(18);
+  });
+});
+
+describe("forged and foreign decision ids", () => {
+  it("are a 400 on feedback, and change no number", async () => {
+    const before = await summaryOf(A);
+    const wrongKey = await signDecision("not-the-signing-key", { n: "x", m: A.merchantId, a: "treatment", f: null, r: ["visa"], t: nowMs });
+    const foreign = await signDecision(env.SIGNING_KEY, { n: "y", m: B.merchantId, a: "treatment", f: null, r: ["visa"], t: nowMs });
+    const genuine = ids.get("t11")!;
+    const tampered = genuine.replace(/^dec_./, (p) => (p.endsWith("A") ? "dec_B" : "dec_A"));
+    for (const decision_id of ["dec_garbage", wrongKey, foreign, tampered]) {
+      const res = await api(A.secretKey, "/v1/personalize/feedback", {
+        method: "POST",
+        body: JSON.stringify({ customer_id: "t11", method_id: "visa", decision_id, event_id: "ev_forged" }),
+      });
+      const body = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(body.error.details).toEqual([{ path: "decision_id", message: "is not a decision id issued to this merchant" }]);
+    }
+    await rollupCron();
+    expect(await summaryOf(A)).toEqual(before);
+  });
+});
+
+describe("tenancy", () => {
+  it("two merchants never see each other's numbers", async () => {
+    const b = await summaryOf(B);
+    expect(b.merchant_id).toBe(B.merchantId);
+    expect(b.arms.treatment).toMatchObject({ decisions: 3, conversions: 1 });
+    expect(b.arms.holdout).toMatchObject({ decisions: 1, conversions: 0 });
+    expect(b.aov).toEqual([{ currency: "USD", treatment: 99_900, holdout: null }]);
+    expect(b.methods.map((m) => m.method_id)).toEqual(["paypal"]);
+    expect(b.offers).toEqual({ shown: 0, redeemed: 0, redemption_rate: null });
+    const a = await summaryOf(A);
+    expect(a.arms.treatment.decisions).toBe(20);
+    expect(a.methods.find((m) => m.method_id === "paypal")!.payments).toBe(1);
+  });
+
+  it("a key asking for another merchant is refused; a publishable key is refused", async () => {
+    await expectError(await api(B.secretKey, `/v1/analytics/summary?merchant_id=${A.merchantId}`), 403, "MERCHANT_MISMATCH");
+    await expectError(await api(A.publishableKey, "/v1/analytics/summary"), 403, "KEY_NOT_ALLOWED");
+    await expectError(await api(A.publishableKey, "/v1/analytics/timeseries?metric=decisions"), 403, "KEY_NOT_ALLOWED");
+    await expectError(await api(null, "/v1/analytics/summary"), 401, "MISSING_API_KEY");
+  });
+});
+
+describe("rollups", () => {
+  it("closed hours from rollups plus the open hour from raw rows equal raw rows only", async () => {
+    await rollupCron();
+    const from = floorHour(nowMs) - 7 * 24 * HOUR;
+    const to = floorHour(Date.now()) + HOUR;
+    const names = ["decisions", "conversions", "ttp", "payments", "offers"] as const;
+    const meta = { merchant_id: A.merchantId, from: "f", to: "t", holdout_percent: 33 };
+    const mixed = await loadFacts(env.DB, A.merchantId, from, to, Date.now(), [...names], { useDaily: true });
+    const hourly = await loadFacts(env.DB, A.merchantId, from, to, Date.now(), [...names], { useDaily: false });
+    const raw = await loadFacts(env.DB, A.merchantId, from, to, from, [...names], { useDaily: false }); // "now" = from: every row is raw
+    expect(buildSummary(meta, mixed)).toEqual(buildSummary(meta, raw));
+    expect(buildSummary(meta, hourly)).toEqual(buildSummary(meta, raw));
+    expect(mixed.decisions.length).toBeGreaterThan(0);
+  });
+
+  it("recomputing is idempotent: twice, or forced on clean buckets, gives the same rows and numbers", async () => {
+    await rollupCron();
+    const before = await dumpRollups(A.merchantId);
+    const summary = await summaryOf(A);
+    await rollupCron();
+    await rollupCron();
+    const day = Math.floor(base / (24 * HOUR)) * 24 * HOUR;
+    await env.DB.batch(recomputeDayStatements(env.DB, A.merchantId, day, [base, base + HOUR]));
+    await env.DB.batch(recomputeDayStatements(env.DB, A.merchantId, day, [base, base + HOUR]));
+    expect(await dumpRollups(A.merchantId)).toEqual(before);
+    expect(await summaryOf(A)).toEqual(summary);
+    expect(before.analytics_decision_rollups!.length).toBeGreaterThan(0);
+    const dirty = await env.DB.prepare("SELECT count(*) AS n FROM analytics_dirty_hours WHERE merchant_id = ? AND hour < ?").bind(A.merchantId, iso(floorHour(Date.now()))).first<{ n: number }>();
+    expect(dirty!.n).toBe(0);
+  });
+});
+
+describe("GET /v1/analytics/timeseries", () => {
+  it("hourly points, oldest first, empty buckets included", async () => {
+    const from = iso(base - 2 * HOUR);
+    const to = iso(base + 3 * HOUR);
+    const ts = await getJson<TimeseriesResponse>(A.secretKey, `/v1/analytics/timeseries?metric=decisions&granularity=hour&from=${from}&to=${to}`);
+    expect(ts.points.map((p) => p.t)).toEqual([0, 1, 2, 3, 4].map((h) => iso(base + (h - 2) * HOUR).replace(".000Z", "Z")));
+    expect(ts.points.map((p) => [p.treatment, p.holdout])).toEqual([[0, 0], [0, 0], [18, 9], [0, 0], [0, 0]]);
+    const cr = await getJson<TimeseriesResponse>(A.secretKey, `/v1/analytics/timeseries?metric=conversion_rate&granularity=hour&from=${from}&to=${to}`);
+    expect(cr.points[2]).toMatchObject({ treatment: 11 / 18, holdout: 4 / 9 });
+    expect(cr.points[0]).toMatchObject({ treatment: null, holdout: null });
+  });
+
+  it("daily points; conversions, top-1 rate and AOV per currency", async () => {
+    const dayOf = (ms: number) => Math.floor(ms / (24 * HOUR)) * 24 * HOUR;
+    const from = iso(dayOf(base));
+    const to = iso(dayOf(nowMs) + 24 * HOUR);
+    const q = (metric: string, extra = "") => getJson<TimeseriesResponse>(A.secretKey, `/v1/analytics/timeseries?metric=${metric}&granularity=day&from=${from}&to=${to}${extra}`);
+    const conv = await q("conversions");
+    const days = (dayOf(nowMs) - dayOf(base)) / (24 * HOUR) + 1;
+    expect(conv.points).toHaveLength(days);
+    expect(conv.points[0]).toMatchObject({ t: from.replace(".000Z", "Z"), treatment: 11, holdout: 4 });
+    expect(conv.points.at(-1)).toMatchObject({ treatment: 1, holdout: 0 }); // today: to0 converted, ho0 did not
+    const top1 = await q("top1_rate");
+    expect(top1.points[0]).toMatchObject({ treatment: 9 / 11, holdout: 1 / 4 });
+    const aov = await q("aov", "&currency=USD");
+    expect(aov.currency).toBe("USD");
+    expect(aov.points[0]).toMatchObject({ treatment: 5500, holdout: 2333 });
+    expect(aov.points.at(-1)).toMatchObject({ treatment: null, holdout: null }); // today's conversion was in EUR
+    const decisions = await q("decisions");
+    const totals = decisions.points.reduce((s, p) => [s[0]! + p.treatment!, s[1]! + p.holdout!], [0, 0]);
+    expect(totals).toEqual([20, 10]);
+  });
+});
+
+describe("validation", () => {
+  const bad = async (path: string, field: string) => {
+    const body = await expectError(await api(A.secretKey, path), 400, "VALIDATION_ERROR");
+    expect(body.error.details!.map((d) => d.path)).toContain(field);
+  };
+
+  it("rejects bad windows, metrics, granularities and unknown parameters", async () => {
+    await bad("/v1/analytics/summary?from=2026-02-03T10:00:00Z&to=2026-02-03T10:00:00Z", "from");
+    await bad("/v1/analytics/summary?from=2026-02-04T10:00:00Z&to=2026-02-03T10:00:00Z", "from");
+    await bad("/v1/analytics/summary?from=2025-01-01T00:00:00Z&to=2025-04-01T00:00:01Z", "to"); // 90 days + 1 s
+    await bad("/v1/analytics/summary?from=2026-02-03", "from"); // not a full UTC timestamp
+    await bad("/v1/analytics/summary?from=2026-02-03T10:00:00%2B01:00", "from");
+    await bad("/v1/analytics/summary?limit=5", "limit");
+    await bad("/v1/analytics/timeseries?metric=revenue", "metric");
+    await bad("/v1/analytics/timeseries", "metric");
+    await bad("/v1/analytics/timeseries?metric=decisions&granularity=week", "granularity");
+    await bad("/v1/analytics/timeseries?metric=aov", "currency");
+    await bad("/v1/analytics/timeseries?metric=aov&currency=usd", "currency");
+    await bad("/v1/analytics/timeseries?metric=decisions&granularity=hour&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:01Z", "to"); // 31 days + 1 s
+  });
+
+  it("accepts the limits and defaults to the last 7 days", async () => {
+    const ok = await getJson<SummaryResponse>(A.secretKey, "/v1/analytics/summary?from=2025-01-01T00:00:00Z&to=2025-04-01T00:00:00Z");
+    expect([ok.from, ok.to]).toEqual(["2025-01-01T00:00:00Z", "2025-04-01T00:00:00Z"]);
+    expect(ok.arms.treatment).toEqual({ decisions: 0, conversions: 0, conversion_rate: null, top1_rate: null, mrr: null, median_time_to_pay_ms: null });
+    expect(ok.lift.conversion_rate).toEqual({ relative: null, ci95: null, p_value: null });
+    expect(ok.personalization_rate).toBeNull();
+    const hourly = await getJson<TimeseriesResponse>(A.secretKey, "/v1/analytics/timeseries?metric=decisions&granularity=hour&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z");
+    expect(hourly.points).toHaveLength(31 * 24);
+    const def = await summaryOf(A);
+    const span = Date.parse(def.to) - Date.parse(def.from);
+    expect(span).toBeGreaterThanOrEqual(7 * 24 * HOUR);
+    expect(span).toBeLessThanOrEqual(7 * 24 * HOUR + 2 * HOUR);
+    expect(Date.parse(def.to)).toBeGreaterThan(Date.now() - 1000);
+  });
+});
+
+describe("late conversions", () => {
+  it("update the closed hour of their decision at the next rollup", async () => {
+    // t10 (treatment, closed hour B) pays now: its decision's hour is already rolled up.
+    await storeFeedback([await postFeedback(A, { customer_id: "t10", method_id: "paypal", amount: 500, currency: "USD", event_id: "ev_t10_late", decision_id: ids.get("t10") })]);
+    const before = await summaryOf(A);
+    expect(before.arms.treatment.conversions).toBe(12); // hour B comes from its rollup until the job runs
+    await rollupCron();
+    const after = await summaryOf(A);
+    expect(after.arms.treatment).toMatchObject({ conversions: 13, conversion_rate: 13 / 20 });
+    expect(after.arms.treatment.mrr).toBeCloseTo((10 + 1 / 3) / 13, 12); // paypal was ranked 3rd
+  });
+});
