@@ -1,0 +1,190 @@
+import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { analyticsQueueFailures, recordDecision, recordOffersShown } from "../../src/analytics/record";
+import { applyAnalyticsRetention } from "../../src/analytics/retention";
+import { analyticsPurgeStatements, decisionKey } from "../../src/analytics/store";
+import { customerRef } from "../../src/crypto/pseudonym";
+import { consumeAnalytics } from "../../src/jobs/analyticsConsumer";
+import { runAnalyticsRollups } from "../../src/jobs/rollups";
+import { monthsBefore } from "../../src/jobs/retention";
+import type { SummaryResponse } from "../../src/schemas/analytics";
+import { ANALYTICS_QUEUE, deliverAnalytics, getJson, makeDecision, offersShown, postFeedback, rollupCron, storeFeedback } from "../helpers/analytics";
+import { createMerchant, type TestMerchant } from "../helpers/fixtures";
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const floorHour = (ms: number) => Math.floor(ms / HOUR) * HOUR;
+
+let shop: TestMerchant;
+beforeAll(async () => {
+  shop = await createMerchant({ holdout_percent: 10 });
+});
+afterEach(() => vi.restoreAllMocks());
+
+const countRows = async (table: string, where = "1", ...binds: unknown[]) =>
+  (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ? AND ${where}`).bind(shop.merchantId, ...binds).first<{ n: number }>())!.n;
+
+describe("recording off the hot path", () => {
+  it("recordDecision sends the decision record to the analytics queue inside waitUntil; the consumer stores it", async () => {
+    const send = vi.spyOn(env.ANALYTICS_QUEUE, "send").mockResolvedValue(undefined as never);
+    const ctx = createExecutionContext();
+    const { id } = await makeDecision(shop.merchantId, { customer: "c1", at: Date.now(), arm: "treatment", fallback: null, ranked: ["visa"] });
+    const ref = await customerRef(env.PII_KEY, "c1");
+    recordDecision(env, ctx, {
+      decision_id: id,
+      merchant_id: shop.merchantId,
+      customer_ref: ref,
+      issued_at: new Date().toISOString(),
+      arm: "treatment",
+      personalized: true,
+      fallback_reason: null,
+      ranked: ["visa", "paypal"],
+      context: { device_type: "mobile", country: "NL", currency: "EUR" },
+      cache: "hit",
+    });
+    await waitOnExecutionContext(ctx);
+    expect(send).toHaveBeenCalledTimes(1);
+    const body = send.mock.calls[0]![0];
+    expect(JSON.stringify(body)).not.toContain("c1\"");
+    await deliverAnalytics([body]);
+    const row = await env.DB.prepare("SELECT * FROM analytics_decisions WHERE merchant_id = ? AND decision_key = ?").bind(shop.merchantId, decisionKey(id)).first();
+    expect(row).toMatchObject({ customer_ref: ref, arm: "treatment", personalized: 1, fallback_reason: null, ranked: '["visa","paypal"]', device_type: "mobile", country: "NL", currency: "EUR", cache: "hit" });
+  });
+
+  it("recordOffersShown records one impression per offer, none for an empty answer", async () => {
+    const send = vi.spyOn(env.ANALYTICS_QUEUE, "send").mockResolvedValue(undefined as never);
+    const ctx = createExecutionContext();
+    recordOffersShown(env, ctx, { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: [] });
+    recordOffersShown(env, ctx, { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: ["o_a", "o_b"] });
+    await waitOnExecutionContext(ctx);
+    expect(send).toHaveBeenCalledTimes(1);
+    const before = await countRows("analytics_offer_impressions");
+    await deliverAnalytics([send.mock.calls[0]![0], send.mock.calls[0]![0]]);
+    expect(await countRows("analytics_offer_impressions")).toBe(before + 2);
+  });
+
+  it("a failing analytics queue never throws into the request: logged with its metric and counted", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    vi.spyOn(env.ANALYTICS_QUEUE, "send").mockRejectedValue(new Error("queue down"));
+    const failures = analyticsQueueFailures();
+    const ctx = createExecutionContext();
+    const { id } = await makeDecision(shop.merchantId, { customer: null, at: Date.now(), arm: null, fallback: "guest", ranked: ["visa"] });
+    const record = { decision_id: id, merchant_id: shop.merchantId, customer_ref: null, issued_at: new Date().toISOString(), arm: null, personalized: false, fallback_reason: "guest", ranked: ["visa"], context: { device_type: null, country: null }, cache: null };
+    expect(() => recordDecision(env, ctx, record)).not.toThrow();
+    await waitOnExecutionContext(ctx);
+    expect(analyticsQueueFailures()).toBe(failures + 1);
+    const line = JSON.parse(errors.mock.calls.at(-1)![0] as string);
+    expect(line).toMatchObject({ level: "error", metric: "analytics_queue_failed", kind: "decision", merchant_id: shop.merchantId });
+
+    // A binding that throws synchronously is caught too.
+    vi.spyOn(env.ANALYTICS_QUEUE, "send").mockImplementation(() => {
+      throw new Error("binding gone");
+    });
+    expect(() => recordOffersShown(env, ctx, { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: ["o_a"] })).not.toThrow();
+    expect(analyticsQueueFailures()).toBe(failures + 2);
+  });
+});
+
+describe("analytics consumer", () => {
+  it("acks poison messages and stores the valid ones in the same delivery", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const { message } = await makeDecision(shop.merchantId, { customer: "c2", at: Date.now(), arm: "holdout", fallback: "holdout", ranked: ["visa"] });
+    const result = await deliverAnalytics([{ nonsense: true }, "text", { ...message, arm: "control" }, message]);
+    expect(result.explicitAcks).toHaveLength(4);
+    expect(result.retryMessages).toHaveLength(0);
+    expect(await countRows("analytics_decisions", "decision_key = ?", decisionKey(message.decision_id))).toBe(1);
+  });
+
+  it("retries every valid message with backoff when D1 fails; nothing is acked", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { message } = await makeDecision(shop.merchantId, { customer: "c3", at: Date.now(), arm: "treatment", fallback: null, ranked: ["visa"] });
+    const batch = createMessageBatch(ANALYTICS_QUEUE, [
+      { id: "r1", timestamp: new Date(), attempts: 2, body: message },
+      { id: "r2", timestamp: new Date(), attempts: 2, body: { junk: 1 } },
+    ]);
+    const retry = vi.spyOn(batch.messages[0]!, "retry"); // getQueueResult does not report delays
+    const ctx = createExecutionContext();
+    await consumeAnalytics(batch, { ...env, DB: env.UNMIGRATED_DB }, ctx);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.retryMessages.map((r) => r.msgId)).toEqual(["r1"]);
+    expect(retry).toHaveBeenCalledWith({ delaySeconds: 30 });
+    expect(result.explicitAcks).toEqual(["r2"]);
+  });
+});
+
+describe("SRM", () => {
+  it("flags a 50/50 split reported for a 10 % holdout", async () => {
+    const m = await createMerchant({ holdout_percent: 10 });
+    const at = floorHour(Date.now()) - 5 * HOUR;
+    for (const arm of ["treatment", "holdout"] as const) {
+      const msgs = [];
+      for (let i = 0; i < 100; i++) msgs.push((await makeDecision(m.merchantId, { customer: `${arm}${i}`, at: at + i * 1000, arm, fallback: arm === "holdout" ? "holdout" : null, ranked: ["visa"] })).message);
+      await deliverAnalytics(msgs);
+    }
+    await rollupCron();
+    const s = await getJson<SummaryResponse>(m.secretKey, "/v1/analytics/summary");
+    // expected 20 holdout / 180 treatment of 200: χ² = 80²/20 + 80²/180 = 355.6 → p ≈ 2.6e-79
+    expect(s.srm).toMatchObject({ expected_holdout_share: 0.1, observed_holdout_share: 0.5, warning: true });
+    expect(s.srm.p_value!).toBeLessThan(1e-70);
+    expect(s.lift.conversion_rate).toEqual({ relative: null, ci95: null, p_value: null }); // no conversions in either arm
+  });
+});
+
+describe("customer purge and retention", () => {
+  it("the purge statements remove one customer's raw analytics rows and nothing else; rollups stay", async () => {
+    const at = floorHour(Date.now()) - 3 * HOUR;
+    const gone = await makeDecision(shop.merchantId, { customer: "gone", at, arm: "treatment", fallback: null, ranked: ["visa"] });
+    const kept = await makeDecision(shop.merchantId, { customer: "kept", at, arm: "treatment", fallback: null, ranked: ["visa"] });
+    await deliverAnalytics([gone.message, kept.message, offersShown(shop.merchantId, "imp_gone", ["o_a"], at, await customerRef(env.PII_KEY, "gone"))]);
+    for (const [customer, d] of [["gone", gone], ["kept", kept]] as const) {
+      await storeFeedback([await postFeedback(shop, { customer_id: customer, method_id: "visa", event_id: `ev_${customer}`, decision_id: d.id, occurred_at: new Date(at + 1000).toISOString() })]);
+    }
+    await rollupCron();
+    const rollupsBefore = await countRows("analytics_decision_rollups");
+    const ref = await customerRef(env.PII_KEY, "gone");
+    const byRef = async () => {
+      let n = 0;
+      for (const t of ["analytics_decisions", "analytics_conversions", "analytics_offer_impressions"]) n += await countRows(t, "customer_ref = ?", ref);
+      return n;
+    };
+    expect(await byRef()).toBe(3);
+    await env.DB.batch(analyticsPurgeStatements(env.DB, shop.merchantId, ref));
+    expect(await byRef()).toBe(0);
+    expect(await countRows("analytics_decisions", "customer_ref = ?", await customerRef(env.PII_KEY, "kept"))).toBe(1);
+    expect(await countRows("analytics_conversions", "customer_ref = ?", await customerRef(env.PII_KEY, "kept"))).toBe(1);
+    expect(await countRows("analytics_decision_rollups")).toBe(rollupsBefore);
+  });
+
+  it("raw rows go after 90 days, rollups after 25 months, each strictly older than its window", async () => {
+    const now = new Date();
+    const raw = now.getTime() - 90 * DAY;
+    const db = env.DB;
+    const insertDecision = (key: string, at: number) =>
+      db.prepare("INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, ranked) VALUES (?, ?, 'r', ?, 'treatment', 1, '[]')")
+        .bind(shop.merchantId, key, new Date(at).toISOString());
+    await db.batch([insertDecision("old", raw - 1000), insertDecision("edge", raw + 1000)]);
+    const rollupCut = monthsBefore(now, 25).getTime();
+    const insertRollup = (at: number) =>
+      db.prepare("INSERT INTO analytics_offer_rollups (merchant_id, grain, bucket, offer_id, shown, redeemed) VALUES (?, 'h', ?, 'o_r', 1, 0)")
+        .bind(shop.merchantId, new Date(floorHour(at)).toISOString().slice(0, 13) + ":00:00Z");
+    await db.batch([insertRollup(rollupCut - 2 * HOUR), insertRollup(rollupCut + 2 * HOUR)]);
+
+    const deleted = await applyAnalyticsRetention(db, now);
+    expect(deleted.analytics_decisions).toBeGreaterThanOrEqual(1);
+    expect(await countRows("analytics_decisions", "decision_key IN ('old', 'edge')")).toBe(1);
+    expect(await countRows("analytics_decisions", "decision_key = 'edge'")).toBe(1);
+    expect(await countRows("analytics_offer_rollups", "offer_id = 'o_r'")).toBe(1);
+    expect(await countRows("analytics_offer_rollups", "offer_id = 'o_r' AND bucket > ?", new Date(rollupCut).toISOString())).toBe(1);
+  });
+
+  it("the rollup job drops dirty marks older than raw retention instead of rebuilding them from nothing", async () => {
+    const now = new Date();
+    const stale = new Date(floorHour(now.getTime() - 91 * DAY)).toISOString().slice(0, 13) + ":00:00Z";
+    await env.DB.prepare("INSERT INTO analytics_offer_rollups (merchant_id, grain, bucket, offer_id, shown, redeemed) VALUES (?, 'h', ?, 'o_s', 7, 0)").bind(shop.merchantId, stale).run();
+    await env.DB.prepare("INSERT INTO analytics_dirty_hours (merchant_id, hour) VALUES (?, ?)").bind(shop.merchantId, stale).run();
+    const report = await runAnalyticsRollups(env, now);
+    expect(report.stale_dropped).toBeGreaterThanOrEqual(1);
+    expect(await countRows("analytics_offer_rollups", "offer_id = 'o_s' AND shown = 7")).toBe(1);
+    expect(await countRows("analytics_dirty_hours", "hour = ?", stale)).toBe(0);
+  });
+});
