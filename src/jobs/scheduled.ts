@@ -1,3 +1,4 @@
+import { applyAnalyticsRetention } from "../analytics/retention";
 import type { Env } from "../env";
 import { purgeDueCustomers } from "./purge";
 import { applyRetention } from "./retention";
@@ -22,13 +23,14 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
   }
 }
 
-/** Daily: purge customers past their grace period, then apply the retention windows. */
+/** Daily: purge customers past their grace period, then apply the retention windows (customer data, then analytics). */
 export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
   const failures: unknown[] = [];
   // One failing step must not starve the other; the run still fails visibly at the end.
   for (const [job, step] of [
     ["purge", () => purgeDueCustomers(env, now)],
     ["retention", () => applyRetention(env, now)],
+    ["analytics_retention", async () => ({ deleted: await applyAnalyticsRetention(env.DB, now) })],
   ] as const) {
     const started = Date.now();
     try {

@@ -4,6 +4,8 @@
  * HMAC pseudonym; no customer id in the clear is ever written here.
  */
 
+import { ANALYTICS_CUSTOMER_TABLES } from "../analytics/store";
+
 export const GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
 
 export type DataRightsAction = "delete" | "restore" | "purge" | "export";
@@ -135,6 +137,8 @@ export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
   customerRows("usage_events", ["id"]),
   customerRows("method_stats", ["bucket", "method_id"]),
   customerRows("preferences", ["customer_ref"]),
+  // Raw analytics facts (migration 0005); their rollups hold no customer ids and stay (API.md §6).
+  ...ANALYTICS_CUSTOMER_TABLES.map((t) => customerRows(t.table, [...t.keyColumns])),
 ];
 
 /** Tables that keep a purged customer's pseudonym on purpose (see above); every other table holding customer_ref must be in CUSTOMER_DATA_TABLES. */

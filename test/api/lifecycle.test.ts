@@ -6,7 +6,7 @@ import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/r
 import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, runScheduled } from "../../src/jobs/scheduled";
 import { CUSTOMER_DATA_TABLES, KEPT_AFTER_PURGE } from "../../src/storage/deletions";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
-import { customerTables, DAY_MS, iso, refOf, rowsFor, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
+import { customerTables, DAY_MS, iso, refOf, rowsFor, seedAnalytics, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 
 /** Runs the worker's own `scheduled` export, as the cron trigger would. */
@@ -21,6 +21,7 @@ async function seedCustomer(m: TestMerchant, id: string): Promise<void> {
   await seedEvent(m.merchantId, id, { method_id: "paypal" });
   await seedEvent(m.merchantId, id, { method_id: "ideal", device_type: "desktop" });
   await seedConsent(m.merchantId, id);
+  await seedAnalytics(m.merchantId, id);
 }
 
 async function tableCounts(m: TestMerchant, id: string): Promise<Record<string, number>> {
@@ -89,6 +90,7 @@ describe("purge after the grace period (scheduled handler)", () => {
     const otherMerchantBefore = await tableCounts(b, id);
     expect(neighbourBefore.usage_events).toBe(2);
     expect(neighbourBefore.method_stats).toBeGreaterThan(0);
+    expect(await rowsFor("analytics_decisions", a.merchantId, id)).toBe(1);
 
     const { purge_after } = await deleteCustomer(a, id);
     const due = Date.parse(purge_after);
@@ -167,6 +169,7 @@ describe("retention windows at their exact boundaries", () => {
   // 31 August: 18 and 36 months earlier are clamped to the end of February.
   const T = Date.UTC(2029, 7, 31, 3, 17, 0);
   const cut = retentionCutoffs(new Date(T));
+  const at = (cutoff: string, deltaS: number) => iso(Date.parse(cutoff) + deltaS * 1000);
 
   it("computes the windows", () => {
     expect(cut.raw_events).toBe(iso(T - 90 * DAY_MS));
@@ -177,7 +180,6 @@ describe("retention windows at their exact boundaries", () => {
 
   it("deletes one second outside each window and keeps one second inside, idempotently", async () => {
     const m = await createMerchant();
-    const at = (cutoff: string, deltaS: number) => iso(Date.parse(cutoff) + deltaS * 1000);
     // Raw events: 90 days.
     await seedEvent(m.merchantId, "ev_out", { occurred_at: at(cut.raw_events, -1) });
     await seedEvent(m.merchantId, "ev_in", { occurred_at: at(cut.raw_events, +1) });
@@ -218,6 +220,14 @@ describe("retention windows at their exact boundaries", () => {
     const again = await applyRetention(env, new Date(T));
     expect(Object.values(again.deleted).every((n) => n === 0)).toBe(true);
     expect(await counts()).toEqual(expected);
+  });
+
+  it("the daily cron also applies the analytics retention (raw facts 90 days)", async () => {
+    const m = await createMerchant();
+    await seedAnalytics(m.merchantId, "cus_analytics_old");
+    await env.DB.prepare("UPDATE analytics_decisions SET decided_at = ? WHERE merchant_id = ?").bind(at(cut.raw_events, -3600), m.merchantId).run();
+    await cron(T);
+    expect(await rowsFor("analytics_decisions", m.merchantId, "cus_analytics_old")).toBe(0);
   });
 
   it("removes purge tombstones and audit rows after 3 years", async () => {

@@ -93,3 +93,22 @@ export async function rowsFor(table: string, merchantId: string, customerId: str
     .first<{ n: number }>();
   return row!.n;
 }
+
+/** One raw row in each analytics table (migration 0005) for this customer. */
+export async function seedAnalytics(merchantId: string, customerId: string): Promise<void> {
+  seq += 1;
+  const ref = await refOf(customerId);
+  const at = new Date().toISOString();
+  const key = `dk_${seq}_${Date.now()}`;
+  await env.DB.batch([
+    env.DB.prepare(
+      `INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, fallback_reason, ranked, device_type, country, currency, cache)
+       VALUES (?, ?, ?, ?, 'treatment', 1, NULL, '["visa"]', 'mobile', 'NL', 'EUR', 'miss')`,
+    ).bind(merchantId, key, ref, at),
+    env.DB.prepare(
+      `INSERT INTO analytics_conversions (merchant_id, decision_key, event_id, customer_ref, arm, fallback_reason, method_id, rank, amount, currency, decided_at, occurred_at, ttp_bin)
+       VALUES (?, ?, ?, ?, 'treatment', NULL, 'visa', 1, 100, 'EUR', ?, ?, 3)`,
+    ).bind(merchantId, key, `evt_${key}`, ref, at, at),
+    env.DB.prepare("INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at) VALUES (?, ?, 'offer_a', ?, ?)").bind(merchantId, `imp_${key}`, ref, at),
+  ]);
+}
