@@ -22,6 +22,7 @@ const SUITES = {
   python: {
     label: "Python",
     requires: "python3",
+    env: { PYTHONDONTWRITEBYTECODE: "1" },
     steps: [["python3", ["-m", "unittest", "discover", "-s", "clients/python/tests", "-t", "clients/python", "-v"]]],
   },
   php: {
@@ -113,7 +114,7 @@ try {
       }
       continue;
     }
-    const env = { ...TOOL_ENV, ...(await provision(worker.baseUrl, name)) };
+    const env = { ...TOOL_ENV, ...suite.env, ...(await provision(worker.baseUrl, name)) };
     console.log(`\n── ${suite.label} client ──`);
     const started = Date.now();
     let failedStep = null;

@@ -1,0 +1,116 @@
+"""HTTP with the standard library: one attempt per call, retries of 429/503 around it."""
+
+import json
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
+
+from .errors import Tap2Error
+
+RETRYABLE_STATUSES = frozenset({429, 503})
+
+
+class RawResponse(NamedTuple):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+#: (method, url, headers, body, timeout seconds) -> RawResponse; raises Tap2Error for no answer.
+Transport = Callable[[str, str, Dict[str, str], Optional[bytes], float], RawResponse]
+
+
+def urllib_transport(method: str, url: str, headers: Dict[str, str], body: Optional[bytes], timeout: float) -> RawResponse:
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return RawResponse(response.status, _lower(response.headers), response.read())
+    except urllib.error.HTTPError as err:  # a non-2xx answer is still an answer
+        with err:
+            return RawResponse(err.code, _lower(err.headers), err.read())
+    except (socket.timeout, TimeoutError) as err:
+        raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, (socket.timeout, TimeoutError)):
+            raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
+        raise Tap2Error("NETWORK_ERROR", f"Request failed: {err.reason}") from err
+    except OSError as err:
+        raise Tap2Error("NETWORK_ERROR", f"Request failed: {err}") from err
+
+
+def _lower(headers: Any) -> Dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()} if headers is not None else {}
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Retry-After as delta-seconds or an HTTP date, in seconds; None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def retry_delay(retry: int, retry_after: Optional[float], base_delay: float, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before retry number ``retry`` (0-based): Retry-After wins, else exponential backoff with jitter."""
+    if retry_after is not None:
+        return retry_after
+    step = base_delay * (2 ** retry)
+    return step / 2 + rand() * step / 2
+
+
+def error_from_response(response: RawResponse) -> Tap2Error:
+    error: Dict[str, Any] = {}
+    try:
+        parsed = json.loads(response.body.decode("utf-8")) if response.body else None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            error = parsed["error"]
+    except ValueError:
+        pass
+    return Tap2Error(
+        code=str(error.get("code") or f"HTTP_{response.status}"),
+        message=str(error.get("message") or f"HTTP {response.status}"),
+        request_id=error.get("request_id") or response.headers.get("x-request-id"),
+        status=response.status,
+        details=error.get("details"),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
+class RetryPolicy(NamedTuple):
+    max_retries: int
+    timeout: float
+    base_delay: float
+    max_delay: float
+
+
+def send_with_retries(
+    transport: Transport,
+    sleep: Callable[[float], None],
+    policy: RetryPolicy,
+    method: str,
+    url: str,
+    headers: Dict[str, str],
+    body: Optional[bytes],
+) -> RawResponse:
+    """Sends the same request (body and idempotency key included) until it is not a 429/503, or retries run out."""
+    retry = 0
+    while True:
+        response = transport(method, url, headers, body, policy.timeout)
+        if response.status not in RETRYABLE_STATUSES or retry >= policy.max_retries:
+            return response
+        delay = retry_delay(retry, parse_retry_after(response.headers.get("retry-after")), policy.base_delay)
+        if delay > policy.max_delay:
+            return response
+        sleep(delay)
+        retry += 1

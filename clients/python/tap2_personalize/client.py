@@ -1,0 +1,274 @@
+"""Client of the Tap2 Personalize API's merchant-backend calls."""
+
+import json
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, cast
+from urllib.parse import quote, urlencode
+
+from . import __version__
+from ._transport import RetryPolicy, Transport, error_from_response, send_with_retries, urllib_transport
+from .errors import Tap2Error
+from .types import (
+    BatchAccepted,
+    CheckoutSession,
+    ConsentLog,
+    CustomerRestored,
+    DeletionAccepted,
+    FeedbackEvent,
+    FeedbackSent,
+    MethodsResponse,
+    OffersResponse,
+    Preferences,
+    PreferencesUpdated,
+)
+
+DEFAULT_BASE_URL = "https://api.tap2-personalize.com"
+_UNSET: Any = object()
+
+
+def new_idempotency_key(prefix: str) -> str:
+    """A key in the API's id charset ([A-Za-z0-9._:@-], at most 128 characters)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class Client:
+    """Calls the API with one key. Every failure raises :class:`Tap2Error`.
+
+    429 and 503 answers are retried up to ``max_retries`` times, waiting the server's
+    ``Retry-After`` (or an exponential backoff with jitter when it sends none); a wait longer than
+    ``max_retry_delay`` seconds is not waited out. ``timeout`` is in seconds, per attempt.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 10.0,
+        max_retries: int = 2,
+        max_retry_delay: float = 30.0,
+        retry_base_delay: float = 0.25,
+        transport: Optional[Transport] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required")
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._policy = RetryPolicy(max_retries=max_retries, timeout=timeout, base_delay=retry_base_delay, max_delay=max_retry_delay)
+        self._transport: Transport = transport or urllib_transport
+        self._sleep = sleep
+
+    # ── personalization ────────────────────────────────────────────────────────────────────
+
+    def get_methods(
+        self,
+        customer_id: Optional[str] = None,
+        *,
+        device_type: Optional[str] = None,
+        country: Optional[str] = None,
+        amount: Optional[int] = None,
+        currency: Optional[str] = None,
+        timezone: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        merchant_id: Optional[str] = None,
+    ) -> MethodsResponse:
+        """The merchant's payment methods for this customer and context, best first."""
+        query = _context_query(customer_id, device_type, country, amount, currency, timezone, client_secret, merchant_id)
+        return cast(MethodsResponse, self._request("GET", "/v1/personalize/methods", query=query))
+
+    def get_offers(
+        self,
+        customer_id: Optional[str] = None,
+        *,
+        device_type: Optional[str] = None,
+        country: Optional[str] = None,
+        amount: Optional[int] = None,
+        currency: Optional[str] = None,
+        timezone: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        merchant_id: Optional[str] = None,
+    ) -> OffersResponse:
+        """Active offers for this customer and context, ranked by expected value."""
+        query = _context_query(customer_id, device_type, country, amount, currency, timezone, client_secret, merchant_id)
+        return cast(OffersResponse, self._request("GET", "/v1/personalize/offers", query=query))
+
+    def send_feedback(self, event: FeedbackEvent) -> FeedbackSent:
+        """Reports the method the customer paid with (204).
+
+        Without ``event_id`` one is generated; it is the same on every retry, so the event is stored
+        once. Returns the ``event_id`` used.
+        """
+        body = dict(event)
+        body.setdefault("event_id", new_idempotency_key("evt"))
+        self._request("POST", "/v1/personalize/feedback", body=body)
+        return {"event_id": str(body["event_id"])}
+
+    def send_feedback_batch(self, events: Sequence[FeedbackEvent], *, idempotency_key: Optional[str] = None) -> BatchAccepted:
+        """Up to 100 events (202). Events without ``event_id`` get ids derived from the batch's
+        Idempotency-Key, generated here unless given, and the same on every retry."""
+        key = idempotency_key or new_idempotency_key("batch")
+        data = self._request("POST", "/v1/personalize/feedback/batch", body={"events": [dict(e) for e in events]}, headers={"Idempotency-Key": key})
+        return {"accepted": int(data["accepted"]), "idempotency_key": key}
+
+    def get_preferences(self, customer_id: str, *, merchant_id: Optional[str] = None) -> Preferences:
+        """Stored preferences, or the defaults for a customer with none."""
+        query = _drop_none({"customer_id": customer_id, "merchant_id": merchant_id})
+        return cast(Preferences, self._request("GET", "/v1/personalize/preferences", query=query))
+
+    def put_preferences(
+        self,
+        customer_id: str,
+        *,
+        default_method: Optional[str] = _UNSET,
+        favorite_methods: Optional[List[str]] = None,
+        excluded_methods: Optional[List[str]] = None,
+        personalization_enabled: Optional[bool] = None,
+        cross_merchant_consent: Optional[bool] = None,
+        merchant_id: Optional[str] = None,
+    ) -> PreferencesUpdated:
+        """Changes the given fields; the others keep their values. ``default_method=None`` clears it."""
+        body: Dict[str, Any] = _drop_none(
+            {
+                "customer_id": customer_id,
+                "merchant_id": merchant_id,
+                "favorite_methods": favorite_methods,
+                "excluded_methods": excluded_methods,
+                "personalization_enabled": personalization_enabled,
+                "cross_merchant_consent": cross_merchant_consent,
+            }
+        )
+        if default_method is not _UNSET:
+            body["default_method"] = default_method
+        return cast(PreferencesUpdated, self._request("PUT", "/v1/personalize/preferences", body=body))
+
+    def get_consent(self, customer_id: str, *, merchant_id: Optional[str] = None) -> ConsentLog:
+        """The customer's consent log, oldest first."""
+        query = _drop_none({"customer_id": customer_id, "merchant_id": merchant_id})
+        return cast(ConsentLog, self._request("GET", "/v1/personalize/consent", query=query))
+
+    # ── checkout sessions ──────────────────────────────────────────────────────────────────
+
+    def create_checkout_session(
+        self,
+        customer_id: str,
+        *,
+        amount: Optional[int] = None,
+        currency: Optional[str] = None,
+        country: Optional[str] = None,
+        device_type: Optional[str] = None,
+        expires_in: Optional[int] = None,
+        merchant_id: Optional[str] = None,
+    ) -> CheckoutSession:
+        """Opens a checkout session; hand its ``client_secret`` to the checkout page (secret key)."""
+        body = _drop_none(
+            {
+                "customer_id": customer_id,
+                "merchant_id": merchant_id,
+                "amount": amount,
+                "currency": currency,
+                "country": country,
+                "device_type": device_type,
+                "expires_in": expires_in,
+            }
+        )
+        return cast(CheckoutSession, self._request("POST", "/v1/checkout/sessions", body=body))
+
+    # ── customer data rights ───────────────────────────────────────────────────────────────
+
+    def delete_customer(self, customer_id: str) -> DeletionAccepted:
+        """Starts the deletion (202); the data is purged after the grace period."""
+        return cast(DeletionAccepted, self._request("DELETE", f"/v1/personalize/customers/{_segment(customer_id)}"))
+
+    def restore_customer(self, customer_id: str) -> CustomerRestored:
+        """Cancels a pending deletion within the grace period (404 NOT_FOUND after the purge)."""
+        return cast(CustomerRestored, self._request("POST", f"/v1/personalize/customers/{_segment(customer_id)}/restore"))
+
+    def export_customer(self, customer_id: str) -> Dict[str, Any]:
+        """Everything stored about the customer for this merchant: preferences, usage events, consent log."""
+        return self._request("GET", f"/v1/personalize/customers/{_segment(customer_id)}/export")
+
+    # ── analytics and catalog ──────────────────────────────────────────────────────────────
+
+    def get_analytics_summary(self, *, from_: Optional[str] = None, to: Optional[str] = None) -> Dict[str, Any]:
+        """Treatment vs holdout over [from, to) (ISO 8601 UTC; default the last 7 days). Secret key."""
+        return self._request("GET", "/v1/analytics/summary", query=_drop_none({"from": from_, "to": to}))
+
+    def get_analytics_timeseries(
+        self,
+        metric: str,
+        *,
+        granularity: Optional[str] = None,
+        from_: Optional[str] = None,
+        to: Optional[str] = None,
+        currency: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """One metric per arm and hour or day, oldest first. Secret key."""
+        query = _drop_none({"metric": metric, "granularity": granularity, "from": from_, "to": to, "currency": currency})
+        return self._request("GET", "/v1/analytics/timeseries", query=query)
+
+    def get_payment_methods(self) -> List[Dict[str, Any]]:
+        """The catalog of payment methods."""
+        return cast(List[Dict[str, Any]], self._request("GET", "/v1/payment-methods")["methods"])
+
+    # ── transport ──────────────────────────────────────────────────────────────────────────
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Optional[Mapping[str, Any]] = None,
+        body: Optional[Mapping[str, Any]] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> Dict[str, Any]:
+        url = self._base_url + path + (("?" + urlencode(query)) if query else "")
+        all_headers = {"X-API-Key": self._api_key, "Accept": "application/json", "User-Agent": f"tap2-personalize-python/{__version__}"}
+        data: Optional[bytes] = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        response = send_with_retries(self._transport, self._sleep, self._policy, method, url, all_headers, data)
+        if not 200 <= response.status < 300:
+            raise error_from_response(response)
+        if not response.body:
+            return {}
+        try:
+            parsed = json.loads(response.body.decode("utf-8"))
+        except ValueError as err:
+            raise Tap2Error("INVALID_RESPONSE", "The answer is not JSON", response.headers.get("x-request-id"), response.status) from err
+        return cast(Dict[str, Any], parsed)
+
+
+def _drop_none(values: Mapping[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _context_query(
+    customer_id: Optional[str],
+    device_type: Optional[str],
+    country: Optional[str],
+    amount: Optional[int],
+    currency: Optional[str],
+    timezone: Optional[str],
+    client_secret: Optional[str],
+    merchant_id: Optional[str],
+) -> Dict[str, Any]:
+    return _drop_none(
+        {
+            "customer_id": customer_id,
+            "merchant_id": merchant_id,
+            "client_secret": client_secret,
+            "device_type": device_type,
+            "country": country,
+            "amount": amount,
+            "currency": currency,
+            "timezone": timezone,
+        }
+    )

@@ -1,0 +1,129 @@
+"""Retry, idempotency and error mapping against a scripted transport (no server needed)."""
+
+import json
+import unittest
+from typing import Dict, List, Optional, Tuple
+
+from tap2_personalize import Client, Tap2Error
+from tap2_personalize._transport import RawResponse, parse_retry_after, retry_delay
+
+
+def error_body(code: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": code.lower(), "request_id": "req_test", "documentation_url": "x"}}).encode()
+
+
+class Scripted:
+    """Answers in order and records what was sent."""
+
+    def __init__(self, answers: List[object]) -> None:
+        self.answers = list(answers)
+        self.sent: List[Tuple[str, str, Dict[str, str], Optional[bytes], float]] = []
+
+    def __call__(self, method: str, url: str, headers: Dict[str, str], body: Optional[bytes], timeout: float) -> RawResponse:
+        self.sent.append((method, url, dict(headers), body, timeout))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, RawResponse)
+        return answer
+
+
+def client(transport: Scripted, sleeps: List[float], **kwargs: object) -> Client:
+    return Client("tp2_sk_test", "http://tap2.test/", transport=transport, sleep=sleeps.append, **kwargs)  # type: ignore[arg-type]
+
+
+class RetryTest(unittest.TestCase):
+    def test_429_waits_retry_after_and_resends_the_same_event_id(self) -> None:
+        server = Scripted([RawResponse(429, {"retry-after": "2"}, error_body("RATE_LIMITED")), RawResponse(204, {}, b"")])
+        sleeps: List[float] = []
+        sent = client(server, sleeps).send_feedback({"customer_id": "cus_1", "method_id": "visa"})
+        self.assertEqual(sleeps, [2.0])
+        self.assertEqual(len(server.sent), 2)
+        self.assertEqual(server.sent[0][3], server.sent[1][3])
+        body = json.loads(server.sent[0][3] or b"{}")
+        self.assertEqual(body["event_id"], sent["event_id"])
+        self.assertRegex(sent["event_id"], r"^evt_[0-9a-f]{32}$")
+        self.assertEqual(server.sent[0][2]["X-API-Key"], "tp2_sk_test")
+        self.assertEqual(server.sent[0][1], "http://tap2.test/v1/personalize/feedback")
+
+    def test_caller_event_id_is_kept(self) -> None:
+        server = Scripted([RawResponse(204, {}, b"")])
+        sent = client(server, []).send_feedback({"customer_id": "c", "method_id": "visa", "event_id": "order_42"})
+        self.assertEqual(sent["event_id"], "order_42")
+        self.assertEqual(json.loads(server.sent[0][3] or b"{}")["event_id"], "order_42")
+
+    def test_503_backs_off_then_raises_the_last_error_with_one_idempotency_key(self) -> None:
+        server = Scripted([RawResponse(503, {}, error_body("UNAVAILABLE")) for _ in range(3)])
+        sleeps: List[float] = []
+        with self.assertRaises(Tap2Error) as caught:
+            client(server, sleeps, max_retries=2, retry_base_delay=0.1).send_feedback_batch([{"customer_id": "c", "method_id": "visa"}])
+        self.assertEqual((caught.exception.status, caught.exception.code, caught.exception.request_id), (503, "UNAVAILABLE", "req_test"))
+        self.assertEqual(len(server.sent), 3)
+        keys = {s[2]["Idempotency-Key"] for s in server.sent}
+        self.assertEqual(len(keys), 1)
+        self.assertRegex(keys.pop(), r"^batch_[0-9a-f]{32}$")
+        self.assertEqual(len(sleeps), 2)
+        self.assertTrue(0.05 <= sleeps[0] <= 0.1, sleeps)
+        self.assertTrue(0.1 <= sleeps[1] <= 0.2, sleeps)
+
+    def test_other_errors_are_not_retried_and_long_retry_after_is_not_waited(self) -> None:
+        bad = Scripted([RawResponse(400, {}, error_body("VALIDATION_ERROR"))])
+        with self.assertRaises(Tap2Error) as caught:
+            client(bad, []).get_preferences("cus_1")
+        self.assertEqual(caught.exception.code, "VALIDATION_ERROR")
+        self.assertEqual(len(bad.sent), 1)
+
+        sleeps: List[float] = []
+        slow = Scripted([RawResponse(429, {"retry-after": "3600"}, error_body("RATE_LIMITED"))])
+        with self.assertRaises(Tap2Error) as caught:
+            client(slow, sleeps, max_retry_delay=5).get_preferences("cus_1")
+        self.assertEqual((caught.exception.status, caught.exception.retry_after), (429, 3600.0))
+        self.assertEqual(sleeps, [])
+
+    def test_transport_failures_and_non_json_errors_are_tap2_errors(self) -> None:
+        down = Scripted([Tap2Error("TIMEOUT", "No answer within 0.05 s")])
+        with self.assertRaises(Tap2Error) as caught:
+            client(down, [], timeout=0.05).get_consent("cus_1")
+        self.assertEqual((caught.exception.status, caught.exception.code), (0, "TIMEOUT"))
+        self.assertEqual(down.sent[0][4], 0.05)
+
+        html = Scripted([RawResponse(502, {"x-request-id": "req_gw"}, b"<html>bad gateway</html>")])
+        with self.assertRaises(Tap2Error) as caught:
+            client(html, []).get_consent("cus_1")
+        self.assertEqual((caught.exception.code, caught.exception.request_id, caught.exception.status), ("HTTP_502", "req_gw", 502))
+
+    def test_real_timeout_and_refused_connection(self) -> None:
+        import socket
+        import threading
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        accepted: List[socket.socket] = []
+        thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+        thread.start()
+        try:
+            with self.assertRaises(Tap2Error) as caught:
+                Client("tp2_sk_test", f"http://127.0.0.1:{port}", timeout=0.3, max_retries=0).get_consent("c")
+            self.assertEqual(caught.exception.code, "TIMEOUT")
+        finally:
+            for conn in accepted:
+                conn.close()
+            listener.close()
+        with self.assertRaises(Tap2Error) as caught:
+            Client("tp2_sk_test", f"http://127.0.0.1:{port}", timeout=2, max_retries=0).get_consent("c")
+        self.assertEqual((caught.exception.status, caught.exception.code), (0, "NETWORK_ERROR"))
+
+    def test_retry_after_and_delay_math(self) -> None:
+        self.assertEqual(parse_retry_after("3"), 3.0)
+        self.assertIsNone(parse_retry_after(None))
+        self.assertIsNone(parse_retry_after("soon"))
+        self.assertAlmostEqual(parse_retry_after("Thu, 01 Jan 2026 00:00:10 GMT", now=1767225600.0) or 0, 10.0)
+        self.assertEqual(retry_delay(0, None, 0.2, rand=lambda: 0.0), 0.1)
+        self.assertEqual(retry_delay(3, None, 0.2, rand=lambda: 1.0), 1.6)
+        self.assertEqual(retry_delay(5, 1.5, 0.2), 1.5)
+
+
+if __name__ == "__main__":
+    unittest.main()
