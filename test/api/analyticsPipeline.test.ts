@@ -95,10 +95,10 @@ describe("analytics consumer", () => {
     expect(await countRows("analytics_decisions", "decision_key = ?", decisionKey(message.decision_id))).toBe(1);
   });
 
-  it("retries every valid message with backoff when D1 fails; nothing is acked", async () => {
+  it("retries every valid message with backoff when D1 fails; only poison is acked", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});
     const { message } = await makeDecision(shop.merchantId, { customer: "c3", at: Date.now(), arm: "treatment", fallback: null, ranked: ["visa"] });
-    const batch = createMessageBatch(ANALYTICS_QUEUE, [
+    const batch = createMessageBatch<unknown>(ANALYTICS_QUEUE, [
       { id: "r1", timestamp: new Date(), attempts: 2, body: message },
       { id: "r2", timestamp: new Date(), attempts: 2, body: { junk: 1 } },
     ]);

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { resolveRange } from "../../src/analytics/range";
+import { bucketKey, bucketStarts, planWindow } from "../../src/analytics/timeBuckets";
+
+const T = (s: string) => Date.parse(s);
+const HOUR = 3_600_000;
+
+describe("planWindow: rollups for closed buckets, raw rows only from the open hour", () => {
+  const now = T("2026-02-10T15:42:00Z");
+
+  it("whole closed days from daily rollups, edges from hourly, the open hour raw", () => {
+    const plan = planWindow(T("2026-02-03T10:00:00Z"), T("2026-02-10T16:00:00Z"), now, true);
+    expect(plan.dailyRollups).toEqual([T("2026-02-04T00:00:00Z"), T("2026-02-10T00:00:00Z")]);
+    expect(plan.hourlyRollups).toEqual([
+      [T("2026-02-03T10:00:00Z"), T("2026-02-04T00:00:00Z")],
+      [T("2026-02-10T00:00:00Z"), T("2026-02-10T15:00:00Z")],
+    ]);
+    expect(plan.raw).toEqual([T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z")]);
+  });
+
+  it("never reads raw rows of a closed hour", () => {
+    for (const useDaily of [true, false]) {
+      const plan = planWindow(T("2026-01-01T00:00:00Z"), T("2026-02-11T00:00:00Z"), now, useDaily);
+      expect(plan.raw![0]).toBe(T("2026-02-10T15:00:00Z"));
+    }
+  });
+
+  it("a window in the past reads rollups only; hourly only when daily is off", () => {
+    const plan = planWindow(T("2026-02-01T00:00:00Z"), T("2026-02-03T00:00:00Z"), now, false);
+    expect(plan).toEqual({ dailyRollups: null, hourlyRollups: [[T("2026-02-01T00:00:00Z"), T("2026-02-03T00:00:00Z")]], raw: null });
+  });
+
+  it("a window from the open hour on reads raw rows only", () => {
+    const plan = planWindow(T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z"), now, true);
+    expect(plan).toEqual({ dailyRollups: null, hourlyRollups: [], raw: [T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z")] });
+  });
+});
+
+describe("resolveRange", () => {
+  const now = T("2026-02-10T15:42:10Z");
+  const summary = { align: "hour" as const, maxDays: 90 };
+
+  it("defaults to the last 7 days, widened to whole hours", () => {
+    expect(resolveRange({}, now, summary)).toEqual({ ok: true, fromMs: T("2026-02-03T15:00:00Z"), toMs: T("2026-02-10T16:00:00Z") });
+  });
+
+  it("aligns to days for daily series", () => {
+    expect(resolveRange({ from: "2026-02-01T10:00:00Z", to: "2026-02-02T01:00:00Z" }, now, { align: "day", maxDays: 90 })).toEqual({
+      ok: true,
+      fromMs: T("2026-02-01T00:00:00Z"),
+      toMs: T("2026-02-03T00:00:00Z"),
+    });
+  });
+
+  it("rejects from >= to and windows over the limit", () => {
+    expect(resolveRange({ from: "2026-02-11T00:00:00Z" }, now, summary)).toMatchObject({ ok: false, details: [{ path: "from" }] });
+    expect(resolveRange({ from: "2026-01-01T00:00:00Z", to: "2026-01-01T00:00:00Z" }, now, summary)).toMatchObject({ ok: false });
+    expect(resolveRange({ from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:01Z" }, now, { align: "hour", maxDays: 31 })).toMatchObject({ ok: false, details: [{ path: "to" }] });
+    expect(resolveRange({ from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z" }, now, { align: "hour", maxDays: 31 })).toMatchObject({ ok: true });
+  });
+});
+
+describe("buckets", () => {
+  it("bucket keys and starts", () => {
+    expect(bucketKey(T("2026-02-03T15:30:00.123Z"))).toBe("2026-02-03T15:00:00Z");
+    expect(bucketStarts(T("2026-02-03T22:00:00Z"), T("2026-02-04T01:00:00Z"), "hour")).toEqual([0, 1, 2].map((h) => T("2026-02-03T22:00:00Z") + h * HOUR));
+    expect(bucketStarts(T("2026-02-03T00:00:00Z"), T("2026-02-03T00:00:00Z"), "day")).toEqual([]);
+  });
+});
