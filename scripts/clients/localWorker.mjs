@@ -37,7 +37,7 @@ export function freePort() {
 /**
  * Starts `wrangler dev` and resolves once GET /health answers 200.
  * @param {{ migrate?: boolean, vars?: Record<string, string>, readyTimeoutMs?: number }} options
- * @returns {Promise<{ baseUrl: string, persistTo: string, stop: () => Promise<void>, log: () => string }>}
+ * @returns {Promise<{ baseUrl: string, persistTo: string, stop: () => Promise<void>, waitReady: (timeoutMs?: number) => Promise<void>, log: () => string }>}
  */
 export async function startLocalWorker({ migrate = false, vars = LOCAL_VARS, readyTimeoutMs = 90_000 } = {}) {
   const persistTo = mkdtempSync(join(tmpdir(), "tap2-clients-state-"));
@@ -83,18 +83,24 @@ export async function startLocalWorker({ migrate = false, vars = LOCAL_VARS, rea
   };
 
   const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + readyTimeoutMs;
-  while (Date.now() < deadline) {
-    if (exited) {
-      await stop();
-      throw new Error(`wrangler dev exited before it was ready:\n${output}`);
+  /** Resolves once GET /health answers 200 (again: wrangler dev restarts the worker when a source file changes). */
+  const waitReady = async (timeoutMs = readyTimeoutMs) => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (exited) throw new Error(`wrangler dev exited:\n${output}`);
+      try {
+        const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(2_000) });
+        if (res.status === 200) return;
+      } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, 500));
     }
-    try {
-      const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(2_000) });
-      if (res.status === 200) return { baseUrl, persistTo, stop, log: () => output };
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 500));
+    throw new Error(`wrangler dev was not ready within ${timeoutMs} ms:\n${output}`);
+  };
+  try {
+    await waitReady();
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  await stop();
-  throw new Error(`wrangler dev was not ready within ${readyTimeoutMs} ms:\n${output}`);
+  return { baseUrl, persistTo, stop, waitReady, log: () => output };
 }

@@ -46,11 +46,20 @@ function hasCommand(cmd) {
 }
 
 async function adminCall(baseUrl, path, body) {
-  const res = await fetch(`${baseUrl}${path}`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${LOCAL_VARS.ADMIN_TOKEN}`, "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  const send = () =>
+    fetch(`${baseUrl}${path}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${LOCAL_VARS.ADMIN_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  let res;
+  try {
+    res = await send();
+  } catch {
+    // wrangler dev restarts the worker when a source file changes (local runs while editing): wait, once more.
+    await worker.waitReady(60_000);
+    res = await send();
+  }
   const text = await res.text();
   if (res.status !== 201) throw new Error(`POST ${path}: ${res.status} ${text}`);
   return JSON.parse(text);
@@ -130,6 +139,7 @@ try {
   }
 } catch (err) {
   console.error(err instanceof Error ? err.message : err);
+  if (worker) console.error(`\nLast wrangler output:\n${worker.log().slice(-4_000)}`);
   results.push({ name: "setup", status: "FAILED", note: "the worker or the test merchants could not be set up" });
 } finally {
   await stopWorker();

@@ -1,0 +1,250 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Tap2\Personalize;
+
+/**
+ * Client of the Tap2 Personalize API's merchant-backend calls. Bodies and answers are the API's
+ * JSON as PHP arrays. Every failure throws Tap2Exception.
+ *
+ * 429 and 503 answers are retried up to $maxRetries times, waiting the server's Retry-After (or an
+ * exponential backoff with jitter when it sends none); a wait longer than $maxRetryDelay seconds
+ * is not waited out. $timeout is in seconds, per attempt.
+ */
+final class Client
+{
+    public const VERSION = '0.1.0';
+    public const DEFAULT_BASE_URL = 'https://api.tap2-personalize.com';
+    private const RETRYABLE = [429, 503];
+
+    private readonly string $baseUrl;
+    private readonly Transport $transport;
+    /** @var callable(float): void */
+    private $sleep;
+
+    /** @param (callable(float): void)|null $sleep how to wait between retries (tests) */
+    public function __construct(
+        private readonly string $apiKey,
+        string $baseUrl = self::DEFAULT_BASE_URL,
+        private readonly float $timeout = 10.0,
+        private readonly int $maxRetries = 2,
+        private readonly float $maxRetryDelay = 30.0,
+        private readonly float $retryBaseDelay = 0.25,
+        ?Transport $transport = null,
+        ?callable $sleep = null,
+    ) {
+        if ($apiKey === '') {
+            throw new \InvalidArgumentException('apiKey is required');
+        }
+        $this->baseUrl = rtrim($baseUrl, '/');
+        $this->transport = $transport ?? new CurlTransport();
+        $this->sleep = $sleep ?? static function (float $seconds): void {
+            usleep((int) round($seconds * 1_000_000));
+        };
+    }
+
+    /** @param array<string, mixed> $query customer_id (or client_secret), device_type, country, amount, currency, timezone, merchant_id */
+    public function getMethods(array $query): array
+    {
+        return $this->request('GET', '/v1/personalize/methods', $query);
+    }
+
+    /** @param array<string, mixed> $query as for getMethods() */
+    public function getOffers(array $query): array
+    {
+        return $this->request('GET', '/v1/personalize/offers', $query);
+    }
+
+    /**
+     * Reports the method the customer paid with (204). Without event_id one is generated; the same
+     * one is sent on every retry, so the event is stored once.
+     *
+     * @param array<string, mixed> $event customer_id, method_id, and optional amount, currency, …
+     * @return array{event_id: string}
+     */
+    public function sendFeedback(array $event): array
+    {
+        $event['event_id'] ??= self::newIdempotencyKey('evt');
+        $this->request('POST', '/v1/personalize/feedback', null, $event);
+        return ['event_id' => (string) $event['event_id']];
+    }
+
+    /**
+     * Up to 100 events (202). Events without event_id get ids derived from the batch's
+     * Idempotency-Key, generated here unless given, and the same on every retry.
+     *
+     * @param list<array<string, mixed>> $events
+     * @return array{accepted: int, idempotency_key: string}
+     */
+    public function sendFeedbackBatch(array $events, ?string $idempotencyKey = null): array
+    {
+        $key = $idempotencyKey ?? self::newIdempotencyKey('batch');
+        $data = $this->request('POST', '/v1/personalize/feedback/batch', null, ['events' => array_values($events)], ['Idempotency-Key' => $key]);
+        return ['accepted' => (int) $data['accepted'], 'idempotency_key' => $key];
+    }
+
+    public function getPreferences(string $customerId): array
+    {
+        return $this->request('GET', '/v1/personalize/preferences', ['customer_id' => $customerId]);
+    }
+
+    /**
+     * Changes the given fields; the others keep their values. 'default_method' => null clears it.
+     *
+     * @param array<string, mixed> $update customer_id and any of default_method, favorite_methods,
+     *   excluded_methods, personalization_enabled, cross_merchant_consent
+     */
+    public function putPreferences(array $update): array
+    {
+        return $this->request('PUT', '/v1/personalize/preferences', null, $update);
+    }
+
+    public function getConsent(string $customerId): array
+    {
+        return $this->request('GET', '/v1/personalize/consent', ['customer_id' => $customerId]);
+    }
+
+    /**
+     * Opens a checkout session; hand its client_secret to the checkout page (secret key).
+     *
+     * @param array<string, mixed> $session customer_id, and optional amount, currency, country, device_type, expires_in
+     */
+    public function createCheckoutSession(array $session): array
+    {
+        return $this->request('POST', '/v1/checkout/sessions', null, $session);
+    }
+
+    /** Starts the deletion (202); the data is purged after the grace period. */
+    public function deleteCustomer(string $customerId): array
+    {
+        return $this->request('DELETE', '/v1/personalize/customers/' . rawurlencode($customerId));
+    }
+
+    /** Cancels a pending deletion within the grace period (404 NOT_FOUND after the purge). */
+    public function restoreCustomer(string $customerId): array
+    {
+        return $this->request('POST', '/v1/personalize/customers/' . rawurlencode($customerId) . '/restore');
+    }
+
+    /** Everything stored about the customer for this merchant. */
+    public function exportCustomer(string $customerId): array
+    {
+        return $this->request('GET', '/v1/personalize/customers/' . rawurlencode($customerId) . '/export');
+    }
+
+    /** @param array{from?: string, to?: string} $query ISO 8601 UTC; default the last 7 days */
+    public function getAnalyticsSummary(array $query = []): array
+    {
+        return $this->request('GET', '/v1/analytics/summary', $query);
+    }
+
+    /** @param array<string, mixed> $query metric, and optional granularity, from, to, currency */
+    public function getAnalyticsTimeseries(array $query): array
+    {
+        return $this->request('GET', '/v1/analytics/timeseries', $query);
+    }
+
+    /** The catalog of payment methods. */
+    public function getPaymentMethods(): array
+    {
+        return $this->request('GET', '/v1/payment-methods')['methods'];
+    }
+
+    /** A key in the API's id charset ([A-Za-z0-9._:@-], at most 128 characters). */
+    public static function newIdempotencyKey(string $prefix): string
+    {
+        return $prefix . '_' . bin2hex(random_bytes(16));
+    }
+
+    /** Retry-After as delta-seconds or an HTTP date, in seconds; null when absent or unreadable. */
+    public static function parseRetryAfter(?string $value, ?float $now = null): ?float
+    {
+        if ($value === null || trim($value) === '') {
+            return null;
+        }
+        if (is_numeric(trim($value))) {
+            return max(0.0, (float) trim($value));
+        }
+        $when = strtotime($value);
+        return $when === false ? null : max(0.0, $when - ($now ?? microtime(true)));
+    }
+
+    /** Seconds before retry number $retry (0-based): Retry-After wins, else exponential backoff with jitter. */
+    public static function retryDelay(int $retry, ?float $retryAfter, float $baseDelay, ?float $random = null): float
+    {
+        if ($retryAfter !== null) {
+            return $retryAfter;
+        }
+        $step = $baseDelay * (2 ** $retry);
+        $random ??= mt_rand() / mt_getrandmax();
+        return $step / 2 + $random * $step / 2;
+    }
+
+    /**
+     * @param array<string, mixed>|null $query
+     * @param array<string, mixed>|null $body
+     * @param array<string, string> $headers
+     */
+    private function request(string $method, string $path, ?array $query = null, ?array $body = null, array $headers = []): array
+    {
+        $url = $this->baseUrl . $path;
+        $queryString = $query ? http_build_query(array_filter($query, static fn ($v) => $v !== null), '', '&', PHP_QUERY_RFC3986) : '';
+        if ($queryString !== '') {
+            $url .= '?' . $queryString;
+        }
+        $headers = ['X-API-Key' => $this->apiKey, 'Accept' => 'application/json', 'User-Agent' => 'tap2-personalize-php/' . self::VERSION] + $headers;
+        $payload = null;
+        if ($body !== null) {
+            $payload = json_encode($body, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+            $headers['Content-Type'] = 'application/json';
+        }
+
+        $response = $this->sendWithRetries($method, $url, $headers, $payload);
+        if ($response->status < 200 || $response->status >= 300) {
+            throw self::errorFrom($response);
+        }
+        if ($response->body === '') {
+            return [];
+        }
+        try {
+            $data = json_decode($response->body, true, 512, JSON_THROW_ON_ERROR);
+        } catch (\JsonException $e) {
+            throw new Tap2Exception('INVALID_RESPONSE', 'The answer is not JSON', $response->header('X-Request-Id'), $response->status, null, null, $e);
+        }
+        return is_array($data) ? $data : [];
+    }
+
+    /** Sends the same request (body and idempotency key included) until it is not a 429/503, or retries run out. */
+    private function sendWithRetries(string $method, string $url, array $headers, ?string $payload): HttpResponse
+    {
+        for ($retry = 0; ; $retry++) {
+            $response = $this->transport->send($method, $url, $headers, $payload, $this->timeout);
+            if (!in_array($response->status, self::RETRYABLE, true) || $retry >= $this->maxRetries) {
+                return $response;
+            }
+            $delay = self::retryDelay($retry, self::parseRetryAfter($response->header('Retry-After')), $this->retryBaseDelay);
+            if ($delay > $this->maxRetryDelay) {
+                return $response;
+            }
+            ($this->sleep)($delay);
+        }
+    }
+
+    private static function errorFrom(HttpResponse $response): Tap2Exception
+    {
+        $error = [];
+        $decoded = json_decode($response->body, true);
+        if (is_array($decoded) && isset($decoded['error']) && is_array($decoded['error'])) {
+            $error = $decoded['error'];
+        }
+        return new Tap2Exception(
+            (string) ($error['code'] ?? 'HTTP_' . $response->status),
+            (string) ($error['message'] ?? 'HTTP ' . $response->status),
+            $error['request_id'] ?? $response->header('X-Request-Id'),
+            $response->status,
+            $error['details'] ?? null,
+            self::parseRetryAfter($response->header('Retry-After')),
+        );
+    }
+}

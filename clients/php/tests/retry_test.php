@@ -1,0 +1,128 @@
+<?php
+
+declare(strict_types=1);
+
+use Tap2\Personalize\Client;
+use Tap2\Personalize\HttpResponse;
+use Tap2\Personalize\Tap2Exception;
+use Tap2\Personalize\Transport;
+
+/** Answers in order and records what was sent. */
+final class ScriptedTransport implements Transport
+{
+    /** @var list<array{method: string, url: string, headers: array<string, string>, body: ?string, timeout: float}> */
+    public array $sent = [];
+
+    /** @param list<HttpResponse|\Throwable> $answers */
+    public function __construct(private array $answers)
+    {
+    }
+
+    public function send(string $method, string $url, array $headers, ?string $body, float $timeout): HttpResponse
+    {
+        $this->sent[] = compact('method', 'url', 'headers', 'body', 'timeout');
+        $answer = array_shift($this->answers);
+        if ($answer instanceof \Throwable) {
+            throw $answer;
+        }
+        return $answer ?? throw new \LogicException('no more scripted answers');
+    }
+}
+
+function errorBody(string $code): string
+{
+    return json_encode(['error' => ['code' => $code, 'message' => strtolower($code), 'request_id' => 'req_test', 'documentation_url' => 'x']]);
+}
+
+/** @param list<float> $sleeps */
+function scriptedClient(ScriptedTransport $t, array &$sleeps, array $options = []): Client
+{
+    return new Client(
+        apiKey: 'tp2_sk_test',
+        baseUrl: 'http://tap2.test/',
+        timeout: $options['timeout'] ?? 10.0,
+        maxRetries: $options['maxRetries'] ?? 2,
+        maxRetryDelay: $options['maxRetryDelay'] ?? 30.0,
+        retryBaseDelay: $options['retryBaseDelay'] ?? 0.25,
+        transport: $t,
+        sleep: static function (float $s) use (&$sleeps): void {
+            $sleeps[] = $s;
+        },
+    );
+}
+
+test('429 waits Retry-After and resends the same event_id', function (): void {
+    $t = new ScriptedTransport([new HttpResponse(429, ['retry-after' => '2'], errorBody('RATE_LIMITED')), new HttpResponse(204, [], '')]);
+    $sleeps = [];
+    $sent = scriptedClient($t, $sleeps)->sendFeedback(['customer_id' => 'cus_1', 'method_id' => 'visa']);
+    assertSame([2.0], $sleeps, 'sleeps');
+    assertSame(2, count($t->sent), 'attempts');
+    assertSame($t->sent[0]['body'], $t->sent[1]['body'], 'same body on retry');
+    assertSame($sent['event_id'], json_decode($t->sent[0]['body'], true)['event_id'], 'event_id sent');
+    assertTrue((bool) preg_match('/^evt_[0-9a-f]{32}$/', $sent['event_id']), 'generated event_id format');
+    assertSame('tp2_sk_test', $t->sent[0]['headers']['X-API-Key'], 'key header');
+    assertSame('http://tap2.test/v1/personalize/feedback', $t->sent[0]['url'], 'url');
+});
+
+test('the caller\'s event_id is kept', function (): void {
+    $t = new ScriptedTransport([new HttpResponse(204, [], '')]);
+    $sleeps = [];
+    $sent = scriptedClient($t, $sleeps)->sendFeedback(['customer_id' => 'c', 'method_id' => 'visa', 'event_id' => 'order_42']);
+    assertSame('order_42', $sent['event_id']);
+    assertSame('order_42', json_decode($t->sent[0]['body'], true)['event_id']);
+});
+
+test('503 backs off exponentially, then throws the last error; one Idempotency-Key for the batch', function (): void {
+    $t = new ScriptedTransport(array_fill(0, 3, new HttpResponse(503, [], errorBody('UNAVAILABLE'))));
+    $sleeps = [];
+    $c = scriptedClient($t, $sleeps, ['maxRetries' => 2, 'retryBaseDelay' => 0.1]);
+    $e = assertThrows(fn () => $c->sendFeedbackBatch([['customer_id' => 'c', 'method_id' => 'visa']]));
+    assertSame([503, 'UNAVAILABLE', 'UNAVAILABLE', 'req_test'], [$e->status, $e->errorCode, $e->getCode(), $e->requestId]);
+    assertSame(3, count($t->sent), 'attempts');
+    $keys = array_unique(array_map(fn ($s) => $s['headers']['Idempotency-Key'], $t->sent));
+    assertSame(1, count($keys), 'one key across retries');
+    assertTrue((bool) preg_match('/^batch_[0-9a-f]{32}$/', $keys[0]), 'batch key format');
+    assertSame(2, count($sleeps), 'two waits');
+    assertTrue($sleeps[0] >= 0.05 && $sleeps[0] <= 0.1, 'first backoff in [0.05, 0.1]: ' . $sleeps[0]);
+    assertTrue($sleeps[1] >= 0.1 && $sleeps[1] <= 0.2, 'second backoff in [0.1, 0.2]: ' . $sleeps[1]);
+});
+
+test('other errors are not retried; a long Retry-After is not waited out', function (): void {
+    $t = new ScriptedTransport([new HttpResponse(400, [], errorBody('VALIDATION_ERROR'))]);
+    $sleeps = [];
+    $e = assertThrows(fn () => scriptedClient($t, $sleeps)->getPreferences('cus_1'));
+    assertSame('VALIDATION_ERROR', $e->errorCode);
+    assertSame(1, count($t->sent));
+
+    $t = new ScriptedTransport([new HttpResponse(429, ['retry-after' => '3600'], errorBody('RATE_LIMITED'))]);
+    $e = assertThrows(fn () => scriptedClient($t, $sleeps, ['maxRetryDelay' => 5.0])->getPreferences('cus_1'));
+    assertSame([429, 3600.0], [$e->status, $e->retryAfter]);
+    assertSame([], $sleeps);
+});
+
+test('non-JSON error bodies still become Tap2Exception', function (): void {
+    $t = new ScriptedTransport([new HttpResponse(502, ['x-request-id' => 'req_gw'], '<html>bad gateway</html>')]);
+    $sleeps = [];
+    $e = assertThrows(fn () => scriptedClient($t, $sleeps)->getConsent('cus_1'));
+    assertSame(['HTTP_502', 'req_gw', 502], [$e->errorCode, $e->requestId, $e->status]);
+});
+
+test('a real timeout is TIMEOUT and a refused connection NETWORK_ERROR', function (): void {
+    $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
+    $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
+    $e = assertThrows(fn () => (new Client('tp2_sk_test', "http://127.0.0.1:$port", timeout: 0.3, maxRetries: 0))->getConsent('c'));
+    assertSame([0, 'TIMEOUT'], [$e->status, $e->errorCode]);
+    fclose($server);
+    $e = assertThrows(fn () => (new Client('tp2_sk_test', "http://127.0.0.1:$port", timeout: 2.0, maxRetries: 0))->getConsent('c'));
+    assertSame([0, 'NETWORK_ERROR'], [$e->status, $e->errorCode]);
+});
+
+test('Retry-After parsing and backoff math', function (): void {
+    assertSame(3.0, Client::parseRetryAfter('3'));
+    assertSame(null, Client::parseRetryAfter(null));
+    assertSame(null, Client::parseRetryAfter('soon'));
+    assertSame(10.0, Client::parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', 1767225600.0));
+    assertSame(0.1, Client::retryDelay(0, null, 0.2, 0.0));
+    assertSame(1.6, Client::retryDelay(3, null, 0.2, 1.0));
+    assertSame(1.5, Client::retryDelay(5, 1.5, 0.2));
+});
