@@ -1,9 +1,7 @@
 // `npm run dev [-- <wrangler dev flags>]`: local secrets, migrations, demo data, then wrangler dev.
-import { spawnSync, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { DEMO_MERCHANT_ID, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY, demoSeedSql } from "./demo-data.mjs";
+import { spawn } from "node:child_process";
+import { DEMO_MERCHANT_ID, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY } from "./demo-data.mjs";
+import { ensureDevVars, prepareLocalDatabase } from "./local-setup.mjs";
 
 const args = process.argv.slice(2);
 const persistIndex = args.findIndex((a) => a === "--persist-to" || a.startsWith("--persist-to="));
@@ -12,29 +10,11 @@ const persistArgs =
 const configIndex = args.findIndex((a) => a === "-c" || a === "--config");
 const configArgs = configIndex === -1 ? [] : [args[configIndex], args[configIndex + 1]];
 
-function wrangler(...wargs) {
-  const res = spawnSync("wrangler", wargs, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
-  if (res.status !== 0) {
-    process.stderr.write(res.stdout + res.stderr);
-    process.exit(res.status ?? 1);
-  }
-  return res.stdout;
-}
-
-if (!existsSync(".dev.vars")) {
-  copyFileSync(".dev.vars.example", ".dev.vars");
+if (ensureDevVars()) {
   console.log("Created .dev.vars from .dev.vars.example (local secrets; edit as you like).");
 }
 
-console.log("Applying D1 migrations (local)…");
-wrangler("d1", "migrations", "apply", "DB", "--local", ...persistArgs, ...configArgs);
-
-console.log("Seeding the demo merchant…");
-const dir = mkdtempSync(join(tmpdir(), "tap2-seed-"));
-const seedFile = join(dir, "seed.sql");
-const { extraSeedSql } = await import("./demo-customers.mjs").catch(() => ({ extraSeedSql: () => "" }));
-writeFileSync(seedFile, demoSeedSql() + "\n" + extraSeedSql());
-wrangler("d1", "execute", "DB", "--local", "--file", seedFile, ...persistArgs, ...configArgs);
+await prepareLocalDatabase([...persistArgs, ...configArgs]);
 
 const port = (() => {
   const i = args.findIndex((a) => a === "--port" || a.startsWith("--port="));
@@ -44,6 +24,7 @@ const port = (() => {
 console.log(`
 Tap2 Personalize (local)
   API             http://localhost:${port}
+  Demo checkout   http://localhost:${port}/demo/
   Merchant        ${DEMO_MERCHANT_ID}
   Secret key      ${DEMO_SECRET_KEY}
   Publishable key ${DEMO_PUBLISHABLE_KEY}
