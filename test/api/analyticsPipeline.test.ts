@@ -130,6 +130,22 @@ describe("SRM", () => {
   });
 });
 
+describe("rollup job", () => {
+  it("stops at its statement budget and finishes on the next run", async () => {
+    const m = await createMerchant();
+    const day = Math.floor(Date.now() / DAY) * DAY - 3 * DAY;
+    const msgs = [];
+    for (let d = 0; d < 3; d++) msgs.push((await makeDecision(m.merchantId, { customer: `c${d}`, at: day + d * DAY + HOUR, arm: "treatment", fallback: null, ranked: ["visa"] })).message);
+    await deliverAnalytics(msgs);
+    const first = await runAnalyticsRollups(env, new Date(), { statementBudget: 1 }); // one merchant-day per run at least
+    expect(first).toMatchObject({ hours: 1, days: 1, unfinished: true });
+    const second = await runAnalyticsRollups(env, new Date());
+    expect(second).toMatchObject({ hours: 2, days: 2, unfinished: false });
+    const s = await getJson<SummaryResponse>(m.secretKey, "/v1/analytics/summary");
+    expect(s.arms.treatment.decisions).toBe(3);
+  });
+});
+
 describe("customer purge and retention", () => {
   it("the purge statements remove one customer's raw analytics rows and nothing else; rollups stay", async () => {
     const at = floorHour(Date.now()) - 3 * HOUR;
