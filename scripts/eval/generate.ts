@@ -110,7 +110,7 @@ function eventCount(rng: Rng): number {
 }
 
 /** What the customer pays with in this context (always an available, non-excluded method). */
-function choose(rng: Rng, c: Customer, e: Omit<CheckoutEvent, "method_id">): string {
+export function choose(rng: Rng, c: Customer, e: Omit<CheckoutEvent, "method_id">): string {
   const available = candidateMethods(MERCHANT_METHODS, { ...e }, c.preferences.excluded_methods);
   if (rng.chance(c.noise)) return rng.pick(available);
   const h = c.changed && e.t >= c.changeAt ? c.changed : c.habits;

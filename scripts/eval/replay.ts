@@ -11,11 +11,12 @@ import { rankForCustomer, type RankingProfile } from "../../src/personalization/
 import { defaultOrder, rankByProbability, type UsageStat } from "../../src/personalization/scoring";
 import { recencyRef } from "../../src/personalization/recency";
 import { resolveWeights } from "../../src/personalization/weights";
-import { type CheckoutEvent, type Customer, MERCHANT_METHODS } from "./generate";
+import { type CheckoutEvent, choose, type Customer, MERCHANT_METHODS } from "./generate";
 import { literalProbabilities, literalScores } from "./literal";
 import { type Prediction, predictionFrom } from "./metrics";
+import { Rng } from "./random";
 
-export type Ranker = "model" | "literal" | "default";
+export type Ranker = "model" | "literal" | "default" | "oracle";
 export type Slice = "all" | "with_history" | "sparse";
 
 export interface ReplayResult {
@@ -43,6 +44,8 @@ class Rows<T extends { method_id: string; weight_ref: number; uses: number }> {
 
 type StatRow = UsageStat & { uses: number };
 
+const ORACLE_SAMPLES = 40;
+
 export function replay(customers: readonly Customer[], events: readonly CheckoutEvent[], weights: Record<string, number> = {}): ReplayResult {
   const stats = new Map<number, Rows<StatRow>>();
   const popularity = new Rows<PopularityRow>((segment, method_id) => ({ segment, method_id, weight_ref: 0, uses: 0 }));
@@ -52,7 +55,7 @@ export function replay(customers: readonly Customer[], events: readonly Checkout
   const resolved = resolveWeights(weights);
 
   const empty = (): Record<Slice, Prediction[]> => ({ all: [], with_history: [], sparse: [] });
-  const out: ReplayResult = { predictions: { model: empty(), literal: empty(), default: empty() } };
+  const out: ReplayResult = { predictions: { model: empty(), literal: empty(), default: empty(), oracle: empty() } };
 
   for (const e of events) {
     const c = customers[e.customer]!;
@@ -89,6 +92,17 @@ export function replay(customers: readonly Customer[], events: readonly Checkout
     record("model", model.methods.map((m) => m.method_id), new Map(model.methods.map((m) => [m.method_id, m.confidence])));
     record("default", fallback.map((m) => m.method_id), new Map(fallback.map((m) => [m.method_id, m.confidence])));
     record("literal", literal.map((m) => m.method_id), new Map(candidates.map((id, i) => [id, literalP[i]!])));
+
+    // The ceiling: the generator's own choice distribution for this customer and context (sampled).
+    const sampler = new Rng(e.t ^ (c.id * 7919));
+    const freq = new Map(candidates.map((id) => [id, 0.05]));
+    for (let k = 0; k < ORACLE_SAMPLES; k++) {
+      const pick = choose(sampler, c, e);
+      freq.set(pick, (freq.get(pick) ?? 0) + 1);
+    }
+    const total = [...freq.values()].reduce((a, b) => a + b, 0);
+    const oracle = rankByProbability(candidates, candidates.map((id) => freq.get(id)! / total));
+    record("oracle", oracle.map((m) => m.method_id), new Map(oracle.map((m) => [m.method_id, m.confidence])));
 
     // What the usage_events trigger would store.
     const ref = recencyRef(e.t);

@@ -1,7 +1,8 @@
 /**
  * Offline evaluation (`npm run eval`): generate a seeded synthetic history, replay it through the
  * scoring module, the design document's literal formula and the merchant's default order, and print
- * a Markdown table. `npm run eval -- --tune` searches the model's weights on another seed.
+ * a Markdown table. `npm run eval -- --tune` searches the model's weights on another seed;
+ * `--seed N`, `--customers N`, `--check` (exit 1 when a goal is missed).
  */
 import { DEFAULT_WEIGHTS, type ScoringWeights } from "../../src/personalization/weights";
 import { generate } from "./generate";
@@ -16,7 +17,12 @@ const flag = (name: string, fallback: number) => {
 const SEED = flag("--seed", 1);
 const CUSTOMERS = flag("--customers", 6000);
 
-const LABELS: Record<Ranker, string> = { model: "Scoring module", literal: "Design doc's literal formula", default: "Merchant default order" };
+const LABELS: Record<Ranker, string> = {
+  model: "Scoring module",
+  literal: "Design doc's literal formula",
+  default: "Merchant default order",
+  oracle: "Ceiling: the generator's own habits (knows each customer)",
+};
 const SLICES: Record<Slice, string> = { all: "all payments", with_history: "payments with earlier history", sparse: "customers with 1–3 payments" };
 const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
 
@@ -40,7 +46,8 @@ function report(): void {
   const ratio = model.top1 / literal.top1;
   lines.push(`Top-1 vs literal formula: ${fmt(ratio, 2)}× (goal ≥ 1.5×); ECE ${fmt(model.ece)} (goal ≤ 0.05). ${((Date.now() - started) / 1000).toFixed(1)} s.`);
   console.log(lines.join("\n"));
-  if (!(ratio >= 1.5 && model.ece <= 0.05)) process.exitCode = 1;
+  // `--check` turns the goals into a CI gate.
+  if (args.includes("--check") && !(ratio >= 1.5 && model.ece <= 0.05)) process.exitCode = 1;
 }
 
 function countSparse(events: readonly { customer: number }[]): number {
@@ -53,7 +60,7 @@ function countSparse(events: readonly { customer: number }[]): number {
 function tune(): void {
   const { customers, events } = generate(SEED + 1000, Math.min(CUSTOMERS, 3000));
   const grid: Partial<Record<keyof ScoringWeights, number[]>> = {
-    temperature: [0.7, 0.8, 0.9, 1, 1.1, 1.25],
+    temperature: [0.8, 0.9, 1, 1.1, 1.25, 1.4, 1.6],
     prior_strength: [0.5, 1, 1.5, 2, 3, 5],
     context_strength: [0.5, 1, 2, 3, 5],
     device_weight: [0.5, 0.75, 1, 1.25],

@@ -72,12 +72,15 @@ export function rankForCustomer(input: {
   const excluded = profile && reason !== "customer_deleted" ? (profile.preferences?.excluded_methods ?? []) : [];
   const candidates = candidateMethods(merchant.methods, context, excluded);
   const prior = populationPrior(candidates, input.popularity, context, weights, nowMs);
+  const withoutDevice = context.device_type ? populationPrior(candidates, input.popularity, { ...context, device_type: null }, weights, nowMs) : null;
+  const deviceLift = withoutDevice ? prior.map((p, i) => p / withoutDevice[i]!) : undefined;
   const eligible = reason !== "customer_deleted" && reason !== "personalization_disabled";
   const methods =
     reason === null
       ? scoreMethods({
           candidates,
           prior,
+          deviceLift,
           stats: profile!.stats,
           cross: profile!.cross_merchant,
           preferences: profile!.preferences,

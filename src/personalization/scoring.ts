@@ -32,6 +32,12 @@ export interface ScoringInput {
   candidates: readonly string[];
   /** Population prior aligned with `candidates` (prior.ts). */
   prior: readonly number[];
+  /**
+   * How much more likely each candidate is in this device class than in the same country overall
+   * (population), aligned with `candidates`. A customer's habits in a device class they have not
+   * used yet start from their overall habits shifted by this (e.g. wallets on mobile).
+   */
+  deviceLift?: readonly number[] | undefined;
   stats: readonly UsageStat[];
   cross: readonly CrossUsage[];
   preferences: StatedPreferences | null;
@@ -52,7 +58,8 @@ export interface RankedMethod {
  * The ranking model: a hierarchy of Dirichlet-smoothed distributions over the candidates.
  *   population prior p0 → the customer's overall habits p1 (recency-weighted payments here, plus
  *   consented payments elsewhere at a lower weight) → per context dimension p_d (payments in this
- *   device / amount band / country, backed off to p1).
+ *   device / amount band / country, backed off to p1; for the device, to p1 shifted by the
+ *   population's device lift, so a first visit on mobile already leans to wallets).
  * The dimensions combine as a product of experts, log p1 + Σ γ_d (log p_d − log p1); favourites and
  * the stored default add log-odds; a tempered softmax gives the confidences.
  */
@@ -87,9 +94,12 @@ export function scoreMethods(input: ScoringInput): RankedMethod[] {
     [input.context.country ? bucketKey.country(input.context.country) : null, w.country_weight],
   ];
   for (const [bucket, gamma] of dims) {
-    const counts = bucket ? byBucket.get(bucket) : undefined;
-    if (!counts || gamma === 0) continue;
-    const pd = smooth(counts, p1, w.context_strength);
+    if (!bucket || gamma === 0) continue;
+    const lift = bucket.startsWith("device:") ? input.deviceLift : undefined;
+    const counts = byBucket.get(bucket);
+    if (!counts && !lift) continue;
+    const base = lift ? normalize(p1.map((p, i) => p * lift[i]!)) : p1;
+    const pd = smooth(counts ?? new Array<number>(candidates.length).fill(0), base, w.context_strength);
     for (let i = 0; i < logit.length; i++) logit[i]! += gamma * (Math.log(pd[i]!) - Math.log(p1[i]!));
   }
 

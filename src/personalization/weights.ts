@@ -28,15 +28,15 @@ export interface ScoringWeights {
 export const DEFAULT_WEIGHTS: Readonly<ScoringWeights> = Object.freeze({
   prior_strength: 1.5,
   context_strength: 2,
-  device_weight: 1,
+  device_weight: 1.25,
   amount_weight: 1,
-  country_weight: 0.5,
-  popularity_strength: 20,
+  country_weight: 0.25,
+  popularity_strength: 50,
   default_order_decay: 0.75,
   favorite_boost: 0.5,
-  default_boost: 1,
+  default_boost: 1.5,
   cross_merchant_weight: 0.3,
-  temperature: 1,
+  temperature: 1.25,
 });
 
 const BOUNDS: Record<keyof ScoringWeights, [number, number]> = {

@@ -1,0 +1,127 @@
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { refOf } from "../helpers/usage";
+
+interface PrefsBody {
+  customer_id: string;
+  merchant_id: string;
+  default_method: string | null;
+  favorite_methods: string[];
+  excluded_methods: string[];
+  personalization_enabled: boolean;
+  cross_merchant_consent: boolean;
+  created_at: string | null;
+  updated_at: string | null;
+  last_used_at: string | null;
+}
+
+let shop: TestMerchant;
+beforeAll(async () => {
+  shop = await createMerchant();
+});
+
+const get = (customerId: string) => api(shop.secretKey, `/v1/personalize/preferences?customer_id=${customerId}`);
+const put = (body: Record<string, unknown>) => api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify(body) });
+const consentRows = async (customerId: string) =>
+  (await env.DB.prepare("SELECT consent_type, action FROM consent_log WHERE merchant_id = ? AND customer_ref = ? ORDER BY id").bind(shop.merchantId, await refOf(customerId)).all()).results;
+
+describe("GET /v1/personalize/preferences", () => {
+  it("gives an unknown customer the defaults", async () => {
+    const res = await get("nobody");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      customer_id: "nobody", merchant_id: shop.merchantId, default_method: null, favorite_methods: [], excluded_methods: [],
+      personalization_enabled: true, cross_merchant_consent: false, created_at: null, updated_at: null, last_used_at: null,
+    });
+  });
+
+  it("reads a customer whose deletion is pending as defaults", async () => {
+    expect((await put({ customer_id: "del_1", default_method: "visa" })).status).toBe(200);
+    const now = new Date().toISOString();
+    await env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)")
+      .bind(shop.merchantId, await refOf("del_1"), now, now).run();
+    expect(await (await get("del_1")).json<PrefsBody>()).toMatchObject({ default_method: null, created_at: null });
+  });
+
+  it("never stores the customer id in the clear", async () => {
+    await put({ customer_id: "clear_text_id_42", favorite_methods: ["visa"] });
+    const rows = await env.DB.prepare("SELECT customer_ref FROM preferences WHERE merchant_id = ?").bind(shop.merchantId).all<{ customer_ref: string }>();
+    expect(rows.results.some((r) => r.customer_ref.includes("clear_text_id_42"))).toBe(false);
+  });
+});
+
+describe("PUT /v1/personalize/preferences", () => {
+  it("creates, then merges: fields left out keep their values, null clears the default", async () => {
+    const first = await put({ customer_id: "p_1", default_method: "apple_pay", favorite_methods: ["apple_pay", "visa"], excluded_methods: ["klarna"] });
+    expect(first.status).toBe(200);
+    const created = await first.json<{ updated: boolean; preferences: PrefsBody }>();
+    expect(created.updated).toBe(true);
+    expect(created.preferences).toMatchObject({ customer_id: "p_1", merchant_id: shop.merchantId, default_method: "apple_pay", favorite_methods: ["apple_pay", "visa"], excluded_methods: ["klarna"], personalization_enabled: true, cross_merchant_consent: false });
+    expect(created.preferences.created_at).toMatch(/Z$/);
+
+    const second = await (await put({ customer_id: "p_1", favorite_methods: ["visa"] })).json<{ preferences: PrefsBody }>();
+    expect(second.preferences).toMatchObject({ default_method: "apple_pay", favorite_methods: ["visa"], excluded_methods: ["klarna"] });
+    expect(second.preferences.created_at).toBe(created.preferences.created_at);
+
+    const third = await (await put({ customer_id: "p_1", default_method: null })).json<{ preferences: PrefsBody }>();
+    expect(third.preferences).toMatchObject({ default_method: null, favorite_methods: ["visa"], excluded_methods: ["klarna"] });
+    expect(await (await get("p_1")).json<PrefsBody>()).toMatchObject({ default_method: null, favorite_methods: ["visa"], excluded_methods: ["klarna"] });
+  });
+
+  it("appends one consent_log row per change of a consent flag, none when nothing changes", async () => {
+    await put({ customer_id: "c_1", personalization_enabled: true }); // the default: no change
+    expect(await consentRows("c_1")).toEqual([]);
+    await put({ customer_id: "c_1", cross_merchant_consent: true, personalization_enabled: false });
+    await put({ customer_id: "c_1", cross_merchant_consent: true }); // unchanged
+    await put({ customer_id: "c_1", personalization_enabled: true });
+    await put({ customer_id: "c_1", cross_merchant_consent: false, favorite_methods: ["visa"] });
+    expect(await consentRows("c_1")).toEqual([
+      { consent_type: "personalization", action: "revoked" },
+      { consent_type: "cross_merchant", action: "granted" },
+      { consent_type: "personalization", action: "granted" },
+      { consent_type: "cross_merchant", action: "revoked" },
+    ]);
+  });
+
+  it("writes nothing, consent included, when the change is rejected", async () => {
+    const res = await put({ customer_id: "c_2", cross_merchant_consent: true, default_method: "bitcoin" });
+    await expectError(res, 400, "VALIDATION_ERROR");
+    expect(await consentRows("c_2")).toEqual([]);
+    expect(await (await get("c_2")).json<PrefsBody>()).toMatchObject({ cross_merchant_consent: false, created_at: null });
+  });
+
+  it.each([
+    [{ default_method: "Visa!" }, "default_method"],
+    [{ default_method: "bitcoin" }, "default_method"], // not enabled for the merchant
+    [{ favorite_methods: ["visa", "bitcoin"] }, "favorite_methods.1"],
+    [{ excluded_methods: ["sofort"] }, "excluded_methods.0"],
+    [{ favorite_methods: ["visa", "visa"] }, "favorite_methods"],
+    [{ excluded_methods: Array.from({ length: 51 }, (_, i) => `m${i}`) }, "excluded_methods"],
+    [{ favorite_methods: "visa" }, "favorite_methods"],
+    [{ personalization_enabled: "yes" }, "personalization_enabled"],
+    [{ cross_merchant_consent: 1 }, "cross_merchant_consent"],
+    [{ default_method: "visa", excluded_methods: ["visa"] }, "default_method"],
+    [{ favorite_methods: ["paypal"], excluded_methods: ["paypal"] }, "favorite_methods.0"],
+    [{ nickname: "x" }, "nickname"],
+  ])("rejects %j at %s", async (fields, path) => {
+    const body = await expectError(await put({ customer_id: "v_1", ...fields }), 400, "VALIDATION_ERROR");
+    expect(body.error.details!.map((d) => d.path)).toContain(path);
+  });
+
+  it("judges conflicts on the merged result", async () => {
+    expect((await put({ customer_id: "v_2", default_method: "visa", favorite_methods: ["paypal"] })).status).toBe(200);
+    const a = await expectError(await put({ customer_id: "v_2", excluded_methods: ["mastercard", "visa"] }), 400, "VALIDATION_ERROR");
+    expect(a.error.details!.map((d) => d.path)).toContain("excluded_methods.1");
+    const b = await expectError(await put({ customer_id: "v_2", excluded_methods: ["paypal"] }), 400, "VALIDATION_ERROR");
+    expect(b.error.details!.map((d) => d.path)).toContain("excluded_methods.0");
+  });
+
+  it("requires customer_id, rejects bad JSON and another merchant's id", async () => {
+    const missing = await expectError(await put({ default_method: "visa" }), 400, "VALIDATION_ERROR");
+    expect(missing.error.details!.map((d) => d.path)).toContain("customer_id");
+    await expectError(await api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: "{nope", headers: { "Content-Type": "application/json" } }), 400, "INVALID_JSON");
+    await expectError(await put({ customer_id: "x", merchant_id: "other_shop" }), 403, "MERCHANT_MISMATCH");
+    await expectError(await api(shop.publishableKey, "/v1/personalize/preferences?customer_id=x"), 403, "KEY_NOT_ALLOWED");
+  });
+});

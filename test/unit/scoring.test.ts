@@ -1,0 +1,166 @@
+import { describe, expect, it } from "vitest";
+import { candidateMethods } from "../../src/personalization/candidates";
+import { populationPrior, segmentChain } from "../../src/personalization/prior";
+import { fallbackReason, rankForCustomer, type RankingProfile } from "../../src/personalization/ranking";
+import { recencyRef } from "../../src/personalization/recency";
+import { defaultOrder, scoreMethods, type UsageStat } from "../../src/personalization/scoring";
+import { DEFAULT_WEIGHTS, resolveWeights } from "../../src/personalization/weights";
+
+const NOW = Date.UTC(2026, 5, 1);
+const DAY = 86_400_000;
+const METHODS = ["visa", "mastercard", "apple_pay", "google_pay", "paypal", "klarna", "ideal"];
+const ctx = { device_type: null, country: null, amount_band: null } as const;
+
+/** Usage rows as the trigger would store them: `n` payments `daysAgo` days ago in each bucket. */
+function uses(method_id: string, n: number, buckets: string[] = ["*"], daysAgo = 1): UsageStat[] {
+  return buckets.map((bucket) => ({ bucket, method_id, weight_ref: n * recencyRef(NOW - daysAgo * DAY) }));
+}
+
+function rank(stats: UsageStat[], over: Partial<Parameters<typeof scoreMethods>[0]> = {}) {
+  const candidates = over.candidates ?? METHODS;
+  return scoreMethods({
+    candidates, prior: populationPrior(candidates, [], ctx, DEFAULT_WEIGHTS, NOW), stats, cross: [], preferences: null, context: ctx, weights: DEFAULT_WEIGHTS, nowMs: NOW, ...over,
+  });
+}
+const top = (r: { method_id: string }[]) => r[0]!.method_id;
+
+describe("scoreMethods", () => {
+  it("returns probabilities in [0,1] summing to at most 1, ordered by confidence and score", () => {
+    const r = rank([...uses("paypal", 3), ...uses("visa", 1)]);
+    expect(top(r)).toBe("paypal");
+    expect(r.reduce((a, m) => a + m.confidence, 0)).toBeLessThanOrEqual(1);
+    expect(r.reduce((a, m) => a + m.confidence, 0)).toBeGreaterThan(0.99);
+    for (let i = 1; i < r.length; i++) {
+      expect(r[i - 1]!.confidence).toBeGreaterThanOrEqual(r[i]!.confidence);
+      expect(r[i - 1]!.score).toBeGreaterThanOrEqual(r[i]!.score);
+    }
+  });
+
+  it("grows confident with evidence (calibration: one payment is weak, ten are strong)", () => {
+    const one = rank(uses("paypal", 1))[0]!.confidence;
+    const ten = rank(uses("paypal", 10))[0]!.confidence;
+    expect(one).toBeLessThan(0.6);
+    expect(ten).toBeGreaterThan(0.7);
+    expect(ten).toBeLessThan(1);
+  });
+
+  it("weights recent payments more (habit change)", () => {
+    const r = rank([...uses("visa", 6, ["*"], 120), ...uses("mastercard", 2, ["*"], 2)]);
+    expect(top(r)).toBe("mastercard");
+  });
+
+  it("conditions on context and backs off to overall habits where the context has no data", () => {
+    const stats = [...uses("apple_pay", 5, ["*", "device:mobile"]), ...uses("visa", 5, ["*", "device:desktop"])];
+    expect(top(rank(stats, { context: { ...ctx, device_type: "mobile" } }))).toBe("apple_pay");
+    expect(top(rank(stats, { context: { ...ctx, device_type: "desktop" } }))).toBe("visa");
+    const tablet = rank(stats, { context: { ...ctx, device_type: "tablet" } });
+    expect(tablet.slice(0, 2).map((m) => m.method_id).sort()).toEqual(["apple_pay", "visa"]);
+    const big = [...uses("klarna", 3, ["*", "amount:3"]), ...uses("visa", 6, ["*", "amount:1"])];
+    expect(top(rank(big, { context: { ...ctx, amount_band: 3 } }))).toBe("klarna");
+    expect(top(rank(big, { context: { ...ctx, amount_band: 1 } }))).toBe("visa");
+  });
+
+  it("boosts the stored default and favourites", () => {
+    const stats = uses("paypal", 1);
+    expect(top(rank([], { preferences: { default_method: "google_pay", favorite_methods: [] } }))).toBe("google_pay");
+    const plainDefault = rank(stats).findIndex((m) => m.method_id === "google_pay");
+    expect(rank(stats, { preferences: { default_method: "google_pay", favorite_methods: [] } }).findIndex((m) => m.method_id === "google_pay")).toBeLessThan(plainDefault);
+    expect(top(rank(stats, { preferences: { default_method: "google_pay", favorite_methods: [] }, weights: resolveWeights({ default_boost: 5 }) }))).toBe("google_pay");
+    const plain = rank(stats).findIndex((m) => m.method_id === "ideal");
+    const fav = rank(stats, { preferences: { default_method: null, favorite_methods: ["ideal"] } }).findIndex((m) => m.method_id === "ideal");
+    expect(fav).toBeLessThan(plain);
+  });
+
+  it("counts consented payments elsewhere at a lower weight", () => {
+    const cross = [{ method_id: "google_pay", weight_ref: 8 * recencyRef(NOW - DAY) }];
+    expect(top(rank(uses("paypal", 1), { cross }))).toBe("google_pay");
+    expect(top(rank(uses("paypal", 4), { cross }))).toBe("paypal"); // 8 elsewhere count less than 4 here
+  });
+
+  it("uses the population prior for methods the customer never used", () => {
+    const candidates = METHODS;
+    const popularity = [{ segment: "*", method_id: "ideal", weight_ref: 500 * recencyRef(NOW - DAY), uses: 500 }];
+    const prior = populationPrior(candidates, popularity, ctx, DEFAULT_WEIGHTS, NOW);
+    expect(candidates[prior.indexOf(Math.max(...prior))]).toBe("ideal");
+    // One payment is weak evidence against a strong population: both lead, nothing else comes close.
+    const r = rank(uses("paypal", 1), { prior });
+    expect(r.slice(0, 2).map((m) => m.method_id).sort()).toEqual(["ideal", "paypal"]);
+    expect(top(rank(uses("paypal", 6), { prior }))).toBe("paypal");
+  });
+
+  it("ignores stats of methods that are not candidates (unavailable or excluded)", () => {
+    const r = rank(uses("ideal", 9), { candidates: ["visa", "paypal"] });
+    expect(r.map((m) => m.method_id)).toEqual(["visa", "paypal"]);
+  });
+
+  it("gives an empty answer for no candidates", () => {
+    expect(rank([], { candidates: [] })).toEqual([]);
+  });
+});
+
+describe("population prior", () => {
+  it("follows the merchant's default order without data, and refines by segment", () => {
+    const candidates = ["visa", "apple_pay", "ideal"];
+    const p = populationPrior(candidates, [], ctx, DEFAULT_WEIGHTS, NOW);
+    expect(p[0]).toBeGreaterThan(p[1]!);
+    expect(p[1]).toBeGreaterThan(p[2]!);
+    const rows = [{ segment: "country:NL|device:mobile", method_id: "ideal", weight_ref: 200 * recencyRef(NOW), uses: 200 }];
+    const nlMobile = populationPrior(candidates, rows, { device_type: "mobile", country: "NL" }, DEFAULT_WEIGHTS, NOW);
+    expect(nlMobile[2]).toBeGreaterThan(0.8);
+    const usMobile = populationPrior(candidates, rows, { device_type: "mobile", country: "US" }, DEFAULT_WEIGHTS, NOW);
+    expect(usMobile).toEqual(p);
+  });
+
+  it("chains segments coarse to fine", () => {
+    expect(segmentChain({ device_type: "mobile", country: "NL" })).toEqual(["*", "country:NL", "country:NL|device:mobile"]);
+    expect(segmentChain({ device_type: "mobile", country: null })).toEqual(["*", "device:mobile"]);
+    expect(segmentChain({ device_type: null, country: null })).toEqual(["*"]);
+  });
+});
+
+describe("candidates and fallbacks", () => {
+  it("filters by availability and exclusions, keeping the merchant's order", () => {
+    expect(candidateMethods(METHODS, { device_type: null, country: "US", currency: "USD", amount: 1000 }, ["paypal"])).toEqual(["visa", "mastercard", "apple_pay", "google_pay"]);
+    expect(candidateMethods([...METHODS, "not_in_catalog"], { device_type: null, country: null, currency: null, amount: null })).toEqual(METHODS);
+  });
+
+  it("the default order keeps the merchant's order and reads confidences from the prior", () => {
+    const r = defaultOrder(["visa", "paypal"], [0.2, 0.8]);
+    expect(r.map((m) => m.method_id)).toEqual(["visa", "paypal"]);
+    expect(r.map((m) => m.confidence)).toEqual([0.2, 0.8]);
+  });
+
+  const profile = (over: Partial<RankingProfile> = {}, prefs: Partial<NonNullable<RankingProfile["preferences"]>> = {}): RankingProfile => ({
+    preferences: { default_method: null, favorite_methods: [], excluded_methods: [], personalization_enabled: true, ...prefs },
+    stats: uses("visa", 1), cross_merchant: [], pending_deletion: false, ...over,
+  });
+
+  it("applies the precedence customer_deleted > personalization_disabled > holdout > no_history", () => {
+    expect(fallbackReason(profile({ pending_deletion: true }, { personalization_enabled: false }), "holdout")).toBe("customer_deleted");
+    expect(fallbackReason(profile({}, { personalization_enabled: false }), "holdout")).toBe("personalization_disabled");
+    expect(fallbackReason(profile({ stats: [] }), "holdout")).toBe("holdout");
+    expect(fallbackReason(profile({ stats: [] }), "treatment")).toBe("no_history");
+    expect(fallbackReason(profile(), "treatment")).toBeNull();
+  });
+
+  it("rankForCustomer: degraded without a profile, and arm null outside the experiment", () => {
+    const merchant = { merchant_id: "m", methods: METHODS, holdout_percent: 0, scoring_weights: {} };
+    const context = { device_type: null, country: "US", amount: null, currency: null, amount_band: null, timezone: "UTC", time_of_day: "night", day_of_week: 0 } as const;
+    const degraded = rankForCustomer({ merchant, customerRef: "c_x", profile: null, popularity: [], context, nowMs: NOW });
+    expect(degraded).toMatchObject({ personalized: false, fallback_reason: "degraded", arm: "treatment" });
+    expect(degraded.methods.map((m) => m.method_id)).toEqual(["visa", "mastercard", "apple_pay", "google_pay", "paypal", "klarna"]);
+    const optedOut = rankForCustomer({ merchant, customerRef: "c_x", profile: profile({}, { personalization_enabled: false, excluded_methods: ["visa"] }), popularity: [], context, nowMs: NOW });
+    expect(optedOut.arm).toBeNull();
+    expect(optedOut.methods.map((m) => m.method_id)).not.toContain("visa");
+  });
+});
+
+describe("resolveWeights", () => {
+  it("overlays known keys, clamps them and ignores unknown ones", () => {
+    const w = resolveWeights({ default_boost: 3, temperature: 0, nonsense: 5 });
+    expect(w.default_boost).toBe(3);
+    expect(w.temperature).toBe(0.05);
+    expect("nonsense" in w).toBe(false);
+    expect(resolveWeights(undefined)).toEqual(DEFAULT_WEIGHTS);
+  });
+});
