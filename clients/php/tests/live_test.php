@@ -120,6 +120,10 @@ test('live: errors carry code, message and request id', function (): void {
     assertTrue((bool) preg_match('/^req_/', (string) $e->requestId), 'request id');
     assertTrue($e->getMessage() !== '', 'message');
 
+    $pk = new Client(env('TAP2_PUBLISHABLE_KEY'), env('TAP2_BASE_URL'));
+    $e = assertThrows(fn () => $pk->getPreferences('cus_1'));
+    assertSame([403, 'KEY_NOT_ALLOWED'], [$e->status, $e->errorCode]);
+
     $e = assertThrows(fn () => secretClient()->putPreferences(['customer_id' => customer('invalid'), 'default_method' => 'klarna', 'excluded_methods' => ['klarna']]));
     assertSame([400, 'VALIDATION_ERROR'], [$e->status, $e->errorCode]);
     assertTrue(is_array($e->details) && count($e->details) > 0, 'details');

@@ -115,6 +115,10 @@ class LiveTest(unittest.TestCase):
         self.assertTrue(err.message)
 
         with self.assertRaises(Tap2Error) as caught:
+            Client(env("TAP2_PUBLISHABLE_KEY"), self.base_url).get_preferences("cus_1")
+        self.assertEqual((caught.exception.status, caught.exception.code), (403, "KEY_NOT_ALLOWED"))
+
+        with self.assertRaises(Tap2Error) as caught:
             self.sk.put_preferences(customer("invalid"), default_method="klarna", excluded_methods=["klarna"])
         self.assertEqual((caught.exception.status, caught.exception.code), (400, "VALIDATION_ERROR"))
         self.assertTrue(caught.exception.details)

@@ -109,6 +109,9 @@ describe("TypeScript client against the local worker", () => {
     expect((err as Tap2Error).requestId).toMatch(/^req_/);
     expect((err as Tap2Error).message.length).toBeGreaterThan(0);
 
+    const pk = new Tap2Client({ apiKey: env("TAP2_PUBLISHABLE_KEY"), baseUrl });
+    await expect(pk.getPreferences("cus_1")).rejects.toMatchObject({ status: 403, code: "KEY_NOT_ALLOWED" });
+
     const invalid = await sk.putPreferences({ customer_id: customer("invalid"), default_method: "klarna", excluded_methods: ["klarna"] }).catch((e: unknown) => e);
     expect(invalid).toMatchObject({ status: 400, code: "VALIDATION_ERROR" });
     expect((invalid as Tap2Error).details?.length).toBeGreaterThan(0);
