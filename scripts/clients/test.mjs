@@ -28,6 +28,8 @@ const SUITES = {
   php: {
     label: "PHP",
     requires: "php",
+    // Debian's php-cli has no curl: `apt-get install -y php-cli php-curl`.
+    check: ["php", ["-r", "exit(extension_loaded('curl') && extension_loaded('json') ? 0 : 1);"], "the php curl or json extension is missing (apt-get install -y php-curl)"],
     steps: [["php", ["clients/php/tests/run.php"]]],
   },
 };
@@ -121,6 +123,10 @@ try {
       } else {
         results.push({ name: suite.label, status: "SKIPPED", note: `${suite.requires} is not installed` });
       }
+      continue;
+    }
+    if (suite.check && spawnSync(suite.check[0], suite.check[1], { stdio: "ignore", env: TOOL_ENV }).status !== 0) {
+      results.push({ name: suite.label, status: process.env.CI ? "FAILED" : "SKIPPED", note: suite.check[2] });
       continue;
     }
     const env = { ...TOOL_ENV, ...suite.env, ...(await provision(worker.baseUrl, name)) };
