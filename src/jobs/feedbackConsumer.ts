@@ -1,3 +1,4 @@
+import { conversionStatements } from "../analytics/store";
 import type { Env } from "../env";
 import { amountBand } from "../personalization/buckets";
 import { recencyRef } from "../personalization/recency";
@@ -34,18 +35,6 @@ export function toUsageRow(m: FeedbackMessage): UsageEventRow {
     occurred_at: m.occurred_at,
     received_at: m.received_at,
   };
-}
-
-/**
- * CONVERSION HOOK (analytics issue). Statements returned here run in the same D1 batch as the
- * usage-event inserts, so a conversion commits exactly when its event does. Each message with
- * `decision` carries the verified claims (decision_id, arm, fallback_reason, rank of the paid
- * method, issued_at). Guard each statement with "the usage event (merchant_id, event_id) exists"
- * (the event may be a blocked customer's and not stored) and "ON CONFLICT (decision_id) DO NOTHING"
- * (a decision converts at most once, first stored event wins).
- */
-export function conversionStatements(_db: D1Database, _events: FeedbackMessage[]): D1PreparedStatement[] {
-  return [];
 }
 
 /**

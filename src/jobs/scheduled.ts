@@ -1,6 +1,7 @@
 import { applyAnalyticsRetention } from "../analytics/retention";
 import type { Env } from "../env";
 import { purgeDueCustomers } from "./purge";
+import { runAnalyticsRollups } from "./rollups";
 import { applyRetention } from "./retention";
 
 /** The crons of wrangler*.toml [triggers]. */
@@ -17,7 +18,8 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
     case DATA_LIFECYCLE_CRON:
       return runDataLifecycle(env, now);
     case ANALYTICS_ROLLUP_CRON:
-      return runAnalyticsRollups(env, now);
+      await runAnalyticsRollups(env, now);
+      return;
     default:
       console.warn(JSON.stringify({ level: "warn", job: "scheduled", message: "unknown cron, nothing run", cron: controller.cron }));
   }
@@ -43,6 +45,3 @@ export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
   }
   if (failures.length > 0) throw new AggregateError(failures, "data lifecycle job failed");
 }
-
-/** Every 5 minutes: hourly analytics rollups. Placeholder until the analytics issue fills it in. */
-export async function runAnalyticsRollups(_env: Env, _now: Date): Promise<void> {}

@@ -55,10 +55,12 @@ export function hasSignal(profile: RankingProfile): boolean {
 /**
  * One answer of /methods (and the probabilities /offers ranks by). `profile` null means it could
  * not be read (D1/KV failure): the merchant's default order for the context, `degraded`.
+ * `customerRef` null is a guest (a browser without a checkout session, API.md §7): the default
+ * order for the context, outside the experiment.
  */
 export function rankForCustomer(input: {
   merchant: RankingMerchant;
-  customerRef: string;
+  customerRef: string | null;
   profile: RankingProfile | null;
   popularity: readonly PopularityRow[];
   context: ResolvedContext;
@@ -66,15 +68,15 @@ export function rankForCustomer(input: {
 }): RankingResult {
   const { merchant, profile, context, nowMs } = input;
   const weights = resolveWeights(merchant.scoring_weights);
-  const arm = assignArm(merchant.merchant_id, input.customerRef, merchant.holdout_percent);
-  const reason = profile ? fallbackReason(profile, arm) : "degraded";
+  const arm = input.customerRef === null ? null : assignArm(merchant.merchant_id, input.customerRef, merchant.holdout_percent);
+  const reason = arm === null ? "guest" : profile ? fallbackReason(profile, arm) : "degraded";
   // A deleted customer's data is no longer used, exclusions included.
   const excluded = profile && reason !== "customer_deleted" ? (profile.preferences?.excluded_methods ?? []) : [];
   const candidates = candidateMethods(merchant.methods, context, excluded);
   const prior = populationPrior(candidates, input.popularity, context, weights, nowMs);
   const withoutDevice = context.device_type ? populationPrior(candidates, input.popularity, { ...context, device_type: null }, weights, nowMs) : null;
   const deviceLift = withoutDevice ? prior.map((p, i) => p / withoutDevice[i]!) : undefined;
-  const eligible = reason !== "customer_deleted" && reason !== "personalization_disabled";
+  const eligible = arm !== null && reason !== "customer_deleted" && reason !== "personalization_disabled";
   const methods =
     reason === null
       ? scoreMethods({

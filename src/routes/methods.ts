@@ -1,10 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { randomToken } from "../crypto/hash";
-import { customerRef } from "../crypto/pseudonym";
+import { explicitContext, resolveCheckoutCustomer } from "../checkout/resolve";
 import type { App, AppEnv } from "../env";
 import { logField } from "../middleware/logger";
-import { type ResolvedContext, resolveContext } from "../personalization/context";
+import { type ExplicitContext, type ResolvedContext, resolveContext } from "../personalization/context";
+import { recordDecision } from "../analytics/record";
 import { signDecision } from "../personalization/decision";
 import type { PopularityRow } from "../personalization/prior";
 import { rankForCustomer, type RankingResult } from "../personalization/ranking";
@@ -21,24 +22,17 @@ const STORAGE_TIMEOUT_MS = 1_500;
 
 export interface PersonalizedAnswer {
   nowMs: number;
-  customerRef: string;
+  /** null for a guest (publishable key without a checkout session). */
+  customerRef: string | null;
   context: ResolvedContext;
   result: RankingResult;
   /** Profile cache outcome; null when the profile could not be read (degraded). */
   cache: CacheOutcome | null;
 }
 
-/**
- * Who the answer is for. The one place that turns a request into a customer: the checkout-session
- * issue adds `client_secret` (and the guest case) here.
- */
-async function resolveCustomer(c: Ctx, query: PersonalizeQuery): Promise<{ customerRef: string }> {
-  return { customerRef: await customerRef(c.env.PII_KEY, query.customer_id) };
-}
-
-function requestContext(c: Ctx, query: PersonalizeQuery, nowMs: number): ResolvedContext {
+function requestContext(c: Ctx, explicit: ExplicitContext, nowMs: number): ResolvedContext {
   const cf = c.req.raw.cf as { country?: string; timezone?: string } | undefined;
-  return resolveContext(query, { userAgent: c.req.header("User-Agent"), ipCountry: c.req.header("CF-IPCountry") ?? cf?.country, cfTimezone: cf?.timezone }, nowMs);
+  return resolveContext(explicit, { userAgent: c.req.header("User-Agent"), ipCountry: c.req.header("CF-IPCountry") ?? cf?.country, cfTimezone: cf?.timezone }, nowMs);
 }
 
 function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
@@ -62,16 +56,18 @@ function logError(c: Ctx, message: string, err: unknown): void {
 export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<PersonalizedAnswer> {
   const nowMs = Date.now();
   const merchant = c.get("merchant");
-  const { customerRef: ref } = await resolveCustomer(c, query);
-  logField(c, "customer_ref", ref);
-  const context = requestContext(c, query, nowMs);
+  // Who the answer is for: a customer named by a secret key, a checkout session's customer, or a guest.
+  const who = await resolveCheckoutCustomer(c, query, nowMs);
+  const ref = who.kind === "customer" ? who.customerRef : null;
+  if (ref) logField(c, "customer_ref", ref);
+  const context = requestContext(c, explicitContext(query, who.kind === "customer" ? who.basket : {}), nowMs);
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
   const onCacheError = (err: unknown) => logError(c, "cache error", err);
 
   let profile = null;
   let cache: CacheOutcome | null = null;
   let popularity: PopularityRow[] = [];
-  try {
+  if (ref) try {
     const read = await withTimeout(readProfile(c.env, merchant.merchant_id, ref, { crossMerchant: merchant.features.cross_merchant, waitUntil, onCacheError }), "profile read");
     profile = read.profile;
     cache = read.cache;
@@ -80,7 +76,7 @@ export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<Pers
     logError(c, "profile read failed; answering degraded", err);
     logField(c, "degraded", true);
   }
-  if (profile) {
+  if (profile || !ref) {
     popularity = await withTimeout(readPopularity(c.env, merchant.merchant_id, { waitUntil, onCacheError }), "popularity read").catch((err: unknown) => {
       logError(c, "popularity read failed; ranking without the prior", err);
       return [];
@@ -137,10 +133,10 @@ export function registerMethodsRoutes(app: App): void {
       personalized: result.personalized,
       fallback_reason: result.fallback_reason,
       ranked,
-      context: { device_type: context.device_type, country: context.country },
+      context: { device_type: context.device_type, country: context.country, currency: context.currency },
       cache: answer.cache,
     };
-    void decision;
+    recordDecision(c.env, c.executionCtx, decision);
 
     return c.json(
       {

@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../env";
+import { recordOffersShown } from "../analytics/record";
 import { logField } from "../middleware/logger";
 import { rankOffers } from "../personalization/offers";
 import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
@@ -28,10 +29,11 @@ export function registerOffersRoutes(app: App): void {
       logField(c, "fallback_reason", "offers_disabled");
       return c.json({ offers: [], personalized: false, fallback_reason: "offers_disabled" as const }, 200);
     }
-    const { result, context, nowMs } = await personalize(c, query);
+    const { result, context, nowMs, customerRef: ref } = await personalize(c, query);
     // Offers of methods that are not in the answer (unavailable here, or excluded) never show.
     const offers = rankOffers(merchant.offers, result.probabilities, context, new Date(nowMs).toISOString());
     logField(c, "offers_shown", offers.map((o) => o.offer_id));
+    recordOffersShown(c.env, c.executionCtx, { merchant_id: merchant.merchant_id, customer_ref: ref, shown_at: new Date(nowMs).toISOString(), offer_ids: offers.map((o) => o.offer_id) });
     return c.json({ offers, personalized: result.personalized, ...(result.fallback_reason ? { fallback_reason: result.fallback_reason } : {}) }, 200);
   });
 }

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { isKnownTimeZone } from "../personalization/context";
+import { checkoutCustomerQueryFields } from "./checkout";
 import { AmountQuery, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timezone } from "./common";
 
 const KnownTimezone = Timezone.refine(isKnownTimeZone, "is not a known IANA time zone");
@@ -7,7 +8,7 @@ const KnownTimezone = Timezone.refine(isKnownTimeZone, "is not a known IANA time
 /** Query of GET /v1/personalize/methods and /offers: the customer and optional explicit context. */
 export const PersonalizeQuery = z
   .strictObject({
-    customer_id: CustomerId,
+    ...checkoutCustomerQueryFields,
     merchant_id: MerchantId.optional(),
     device_type: DeviceType.optional(),
     country: Country.optional(),
