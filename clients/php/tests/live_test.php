@@ -141,6 +141,13 @@ test('live: checkout session', function (): void {
     assertTrue(str_starts_with($s['id'], 'cs_'), 'session id');
     assertTrue(str_starts_with($s['client_secret'], $s['id'] . '_secret_'), 'client secret');
     assertSame([env('TAP2_MERCHANT_ID'), 9900, 'USD'], [$s['merchant_id'], $s['amount'], $s['currency']]);
+
+    // The checkout page's side: the publishable key reads the order through the session's secret.
+    $pk = new Client(env('TAP2_PUBLISHABLE_KEY'), env('TAP2_BASE_URL'));
+    $res = $pk->getMethods(['client_secret' => $s['client_secret'], 'device_type' => 'mobile', 'country' => 'US']);
+    assertTrue($res['decision_id'] !== '' && count($res['methods']) > 0, 'methods through the session');
+    $e = assertThrows(fn () => $pk->getMethods(['client_secret' => $s['client_secret'] . 'x']));
+    assertSame([401, 'INVALID_CLIENT_SECRET'], [$e->status, $e->errorCode]);
 });
 
 test('live: analytics summary', function (): void {

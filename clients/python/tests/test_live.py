@@ -134,6 +134,15 @@ class LiveTest(unittest.TestCase):
         self.assertTrue(session["client_secret"].startswith(session["id"] + "_secret_"))
         self.assertEqual((session["merchant_id"], session["amount"], session["currency"]), (env("TAP2_MERCHANT_ID"), 9900, "USD"))
 
+        # The checkout page's side: the publishable key reads the order through the session's secret.
+        pk = Client(env("TAP2_PUBLISHABLE_KEY"), self.base_url)
+        res = pk.get_methods(client_secret=session["client_secret"], device_type="mobile", country="US")
+        self.assertTrue(res["decision_id"])
+        self.assertTrue(res["methods"])
+        with self.assertRaises(Tap2Error) as caught:
+            pk.get_methods(client_secret=session["client_secret"] + "x")
+        self.assertEqual((caught.exception.status, caught.exception.code), (401, "INVALID_CLIENT_SECRET"))
+
     def test_analytics_summary(self) -> None:
         try:
             summary = self.sk.get_analytics_summary()

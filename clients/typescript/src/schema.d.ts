@@ -589,8 +589,10 @@ export interface paths {
         /** Rank the merchant's payment methods for a customer in a context */
         get: {
             parameters: {
-                query: {
-                    customer_id: string;
+                query?: {
+                    customer_id?: string;
+                    /** @description A checkout session's client secret (publishable keys; §7). The session supplies customer and basket. */
+                    client_secret?: string;
                     merchant_id?: string;
                     device_type?: "mobile" | "desktop" | "tablet";
                     country?: string;
@@ -689,8 +691,10 @@ export interface paths {
         /** The merchant's active offers that fit the context, ranked by expected value to the customer */
         get: {
             parameters: {
-                query: {
-                    customer_id: string;
+                query?: {
+                    customer_id?: string;
+                    /** @description A checkout session's client secret (publishable keys; §7). The session supplies customer and basket. */
+                    client_secret?: string;
                     merchant_id?: string;
                     device_type?: "mobile" | "desktop" | "tablet";
                     country?: string;

@@ -125,6 +125,13 @@ describe("TypeScript client against the local worker", () => {
     expect(s.id).toMatch(/^cs_/);
     expect(s.client_secret.startsWith(`${s.id}_secret_`)).toBe(true);
     expect(s).toMatchObject({ merchant_id: env("TAP2_MERCHANT_ID"), amount: 9900, currency: "USD" });
+
+    // The checkout page's side: the publishable key reads the order through the session's secret.
+    const pk = new Tap2Client({ apiKey: env("TAP2_PUBLISHABLE_KEY"), baseUrl });
+    const res = await pk.getMethods({ client_secret: s.client_secret, device_type: "mobile", country: "US" });
+    expect(res.decision_id).toBeTruthy();
+    expect(res.methods.length).toBeGreaterThan(0);
+    await expect(pk.getMethods({ client_secret: `${s.client_secret}x` })).rejects.toMatchObject({ status: 401, code: "INVALID_CLIENT_SECRET" });
   });
 
   it("reads the analytics summary", async (ctx) => {
