@@ -12,6 +12,8 @@ export interface Env {
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   ASSETS: Fetcher;
   ENVIRONMENT: string;
+  /** "false" switches analytics recording off (benchmarks only). */
+  ANALYTICS_ENABLED?: string;
   /** "false" switches the per-merchant rate limiter off (benchmarks only); anything else keeps it on. */
   RATE_LIMIT_ENABLED?: string;
   /** Bearer token of the admin API; when unset every admin route answers 404. */

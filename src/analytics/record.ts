@@ -9,6 +9,8 @@ import type { DecisionMessage, OffersShownMessage } from "../schemas/analytics";
 
 interface RecordEnv {
   ANALYTICS_QUEUE: Queue<unknown>;
+  /** "false" switches recording off (benchmarks compare /methods with and without it). */
+  ANALYTICS_ENABLED?: string;
 }
 
 interface WaitUntil {
@@ -65,6 +67,7 @@ export function offersShownMessage(o: OffersShownRecord, impressionId = "imp_" +
 }
 
 function send(env: RecordEnv, ctx: WaitUntil, body: DecisionMessage | OffersShownMessage): void {
+  if (env.ANALYTICS_ENABLED === "false") return;
   const fail = (err: unknown) => {
     queueFailures += 1;
     console.error(
