@@ -37,8 +37,8 @@ export const CATALOG: readonly CatalogMethod[] = [
   { id: "jcb", name: "JCB", kind: "card", countries: "*", currencies: "*", devices: ALL_DEVICES },
   { id: "unionpay", name: "UnionPay", kind: "card", countries: "*", currencies: "*", devices: ALL_DEVICES },
   { id: "cartes_bancaires", name: "Cartes Bancaires", kind: "card", countries: ["FR"], currencies: ["EUR"], devices: ALL_DEVICES },
-  // Apple Pay needs Safari on Apple hardware; we cannot see the OS from the device class alone, so the
-  // drop-in script hides the button when the browser lacks ApplePaySession.
+  // Apple Pay needs Safari on Apple hardware, which the device class alone cannot tell; whether the
+  // wallet can be offered on this browser stays the checkout page's call (ApplePaySession).
   { id: "apple_pay", name: "Apple Pay", kind: "wallet", countries: "*", currencies: "*", devices: ALL_DEVICES },
   { id: "google_pay", name: "Google Pay", kind: "wallet", countries: "*", currencies: "*", devices: ALL_DEVICES },
   { id: "paypal", name: "PayPal", kind: "wallet", countries: "*", currencies: "*", devices: ALL_DEVICES },
