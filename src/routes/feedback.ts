@@ -83,7 +83,8 @@ async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, received
     device_type: event.device_type ?? null,
     location_country: event.location_country ?? null,
     offer_id: event.offer_id ?? null,
-    occurred_at: event.occurred_at ?? receivedAt,
+    // One text form for every stored timestamp, so text comparisons (retention windows) are exact.
+    occurred_at: event.occurred_at ? new Date(event.occurred_at).toISOString() : receivedAt,
     received_at: receivedAt,
     decision,
   };
