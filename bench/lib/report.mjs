@@ -99,11 +99,11 @@ export function markdown(results) {
     out.push("");
     if (results.scoring.error) out.push(`Scoring micro-benchmark failed: ${results.scoring.error}`);
     else {
-      out.push("| Scoring (Node, tinybench) | rankings/s | mean µs | p99 µs | ± % | goal |");
-      out.push("| --- | ---: | ---: | ---: | ---: | --- |");
+      out.push("| Scoring (Node, tinybench) | rankings/s (wall) | rankings per CPU-second | mean µs | p99 µs | ± % | goal |");
+      out.push("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
       for (const t of results.scoring.tasks) {
-        const goal = t.name === "scoreMethods, 8 methods" ? `${t.hz >= 200_000 ? "✅" : "❌"} ≥ 200,000/s` : "";
-        out.push(`| ${t.name} | ${fmt(t.hz)} | ${fmt(t.mean_us, 2)} | ${fmt(t.p99_us, 1)} | ${fmt(t.rme, 1)} | ${goal} |`);
+        const goal = t.name === "scoreMethods, 8 methods" ? `≥ 200,000/s: wall ${t.hz >= 200_000 ? "✅" : "❌"}, CPU ${t.cpu_hz >= 200_000 ? "✅" : "❌"}` : "";
+        out.push(`| ${t.name} | ${fmt(t.hz)} | ${fmt(t.cpu_hz)} | ${fmt(t.mean_us, 2)} | ${fmt(t.p99_us, 1)} | ${fmt(t.rme, 1)} | ${goal} |`);
       }
     }
   }
