@@ -14,6 +14,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BEHAVIOUR, react } from "./behaviour";
+import { type Cluster, clusteredLiftCi } from "./bootstrap";
 import { buildPopulation, type Checkout, HISTORY_DAYS, MERCHANT_METHODS, ROUND_DAYS, roundCheckouts, streamFor } from "./population";
 import { SIM_SECRETS, startWorker, type Worker } from "./worker";
 
@@ -122,6 +123,7 @@ async function simulate(w: Worker, pop: ReturnType<typeof buildPopulation>, hist
 
   const tally: Record<Arm, Tally> = { treatment: emptyTally(), holdout: emptyTally() };
   const perRound: Record<Arm, Tally>[] = [];
+  const perCustomer = new Map<number, { arm: Arm; t: Tally }>();
   let decisionsSent = 0;
   let degraded = 0;
   for (let round = 1; round <= CONFIG.rounds; round++) {
@@ -135,7 +137,9 @@ async function simulate(w: Worker, pop: ReturnType<typeof buildPopulation>, hist
       const arm: Arm = answer.fallback_reason === "holdout" ? "holdout" : "treatment";
       const shown = answer.methods.map((m) => m.method_id);
       const outcome = react(streamFor(CONFIG.seed, co.customer, 1000 + round), co.habitual, shown);
-      for (const t of [tally[arm], thisRound[arm]]) {
+      let mine = perCustomer.get(co.customer);
+      if (!mine) perCustomer.set(co.customer, (mine = { arm, t: emptyTally() }));
+      for (const t of [tally[arm], thisRound[arm], mine.t]) {
         t.decisions += 1;
         if (outcome.position === 1) t.habitualFirst += 1;
         if (!outcome.paid) t.abandoned += 1;
@@ -179,7 +183,15 @@ async function simulate(w: Worker, pop: ReturnType<typeof buildPopulation>, hist
     if (got === decisionsSent && conv === expectedConversions) break;
     await new Promise((r) => setTimeout(r, 1_000));
   }
-  return { summary: summary!, tally, perRound, decisionsSent, degraded, feedbackSent, errors: w.drain.errors };
+  const clusters = (arm: Arm, pick: (t: Tally) => Cluster) => [...perCustomer.values()].filter((c) => c.arm === arm).map((c) => pick(c.t));
+  const conv = (t: Tally): Cluster => [t.conversions, t.decisions];
+  const top1 = (t: Tally): Cluster => [t.top1, t.conversions];
+  const clustered = {
+    customers: { treatment: clusters("treatment", conv).length, holdout: clusters("holdout", conv).length },
+    conversion_rate: clusteredLiftCi(clusters("treatment", conv), clusters("holdout", conv), CONFIG.seed),
+    top1_rate: clusteredLiftCi(clusters("treatment", top1), clusters("holdout", top1), CONFIG.seed),
+  };
+  return { summary: summary!, tally, perRound, clustered, decisionsSent, degraded, feedbackSent, errors: w.drain.errors };
 }
 
 async function drained(w: Worker, done: Parameters<Worker["waitFor"]>[0], what: string): Promise<void> {
@@ -233,10 +245,11 @@ function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: n
     const x = s.arms[a];
     lines.push(`| ${a} | ${x.decisions} | ${x.conversions} | ${num(x.conversion_rate)} | ${num(x.top1_rate)} | ${num(x.mrr)} | ${num(tally[a].habitualFirst / Math.max(1, tally[a].decisions))} |`);
   }
-  lines.push("", "| lift (treatment ÷ holdout − 1) | relative | 95 % CI | p-value |", "| --- | ---: | --- | ---: |");
+  const ci = (c: [number, number] | null) => (c ? `${pct(c[0])} … ${pct(c[1])}` : "–");
+  lines.push("", "| lift (treatment ÷ holdout − 1) | relative | 95 % CI (summary, delta method) | p-value | 95 % CI, customers resampled² |", "| --- | ---: | --- | ---: | --- |");
   for (const m of ["conversion_rate", "top1_rate"] as const) {
     const l = s.lift[m];
-    lines.push(`| ${m} | ${pct(l.relative)} | ${l.ci95 ? `${pct(l.ci95[0])} … ${pct(l.ci95[1])}` : "–"} | ${pval(l.p_value)} |`);
+    lines.push(`| ${m} | ${pct(l.relative)} | ${ci(l.ci95)} | ${pval(l.p_value)} | ${ci(result.clustered[m])} |`);
   }
   lines.push(
     "",
@@ -252,6 +265,9 @@ function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: n
     `¹ Share of decisions whose first method was the customer's habitual method for that context (the simulation knows it; the API does not). ` +
       `Every decision and conversion sent was counted by the summary: ${counted ? "yes" : "NO"}; the summary agrees with the simulation's own tally per arm: ${localAgrees ? "yes" : "NO"}. ` +
       `${result.degraded} degraded answers; ${result.errors.length} error log lines. ${seconds.toFixed(0)} s.`,
+    "",
+    `² Not from the API: a bootstrap over customers (${result.clustered.customers.treatment} treatment, ${result.clustered.customers.holdout} holdout; 2,000 resamples) from the simulation's own tally. ` +
+      "Each customer makes several decisions in one arm, which the delta method treats as independent.",
   );
   const markdown = lines.join("\n");
   console.log(markdown);
@@ -259,7 +275,7 @@ function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: n
   writeFileSync(join(OUT_DIR, "latest.md"), markdown + "\n");
   writeFileSync(join(OUT_DIR, "latest.json"), JSON.stringify({
     config: { ...CONFIG, history_days: HISTORY_DAYS, round_days: ROUND_DAYS, behaviour: BEHAVIOUR },
-    summary: s, tally, per_round: perRound, decisions_sent: result.decisionsSent, payments_sent: result.feedbackSent - historyPayments,
+    summary: s, tally, per_round: perRound, clustered_ci95: result.clustered, decisions_sent: result.decisionsSent, payments_sent: result.feedbackSent - historyPayments,
     history_payments: historyPayments, counted, local_agrees: localAgrees, degraded: result.degraded, errors: result.errors, seconds,
   }, null, 2) + "\n");
   say(`wrote ${join("scripts", "simulate", "results", "latest.md")} and latest.json`);
