@@ -8,7 +8,7 @@ import { logField } from "./logger";
 const MERCHANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /** The only routes a publishable (browser) key opens (API.md §1). */
-const PUBLISHABLE_ROUTES = new Set(["GET /v1/personalize/methods", "GET /v1/personalize/offers"]);
+export const PUBLISHABLE_ROUTES = new Set(["GET /v1/personalize/methods", "GET /v1/personalize/offers"]);
 
 function presentedKey(c: Context<AppEnv>): string | undefined {
   const header = c.req.header("X-API-Key");

@@ -15,32 +15,32 @@ const KeyPath = z.strictObject({ key_id: z.string().regex(/^key_[A-Za-z0-9_-]{1,
 const ADMIN_ERRORS = errorResponses(400, 401, 404, 500);
 
 const createMerchant = createRoute({
-  method: "post", path: "/v1/admin/merchants", tags: ["Admin"], security, summary: "Create a merchant",
+  method: "post", path: "/v1/admin/merchants", operationId: "createMerchant", tags: ["Admin"], security, summary: "Create a merchant",
   request: { body: { content: { "application/json": { schema: MerchantCreate } }, required: true } },
   responses: { 201: json(MerchantView, "Created"), ...ADMIN_ERRORS, ...errorResponses(409) },
 });
 const getMerchant = createRoute({
-  method: "get", path: "/v1/admin/merchants/{merchant_id}", tags: ["Admin"], security, summary: "Read a merchant",
+  method: "get", path: "/v1/admin/merchants/{merchant_id}", operationId: "getMerchant", tags: ["Admin"], security, summary: "Read a merchant",
   request: { params: MerchantPath },
   responses: { 200: json(MerchantView, "The merchant"), ...ADMIN_ERRORS },
 });
 const patchMerchant = createRoute({
-  method: "patch", path: "/v1/admin/merchants/{merchant_id}", tags: ["Admin"], security, summary: "Update a merchant (effective within 60 s)",
+  method: "patch", path: "/v1/admin/merchants/{merchant_id}", operationId: "updateMerchant", tags: ["Admin"], security, summary: "Update a merchant (effective within 60 s)",
   request: { params: MerchantPath, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
   responses: { 200: json(MerchantView, "The updated merchant"), ...ADMIN_ERRORS },
 });
 const createKey = createRoute({
-  method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", tags: ["Admin"], security, summary: "Create an API key (the plain key is shown only here)",
+  method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "createKey", tags: ["Admin"], security, summary: "Create an API key (the plain key is shown only here)",
   request: { params: MerchantPath, body: { content: { "application/json": { schema: KeyCreate } }, required: true } },
   responses: { 201: json(KeyCreated, "Created"), ...ADMIN_ERRORS },
 });
 const listMerchantKeys = createRoute({
-  method: "get", path: "/v1/admin/merchants/{merchant_id}/keys", tags: ["Admin"], security, summary: "List a merchant's keys (never a key or its hash)",
+  method: "get", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "listKeys", tags: ["Admin"], security, summary: "List a merchant's keys (never a key or its hash)",
   request: { params: MerchantPath },
   responses: { 200: json(z.object({ keys: z.array(KeyView) }), "The keys"), ...ADMIN_ERRORS },
 });
 const deleteKey = createRoute({
-  method: "delete", path: "/v1/admin/keys/{key_id}", tags: ["Admin"], security, summary: "Revoke a key (effective within 60 s)",
+  method: "delete", path: "/v1/admin/keys/{key_id}", operationId: "revokeKey", tags: ["Admin"], security, summary: "Revoke a key (effective within 60 s)",
   request: { params: KeyPath },
   responses: { 204: { description: "Revoked" }, ...ADMIN_ERRORS },
 });

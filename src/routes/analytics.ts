@@ -16,6 +16,7 @@ const tags = ["Analytics"];
 const summary = createRoute({
   method: "get",
   path: "/v1/analytics/summary",
+  operationId: "getAnalyticsSummary",
   tags,
   security: merchantSecurity,
   summary: "Experiment report: per-arm conversion, lift with 95 % CI, SRM, AOV, methods, offers, fallbacks (secret key)",
@@ -31,6 +32,7 @@ const summary = createRoute({
 const timeseries = createRoute({
   method: "get",
   path: "/v1/analytics/timeseries",
+  operationId: "getAnalyticsTimeseries",
   tags,
   security: merchantSecurity,
   summary: "One metric per arm and hour or day, oldest first, empty buckets included (secret key)",

@@ -20,6 +20,7 @@ const CatalogEntry = z
 const route = createRoute({
   method: "get",
   path: "/v1/payment-methods",
+  operationId: "getPaymentMethods",
   tags: ["Catalog"],
   summary: "The payment-method catalog and where each method is available",
   security: merchantSecurity,

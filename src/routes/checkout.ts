@@ -11,6 +11,7 @@ import { merchantSecurity } from "../schemas/security";
 const route = createRoute({
   method: "post",
   path: "/v1/checkout/sessions",
+  operationId: "createCheckoutSession",
   tags: ["Checkout"],
   summary: "Open a short-lived checkout session whose client secret lets a checkout page read the customer's order (secret key)",
   security: merchantSecurity,

@@ -10,6 +10,7 @@ import { listConsent } from "../storage/consent";
 const route = createRoute({
   method: "get",
   path: "/v1/personalize/consent",
+  operationId: "getConsent",
   tags: ["Preferences"],
   summary: "The customer's consent log at this merchant, oldest first",
   security: merchantSecurity,

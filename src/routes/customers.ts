@@ -17,7 +17,7 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({ descrip
 const request = { params: CustomerPath, query: CustomerQuery };
 
 const deleteCustomer = createRoute({
-  method: "delete", path: "/v1/personalize/customers/{customer_id}", tags, security,
+  method: "delete", path: "/v1/personalize/customers/{customer_id}", operationId: "deleteCustomer", tags, security,
   summary: "Request erasure of a customer's data (purged after a 30-day grace period)",
   description: "From now on nothing of this customer is used or returned. Idempotent: a repeated request keeps the first purge_after. Accepted for any customer id, known or not.",
   request,
@@ -25,14 +25,14 @@ const deleteCustomer = createRoute({
 });
 
 const restoreCustomer = createRoute({
-  method: "post", path: "/v1/personalize/customers/{customer_id}/restore", tags, security,
+  method: "post", path: "/v1/personalize/customers/{customer_id}/restore", operationId: "restoreCustomer", tags, security,
   summary: "Cancel a pending erasure within its grace period",
   request,
   responses: { 200: json(CustomerRestored, "Restored; the data is used again"), ...errorResponses(...MERCHANT_ERRORS, 404) },
 });
 
 const exportCustomer = createRoute({
-  method: "get", path: "/v1/personalize/customers/{customer_id}/export", tags, security,
+  method: "get", path: "/v1/personalize/customers/{customer_id}/export", operationId: "exportCustomer", tags, security,
   summary: "Everything stored about a customer at this merchant (machine-readable)",
   description: "Preferences, usage events, derived usage counts and the consent log. Works during the grace period; after the purge only the consent log remains.",
   request,

@@ -15,6 +15,7 @@ const Query = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiK
 const single = createRoute({
   method: "post",
   path: "/v1/personalize/feedback",
+  operationId: "sendFeedback",
   tags: ["Personalization"],
   summary: "Report the method a customer paid with (queued; stored once per event_id)",
   security: merchantSecurity,
@@ -29,6 +30,7 @@ const single = createRoute({
 const batch = createRoute({
   method: "post",
   path: "/v1/personalize/feedback/batch",
+  operationId: "sendFeedbackBatch",
   tags: ["Personalization"],
   summary: "Report up to 100 payments at once (all validated first; one invalid event rejects the batch)",
   security: merchantSecurity,

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../env";
+import { errorResponses } from "../schemas/common";
 
 const HealthQuery = z.strictObject({ deep: z.enum(["0", "1", "true", "false"]).optional() });
 const Health = z
@@ -12,11 +13,14 @@ const Health = z
 const route = createRoute({
   method: "get",
   path: "/health",
+  operationId: "getHealth",
+  security: [],
   tags: ["Health"],
   summary: "Liveness; with deep=1 also checks D1 and KV",
   request: { query: HealthQuery },
   responses: {
     200: { description: "Healthy", content: { "application/json": { schema: Health } } },
+    ...errorResponses(400),
     503: { description: "A dependency failed (named in checks)", content: { "application/json": { schema: Health } } },
   },
 });

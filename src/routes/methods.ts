@@ -103,6 +103,7 @@ export function contextView(ctx: ResolvedContext) {
 const route = createRoute({
   method: "get",
   path: "/v1/personalize/methods",
+  operationId: "getMethods",
   tags: ["Personalization"],
   summary: "Rank the merchant's payment methods for a customer in a context",
   security: merchantSecurity,

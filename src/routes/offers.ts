@@ -11,6 +11,7 @@ import { personalize } from "./methods";
 const route = createRoute({
   method: "get",
   path: "/v1/personalize/offers",
+  operationId: "getOffers",
   tags: ["Personalization"],
   summary: "The merchant's active offers that fit the context, ranked by expected value to the customer",
   security: merchantSecurity,

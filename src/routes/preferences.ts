@@ -17,6 +17,7 @@ const json = <T,>(schema: T, description: string) => ({ description, content: { 
 const getRoute = createRoute({
   method: "get",
   path: "/v1/personalize/preferences",
+  operationId: "getPreferences",
   tags: ["Preferences"],
   summary: "A customer's preferences at this merchant (defaults when none are stored)",
   security: merchantSecurity,
@@ -27,6 +28,7 @@ const getRoute = createRoute({
 const putRoute = createRoute({
   method: "put",
   path: "/v1/personalize/preferences",
+  operationId: "putPreferences",
   tags: ["Preferences"],
   summary: "Change a customer's preferences (fields left out keep their values)",
   security: merchantSecurity,

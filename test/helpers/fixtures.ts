@@ -1,4 +1,5 @@
 import { SELF } from "cloudflare:test";
+import { recordSample } from "./samples";
 
 export const ADMIN_TOKEN = "test-admin-token";
 export const BASE = "https://api.test";
@@ -18,11 +19,16 @@ export function uniqueMerchantId(prefix = "m"): string {
   return `${prefix}_${Date.now().toString(36)}_${counter}`;
 }
 
+/** SELF.fetch, with the answer recorded for the OpenAPI contract check that runs after each file (setup.ts). */
+export async function recordedFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  return recordSample(init.method ?? "GET", path, await SELF.fetch(`${BASE}${path}`, init));
+}
+
 export function admin(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   headers.set("Authorization", `Bearer ${ADMIN_TOKEN}`);
   if (init.body && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
-  return SELF.fetch(`${BASE}${path}`, { ...init, headers });
+  return recordedFetch(path, { ...init, headers });
 }
 
 /** Creates a merchant through the admin API, with one secret and one publishable key. */
@@ -56,7 +62,7 @@ export function api(key: string | null, path: string, init: RequestInit = {}): P
   const headers = new Headers(init.headers);
   if (key) headers.set("X-API-Key", key);
   if (init.body && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
-  return SELF.fetch(`${BASE}${path}`, { ...init, headers });
+  return recordedFetch(path, { ...init, headers });
 }
 
 export interface ErrorJson {
