@@ -11,7 +11,7 @@ import { drive } from "./lib/load.mjs";
 import { createLogCollector } from "./lib/logs.mjs";
 import { machineInfo, machineLine, markdown } from "./lib/report.mjs";
 import { BENCH_SECRETS, createBenchMerchant, ingestionEvents } from "./lib/seed.mjs";
-import { applyMigrations, d1Query, killAll, ROOT, startWorker } from "./lib/worker.mjs";
+import { applyMigrations, d1Query, killAll, ROOT, startWorker, useSnapshot } from "./lib/worker.mjs";
 import { COMPARISONS, RUNS, SCENARIOS } from "./scenarios.mjs";
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
@@ -138,6 +138,8 @@ async function main() {
     results.scoring = runScoring();
   }
 
+  results.source = useSnapshot();
+  log(`worker source snapshot of ${results.source.commit ?? "?"}${results.source.dirty ? " + uncommitted changes" : ""} in ${results.source.dir}`);
   const persistDir = mkdtempSync(join(tmpdir(), "tap2-bench-"));
   log(`fresh local state in ${persistDir}; applying migrations…`);
   applyMigrations(persistDir);

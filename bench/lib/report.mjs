@@ -45,6 +45,7 @@ export function markdown(results) {
   out.push(`### Tap2 Personalize bench — ${results.finished_at}`);
   out.push("");
   out.push(`Machine: ${machineLine(results.machine)}`);
+  if (results.source) out.push(`Worker: commit ${results.source.commit ?? "?"}${results.source.dirty ? " with uncommitted changes" : ""} (snapshot copied at start).`);
   out.push(`Load: ${results.config.connections} connections, ${results.config.duration_s} s per scenario after warm-up, loopback (wrangler dev / workerd, local D1, KV, Queues, Durable Objects).`);
   out.push("");
   out.push("| Scenario | run | req/s | p50 ms | p95 ms | p99 ms | req/s ÷ /health | p99 ÷ /health | cache hit | non-2xx | goal |");

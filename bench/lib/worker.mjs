@@ -1,6 +1,8 @@
 // The worker under test: `wrangler dev` on a free loopback port over a throwaway --persist-to dir.
 // Every child process started here is tracked and killed (by its process group id) on exit/error.
-import { spawn, spawnSync } from "node:child_process";
+import { execSync, spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -8,6 +10,32 @@ import { setTimeout as sleep } from "node:timers/promises";
 export const ROOT = new URL("../..", import.meta.url).pathname;
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 const children = new Set();
+let CWD = ROOT;
+
+/**
+ * Copies what the worker is built from (src/, public/, migrations/, configs) into a temp dir and runs
+ * wrangler from there. `wrangler dev` rebuilds and restarts the worker whenever a watched file
+ * changes, which drops the local queue backlog and mixes two versions into one run; a snapshot keeps
+ * edits made in the working tree during the bench out of it. Returns the snapshot's description.
+ */
+export function useSnapshot() {
+  const dir = mkdtempSync(join(tmpdir(), "tap2-bench-src-"));
+  for (const name of ["src", "public", "migrations", "wrangler.toml", "package.json", "tsconfig.json"]) {
+    if (existsSync(join(ROOT, name))) cpSync(join(ROOT, name), join(dir, name), { recursive: true });
+  }
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
+  CWD = dir;
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  let commit = null;
+  let dirty = null;
+  try {
+    commit = execSync("git rev-parse --short HEAD", { cwd: ROOT, encoding: "utf8" }).trim();
+    dirty = execSync("git status --porcelain -- src public migrations wrangler.toml", { cwd: ROOT, encoding: "utf8" }).trim().length > 0;
+  } catch {
+    /* not a git checkout */
+  }
+  return { dir, commit, dirty };
+}
 
 function killTree(child, signal = "SIGTERM") {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -51,7 +79,7 @@ export function freePort() {
 /** `wrangler …` to completion; throws with its output when it fails. */
 export function wranglerSync(args, { timeoutMs = 120_000 } = {}) {
   const res = spawnSync(WRANGLER, args, {
-    cwd: ROOT,
+    cwd: CWD,
     encoding: "utf8",
     stdio: ["ignore", "pipe", "pipe"],
     timeout: timeoutMs,
@@ -98,7 +126,7 @@ async function startOnce({ persistDir, vars = {}, onLine = () => {}, readyTimeou
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistDir, "--show-interactive-dev-session=false", "--log-level", process.env.BENCH_WRANGLER_LOG_LEVEL ?? "log"];
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   const child = spawn(WRANGLER, args, {
-    cwd: ROOT,
+    cwd: CWD,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", FORCE_COLOR: "0", NO_COLOR: "1" },
