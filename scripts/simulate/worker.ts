@@ -3,12 +3,18 @@
  * fresh temporary `--persist-to` directory (migrated with scripts/local-setup.mjs), with local-only
  * secrets. Its JSON log lines are counted so the simulation knows when the queues have drained.
  * The child runs in its own process group and is killed on stop, on exit and on Ctrl-C.
+ *
+ * The worker runs from a snapshot: `wrangler deploy --dry-run` bundles src/ once into the temporary
+ * directory, next to a copy of wrangler.toml whose `main` is that bundle (wrangler dev wraps it only
+ * to add its `/__scheduled` test route). `wrangler dev` reloads on every source change, which would
+ * drop in-flight queue messages while someone edits src/ during a run; the snapshot also pins the
+ * code the numbers belong to.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { wrangler } from "../local-setup.mjs";
 
 export const SIM_SECRETS = {
@@ -67,27 +73,57 @@ function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** wrangler.toml with its paths made absolute and `main` set to the snapshot bundle. */
+export function snapshotConfig(toml: string, repo: string, bundle: string): string {
+  const swaps: [RegExp, string][] = [
+    [/^main\s*=.*$/m, `main = ${JSON.stringify(bundle)}`],
+    [/^migrations_dir\s*=.*$/m, `migrations_dir = ${JSON.stringify(resolve(repo, "migrations"))}`],
+    [/^directory\s*=.*$/m, `directory = ${JSON.stringify(resolve(repo, "public"))}`],
+  ];
+  for (const [pattern, replacement] of swaps) {
+    if (!pattern.test(toml)) throw new Error(`wrangler.toml: no line matching ${pattern} to rewrite for the snapshot`);
+    toml = toml.replace(pattern, replacement);
+  }
+  return toml;
+}
+
+const tempDirs = new Set<string>();
+process.on("exit", () => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 export async function startWorker(log: (line: string) => void = () => {}): Promise<Worker> {
-  const persistTo = mkdtempSync(join(tmpdir(), "tap2-simulate-"));
-  log(`Migrating a fresh local D1 in ${persistTo}…`);
-  wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo);
+  const root = mkdtempSync(join(tmpdir(), "tap2-simulate-"));
+  tempDirs.add(root);
+  const repo = process.cwd();
+  const persistTo = join(root, "state");
+  const config = join(root, "wrangler.toml");
+  mkdirSync(persistTo);
+  log(`Bundling the worker into ${root} (a snapshot of src/)…`);
+  wrangler("deploy", "--dry-run", "--outdir", join(root, "bundle"));
+  writeFileSync(config, snapshotConfig(readFileSync(join(repo, "wrangler.toml"), "utf8"), repo, join(root, "bundle", "index.js")));
+  log("Migrating a fresh local D1…");
+  wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "-c", config);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(persistTo);
+      const worker = await startOnce(persistTo, config);
+      return { ...worker, stop: async () => {
+        await worker.stop();
+        rmSync(root, { recursive: true, force: true });
+        tempDirs.delete(root);
+      } };
     } catch (err) {
       // Another process may bind the free port between our check and workerd's bind.
       if (attempt >= 3 || !/Address already in use/.test(String(err))) {
-        rmSync(persistTo, { recursive: true, force: true });
+        rmSync(root, { recursive: true, force: true });
         throw err;
       }
     }
   }
 }
 
-async function startOnce(persistTo: string): Promise<Worker> {
+async function startOnce(persistTo: string, config: string): Promise<Worker> {
   const port = await freePort();
   const inspectorPort = await freePort();
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo,
+  const args = ["dev", "-c", config, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo,
     "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", "log"];
   for (const [name, value] of Object.entries(SIM_SECRETS)) args.push("--var", `${name}:${value}`);
   const child = spawn("wrangler", args, {
@@ -145,7 +181,6 @@ async function startOnce(persistTo: string): Promise<Worker> {
       await exit;
       clearTimeout(timer);
     }
-    rmSync(persistTo, { recursive: true, force: true });
   };
 
   const url = `http://127.0.0.1:${port}`;
