@@ -37,7 +37,7 @@ const createKey = createRoute({
 const listMerchantKeys = createRoute({
   method: "get", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "listKeys", tags: ["Admin"], security, summary: "List a merchant's keys (never a key or its hash)",
   request: { params: MerchantPath },
-  responses: { 200: json(z.object({ keys: z.array(KeyView) }), "The keys"), ...ADMIN_ERRORS },
+  responses: { 200: json(z.object({ keys: z.array(KeyView) }).openapi("KeyList"), "The keys"), ...ADMIN_ERRORS },
 });
 const deleteKey = createRoute({
   method: "delete", path: "/v1/admin/keys/{key_id}", operationId: "revokeKey", tags: ["Admin"], security, summary: "Revoke a key (effective within 60 s)",

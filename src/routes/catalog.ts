@@ -1,21 +1,23 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { CATALOG } from "../catalog/methods";
 import type { App } from "../env";
-import { ApiKeyQuery, errorResponses, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
+import { ApiKeyQuery, Country, Currency, errorResponses, MERCHANT_ERRORS, MerchantId, MethodId } from "../schemas/common";
 import { merchantSecurity } from "../schemas/security";
 
 const CatalogEntry = z
   .object({
-    method_id: z.string(),
+    method_id: MethodId,
     name: z.string(),
     kind: z.enum(["card", "wallet", "bnpl", "bank_transfer", "bank_debit", "local"]),
-    countries: z.union([z.array(z.string()), z.literal("*")]),
-    currencies: z.union([z.array(z.string()), z.literal("*")]),
+    countries: z.union([z.array(Country), z.literal("*")]),
+    currencies: z.union([z.array(Currency), z.literal("*")]),
     device_types: z.array(z.enum(["mobile", "desktop", "tablet"])),
     amount_limits: z.record(z.string(), z.object({ min: z.number().optional(), max: z.number().optional() })).optional(),
     enabled: z.boolean().openapi({ description: "Whether the calling merchant enables it" }),
   })
-  .openapi("CatalogMethod");
+  .openapi("CatalogMethod", {
+    example: { method_id: "apple_pay", name: "Apple Pay", kind: "wallet", countries: "*", currencies: "*", device_types: ["mobile", "tablet", "desktop"], enabled: true },
+  });
 
 const route = createRoute({
   method: "get",
@@ -26,7 +28,7 @@ const route = createRoute({
   security: merchantSecurity,
   request: { query: z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery }) },
   responses: {
-    200: { description: "The catalog", content: { "application/json": { schema: z.object({ methods: z.array(CatalogEntry) }) } } },
+    200: { description: "The catalog", content: { "application/json": { schema: z.object({ methods: z.array(CatalogEntry) }).openapi("Catalog") } } },
     ...errorResponses(...MERCHANT_ERRORS),
   },
 });

@@ -8,7 +8,7 @@ const Health = z
     status: z.enum(["ok", "degraded"]),
     checks: z.record(z.string(), z.object({ ok: z.boolean(), latency_ms: z.number(), error: z.string().optional() })).optional(),
   })
-  .openapi("Health");
+  .openapi("Health", { example: { status: "ok" } });
 
 const route = createRoute({
   method: "get",

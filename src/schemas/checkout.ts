@@ -30,8 +30,8 @@ export const CheckoutSession = z
     client_secret: z.string().openapi({ description: "Hand this to the checkout page; it reads the order with the publishable key" }),
     merchant_id: MerchantId,
     customer_id: CustomerId,
-    amount: z.number().int().nullable(),
-    currency: z.string().nullable(),
+    amount: Amount.nullable(),
+    currency: Currency.nullable(),
     expires_at: Timestamp,
   })
   .openapi("CheckoutSession", {

@@ -68,10 +68,20 @@ export const ErrorBody = z
       message: z.string(),
       request_id: z.string(),
       documentation_url: z.string(),
-      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional().openapi({ description: "Validation errors only" }),
     }),
   })
-  .openapi("Error");
+  .openapi("Error", {
+    example: {
+      error: {
+        code: "VALIDATION_ERROR",
+        message: "customer_id is required",
+        request_id: "req_abc123",
+        documentation_url: "https://docs.tap2.com/errors#VALIDATION_ERROR",
+        details: [{ path: "customer_id", message: "Required" }],
+      },
+    },
+  });
 
 /** The standard error responses, for route declarations. */
 export function errorResponses(...statuses: number[]) {

@@ -43,9 +43,16 @@ export type FeedbackEvent = z.infer<typeof FeedbackEvent>;
 
 export const FeedbackBatch = z
   .strictObject({ events: z.array(FeedbackEvent).min(1).max(MAX_BATCH_EVENTS) })
-  .openapi("FeedbackBatch");
+  .openapi("FeedbackBatch", {
+    example: {
+      events: [
+        { customer_id: "cus_123", method_id: "apple_pay", amount: 4999, currency: "USD", event_id: "order_1001" },
+        { customer_id: "cus_456", method_id: "klarna", amount: 12900, currency: "EUR", location_country: "NL", event_id: "order_1002" },
+      ],
+    },
+  });
 
-export const FeedbackAccepted = z.object({ accepted: z.number().int().openapi({ example: 100 }) }).openapi("FeedbackAccepted");
+export const FeedbackAccepted = z.object({ accepted: z.number().int().min(1).openapi({ example: 2 }) }).openapi("FeedbackAccepted", { example: { accepted: 2 } });
 
 /** Hono hands validators lower-cased header names, so the key (and the documented name) is lower case. */
 export const IdempotencyHeaders = z.object({

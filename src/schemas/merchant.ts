@@ -19,6 +19,20 @@ export const Features = z.strictObject({
   cross_merchant: z.boolean().default(false),
 });
 
+/** Examples of API.md §4, shared by the create, read and patch schemas. */
+const OFFER_EXAMPLE = { offer_id: "applepay_5off", method_id: "apple_pay", title: "5% back with Apple Pay", description: "On orders over $20", discount_type: "percent", discount_value: 5, min_amount: 2000, currency: "USD", countries: ["US"], device_types: ["mobile"], starts_at: "2026-02-01T00:00:00Z", ends_at: "2026-03-01T00:00:00Z" };
+const MERCHANT_EXAMPLE = {
+  merchant_id: "m_demo",
+  name: "Demo Shop",
+  tier: "growth",
+  methods: ["apple_pay", "visa", "mastercard", "paypal", "klarna"],
+  allowed_origins: ["https://shop.example"],
+  holdout_percent: 10,
+  features: { targeted_offers: true, cross_merchant: false },
+  offers: [OFFER_EXAMPLE],
+};
+const MERCHANT_STORED = { ...MERCHANT_EXAMPLE, rate_limit: null, scoring_weights: {}, created_at: "2026-02-03T15:30:00.000Z", updated_at: "2026-02-03T15:30:00.000Z" };
+
 export const Offer = z
   .strictObject({
     offer_id: OfferId,
@@ -36,7 +50,7 @@ export const Offer = z
   })
   .refine((o) => o.discount_type !== "percent" || o.discount_value <= 100, { message: "a percent discount is at most 100", path: ["discount_value"] })
   .refine((o) => !o.starts_at || !o.ends_at || o.starts_at < o.ends_at, { message: "starts_at must be before ends_at", path: ["ends_at"] })
-  .openapi("Offer");
+  .openapi("Offer", { example: OFFER_EXAMPLE });
 export type Offer = z.infer<typeof Offer>;
 
 const uniqueList = <T extends z.ZodType<string>>(item: T, max: number) =>
@@ -71,7 +85,7 @@ export const MerchantCreate = z
     scoring_weights: merchantFields.scoring_weights.optional(),
   })
   .superRefine(checkOffersUseEnabledMethods)
-  .openapi("MerchantCreate");
+  .openapi("MerchantCreate", { example: MERCHANT_EXAMPLE });
 
 export const MerchantPatch = z
   .strictObject({
@@ -85,7 +99,7 @@ export const MerchantPatch = z
     offers: merchantFields.offers.optional(),
     scoring_weights: merchantFields.scoring_weights.optional(),
   })
-  .openapi("MerchantPatch");
+  .openapi("MerchantPatch", { example: { holdout_percent: 5, features: { targeted_offers: false }, rate_limit: { requests_per_hour: 20000, burst: 2000 } } });
 
 export const MerchantView = z
   .object({
@@ -93,16 +107,16 @@ export const MerchantView = z
     name: z.string(),
     tier: Tier,
     methods: z.array(MethodId),
-    allowed_origins: z.array(z.string()),
+    allowed_origins: z.array(Origin),
     rate_limit: RateLimitOverride.nullable(),
     holdout_percent: z.number(),
     features: z.object({ targeted_offers: z.boolean(), cross_merchant: z.boolean() }),
     offers: z.array(Offer),
     scoring_weights: ScoringWeightsOverride,
-    created_at: z.string(),
-    updated_at: z.string(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
   })
-  .openapi("Merchant");
+  .openapi("Merchant", { example: MERCHANT_STORED });
 
 export function checkOffersUseEnabledMethods(m: { methods?: string[] | undefined; offers?: Offer[] | undefined }, ctx: z.RefinementCtx) {
   if (!m.methods || !m.offers) return;
@@ -113,24 +127,28 @@ export function checkOffersUseEnabledMethods(m: { methods?: string[] | undefined
   });
 }
 
-export const KeyCreate = z.strictObject({ type: z.enum(["secret", "publishable"]) }).openapi("KeyCreate");
+export const KeyId = z.string().regex(/^key_[A-Za-z0-9_-]{1,64}$/, "is not a key id").openapi({ example: "key_9f2c4e1a7b3d" });
+
+export const KeyCreate = z.strictObject({ type: z.enum(["secret", "publishable"]) }).openapi("KeyCreate", { example: { type: "secret" } });
 
 export const KeyCreated = z
   .object({
-    key_id: z.string(),
-    key: z.string().openapi({ description: "The plain key. Shown only in this response." }),
+    key_id: KeyId,
+    key: z.string().regex(/^tp2_(sk|pk)_[A-Za-z0-9_-]{43}$/).openapi({ description: "The plain key. Shown only in this response." }),
     type: z.enum(["secret", "publishable"]),
-    merchant_id: z.string(),
-    created_at: z.string(),
+    merchant_id: MerchantId,
+    created_at: Timestamp,
   })
-  .openapi("KeyCreated");
+  .openapi("KeyCreated", {
+    example: { key_id: "key_9f2c4e1a7b3d", key: "tp2_sk_4f1cW9xkq2Zr8bLm0pTnVa3sYd6uEh1JoGiCfR5b7Q_", type: "secret", merchant_id: "m_demo", created_at: "2026-02-03T15:30:00.000Z" },
+  });
 
 export const KeyView = z
   .object({
-    key_id: z.string(),
+    key_id: KeyId,
     type: z.enum(["secret", "publishable"]),
     prefix: z.string(),
-    created_at: z.string(),
-    revoked_at: z.string().nullable(),
+    created_at: Timestamp,
+    revoked_at: Timestamp.nullable(),
   })
-  .openapi("Key");
+  .openapi("Key", { example: { key_id: "key_9f2c4e1a7b3d", type: "secret", prefix: "tp2_sk_4f1c", created_at: "2026-02-03T15:30:00.000Z", revoked_at: null } });

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { isKnownTimeZone } from "../personalization/context";
 import { checkoutCustomerQueryFields } from "./checkout";
-import { AmountQuery, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timezone } from "./common";
+import { AmountQuery, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp, Timezone } from "./common";
 
 const KnownTimezone = Timezone.refine(isKnownTimeZone, "is not a known IANA time zone");
 
@@ -27,9 +27,9 @@ export const FallbackReason = z
 export const ResolvedContextView = z
   .object({
     device_type: DeviceType.nullable(),
-    country: z.string().nullable(),
+    country: Country.nullable(),
     amount: z.number().int().nullable(),
-    currency: z.string().nullable(),
+    currency: Currency.nullable(),
     timezone: z.string(),
     time_of_day: z.enum(["night", "morning", "afternoon", "evening"]),
     day_of_week: z.number().int().min(0).max(6).openapi({ description: "0 = Sunday … 6 = Saturday, local time" }),
@@ -121,13 +121,15 @@ export const PreferencesView = z
     excluded_methods: z.array(MethodId),
     personalization_enabled: z.boolean(),
     cross_merchant_consent: z.boolean(),
-    created_at: z.string().nullable(),
-    updated_at: z.string().nullable(),
-    last_used_at: z.string().nullable(),
+    created_at: Timestamp.nullable(),
+    updated_at: Timestamp.nullable(),
+    last_used_at: Timestamp.nullable(),
   })
-  .openapi("Preferences");
+  .openapi("Preferences", { example: { customer_id: "cus_123", merchant_id: "m_demo", default_method: "apple_pay", favorite_methods: ["apple_pay", "visa"], excluded_methods: ["klarna"], personalization_enabled: true, cross_merchant_consent: true, created_at: "2026-01-12T09:14:00.000Z", updated_at: "2026-02-03T15:30:00.000Z", last_used_at: "2026-02-01T18:02:11.000Z" } });
 
-export const PreferencesUpdated = z.object({ updated: z.literal(true), preferences: PreferencesView }).openapi("PreferencesUpdated");
+export const PreferencesUpdated = z
+  .object({ updated: z.literal(true), preferences: PreferencesView })
+  .openapi("PreferencesUpdated", { example: { updated: true, preferences: { customer_id: "cus_123", merchant_id: "m_demo", default_method: "apple_pay", favorite_methods: ["apple_pay", "visa"], excluded_methods: ["klarna"], personalization_enabled: true, cross_merchant_consent: true, created_at: "2026-01-12T09:14:00.000Z", updated_at: "2026-02-03T15:30:00.000Z", last_used_at: "2026-02-01T18:02:11.000Z" } } });
 
 export const ConsentResponse = z
   .object({
@@ -136,7 +138,7 @@ export const ConsentResponse = z
         consent_type: z.enum(["personalization", "cross_merchant"]),
         action: z.enum(["granted", "revoked"]),
         merchant_id: MerchantId,
-        timestamp: z.string(),
+        timestamp: Timestamp,
       }),
     ),
   })
