@@ -11,6 +11,7 @@
  * treatment converts better with p < 0.05, has the higher top-1 rate, SRM does not warn and every
  * request was counted).
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BEHAVIOUR, react } from "./behaviour";
@@ -49,6 +50,17 @@ const emptyTally = (): Tally => ({ decisions: 0, conversions: 0, top1: 0, rr: 0,
 
 const say = (line: string) => console.error(`[simulate] ${line}`);
 
+/** The code the numbers belong to: HEAD, and whether the worker's sources differed from it. */
+function codeVersion(): string {
+  try {
+    const git = (...a: string[]) => execFileSync("git", a, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const dirty = git("status", "--porcelain", "--", "src", "migrations", "wrangler.toml") !== "";
+    return `commit ${git("rev-parse", "--short", "HEAD")}${dirty ? " with uncommitted changes to src/ or migrations/" : ""}`;
+  } catch {
+    return "unknown commit";
+  }
+}
+
 async function call(w: Worker, method: string, path: string, opts: { key?: string; admin?: boolean; body?: unknown } = {}): Promise<unknown> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (opts.key) headers["x-api-key"] = opts.key;
@@ -77,6 +89,7 @@ const customerId = (i: number) => `cus_sim_${i}`;
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const code = codeVersion();
   const pop = buildPopulation(CONFIG.seed, CONFIG.customers, CONFIG.rounds);
   const history = CONFIG.history ? pop.history : [];
   say(`seed ${CONFIG.seed}: ${pop.customers.length} customers, ${history.length} payments of history, ${CONFIG.rounds} rounds, holdout ${CONFIG.holdout_percent} %`);
@@ -84,7 +97,7 @@ async function main(): Promise<void> {
   try {
     say(`wrangler dev at ${worker.url}`);
     const summary = await simulate(worker, pop, history);
-    report(summary, history.length, (Date.now() - started) / 1000);
+    report(summary, history.length, code, (Date.now() - started) / 1000);
   } finally {
     await worker.stop();
   }
@@ -226,7 +239,7 @@ const num = (v: number | null | undefined, digits = 3) => (v === null || v === u
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${v >= 0 ? "+" : ""}${(v * 100).toFixed(1)} %`);
 const pval = (p: number | null) => (p === null ? "–" : p < 0.0001 ? "< 0.0001" : p.toFixed(4));
 
-function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: number, seconds: number): void {
+function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: number, code: string, seconds: number): void {
   const { summary: s, tally, perRound } = result;
   const counted = s.arms.treatment.decisions + s.arms.holdout.decisions === result.decisionsSent
     && s.arms.treatment.conversions + s.arms.holdout.conversions === tally.treatment.conversions + tally.holdout.conversions;
@@ -236,7 +249,7 @@ function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: n
   lines.push(
     `Closed-loop simulation: seed ${CONFIG.seed}, ${CONFIG.customers} customers, ${CONFIG.rounds} rounds (shop probability ${CONFIG.shop_probability}), ` +
       `holdout ${CONFIG.holdout_percent} %, ${CONFIG.history ? `${historyPayments} payments of pre-experiment history (last ${HISTORY_DAYS} days)` : "no history"}; ` +
-      `${result.decisionsSent} checkouts, ${result.feedbackSent - historyPayments} payments. GET /v1/analytics/summary (${s.from} – ${s.to}):`,
+      `${result.decisionsSent} checkouts, ${result.feedbackSent - historyPayments} payments; worker at ${code}. GET /v1/analytics/summary (${s.from} – ${s.to}):`,
     "",
     "| arm | decisions | conversions | conversion rate | top-1 rate | MRR | habitual method shown first¹ |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -274,7 +287,7 @@ function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: n
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, "latest.md"), markdown + "\n");
   writeFileSync(join(OUT_DIR, "latest.json"), JSON.stringify({
-    config: { ...CONFIG, history_days: HISTORY_DAYS, round_days: ROUND_DAYS, behaviour: BEHAVIOUR },
+    code, config: { ...CONFIG, history_days: HISTORY_DAYS, round_days: ROUND_DAYS, behaviour: BEHAVIOUR },
     summary: s, tally, per_round: perRound, clustered_ci95: result.clustered, decisions_sent: result.decisionsSent, payments_sent: result.feedbackSent - historyPayments,
     history_payments: historyPayments, counted, local_agrees: localAgrees, degraded: result.degraded, errors: result.errors, seconds,
   }, null, 2) + "\n");
