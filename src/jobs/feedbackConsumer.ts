@@ -5,14 +5,15 @@ import { recencyRef } from "../personalization/recency";
 import { FeedbackMessage } from "../schemas/feedback";
 import { storeUsageEvents, type UsageEventRow } from "../storage/events";
 import { readMerchant } from "../storage/merchants";
-import { refreshProfile } from "../storage/profile";
+import { refreshProfiles } from "../storage/profile";
 
 /** Backoff for a failed D1 write: 10 s, 30 s, 90 s, 270 s, 810 s (max_retries = 5, then the DLQ). */
 export function retryDelaySeconds(attempts: number): number {
   return Math.min(900, 10 * 3 ** Math.max(0, attempts - 1));
 }
 
-const REFRESH_CONCURRENCY = 10;
+/** Profiles refreshed per D1 batch (4 statements each at most). */
+const REFRESH_CHUNK = 50;
 
 function log(level: "info" | "warn" | "error", message: string, fields: Record<string, unknown>): void {
   console[level === "info" ? "log" : level](JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
@@ -86,25 +87,27 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
 
 /**
  * New feedback shows in /methods within seconds: the cached profile of every customer whose events
- * were stored is rewritten from D1. A failure here is logged, not retried: the rows are safe and
- * the cache entry expires by itself (TTL 300 s).
+ * were stored is rewritten from D1 — all of them with one D1 batch (chunked) and parallel KV writes.
+ * A failure here is logged, not retried: the rows are safe and the cache entry expires by itself
+ * (TTL 300 s).
  */
 async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Promise<void> {
   const pairs = new Map<string, { merchantId: string; customerRef: string }>();
   for (const e of stored) pairs.set(`${e.merchant_id}\u0000${e.customer_ref}`, { merchantId: e.merchant_id, customerRef: e.customer_ref });
-  const crossMerchant = new Map<string, Promise<boolean>>();
-  const crossOf = (merchantId: string) => {
-    let p = crossMerchant.get(merchantId);
-    if (!p) crossMerchant.set(merchantId, (p = readMerchant(env, merchantId).then((m) => m?.features.cross_merchant ?? false)));
-    return p;
-  };
-  const list = [...pairs.values()];
-  let failed = 0;
-  for (let i = 0; i < list.length; i += REFRESH_CONCURRENCY) {
-    const results = await Promise.allSettled(
-      list.slice(i, i + REFRESH_CONCURRENCY).map(async ({ merchantId, customerRef }) => refreshProfile(env, merchantId, customerRef, await crossOf(merchantId))),
-    );
-    failed += results.filter((r) => r.status === "rejected").length;
+  const crossMerchant = new Map<string, boolean>();
+  for (const merchantId of new Set([...pairs.values()].map((p) => p.merchantId))) {
+    const merchant = await readMerchant(env, merchantId).catch(() => null);
+    crossMerchant.set(merchantId, merchant?.features.cross_merchant ?? false);
   }
-  if (failed > 0) log("error", "profile refresh after feedback failed", { profiles: list.length, failed });
+  const keys = [...pairs.values()].map((p) => ({ ...p, crossMerchant: crossMerchant.get(p.merchantId) ?? false }));
+  let failed = 0;
+  let lastError: unknown = null;
+  for (let i = 0; i < keys.length; i += REFRESH_CHUNK) {
+    const chunk = keys.slice(i, i + REFRESH_CHUNK);
+    await refreshProfiles(env, chunk).catch((err: unknown) => {
+      failed += chunk.length;
+      lastError = err;
+    });
+  }
+  if (failed > 0) log("error", "profile refresh after feedback failed", { profiles: keys.length, failed, error: String(lastError) });
 }

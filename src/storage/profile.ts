@@ -35,7 +35,8 @@ interface ProfileEnv {
 export const PROFILE_TTL_SECONDS = 300;
 export const profileKey = (merchantId: string, customerRef: string) => `profile:${merchantId}:${customerRef}`;
 
-export async function loadProfile(db: D1Database, merchantId: string, customerRef: string, crossMerchant: boolean): Promise<Profile> {
+/** The statements that read one profile (3, or 4 with cross-merchant counts). */
+function profileStatements(db: D1Database, merchantId: string, customerRef: string, crossMerchant: boolean): D1PreparedStatement[] {
   const statements = [
     db.prepare(`SELECT ${PREFERENCE_COLUMNS} FROM preferences WHERE merchant_id = ? AND customer_ref = ?`).bind(merchantId, customerRef),
     db.prepare("SELECT bucket, method_id, weight_ref, uses, last_used_at FROM method_stats WHERE merchant_id = ? AND customer_ref = ?").bind(merchantId, customerRef),
@@ -57,7 +58,11 @@ export async function loadProfile(db: D1Database, merchantId: string, customerRe
         .bind(customerRef, merchantId),
     );
   }
-  const [prefs, stats, deletion, cross] = await db.batch<unknown>(statements);
+  return statements;
+}
+
+function profileFromResults(results: D1Result<unknown>[], crossMerchant: boolean): Profile {
+  const [prefs, stats, deletion, cross] = results;
   const prefRow = prefs!.results[0] as PreferenceRow | undefined;
   const preferences = prefRow ? fromPreferenceRow(prefRow) : null;
   const consented = preferences?.cross_merchant_consent ?? false;
@@ -67,6 +72,29 @@ export async function loadProfile(db: D1Database, merchantId: string, customerRe
     pending_deletion: deletion!.results.length > 0,
     cross_merchant: crossMerchant && consented && cross ? (cross.results as CrossMerchantStat[]) : [],
   };
+}
+
+export async function loadProfile(db: D1Database, merchantId: string, customerRef: string, crossMerchant: boolean): Promise<Profile> {
+  return profileFromResults(await db.batch<unknown>(profileStatements(db, merchantId, customerRef, crossMerchant)), crossMerchant);
+}
+
+export interface ProfileKey {
+  merchantId: string;
+  customerRef: string;
+  crossMerchant: boolean;
+}
+
+/** Many profiles with one D1 batch (the feedback consumer refreshes every customer a batch touched). */
+export async function loadProfiles(db: D1Database, keys: readonly ProfileKey[]): Promise<Profile[]> {
+  const perKey = keys.map((k) => profileStatements(db, k.merchantId, k.customerRef, k.crossMerchant));
+  const results = keys.length > 0 ? await db.batch<unknown>(perKey.flat()) : [];
+  let offset = 0;
+  return keys.map((k, i) => {
+    const count = perKey[i]!.length;
+    const profile = profileFromResults(results.slice(offset, offset + count), k.crossMerchant);
+    offset += count;
+    return profile;
+  });
 }
 
 /**
@@ -99,6 +127,12 @@ export async function refreshProfile(env: ProfileEnv, merchantId: string, custom
   const profile = await loadProfile(env.DB, merchantId, customerRef, crossMerchant);
   await writeProfile(env.CACHE, profileKey(merchantId, customerRef), profile);
   return profile;
+}
+
+/** Reloads many profiles with one D1 batch and rewrites their cache entries in parallel. */
+export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<void> {
+  const profiles = await loadProfiles(env.DB, keys);
+  await Promise.all(keys.map((k, i) => writeProfile(env.CACHE, profileKey(k.merchantId, k.customerRef), profiles[i]!)));
 }
 
 export async function invalidateProfile(env: ProfileEnv, merchantId: string, customerRef: string): Promise<void> {
