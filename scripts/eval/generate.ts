@@ -25,7 +25,7 @@ export interface Preferences {
   excluded_methods: string[];
 }
 
-interface Habits {
+export interface Habits {
   card: string;
   desktop: string; // card id or paypal
   wallet: string | null;
@@ -56,10 +56,10 @@ export interface CheckoutEvent {
   method_id: string;
 }
 
-const DAY = 86_400_000;
+export const DAY = 86_400_000;
 const SPAN_DAYS = 180;
 
-function makeHabits(rng: Rng, local: string | null): Habits {
+export function makeHabits(rng: Rng, local: string | null): Habits {
   const card = rng.weighted([["visa", 55], ["mastercard", 35], ["amex", 10]] as const);
   const platform = rng.weighted([["ios", 45], ["android", 40], ["none", 15]] as const);
   return {
@@ -72,7 +72,7 @@ function makeHabits(rng: Rng, local: string | null): Habits {
   };
 }
 
-function changeHabits(rng: Rng, h: Habits): Habits {
+export function changeHabits(rng: Rng, h: Habits): Habits {
   const kind = rng.pick(["card", "desktop", "wallet"] as const);
   if (kind === "card") {
     const card = h.card === "visa" ? "mastercard" : "visa";

@@ -2,7 +2,7 @@ import { candidateMethods } from "./candidates";
 import type { ResolvedContext } from "./context";
 import type { Arm } from "./decision";
 import { assignArm } from "./holdout";
-import { populationPrior, type PopularityRow } from "./prior";
+import { contextPrior, type PopularityRow } from "./prior";
 import { defaultOrder, type CrossUsage, type RankedMethod, scoreMethods, type UsageStat } from "./scoring";
 import { resolveWeights } from "./weights";
 
@@ -73,16 +73,14 @@ export function rankForCustomer(input: {
   // A deleted customer's data is no longer used, exclusions included.
   const excluded = profile && reason !== "customer_deleted" ? (profile.preferences?.excluded_methods ?? []) : [];
   const candidates = candidateMethods(merchant.methods, context, excluded);
-  const prior = populationPrior(candidates, input.popularity, context, weights, nowMs);
-  const withoutDevice = context.device_type ? populationPrior(candidates, input.popularity, { ...context, device_type: null }, weights, nowMs) : null;
-  const deviceLift = withoutDevice ? prior.map((p, i) => p / withoutDevice[i]!) : undefined;
+  const population = contextPrior(candidates, input.popularity, context, weights, nowMs);
   const eligible = arm !== null && reason !== "customer_deleted" && reason !== "personalization_disabled";
   const methods =
     reason === null
       ? scoreMethods({
           candidates,
-          prior,
-          deviceLift,
+          prior: population.base,
+          segments: population.segments,
           stats: profile!.stats,
           cross: profile!.cross_merchant,
           preferences: profile!.preferences,
@@ -90,7 +88,7 @@ export function rankForCustomer(input: {
           weights,
           nowMs,
         })
-      : defaultOrder(candidates, prior);
+      : defaultOrder(candidates, population.prior);
   return {
     methods,
     personalized: reason === null,

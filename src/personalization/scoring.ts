@@ -1,6 +1,6 @@
 import type { DeviceType } from "../schemas/common";
 import { bucketKey } from "./buckets";
-import { normalize } from "./prior";
+import { normalize, type SegmentPriors } from "./prior";
 import { decayedWeight } from "./recency";
 import type { ScoringWeights } from "./weights";
 
@@ -8,12 +8,18 @@ import type { ScoringWeights } from "./weights";
 export interface UsageStat {
   bucket: string;
   method_id: string;
+  /** Sum of recencyRef over the bucket's payments (30-day half-life, recency.ts). */
   weight_ref: number;
+  /** Plain count of those payments; absent = recency-weighted only. */
+  uses?: number;
+  /** ISO time of the latest of them (text-comparable); absent = unknown. */
+  last_used_at?: string;
 }
 
 export interface CrossUsage {
   method_id: string;
   weight_ref: number;
+  uses?: number;
 }
 
 export interface ScoringContext {
@@ -30,14 +36,16 @@ export interface StatedPreferences {
 export interface ScoringInput {
   /** Hard-filtered methods in the merchant's default order (candidates.ts). */
   candidates: readonly string[];
-  /** Population prior aligned with `candidates` (prior.ts). */
+  /** Population prior aligned with `candidates` that a customer's overall habits are shrunk toward (prior.ts `contextPrior().base`). */
   prior: readonly number[];
   /**
-   * How much more likely each candidate is in this device class than in the same country overall
-   * (population), aligned with `candidates`. A customer's habits in a device class they have not
-   * used yet start from their overall habits shifted by this (e.g. wallets on mobile).
+   * P(method | country, bucket) of the population for device and amount-band buckets, keyed by
+   * bucket key, aligned with `candidates` (prior.ts `contextPrior().segments`). A customer's habits
+   * in a device class or basket size they have not used (much) start from their overall habits,
+   * shifted by how the population's choices in this bucket differ from those in the buckets the
+   * customer's history comes from (wallets on mobile, card or PayPal on desktop, BNPL on large baskets).
    */
-  deviceLift?: readonly number[] | undefined;
+  segments?: SegmentPriors | undefined;
   stats: readonly UsageStat[];
   cross: readonly CrossUsage[];
   preferences: StatedPreferences | null;
@@ -56,62 +64,118 @@ export interface RankedMethod {
 
 /**
  * The ranking model: a hierarchy of Dirichlet-smoothed distributions over the candidates.
- *   population prior p0 → the customer's overall habits p1 (recency-weighted payments here, plus
- *   consented payments elsewhere at a lower weight) → per context dimension p_d (payments in this
- *   device / amount band / country, backed off to p1; for the device, to p1 shifted by the
- *   population's device lift, so a first visit on mobile already leans to wallets).
- * The dimensions combine as a product of experts, log p1 + Σ γ_d (log p_d − log p1); favourites and
- * the stored default add log-odds; a tempered softmax gives the confidences.
+ *   population prior p0 (country) → the customer's overall habits p1 (payments here, plus consented
+ *   payments elsewhere at a lower weight) → per context dimension p_d (payments in this device /
+ *   amount band / country, backed off to p1 shifted by the population's lift for that device or
+ *   amount band, so a first visit on mobile already leans to wallets and a first large basket to BNPL).
+ * Evidence per method = recency-weighted count (30-day half-life) + long_memory × plain count: recency
+ * decides between methods, but old payments still count as evidence that the customer has habits.
+ * The dimensions combine as a product of experts, log p1 + Σ γ_d (log p_d − log p1); the method
+ * paid with last in this device class, favourites and the stored default add log-odds; a tempered
+ * softmax gives the confidences.
  */
 export function scoreMethods(input: ScoringInput): RankedMethod[] {
-  const { candidates, weights: w } = input;
-  if (candidates.length === 0) return [];
-  const index = new Map(candidates.map((id, i) => [id, i]));
-  const byBucket = new Map<string, number[]>();
-  const countsFor = (bucket: string) => {
-    let counts = byBucket.get(bucket);
-    if (!counts) {
-      counts = new Array<number>(candidates.length).fill(0);
-      byBucket.set(bucket, counts);
-    }
-    return counts;
+  const { candidates, weights: w, context } = input;
+  const n = candidates.length;
+  if (n === 0) return [];
+  const decay = decayedWeight(1, input.nowMs);
+  const deviceKey = context.device_type ? bucketKey.device(context.device_type) : null;
+  const amountKey = context.amount_band !== null ? bucketKey.amount(context.amount_band) : null;
+  const countryKey = context.country ? bucketKey.country(context.country) : null;
+  const overall = new Float64Array(n);
+  const device = new Float64Array(n);
+  const amount = new Float64Array(n);
+  const country = new Float64Array(n);
+  const segments = input.segments;
+  const target = {
+    device: deviceKey ? segments?.get(deviceKey) : undefined,
+    amount: amountKey ? segments?.get(amountKey) : undefined,
   };
+  // The population's choices over the buckets this customer's history comes from, weighted like it.
+  const deviceMix = new Float64Array(n);
+  const amountMix = new Float64Array(n);
+  let hasDevice = false, hasAmount = false, hasCountry = false;
+  let lastAt = "", last = -1;
   for (const s of input.stats) {
-    const i = index.get(s.method_id);
-    if (i !== undefined) countsFor(s.bucket)[i]! += decayedWeight(s.weight_ref, input.nowMs);
+    const i = candidates.indexOf(s.method_id);
+    if (i < 0) continue;
+    const c = s.weight_ref * decay + w.long_memory * (s.uses ?? 0);
+    const b = s.bucket;
+    if (b !== bucketKey.all && b !== countryKey && segments) {
+      const pop = segments.get(b);
+      if (pop) {
+        const mix = b.charCodeAt(0) === 100 /* d */ ? deviceMix : amountMix;
+        for (let k = 0; k < n; k++) mix[k]! += c * pop[k]!;
+      }
+    }
+    if (b === bucketKey.all) overall[i]! += c;
+    else if (b === deviceKey) {
+      device[i]! += c;
+      hasDevice = true;
+      if (s.last_used_at !== undefined && s.last_used_at > lastAt) {
+        lastAt = s.last_used_at;
+        last = i;
+      }
+    } else if (b === amountKey) {
+      amount[i]! += c;
+      hasAmount = true;
+    } else if (b === countryKey) {
+      country[i]! += c;
+      hasCountry = true;
+    }
   }
-  const overall = countsFor(bucketKey.all).slice();
   for (const x of input.cross) {
-    const i = index.get(x.method_id);
-    if (i !== undefined) overall[i]! += w.cross_merchant_weight * decayedWeight(x.weight_ref, input.nowMs);
+    const i = candidates.indexOf(x.method_id);
+    if (i >= 0) overall[i]! += w.cross_merchant_weight * (x.weight_ref * decay + w.long_memory * (x.uses ?? 0));
   }
 
-  const p1 = smooth(overall, input.prior, w.prior_strength);
-  const logit = p1.map((p) => Math.log(p));
-  const dims: [string | null, number][] = [
-    [input.context.device_type ? bucketKey.device(input.context.device_type) : null, w.device_weight],
-    [input.context.amount_band !== null ? bucketKey.amount(input.context.amount_band) : null, w.amount_weight],
-    [input.context.country ? bucketKey.country(input.context.country) : null, w.country_weight],
-  ];
-  for (const [bucket, gamma] of dims) {
-    if (!bucket || gamma === 0) continue;
-    const lift = bucket.startsWith("device:") ? input.deviceLift : undefined;
-    const counts = byBucket.get(bucket);
-    if (!counts && !lift) continue;
-    const base = lift ? normalize(p1.map((p, i) => p * lift[i]!)) : p1;
-    const pd = smooth(counts ?? new Array<number>(candidates.length).fill(0), base, w.context_strength);
-    for (let i = 0; i < logit.length; i++) logit[i]! += gamma * (Math.log(pd[i]!) - Math.log(p1[i]!));
+  const p1 = smoothInto(new Float64Array(n), overall, input.prior, w.prior_strength);
+  const logit = new Float64Array(n);
+  for (let i = 0; i < n; i++) logit[i] = Math.log(p1[i]!);
+  const scratch = new Float64Array(n);
+  const base = new Float64Array(n);
+  const dimension = (counts: Float64Array, has: boolean, pop: readonly number[] | undefined, mix: Float64Array | null, gamma: number) => {
+    if (gamma === 0 || (!has && !pop)) return;
+    if (pop) {
+      // p1 × P(m | this bucket) / P(m | the customer's buckets); with no history in the dimension, the country's overall choices.
+      let mixTotal = 0;
+      if (mix) for (let i = 0; i < n; i++) mixTotal += mix[i]!;
+      let z = 0;
+      for (let i = 0; i < n; i++) z += base[i] = (p1[i]! * pop[i]!) / (mixTotal > 0 ? mix![i]! / mixTotal : input.prior[i]!);
+      for (let i = 0; i < n; i++) base[i]! /= z;
+    } else base.set(p1);
+    smoothInto(scratch, counts, base, w.context_strength);
+    for (let i = 0; i < n; i++) logit[i]! += gamma * (Math.log(scratch[i]!) - Math.log(p1[i]!));
+  };
+  if (deviceKey) dimension(device, hasDevice, target.device, deviceMix, w.device_weight);
+  if (amountKey) dimension(amount, hasAmount, target.amount, amountMix, w.amount_weight);
+  if (countryKey) dimension(country, hasCountry, undefined, null, w.country_weight);
+
+  if (last >= 0) logit[last]! += w.last_used_boost;
+  const prefs = input.preferences;
+  if (prefs) {
+    for (const id of prefs.favorite_methods) {
+      const i = candidates.indexOf(id);
+      if (i >= 0) logit[i]! += w.favorite_boost;
+    }
+    const i = prefs.default_method === null ? -1 : candidates.indexOf(prefs.default_method);
+    if (i >= 0) logit[i]! += w.default_boost;
   }
 
-  const favorites = new Set(input.preferences?.favorite_methods ?? []);
-  const stored = input.preferences?.default_method ?? null;
-  candidates.forEach((id, i) => {
-    if (favorites.has(id)) logit[i]! += w.favorite_boost;
-    if (id === stored) logit[i]! += w.default_boost;
-  });
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, logit[i]! / w.temperature);
+  let z = 0;
+  for (let i = 0; i < n; i++) z += logit[i] = Math.exp(logit[i]! / w.temperature - max);
+  for (let i = 0; i < n; i++) logit[i]! /= z;
+  return rankByProbability(candidates, logit);
+}
 
-  const probs = softmax(logit.map((z) => z / w.temperature));
-  return rankByProbability(candidates, probs);
+/** Dirichlet smoothing into `out`: counts plus `strength` pseudo-events spread as `base`. */
+function smoothInto(out: Float64Array, counts: Float64Array, base: ArrayLike<number>, strength: number): Float64Array {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  for (let i = 0; i < counts.length; i++) out[i] = (counts[i]! + strength * base[i]!) / (total + strength);
+  return out;
 }
 
 /** A fallback answer: the merchant's default order (already context-filtered), confidences from the prior. */
@@ -120,22 +184,14 @@ export function defaultOrder(candidates: readonly string[], prior: readonly numb
   return candidates.map((id, i) => toRanked(id, probs[i]!, candidates.length));
 }
 
-export function rankByProbability(candidates: readonly string[], probs: readonly number[]): RankedMethod[] {
-  return candidates
-    .map((id, i) => ({ id, p: probs[i]!, i }))
-    .sort((a, b) => b.p - a.p || a.i - b.i) // ties keep the merchant's default order
-    .map(({ id, p }) => toRanked(id, p, candidates.length));
-}
-
-/** Dirichlet smoothing: counts plus `strength` pseudo-events spread as `base`. */
-export function smooth(counts: readonly number[], base: readonly number[], strength: number): number[] {
-  const total = counts.reduce((a, b) => a + b, 0);
-  return counts.map((c, i) => (c + strength * base[i]!) / (total + strength));
-}
-
-export function softmax(z: readonly number[]): number[] {
-  const max = Math.max(...z);
-  return normalize(z.map((v) => Math.exp(v - max)));
+export function rankByProbability(candidates: readonly string[], probs: ArrayLike<number>): RankedMethod[] {
+  const n = candidates.length;
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => probs[b]! - probs[a]! || a - b); // ties keep the merchant's default order
+  const out = new Array<RankedMethod>(n);
+  for (let k = 0; k < n; k++) out[k] = toRanked(candidates[order[k]!]!, probs[order[k]!]!, n);
+  return out;
 }
 
 /** Rounded down to 4 decimals so that a response's confidences never sum above 1. */

@@ -21,22 +21,28 @@ export interface ScoringWeights {
   default_boost: number;
   /** Weight of one (recency-weighted) payment at another consenting merchant, relative to one here. */
   cross_merchant_weight: number;
+  /** Weight of a payment's plain count next to its recency-weighted one (evidence that does not fade with age). */
+  long_memory: number;
+  /** Log-odds added to the method paid with most recently in this device class (a habit change shows there first). */
+  last_used_boost: number;
   /** Softmax temperature applied to the log-scores (calibration). */
   temperature: number;
 }
 
 export const DEFAULT_WEIGHTS: Readonly<ScoringWeights> = Object.freeze({
-  prior_strength: 1.5,
-  context_strength: 2,
+  prior_strength: 0.5,
+  context_strength: 5,
   device_weight: 1.25,
   amount_weight: 1,
-  country_weight: 0.25,
-  popularity_strength: 50,
+  country_weight: 0,
+  popularity_strength: 20,
   default_order_decay: 0.75,
   favorite_boost: 0.5,
-  default_boost: 1.5,
+  default_boost: 1,
   cross_merchant_weight: 0.3,
-  temperature: 1.25,
+  long_memory: 0.2,
+  last_used_boost: 0.25,
+  temperature: 1.4,
 });
 
 const BOUNDS: Record<keyof ScoringWeights, [number, number]> = {
@@ -50,6 +56,8 @@ const BOUNDS: Record<keyof ScoringWeights, [number, number]> = {
   favorite_boost: [-10, 10],
   default_boost: [-10, 10],
   cross_merchant_weight: [0, 1],
+  long_memory: [0, 1],
+  last_used_boost: [-5, 5],
   temperature: [0.05, 20],
 };
 

@@ -6,7 +6,10 @@ const popularityKey = (merchantId: string) => `popularity:${merchantId}`;
 /** The prior moves slowly: KV is trusted 300 s, isolate memory 30 s. */
 const FRESH_MS = 300_000;
 const MEMO_MS = 30_000;
-/** Bounds the cached value; the heaviest rows carry the prior (long tail segments back off to parents). */
+/**
+ * Bounds the cached value; the heaviest rows carry the prior (long tail segments back off to parents).
+ * Segments per country: 1 + 3 device classes + 4 amount bands (migration 0006), each × enabled methods.
+ */
 const MAX_ROWS = 5_000;
 
 async function loadPopularity(db: D1Database, merchantId: string): Promise<PopularityRow[]> {

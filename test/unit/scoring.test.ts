@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { candidateMethods } from "../../src/personalization/candidates";
-import { populationPrior, segmentChain } from "../../src/personalization/prior";
+import { contextPrior, populationPrior, segmentChain } from "../../src/personalization/prior";
 import { fallbackReason, rankForCustomer, type RankingProfile } from "../../src/personalization/ranking";
 import { recencyRef } from "../../src/personalization/recency";
 import { defaultOrder, scoreMethods, type UsageStat } from "../../src/personalization/scoring";
@@ -88,6 +88,41 @@ describe("scoreMethods", () => {
     expect(top(rank(uses("paypal", 6), { prior }))).toBe("paypal");
   });
 
+  it("carries habits to a device class the customer has not used, through the population's segments", () => {
+    const candidates = ["visa", "mastercard", "paypal", "apple_pay"];
+    const segments = new Map([
+      ["device:mobile", [0.15, 0.1, 0.05, 0.7]],
+      ["device:desktop", [0.45, 0.2, 0.3, 0.05]],
+    ]);
+    const prior = [0.3, 0.15, 0.2, 0.35];
+    // Apple Pay five times on mobile, Mastercard once on mobile: on desktop the card leads, not the wallet.
+    const stats = [...uses("apple_pay", 5, ["*", "device:mobile"]), ...uses("mastercard", 1, ["*", "device:mobile"])];
+    const desktop = rank(stats, { candidates, prior, segments, context: { ...ctx, device_type: "desktop" } });
+    expect(top(desktop)).toBe("mastercard");
+    expect(desktop.at(-1)!.method_id).toBe("apple_pay");
+    expect(top(rank(stats, { candidates, prior, segments, context: { ...ctx, device_type: "mobile" } }))).toBe("apple_pay");
+  });
+
+  it("keeps old payments as evidence of a habit (long memory) while recency picks between methods", () => {
+    const candidates = ["visa", "paypal", "ideal"];
+    const prior = [0.05, 0.05, 0.9];
+    const old = uses("paypal", 10, ["*"], 150).map((s) => ({ ...s, uses: 10 }));
+    expect(top(rank(old, { candidates, prior, weights: resolveWeights({ long_memory: 0.1 }) }))).toBe("paypal");
+    expect(top(rank(old, { candidates, prior, weights: resolveWeights({ long_memory: 0 }) }))).toBe("ideal");
+  });
+
+  it("nudges the method paid with last in this device class", () => {
+    const at = (daysAgo: number) => new Date(NOW - daysAgo * DAY).toISOString();
+    const stats = [
+      ...uses("visa", 2, ["*", "device:desktop"]).map((s) => ({ ...s, uses: 2, last_used_at: at(3) })),
+      ...uses("mastercard", 2, ["*", "device:desktop"]).map((s) => ({ ...s, uses: 2, last_used_at: at(1) })),
+    ];
+    const weights = resolveWeights({ last_used_boost: 0.5 });
+    expect(top(rank(stats, { weights, context: { ...ctx, device_type: "desktop" } }))).toBe("mastercard");
+    const reversed = stats.map((s) => ({ ...s, last_used_at: s.method_id === "visa" ? at(1) : at(3) }));
+    expect(top(rank(reversed, { weights, context: { ...ctx, device_type: "desktop" } }))).toBe("visa");
+  });
+
   it("ignores stats of methods that are not candidates (unavailable or excluded)", () => {
     const r = rank(uses("ideal", 9), { candidates: ["visa", "paypal"] });
     expect(r.map((m) => m.method_id)).toEqual(["visa", "paypal"]);
@@ -109,6 +144,31 @@ describe("population prior", () => {
     expect(nlMobile[2]).toBeGreaterThan(0.8);
     const usMobile = populationPrior(candidates, rows, { device_type: "mobile", country: "US" }, DEFAULT_WEIGHTS, NOW);
     expect(usMobile).toEqual(p);
+  });
+
+  it("refines by basket size: a large basket leans to BNPL before the customer ever used it", () => {
+    const candidates = ["visa", "apple_pay", "klarna"];
+    const ref = (n: number) => n * recencyRef(NOW);
+    const rows = [
+      { segment: "country:US", method_id: "visa", weight_ref: ref(300), uses: 300 },
+      { segment: "country:US", method_id: "apple_pay", weight_ref: ref(250), uses: 250 },
+      { segment: "country:US", method_id: "klarna", weight_ref: ref(100), uses: 100 },
+      { segment: "country:US|amount:3", method_id: "klarna", weight_ref: ref(80), uses: 80 },
+      { segment: "country:US|amount:3", method_id: "visa", weight_ref: ref(20), uses: 20 },
+      { segment: "country:US|amount:1", method_id: "visa", weight_ref: ref(200), uses: 200 },
+      { segment: "country:US|amount:1", method_id: "apple_pay", weight_ref: ref(150), uses: 150 },
+      { segment: "country:US|device:mobile", method_id: "apple_pay", weight_ref: ref(200), uses: 200 },
+    ];
+    const large = contextPrior(candidates, rows, { device_type: null, country: "US", amount_band: 3 }, DEFAULT_WEIGHTS, NOW);
+    expect(candidates[large.prior.indexOf(Math.max(...large.prior))]).toBe("klarna");
+    const small = contextPrior(candidates, rows, { device_type: null, country: "US", amount_band: 1 }, DEFAULT_WEIGHTS, NOW);
+    expect(candidates[small.prior.indexOf(Math.max(...small.prior))]).toBe("visa");
+    // The base ignores device and basket; the segments hold each device class and band.
+    expect(large.base).toEqual(small.base);
+    expect(large.segments.get("amount:3")![2]).toBeGreaterThan(large.base[2]!);
+    const mobileSmall = contextPrior(candidates, rows, { device_type: "mobile", country: "US", amount_band: 1 }, DEFAULT_WEIGHTS, NOW);
+    expect(candidates[mobileSmall.prior.indexOf(Math.max(...mobileSmall.prior))]).toBe("apple_pay");
+    expect(mobileSmall.prior.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
   });
 
   it("chains segments coarse to fine", () => {
