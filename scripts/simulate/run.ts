@@ -196,7 +196,9 @@ async function simulate(w: Worker, pop: ReturnType<typeof buildPopulation>, hist
     if (got === decisionsSent && conv === expectedConversions) break;
     await new Promise((r) => setTimeout(r, 1_000));
   }
-  const clusters = (arm: Arm, pick: (t: Tally) => Cluster) => [...perCustomer.values()].filter((c) => c.arm === arm).map((c) => pick(c.t));
+  // In customer order, so the seeded bootstrap does not depend on which request finished first.
+  const clusters = (arm: Arm, pick: (t: Tally) => Cluster) =>
+    [...perCustomer.entries()].sort(([a], [b]) => a - b).filter(([, c]) => c.arm === arm).map(([, c]) => pick(c.t));
   const conv = (t: Tally): Cluster => [t.conversions, t.decisions];
   const top1 = (t: Tally): Cluster => [t.top1, t.conversions];
   const clustered = {
