@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { App, AppEnv } from "./env";
 import { ApiError, renderError } from "./errors";
 import { adminAuth } from "./middleware/adminAuth";
-import { merchantAuth } from "./middleware/auth";
+import { merchantAuth, merchantAuthorization } from "./middleware/auth";
 import { bodyLimits } from "./middleware/bodyLimits";
 import { cors } from "./middleware/cors";
 import { jsonCharset } from "./middleware/jsonCharset";
@@ -38,10 +38,10 @@ export function createApp(): App {
   app.use("*", requestLogger());
   app.use("*", cors());
   app.use("*", bodyLimits());
-  const auth = merchantAuth();
-  const limiter = rateLimit();
-  app.use("/v1/*", (c, next) => (isMerchantRoute(c.req.path) ? auth(c, next) : next()));
-  app.use("/v1/*", (c, next) => (isMerchantRoute(c.req.path) ? limiter(c, next) : next()));
+  // Merchant routes: who the key is → its rate limit → what the key may do here.
+  for (const step of [merchantAuth(), rateLimit(), merchantAuthorization()]) {
+    app.use("/v1/*", (c, next) => (isMerchantRoute(c.req.path) ? step(c, next) : next()));
+  }
   app.use("/v1/admin/*", adminAuth());
 
   // Routes.

@@ -22,8 +22,9 @@ function presentedKey(c: Context<AppEnv>): string | undefined {
 }
 
 /**
- * Merchant authentication: key → merchant, key type limits, origin check for browser keys and the
- * key-to-merchant binding of every `merchant_id` the request names (query, body, batch events).
+ * Merchant authentication: key → key record and merchant. What the key may do is decided by
+ * `merchantAuthorization`, which runs after the rate limiter, so a forbidden request from a valid
+ * key is counted and carries the RateLimit-* headers like any other answer to that merchant.
  */
 export function merchantAuth(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -46,7 +47,18 @@ export function merchantAuth(): MiddlewareHandler<AppEnv> {
     c.set("apiKey", record);
     c.set("merchant", merchant);
     logField(c, "key_id", record.key_id);
+    return next();
+  };
+}
 
+/**
+ * Merchant authorization: key type limits, the origin check for browser keys and the
+ * key-to-merchant binding of every `merchant_id` the request names (query, body, batch events).
+ */
+export function merchantAuthorization(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const record = c.get("apiKey");
+    const merchant = c.get("merchant");
     if (record.type === "publishable") {
       if (!PUBLISHABLE_ROUTES.has(`${c.req.method} ${c.req.path}`)) {
         throw new ApiError("KEY_NOT_ALLOWED", "A publishable key opens only GET /v1/personalize/methods and /offers; use a secret key");

@@ -74,6 +74,17 @@ describe("RateLimit headers", () => {
     await expectError(missing, 404, "NOT_FOUND");
   });
 
+  it("are present on 403s of a valid key (KEY_NOT_ALLOWED, MERCHANT_MISMATCH) and those requests count", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    const other = await createMerchant();
+    const forbidden = await api(m.publishableKey, "/v1/payment-methods");
+    expect(headersOf(forbidden)).toEqual({ limit: "36", remaining: "18", reset: "100" });
+    await expectError(forbidden, 403, "KEY_NOT_ALLOWED");
+    const mismatch = await api(m.secretKey, `/v1/payment-methods?merchant_id=${other.merchantId}`);
+    expectHeaders(mismatch, "36", "17", 200);
+    await expectError(mismatch, 403, "MERCHANT_MISMATCH");
+  });
+
   it("publishable and secret keys of a merchant share one bucket", async () => {
     const m = await createMerchant({ rate_limit: SLOW });
     await spend(m.secretKey, 1);
