@@ -1,19 +1,19 @@
 import { z } from "@hono/zod-openapi";
 
 /** Field formats of API.md §1, shared by every route. */
-export const CustomerId = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
-  .openapi({ example: "cus_123" });
 
-export const MerchantId = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
-  .openapi({ example: "m_demo" });
+/** The id format of customers, merchants and client event ids: 1–128 characters of [A-Za-z0-9._:@-]. */
+export const idOf128 = (example: string) =>
+  z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+    .openapi({ example });
+
+export const CustomerId = idOf128("cus_123");
+
+export const MerchantId = idOf128("m_demo");
 
 export const MethodId = z
   .string()

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp } from "./common";
+import { Amount, Country, Currency, CustomerId, DeviceType, idOf128, MerchantId, MethodId, OfferId, Timestamp } from "./common";
 
 /** An event may be reported up to 5 minutes early (clock skew) and up to 90 days late (retention). */
 export const MAX_FUTURE_MS = 5 * 60 * 1000;
@@ -7,12 +7,7 @@ export const MAX_AGE_MS = 90 * 24 * 3600 * 1000;
 export const MAX_BATCH_EVENTS = 100;
 
 /** The client's idempotency key: same charset as customer ids, so it is safe in keys and logs. */
-export const EventId = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
-  .openapi({ example: "evt_8f14e45f" });
+export const EventId = idOf128("evt_8f14e45f");
 
 /** Bounds checked against the clock at validation time (the edge, not the pure core). */
 const OccurredAt = Timestamp.superRefine((value, ctx) => {

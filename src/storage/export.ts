@@ -1,18 +1,9 @@
 import type { DeletionState } from "./deletions";
+import type { UsageEventRow } from "./events";
 import { fromPreferenceRow, PREFERENCE_COLUMNS, type PreferenceRow, type StoredPreferences } from "./preferences";
 
-export interface ExportedUsageEvent {
-  event_id: string;
-  method_id: string;
-  amount: number | null;
-  currency: string | null;
-  device_type: string | null;
-  location_country: string | null;
-  decision_id: string | null;
-  offer_id: string | null;
-  occurred_at: string;
-  received_at: string;
-}
+/** A stored usage event as exported: every column but the internal ones (keys, model inputs). */
+export type ExportedUsageEvent = Omit<UsageEventRow, "merchant_id" | "customer_ref" | "amount_band" | "recency_ref">;
 
 export interface ExportedUsageSummary {
   bucket: string;
