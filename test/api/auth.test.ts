@@ -83,6 +83,20 @@ describe("tenant isolation", () => {
     );
   });
 
+  it("a key of merchant A cannot write merchant B's data: B's preferences stay as they were", async () => {
+    const put = (key: string, merchantId: string, body: Record<string, unknown>) =>
+      api(key, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: "shared_c", merchant_id: merchantId, ...body }) });
+    expect((await put(b.secretKey, b.merchantId, { default_method: "visa" })).status).toBe(200);
+    await expectError(await put(a.secretKey, b.merchantId, { default_method: "paypal", personalization_enabled: false }), 403, "MERCHANT_MISMATCH");
+    await expectError(await api(a.secretKey, `/v1/personalize/preferences?customer_id=shared_c&merchant_id=${b.merchantId}`), 403, "MERCHANT_MISMATCH");
+    const seen = await (await api(b.secretKey, "/v1/personalize/preferences?customer_id=shared_c")).json<{ default_method: string; personalization_enabled: boolean }>();
+    expect(seen).toMatchObject({ default_method: "visa", personalization_enabled: true });
+    // The same customer id at A is A's own customer: A's write lands at A, never at B.
+    expect((await put(a.secretKey, a.merchantId, { default_method: "paypal" })).status).toBe(200);
+    const stillB = await (await api(b.secretKey, "/v1/personalize/preferences?customer_id=shared_c")).json<{ default_method: string }>();
+    expect(stillB.default_method).toBe("visa");
+  });
+
   it("accepts the key's own merchant_id", async () => {
     expect((await api(a.secretKey, `/v1/payment-methods?merchant_id=${a.merchantId}`)).status).toBe(200);
   });
