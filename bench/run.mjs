@@ -11,7 +11,7 @@ import { drive } from "./lib/load.mjs";
 import { createLogCollector } from "./lib/logs.mjs";
 import { machineInfo, machineLine, markdown } from "./lib/report.mjs";
 import { BENCH_SECRETS, createBenchMerchant, ingestionEvents } from "./lib/seed.mjs";
-import { applyMigrations, d1Query, killAll, ROOT, startWorker, useSnapshot } from "./lib/worker.mjs";
+import { applyMigrations, createSnapshot, d1Query, ROOT, startLocalWorker } from "../scripts/lib/localWorker.mjs";
 import { COMPARISONS, RUNS, SCENARIOS } from "./scenarios.mjs";
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
@@ -138,11 +138,12 @@ async function main() {
     results.scoring = runScoring();
   }
 
-  results.source = useSnapshot();
+  const snapshot = createSnapshot();
+  results.source = snapshot;
   log(`worker source snapshot of ${results.source.commit ?? "?"}${results.source.dirty ? " + uncommitted changes" : ""} in ${results.source.dir}`);
   const persistDir = mkdtempSync(join(tmpdir(), "tap2-bench-"));
   log(`fresh local state in ${persistDir}; applying migrations…`);
-  applyMigrations(persistDir);
+  applyMigrations(persistDir, { snapshot });
 
   const ctx = { stamp: Date.now().toString(36), warmCustomers: Array.from({ length: 100 }, (_, c) => `bc_${c}`), historyCustomers: null };
   const record = (s, fields) => {
@@ -165,17 +166,23 @@ async function main() {
       const logs = createLogCollector();
       ctx.logs = logs;
       log(`run ${run.id}: starting wrangler dev (${run.title})…`);
-      const worker = await startWorker({ persistDir, vars: { ...BENCH_SECRETS, ...run.vars }, onLine: logs.onLine });
-      ctx.url = worker.url;
+      const worker = await startLocalWorker({
+        persistDir,
+        snapshot,
+        vars: { ...BENCH_SECRETS, ...run.vars },
+        onLine: logs.onLine,
+        logLevel: process.env.BENCH_WRANGLER_LOG_LEVEL ?? "log",
+      });
+      ctx.url = worker.baseUrl;
       const entries = [];
       try {
         if (!ctx.secretKey) {
-          const m = await createBenchMerchant(worker.url, MERCHANT_ID);
+          const m = await createBenchMerchant(worker.baseUrl, MERCHANT_ID);
           ctx.secretKey = m.secretKey;
           log(`  seeded merchant ${MERCHANT_ID} (admin API) with a secret key`);
         }
         for (const s of scenarios) {
-          let reason = s.skip?.(ctx) ?? (s.probe ? await probeSkipReason(worker.url, s.probe(ctx)) : null);
+          let reason = s.skip?.(ctx) ?? (s.probe ? await probeSkipReason(worker.baseUrl, s.probe(ctx)) : null);
           if (!reason && s.id === "methods-evicted" && !ctx.historyCustomers) reason = "needs the customers seeded by the ingestion scenario, which did not run";
           if (reason) {
             log(`  ${s.id}: skipped (${reason})`);
@@ -210,7 +217,7 @@ async function main() {
       const ing = entries.find((e) => e.kind === "ingestion" && e.status === "ok");
       if (ing) {
         log("  counting the ingested rows in D1 (wrangler d1 execute)…");
-        const [row] = d1Query(persistDir, `SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM usage_events WHERE merchant_id = '${MERCHANT_ID}' AND event_id LIKE 'ing_%'`);
+        const [row] = d1Query(persistDir, `SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM usage_events WHERE merchant_id = '${MERCHANT_ID}' AND event_id LIKE 'ing_%'`, { snapshot });
         ing.ingestion.rows = row?.n ?? 0;
         ing.ingestion.distinct_event_ids = row?.d ?? 0;
         ing.ingestion.exactly_once = row?.n === ing.ingestion.events && row?.d === ing.ingestion.events;
@@ -263,6 +270,5 @@ async function main() {
 
 main().catch((err) => {
   console.error("[bench] failed:", err.stack ?? err);
-  killAll();
-  process.exit(1);
+  process.exit(1); // the exit hook of scripts/lib/localWorker.mjs kills the worker
 });

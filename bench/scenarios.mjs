@@ -14,7 +14,7 @@
 //   kind: "ingestion"             handled by run.mjs (10,000 events → D1, events/s until stored)
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "./lib/worker.mjs";
+import { ROOT } from "../scripts/lib/localWorker.mjs";
 
 /** The var that switches analytics recording off (issue 9). Not implemented yet → that run is skipped. */
 export const ANALYTICS_SWITCH = "ANALYTICS_ENABLED";

@@ -1,20 +1,10 @@
 // Local database setup shared by `npm run dev` (scripts/dev.mjs) and the browser test: local
 // secrets, D1 migrations, the demo merchant with its keys, and the demo customers' histories.
-import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { demoSeedSql } from "./demo-data.mjs";
-
-/** Runs wrangler with the given arguments; on failure prints its output and exits. */
-export function wrangler(...wargs) {
-  const res = spawnSync("wrangler", wargs, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", env: { WRANGLER_SEND_METRICS: "false", ...process.env } });
-  if (res.status !== 0) {
-    process.stderr.write((res.stdout ?? "") + (res.stderr ?? "") + (res.error ? String(res.error) : ""));
-    process.exit(res.status ?? 1);
-  }
-  return res.stdout;
-}
+import { runWrangler } from "./lib/localWorker.mjs";
 
 /** Creates .dev.vars from .dev.vars.example when missing; true when it did. */
 export function ensureDevVars() {
@@ -36,12 +26,20 @@ export function readDevVars(file = ".dev.vars") {
 /** Applies the migrations and the (idempotent) demo seed to the local D1 of `wranglerArgs` (--persist-to, -c). */
 export async function prepareLocalDatabase(wranglerArgs = [], log = console.log) {
   log("Applying D1 migrations (local)…");
-  wrangler("d1", "migrations", "apply", "DB", "--local", ...wranglerArgs);
-
+  runWrangler(["d1", "migrations", "apply", "DB", "--local", ...wranglerArgs]);
   log("Seeding the demo merchant…");
+  await seedDemoData(wranglerArgs);
+}
+
+/** The demo merchant, its keys and the demo customers' histories, into a migrated local D1. */
+export async function seedDemoData(wranglerArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), "tap2-seed-"));
-  const seedFile = join(dir, "seed.sql");
-  const { extraSeedSql } = await import("./demo-customers.mjs").catch(() => ({ extraSeedSql: () => "" }));
-  writeFileSync(seedFile, demoSeedSql() + "\n" + extraSeedSql());
-  wrangler("d1", "execute", "DB", "--local", "--file", seedFile, ...wranglerArgs);
+  try {
+    const seedFile = join(dir, "seed.sql");
+    const { extraSeedSql } = await import("./demo-customers.mjs").catch(() => ({ extraSeedSql: () => "" }));
+    writeFileSync(seedFile, demoSeedSql() + "\n" + extraSeedSql());
+    runWrangler(["d1", "execute", "DB", "--local", "--file", seedFile, ...wranglerArgs]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -2,12 +2,9 @@
 // through the feedback API (the same path production data takes). The merchant configuration is
 // the local demo merchant's (scripts/demo-data.mjs), with limits the load cannot reach.
 import { DEMO_MERCHANT } from "../../scripts/demo-data.mjs";
+import { localSecrets } from "../../scripts/lib/localWorker.mjs";
 
-export const BENCH_SECRETS = {
-  ADMIN_TOKEN: "bench-admin-token-local-only",
-  PII_KEY: "bench-pii-key-0123456789abcdef0123456789abcdef",
-  SIGNING_KEY: "bench-signing-key-0123456789abcdef0123456789abcdef",
-};
+export const BENCH_SECRETS = localSecrets("bench");
 
 /** Far above anything a bench run sends (limits are per hour; burst caps what one run may spend). */
 export const UNREACHABLE_LIMIT = { requests_per_hour: 10_000_000, burst: 1_000_000 };

@@ -6,10 +6,10 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import openapiTS, { astToString, COMMENT_HEADER } from "openapi-typescript";
-import { REPO_ROOT, startLocalWorker } from "./localWorker.mjs";
+import { localSecrets, ROOT, startLocalWorker } from "../lib/localWorker.mjs";
 
-export const DOCUMENT_FILE = join(REPO_ROOT, "clients", "openapi.json");
-export const SCHEMA_FILE = join(REPO_ROOT, "clients", "typescript", "src", "schema.d.ts");
+export const DOCUMENT_FILE = join(ROOT, "clients", "openapi.json");
+export const SCHEMA_FILE = join(ROOT, "clients", "typescript", "src", "schema.d.ts");
 /** The documented local address; the real port is random, so the committed document names this one. */
 const LOCAL_SERVER = "http://localhost:8787";
 
@@ -19,7 +19,7 @@ const fromIndex = args.indexOf("--from");
 const from = fromIndex === -1 ? null : args[fromIndex + 1];
 
 async function documentFromWorker() {
-  const worker = await startLocalWorker();
+  const worker = await startLocalWorker({ vars: localSecrets("clients-test") });
   try {
     const res = await fetch(`${worker.baseUrl}/v1/openapi.json`);
     const text = await res.text();
@@ -56,7 +56,7 @@ const outputs = new Map([
 if (check) {
   const stale = [...outputs].filter(([file, text]) => !existsSync(file) || readFileSync(file, "utf8") !== text);
   if (stale.length > 0) {
-    for (const [file] of stale) console.error(`stale: ${relative(REPO_ROOT, file)}`);
+    for (const [file] of stale) console.error(`stale: ${relative(ROOT, file)}`);
     console.error("The committed client files do not match the worker's OpenAPI document. Run `npm run generate` and commit.");
     process.exit(1);
   }
@@ -64,6 +64,6 @@ if (check) {
 } else {
   for (const [file, text] of outputs) {
     writeFileSync(file, text);
-    console.log(`wrote ${relative(REPO_ROOT, file)}`);
+    console.log(`wrote ${relative(ROOT, file)}`);
   }
 }

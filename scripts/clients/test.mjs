@@ -3,7 +3,9 @@
 // against it with TAP2_* environment variables, prints a summary, and always stops the worker.
 // PHP is skipped, with a message, only when `php` is missing outside CI; in CI a missing php fails.
 import { spawnSync } from "node:child_process";
-import { LOCAL_VARS, REPO_ROOT, startLocalWorker, TOOL_ENV } from "./localWorker.mjs";
+import { localSecrets, ROOT, startLocalWorker, TOOL_ENV } from "../lib/localWorker.mjs";
+
+const SECRETS = localSecrets("clients-test");
 
 const METHODS = ["visa", "mastercard", "apple_pay", "google_pay", "paypal", "klarna", "ideal"];
 const OFFERS = [
@@ -51,7 +53,7 @@ async function adminCall(baseUrl, path, body) {
   const send = () =>
     fetch(`${baseUrl}${path}`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${LOCAL_VARS.ADMIN_TOKEN}`, "Content-Type": "application/json" },
+      headers: { Authorization: `Bearer ${SECRETS.ADMIN_TOKEN}`, "Content-Type": "application/json" },
       body: JSON.stringify(body),
     });
   let res;
@@ -100,19 +102,11 @@ async function provision(baseUrl, name) {
 }
 
 const results = [];
-let worker = null;
-let stopping = null;
-const stopWorker = () => (stopping ??= worker ? worker.stop() : Promise.resolve());
-for (const sig of ["SIGINT", "SIGTERM"]) {
-  process.on(sig, async () => {
-    await stopWorker();
-    process.exit(130);
-  });
-}
+let worker = null; // killed with its state on Ctrl-C too (scripts/lib/localWorker.mjs)
 
 try {
   console.log("Starting the worker (wrangler dev, fresh migrated state)…");
-  worker = await startLocalWorker({ migrate: true });
+  worker = await startLocalWorker({ vars: SECRETS });
   console.log(`Worker ready at ${worker.baseUrl}`);
 
   for (const name of selected) {
@@ -134,7 +128,7 @@ try {
     const started = Date.now();
     let failedStep = null;
     for (const [cmd, cmdArgs] of suite.steps) {
-      const res = spawnSync(cmd, cmdArgs, { cwd: REPO_ROOT, env, stdio: "inherit" });
+      const res = spawnSync(cmd, cmdArgs, { cwd: ROOT, env, stdio: "inherit" });
       if (res.status !== 0) {
         failedStep = `${cmd} ${cmdArgs.join(" ")} exited ${res.status ?? res.signal}`;
         break;
@@ -145,10 +139,10 @@ try {
   }
 } catch (err) {
   console.error(err instanceof Error ? err.message : err);
-  if (worker) console.error(`\nLast wrangler output:\n${worker.log().slice(-4_000)}`);
+  if (worker) console.error(`\nLast wrangler output:\n${worker.logs()}`);
   results.push({ name: "setup", status: "FAILED", note: "the worker or the test merchants could not be set up" });
 } finally {
-  await stopWorker();
+  await worker?.stop();
 }
 
 console.log("\nClient tests against the local worker:");

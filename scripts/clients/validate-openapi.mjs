@@ -5,9 +5,9 @@
 import { createConfig, formatProblems, lintFromString } from "@redocly/openapi-core";
 import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { REPO_ROOT } from "./localWorker.mjs";
+import { ROOT } from "../lib/localWorker.mjs";
 
-const file = process.argv[2] ?? join(REPO_ROOT, "clients", "openapi.json");
+const file = process.argv[2] ?? join(ROOT, "clients", "openapi.json");
 
 const config = await createConfig({
   extends: ["recommended"],
@@ -31,14 +31,14 @@ const config = await createConfig({
 const source = readFileSync(file, "utf8");
 const doc = JSON.parse(source);
 if (doc.openapi !== "3.1.0") {
-  console.error(`${relative(REPO_ROOT, file)}: openapi is ${doc.openapi}, expected 3.1.0`);
+  console.error(`${relative(ROOT, file)}: openapi is ${doc.openapi}, expected 3.1.0`);
   process.exit(1);
 }
 const problems = await lintFromString({ source, absoluteRef: file, config });
 if (problems.length > 0) {
   formatProblems(problems, { format: "stylish", totals: { errors: 0, warnings: 0, ignored: 0 }, version: "", maxProblems: 100 });
-  console.error(`${relative(REPO_ROOT, file)}: ${problems.length} problem(s) from the OpenAPI 3.1 validator.`);
+  console.error(`${relative(ROOT, file)}: ${problems.length} problem(s) from the OpenAPI 3.1 validator.`);
   process.exit(1);
 }
 const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
-console.log(`${relative(REPO_ROOT, file)}: valid OpenAPI ${doc.openapi} (${operations} operations, Redocly recommended + spec rules).`);
+console.log(`${relative(ROOT, file)}: valid OpenAPI ${doc.openapi} (${operations} operations, Redocly recommended + spec rules).`);
