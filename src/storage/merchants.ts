@@ -86,11 +86,25 @@ export async function saveMerchant(env: { DB: D1Database; CACHE: KVNamespace }, 
   await invalidate(env.CACHE, merchantKey(m.merchant_id));
 }
 
+/**
+ * Preflights carry no key, so anyone can send them with any Origin: answers are remembered in this
+ * isolate for a minute (bounded), so a flood of preflights costs at most one D1 query per origin and
+ * minute, and nothing is written to KV on an attacker's behalf.
+ */
+const ORIGIN_MEMO_MS = 60_000;
+const ORIGIN_MEMO_MAX = 2_000;
+const originMemo = new Map<string, { ids: string[]; until: number }>();
+
 /** Every merchant id whose allowed_origins holds `origin` (CORS preflight carries no key). */
-export async function merchantsAllowingOrigin(db: D1Database, origin: string): Promise<string[]> {
+export async function merchantsAllowingOrigin(db: D1Database, origin: string, now = Date.now()): Promise<string[]> {
+  const hit = originMemo.get(origin);
+  if (hit && hit.until > now) return hit.ids;
   const { results } = await db
     .prepare("SELECT m.id FROM merchants AS m, json_each(m.config, '$.allowed_origins') AS o WHERE o.value = ? LIMIT 100")
     .bind(origin)
     .all<{ id: string }>();
-  return results.map((r) => r.id);
+  const ids = results.map((r) => r.id);
+  if (originMemo.size >= ORIGIN_MEMO_MAX) originMemo.clear();
+  originMemo.set(origin, { ids, until: now + ORIGIN_MEMO_MS });
+  return ids;
 }
