@@ -64,24 +64,24 @@ export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<Pers
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
   const onCacheError = (err: unknown) => logError(c, "cache error", err);
 
+  // The profile (KV over D1) and the merchant's popularity prior are read side by side.
+  const popularityRead = withTimeout(readPopularity(c.env, merchant.merchant_id, { waitUntil, onCacheError }), "popularity read").catch((err: unknown) => {
+    logError(c, "popularity read failed; ranking without the prior", err);
+    return [] as PopularityRow[];
+  });
   let profile = null;
   let cache: CacheOutcome | null = null;
-  let popularity: PopularityRow[] = [];
-  if (ref) try {
-    const read = await withTimeout(readProfile(c.env, merchant.merchant_id, ref, { crossMerchant: merchant.features.cross_merchant, waitUntil, onCacheError }), "profile read");
-    profile = read.profile;
-    cache = read.cache;
-    logField(c, "cache", cache);
-  } catch (err) {
-    logError(c, "profile read failed; answering degraded", err);
-    logField(c, "degraded", true);
+  if (ref) {
+    try {
+      ({ profile, cache } = await withTimeout(readProfile(c.env, merchant.merchant_id, ref, { crossMerchant: merchant.features.cross_merchant, waitUntil, onCacheError }), "profile read"));
+      logField(c, "cache", cache);
+    } catch (err) {
+      logError(c, "profile read failed; answering degraded", err);
+      logField(c, "degraded", true);
+    }
   }
-  if (profile || !ref) {
-    popularity = await withTimeout(readPopularity(c.env, merchant.merchant_id, { waitUntil, onCacheError }), "popularity read").catch((err: unknown) => {
-      logError(c, "popularity read failed; ranking without the prior", err);
-      return [];
-    });
-  }
+  // A degraded answer does not wait for the prior: the merchant's default order needs none.
+  const popularity = profile || !ref ? await popularityRead : [];
   const result = rankForCustomer({ merchant, customerRef: ref, profile, popularity, context, nowMs });
   logField(c, "personalized", result.personalized);
   if (result.fallback_reason) logField(c, "fallback_reason", result.fallback_reason);
