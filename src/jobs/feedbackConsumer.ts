@@ -64,7 +64,15 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   try {
     outcome = await storeUsageEvents(env.DB, events.map(toUsageRow), conversionStatements(env.DB, events));
   } catch (err) {
-    log("error", "feedback batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    const redelivered = valid.some((v) => v.msg.attempts > 1);
+    log("error", redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
+      queue: batch.queue,
+      messages: valid.length,
+      error: errorText(err),
+    });
+    // A delivery that already failed once is split: each message in its own D1 batch, so one message
+    // that cannot be written takes no neighbour to the dead-letter queue (re-inserts are idempotent).
+    if (redelivered && valid.length > 1) return storeOneByOne(env, batch.queue, valid, started, poison);
     for (const { msg } of valid) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     return;
   }
@@ -83,6 +91,28 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   });
 
   await refreshTouchedProfiles(env, outcome.inserted.map((i) => events[i]!));
+}
+
+async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; event: FeedbackMessage }[], started: number, poison: number): Promise<void> {
+  const stored: FeedbackMessage[] = [];
+  let failed = 0;
+  for (const { msg, event } of valid) {
+    try {
+      const outcome = await storeUsageEvents(env.DB, [toUsageRow(event)], conversionStatements(env.DB, [event]));
+      if (outcome.inserted.length > 0) stored.push(event);
+      msg.ack();
+    } catch (err) {
+      failed += 1;
+      log("error", "feedback message write failed; retrying", { queue, message_id: msg.id, attempts: msg.attempts, error: errorText(err) });
+      msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    }
+  }
+  log("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, stored: stored.length, failed, poison, duration_ms: Date.now() - started });
+  await refreshTouchedProfiles(env, stored);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { recencyRef } from "../personalization/recency";
 import { Amount, Country, Currency, CustomerId, DeviceType, idOf128, MerchantId, MethodId, OfferId, Timestamp } from "./common";
 
 /** An event may be reported up to 5 minutes early (clock skew) and up to 90 days late (retention). */
@@ -72,7 +73,9 @@ export const FeedbackMessage = z.object({
   device_type: DeviceType.nullable(),
   location_country: Country.nullable(),
   offer_id: OfferId.nullable(),
-  occurred_at: Timestamp,
+  // The recency weight of the event must be a finite number (an absurd date would be stored as NULL
+  // and fail the whole D1 batch); the API bounds occurred_at far tighter, this guards the queue.
+  occurred_at: Timestamp.refine((t) => Number.isFinite(recencyRef(Date.parse(t))), "is outside the range the model can weigh"),
   received_at: Timestamp,
   decision: z
     .object({

@@ -122,22 +122,68 @@ describe("feedback queue consumer", () => {
     expect(failed.delays).toEqual([retryDelaySeconds(1), retryDelaySeconds(1)]);
     expect(await countEvents("merchant_id = ? AND customer_ref = ?", shop.merchantId, m1.customer_ref)).toBe(0);
 
-    // Second attempt: the write commits but the answer is lost (the worst case for duplicates).
+    // Second attempt: the write commits but the answer is lost (the worst case for duplicates). A
+    // delivery that failed before is then stored message by message: both rows already exist, so
+    // each is a duplicate, acked, and nothing counts twice.
     const realBatch = env.DB.batch.bind(env.DB);
     vi.spyOn(env.DB, "batch").mockImplementationOnce(async (stmts) => {
       await realBatch(stmts);
       throw new Error("D1_ERROR: timeout after commit");
     });
     const lost = await deliver([m1, m2], 2);
-    expect(lost.result.retryMessages.map((r) => r.msgId)).toEqual(lost.ids);
-    expect(lost.delays).toEqual([retryDelaySeconds(2), retryDelaySeconds(2)]);
+    expect(lost.result.retryMessages).toEqual([]);
+    expect(lost.result.explicitAcks.sort()).toEqual([...lost.ids].sort());
     expect(retryDelaySeconds(2)).toBeGreaterThan(retryDelaySeconds(1));
 
-    const ok = await deliver([m1, m2], 3);
-    expect(ok.result.retryMessages).toEqual([]);
-    expect(ok.result.explicitAcks.sort()).toEqual([...ok.ids].sort());
+    // A later redelivery of the same events changes nothing either.
+    const again = await deliver([m1, m2], 3);
+    expect(again.result.retryMessages).toEqual([]);
     expect(await countEvents("merchant_id = ? AND customer_ref = ?", shop.merchantId, m1.customer_ref)).toBe(2);
     expect((await stat(m1.customer_ref, "paypal"))?.uses).toBe(2);
+  });
+
+  it("a message that keeps failing is isolated on redelivery: its neighbours are stored, only it retries", async () => {
+    const good1 = await message("cus_isolate_a", { method_id: "klarna" });
+    const bad = await message("cus_isolate_b");
+    const good2 = await message("cus_isolate_c", { method_id: "klarna" });
+    // The real D1, except that any batch holding the bad event's insert fails (a row D1 keeps refusing).
+    const badStatements = new WeakSet<object>();
+    const realPrepare = env.DB.prepare.bind(env.DB);
+    vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+      const stmt = realPrepare(sql);
+      const realBind = stmt.bind.bind(stmt);
+      stmt.bind = (...values: unknown[]) => {
+        const bound = realBind(...values);
+        if (values.includes(bad.event_id)) badStatements.add(bound);
+        return bound;
+      };
+      return stmt;
+    });
+    const realBatch = env.DB.batch.bind(env.DB);
+    vi.spyOn(env.DB, "batch").mockImplementation(async (stmts) => {
+      if (stmts.some((st) => badStatements.has(st))) throw new Error("D1_ERROR: SQLITE_CONSTRAINT");
+      return realBatch(stmts);
+    });
+
+    const first = await deliver([good1, bad, good2], 1);
+    expect(first.result.retryMessages.map((r) => r.msgId)).toEqual(first.ids); // first failure: all retry together
+    const second = await deliver([good1, bad, good2], 2);
+    expect(second.result.retryMessages).toEqual([{ msgId: second.ids[1] }]);
+    expect(second.result.explicitAcks.sort()).toEqual([second.ids[0], second.ids[2]].sort());
+    expect(second.delays).toEqual([retryDelaySeconds(2)]);
+    expect((await stat(good1.customer_ref, "klarna"))?.uses).toBe(1);
+    expect((await stat(good2.customer_ref, "klarna"))?.uses).toBe(1);
+    expect(await countEvents("merchant_id = ? AND customer_ref = ?", shop.merchantId, bad.customer_ref)).toBe(0);
+  });
+
+  it("an occurred_at the model cannot weigh is poison, acked before it can fail a batch", async () => {
+    const good = await message("cus_far_future_neighbour");
+    const far = { ...(await message("cus_far_future")), occurred_at: "9999-01-01T00:00:00.000Z" };
+    const { ids, result } = await deliver([good, far]);
+    expect(result.retryMessages).toEqual([]);
+    expect(new Set(result.explicitAcks)).toEqual(new Set(ids));
+    expect(await countEvents("merchant_id = ? AND customer_ref = ?", shop.merchantId, good.customer_ref)).toBe(1);
+    expect(await countEvents("merchant_id = ? AND customer_ref = ?", shop.merchantId, far.customer_ref)).toBe(0);
   });
 
   it("poison messages are acked and logged and never block the valid ones", async () => {
