@@ -1,11 +1,7 @@
 import { analyticsMessageStatements } from "../analytics/store";
 import type { Env } from "../env";
 import { AnalyticsMessage } from "../schemas/analytics";
-import { retryDelaySeconds } from "./feedbackConsumer";
-
-function log(level: "info" | "warn" | "error", message: string, fields: Record<string, unknown>): void {
-  console[level === "info" ? "log" : level](JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
-}
+import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
 
 /**
  * Analytics queue consumer: decisions and offer impressions, written with ONE D1 batch per
@@ -15,17 +11,7 @@ function log(level: "info" | "warn" | "error", message: string, fields: Record<s
  */
 export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
-  const valid: { msg: Message<unknown>; body: AnalyticsMessage }[] = [];
-  let poison = 0;
-  for (const msg of batch.messages) {
-    const parsed = AnalyticsMessage.safeParse(msg.body);
-    if (parsed.success) valid.push({ msg, body: parsed.data });
-    else {
-      poison += 1;
-      log("warn", "poison analytics message dropped", { queue: batch.queue, message_id: msg.id, attempts: msg.attempts, issues: parsed.error.issues.map((i) => i.path.join(".") || "(body)").slice(0, 10) });
-      msg.ack();
-    }
-  }
+  const { valid, poison } = sortDelivery(batch, AnalyticsMessage, "analytics");
   if (valid.length === 0) return;
 
   const statements = valid.flatMap((v) => analyticsMessageStatements(env.DB, v.body));
@@ -33,14 +19,14 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
   try {
     results = await env.DB.batch(statements);
   } catch (err) {
-    log("error", "analytics batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    logJob("error", "analytics batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: errorText(err) });
     for (const { msg } of valid) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     return;
   }
   for (const { msg } of valid) msg.ack();
   // meta.changes also counts the dirty-hour marks written by triggers: a statement either inserted or not.
   const stored = results.filter((r) => (r.meta.changes ?? 0) > 0).length;
-  log("info", "analytics batch stored", {
+  logJob("info", "analytics batch stored", {
     queue: batch.queue,
     messages: batch.messages.length,
     decisions: valid.filter((v) => v.body.kind === "decision").length,

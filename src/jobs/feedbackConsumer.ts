@@ -6,18 +6,10 @@ import { FeedbackMessage } from "../schemas/feedback";
 import { storeUsageEvents, type UsageEventRow } from "../storage/events";
 import { readMerchant } from "../storage/merchants";
 import { refreshProfiles } from "../storage/profile";
-
-/** Backoff for a failed D1 write: 10 s, 30 s, 90 s, 270 s, 810 s (max_retries = 5, then the DLQ). */
-export function retryDelaySeconds(attempts: number): number {
-  return Math.min(900, 10 * 3 ** Math.max(0, attempts - 1));
-}
+import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
 
 /** Profiles refreshed per D1 batch (4 statements each at most). */
 const REFRESH_CHUNK = 50;
-
-function log(level: "info" | "warn" | "error", message: string, fields: Record<string, unknown>): void {
-  console[level === "info" ? "log" : level](JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
-}
 
 export function toUsageRow(m: FeedbackMessage): UsageEventRow {
   return {
@@ -45,27 +37,16 @@ export function toUsageRow(m: FeedbackMessage): UsageEventRow {
  */
 export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
-  const valid: { msg: Message<unknown>; event: FeedbackMessage }[] = [];
-  let poison = 0;
-  for (const msg of batch.messages) {
-    const parsed = FeedbackMessage.safeParse(msg.body);
-    if (parsed.success) valid.push({ msg, event: parsed.data });
-    else {
-      poison += 1;
-      // The body is not logged: it may hold anything, a raw customer id included.
-      log("warn", "poison feedback message dropped", { queue: batch.queue, message_id: msg.id, attempts: msg.attempts, issues: parsed.error.issues.map((i) => i.path.join(".") || "(body)").slice(0, 10) });
-      msg.ack();
-    }
-  }
+  const { valid, poison } = sortDelivery(batch, FeedbackMessage, "feedback");
   if (valid.length === 0) return;
 
-  const events = valid.map((v) => v.event);
+  const events = valid.map((v) => v.body);
   let outcome;
   try {
     outcome = await storeUsageEvents(env.DB, events.map(toUsageRow), conversionStatements(env.DB, events));
   } catch (err) {
     const redelivered = valid.some((v) => v.msg.attempts > 1);
-    log("error", redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
+    logJob("error", redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
       queue: batch.queue,
       messages: valid.length,
       error: errorText(err),
@@ -79,7 +60,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   for (const { msg } of valid) msg.ack();
 
   const dropped = [...outcome.dropped.values()];
-  log("info", "feedback batch stored", {
+  logJob("info", "feedback batch stored", {
     queue: batch.queue,
     messages: batch.messages.length,
     stored: outcome.inserted.length,
@@ -93,26 +74,22 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   await refreshTouchedProfiles(env, outcome.inserted.map((i) => events[i]!));
 }
 
-async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; event: FeedbackMessage }[], started: number, poison: number): Promise<void> {
+async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; body: FeedbackMessage }[], started: number, poison: number): Promise<void> {
   const stored: FeedbackMessage[] = [];
   let failed = 0;
-  for (const { msg, event } of valid) {
+  for (const { msg, body: event } of valid) {
     try {
       const outcome = await storeUsageEvents(env.DB, [toUsageRow(event)], conversionStatements(env.DB, [event]));
       if (outcome.inserted.length > 0) stored.push(event);
       msg.ack();
     } catch (err) {
       failed += 1;
-      log("error", "feedback message write failed; retrying", { queue, message_id: msg.id, attempts: msg.attempts, error: errorText(err) });
+      logJob("error", "feedback message write failed; retrying", { queue, message_id: msg.id, attempts: msg.attempts, error: errorText(err) });
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     }
   }
-  log("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, stored: stored.length, failed, poison, duration_ms: Date.now() - started });
+  logJob("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, stored: stored.length, failed, poison, duration_ms: Date.now() - started });
   await refreshTouchedProfiles(env, stored);
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 /**
@@ -139,5 +116,5 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
       lastError = err;
     });
   }
-  if (failed > 0) log("error", "profile refresh after feedback failed", { profiles: keys.length, failed, error: String(lastError) });
+  if (failed > 0) logJob("error", "profile refresh after feedback failed", { profiles: keys.length, failed, error: String(lastError) });
 }

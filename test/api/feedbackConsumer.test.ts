@@ -2,7 +2,7 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult, type M
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
-import { retryDelaySeconds } from "../../src/jobs/feedbackConsumer";
+import { retryDelaySeconds } from "../../src/jobs/delivery";
 import { recencyRef } from "../../src/personalization/recency";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { type Profile, profileKey } from "../../src/storage/profile";
@@ -65,6 +65,25 @@ async function stat(ref: string, method: string, bucket = "*") {
     .first<{ uses: number; weight_ref: number }>();
 }
 
+/**
+ * Follows every statement the real D1 prepares and binds (a bound statement is a new object), so a
+ * test can tell which SQL and values went into which batch call. Calls through to the real D1.
+ */
+function traceStatements(onStatement: (stmt: D1PreparedStatement, sql: string, values: unknown[]) => void) {
+  const realPrepare = env.DB.prepare.bind(env.DB);
+  return vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+    const stmt = realPrepare(sql);
+    const realBind = stmt.bind.bind(stmt);
+    stmt.bind = (...values: unknown[]) => {
+      const bound = realBind(...values);
+      onStatement(bound, sql, values);
+      return bound;
+    };
+    onStatement(stmt, sql, []);
+    return stmt;
+  });
+}
+
 describe("feedback queue consumer", () => {
   it("the same event delivered 5× (in one batch and redelivered) is stored and counted once", async () => {
     const m = await message("cus_dup", { method_id: "klarna" });
@@ -86,18 +105,7 @@ describe("feedback queue consumer", () => {
     // Spies call through to the real D1: they only record which SQL went into which batch call
     // (a bound statement is a new object, so bind() is followed too).
     const sqlOf = new WeakMap<object, string>();
-    const realPrepare = env.DB.prepare.bind(env.DB);
-    vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
-      const stmt = realPrepare(sql);
-      const realBind = stmt.bind.bind(stmt);
-      stmt.bind = (...values: unknown[]) => {
-        const bound = realBind(...values);
-        sqlOf.set(bound, sql);
-        return bound;
-      };
-      sqlOf.set(stmt, sql);
-      return stmt;
-    });
+    traceStatements((stmt, sql) => sqlOf.set(stmt, sql));
     const batchSpy = vi.spyOn(env.DB, "batch");
     const bodies = await Promise.all(Array.from({ length: 100 }, (_, i) => message(`cus_bulk_${i % 10}`)));
     const { ids, result } = await deliver(bodies);
@@ -148,16 +156,8 @@ describe("feedback queue consumer", () => {
     const good2 = await message("cus_isolate_c", { method_id: "klarna" });
     // The real D1, except that any batch holding the bad event's insert fails (a row D1 keeps refusing).
     const badStatements = new WeakSet<object>();
-    const realPrepare = env.DB.prepare.bind(env.DB);
-    vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
-      const stmt = realPrepare(sql);
-      const realBind = stmt.bind.bind(stmt);
-      stmt.bind = (...values: unknown[]) => {
-        const bound = realBind(...values);
-        if (values.includes(bad.event_id)) badStatements.add(bound);
-        return bound;
-      };
-      return stmt;
+    traceStatements((stmt, _sql, values) => {
+      if (values.includes(bad.event_id)) badStatements.add(stmt);
     });
     const realBatch = env.DB.batch.bind(env.DB);
     vi.spyOn(env.DB, "batch").mockImplementation(async (stmts) => {
