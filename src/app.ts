@@ -16,6 +16,7 @@ import { registerCatalogRoutes } from "./routes/catalog";
 import { registerCheckoutRoutes } from "./routes/checkout";
 import { registerConsentRoutes } from "./routes/consent";
 import { registerCustomersRoutes } from "./routes/customers";
+import { registerDeadLetterRoutes } from "./routes/deadLetters";
 import { registerDemoRoutes } from "./routes/demo";
 import { registerFeedbackRoutes } from "./routes/feedback";
 import { registerHealthRoutes } from "./routes/health";
@@ -47,6 +48,7 @@ export function createApp(): App {
   // Routes.
   registerHealthRoutes(app);
   registerAdminRoutes(app);
+  registerDeadLetterRoutes(app);
   registerCatalogRoutes(app);
   registerMethodsRoutes(app);
   registerOffersRoutes(app);

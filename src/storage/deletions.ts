@@ -5,6 +5,7 @@
  */
 
 import { ANALYTICS_CUSTOMER_TABLES } from "../analytics/store";
+import { DEAD_LETTERS_PURGE, DEAD_LETTERS_RETENTION } from "./deadLetters";
 
 export const GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
 
@@ -139,6 +140,7 @@ export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
   customerRows("preferences", ["customer_ref"]),
   // Raw analytics facts (migration 0005); their rollups hold no customer ids and stay (API.md §6).
   ...ANALYTICS_CUSTOMER_TABLES.map((t) => customerRows(t.table, [...t.keyColumns])),
+  DEAD_LETTERS_PURGE, // migration 0007; also letters whose body named no merchant
 ];
 
 /** Tables that keep a purged customer's pseudonym on purpose (see above); every other table holding customer_ref must be in CUSTOMER_DATA_TABLES. */
@@ -228,6 +230,7 @@ export const RETENTION_RULES: RetentionRule[] = [
     window: "legal_proof",
     sql: "DELETE FROM data_rights_audit WHERE id IN (SELECT id FROM data_rights_audit WHERE created_at < ?1 LIMIT ?2)",
   },
+  DEAD_LETTERS_RETENTION, // migration 0007
 ];
 
 export async function applyRetentionChunk(db: D1Database, rule: RetentionRule, cutoff: string, chunk: number): Promise<number> {

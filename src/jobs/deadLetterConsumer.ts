@@ -1,0 +1,75 @@
+import type { Env } from "../env";
+import { MerchantId } from "../schemas/common";
+import { type DeadLetterQueue, insertDeadLetters, type NewDeadLetter } from "../storage/deadLetters";
+import { errorText, logJob, retryDelaySeconds } from "./delivery";
+
+/** Bodies are kept up to 64 KB of JSON text; ours are far smaller (a longer one is cut and flagged). */
+export const MAX_BODY_CHARS = 64 * 1024;
+
+/** The original queue family of a dead-letter queue name (feedback-events-dlq-prod → feedback), else null. */
+export function deadLetterQueueOf(queueName: string): DeadLetterQueue | null {
+  if (queueName.startsWith("feedback-events-dlq")) return "feedback";
+  if (queueName.startsWith("analytics-events-dlq")) return "analytics";
+  return null;
+}
+
+/** The body as JSON text, cut at MAX_BODY_CHARS; `truncated` when it is not the whole original. */
+export function bodyText(body: unknown): { text: string; truncated: boolean } {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(body);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined) return { text: JSON.stringify(`(a ${typeof body} body that is not JSON-serializable)`), truncated: true };
+  if (text.length > MAX_BODY_CHARS) return { text: text.slice(0, MAX_BODY_CHARS), truncated: true };
+  return { text, truncated: false };
+}
+
+/** One row per message, valid or not: a poison body is evidence too. Only the pseudonym is copied out (for the purge). */
+export function toDeadLetter(queue: DeadLetterQueue, msg: Message<unknown>, receivedAt: string): NewDeadLetter {
+  const fields = msg.body !== null && typeof msg.body === "object" ? (msg.body as Record<string, unknown>) : {};
+  const merchantId = MerchantId.safeParse(fields.merchant_id);
+  const ref = fields.customer_ref;
+  const { text, truncated } = bodyText(msg.body);
+  return {
+    queue,
+    message_id: msg.id,
+    merchant_id: merchantId.success ? merchantId.data : null,
+    customer_ref: typeof ref === "string" && ref.length > 0 && ref.length <= 128 ? ref : null,
+    body: text,
+    truncated,
+    attempts: msg.attempts,
+    received_at: receivedAt,
+  };
+}
+
+/**
+ * Dead-letter queue consumer: every message of the delivery is stored in D1 with ONE batch (a
+ * message id stored before is skipped), and acked only after that batch commits. If D1 fails the
+ * whole delivery retries with backoff: a dead letter is never acked before it is stored.
+ */
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env, queue: DeadLetterQueue): Promise<void> {
+  const started = Date.now();
+  const receivedAt = new Date().toISOString();
+  const letters = batch.messages.map((msg) => toDeadLetter(queue, msg, receivedAt));
+  let stored: number;
+  try {
+    stored = await insertDeadLetters(env.DB, letters);
+  } catch (err) {
+    logJob("error", "dead letter write failed; retrying", { queue: batch.queue, messages: batch.messages.length, error: errorText(err) });
+    for (const msg of batch.messages) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    return;
+  }
+  for (const msg of batch.messages) msg.ack();
+  // warn: every dead letter is accepted data not yet applied; ops re-drive it (docs/feedback.md).
+  logJob("warn", "dead letters stored", {
+    queue: batch.queue,
+    original_queue: queue,
+    messages: batch.messages.length,
+    stored,
+    duplicates: batch.messages.length - stored,
+    truncated: letters.filter((l) => l.truncated).length,
+    duration_ms: Date.now() - started,
+  });
+}

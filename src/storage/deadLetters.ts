@@ -1,0 +1,117 @@
+import type { CustomerTablePurge, RetentionRule } from "./deletions";
+
+/**
+ * All SQL of the dead letters (migration 0007): messages the queue consumers gave up on, kept in D1
+ * because a queue deletes them after a few days. Rows carry the pseudonym, never a customer id.
+ */
+
+export const DEAD_LETTER_QUEUES = ["feedback", "analytics"] as const;
+export type DeadLetterQueue = (typeof DEAD_LETTER_QUEUES)[number];
+
+export interface NewDeadLetter {
+  queue: DeadLetterQueue;
+  message_id: string;
+  merchant_id: string | null;
+  customer_ref: string | null;
+  /** JSON text of the body. */
+  body: string;
+  /** The body is not the whole original (cut at the size cap, or not JSON-serializable): not re-drivable. */
+  truncated: boolean;
+  attempts: number;
+  received_at: string;
+}
+
+/** A stored letter as ops see it: everything but customer_ref (the body holds it already, as a pseudonym). */
+export interface DeadLetter {
+  id: number;
+  queue: DeadLetterQueue;
+  message_id: string;
+  merchant_id: string | null;
+  body: string;
+  truncated: boolean;
+  attempts: number;
+  received_at: string;
+}
+
+const COLUMNS = "id, queue, message_id, merchant_id, body, truncated, attempts, received_at";
+type Row = Omit<DeadLetter, "truncated"> & { truncated: number };
+const toLetter = (r: Row): DeadLetter => ({ ...r, truncated: r.truncated === 1 });
+
+/** Stores a delivery's letters with ONE D1 batch; a message id seen before is skipped. Returns how many were new. */
+export async function insertDeadLetters(db: D1Database, letters: NewDeadLetter[]): Promise<number> {
+  if (letters.length === 0) return 0;
+  const insert = db.prepare(
+    `INSERT INTO dead_letters (queue, message_id, merchant_id, customer_ref, body, truncated, attempts, received_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING`,
+  );
+  const results = await db.batch(
+    letters.map((l) => insert.bind(l.queue, l.message_id, l.merchant_id, l.customer_ref, l.body, l.truncated ? 1 : 0, l.attempts, l.received_at)),
+  );
+  return results.reduce((n, r) => n + (r.meta.changes ?? 0), 0);
+}
+
+export interface DeadLetterFilter {
+  queue?: DeadLetterQueue;
+  merchantId?: string;
+  limit: number;
+  /** Only letters with a larger id (the last id of the previous page). */
+  after?: number;
+}
+
+/** Oldest first, a page of `limit`; `nextAfter` is the cursor of the next page, null on the last one. */
+export async function listDeadLetters(db: D1Database, f: DeadLetterFilter): Promise<{ letters: DeadLetter[]; nextAfter: number | null }> {
+  const { results } = await db
+    .prepare(
+      `SELECT ${COLUMNS} FROM dead_letters
+       WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR merchant_id = ?2) AND id > ?3
+       ORDER BY id LIMIT ?4`,
+    )
+    .bind(f.queue ?? null, f.merchantId ?? null, f.after ?? 0, f.limit + 1)
+    .all<Row>();
+  const page = results.slice(0, f.limit).map(toLetter);
+  return { letters: page, nextAfter: results.length > f.limit ? page[page.length - 1]!.id : null };
+}
+
+export async function countDeadLetters(db: D1Database): Promise<Record<DeadLetterQueue, number>> {
+  const { results } = await db.prepare("SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue").all<{ queue: DeadLetterQueue; n: number }>();
+  const counts: Record<DeadLetterQueue, number> = { feedback: 0, analytics: 0 };
+  for (const r of results) counts[r.queue] = r.n;
+  return counts;
+}
+
+/** The re-drivable letters of `queue`: those ids (at most 100), or else the oldest `limit`. Truncated bodies are never re-sent. */
+export async function lettersToRedrive(db: D1Database, queue: DeadLetterQueue, pick: { ids: number[] } | { limit: number }): Promise<DeadLetter[]> {
+  const stmt =
+    "ids" in pick
+      ? db
+          .prepare(`SELECT ${COLUMNS} FROM dead_letters WHERE queue = ?1 AND truncated = 0 AND id IN (SELECT value FROM json_each(?2)) ORDER BY id`)
+          .bind(queue, JSON.stringify(pick.ids))
+      : db.prepare(`SELECT ${COLUMNS} FROM dead_letters WHERE queue = ?1 AND truncated = 0 ORDER BY id LIMIT ?2`).bind(queue, pick.limit);
+  const { results } = await stmt.all<Row>();
+  return results.map(toLetter);
+}
+
+/** Deletes exactly these ids; returns how many existed. */
+export async function deleteDeadLetters(db: D1Database, ids: number[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await db.prepare("DELETE FROM dead_letters WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).run();
+  return result.meta.changes ?? 0;
+}
+
+/**
+ * The purge of one customer (src/jobs/purge.ts through CUSTOMER_DATA_TABLES): ?1 merchant_id,
+ * ?2 customer_ref, ?3 chunk. A letter whose body named no merchant goes too: it cannot be told apart,
+ * and an erasure must not leave the customer's data behind.
+ */
+export const DEAD_LETTERS_PURGE: CustomerTablePurge = {
+  table: "dead_letters",
+  sql: `DELETE FROM dead_letters WHERE id IN
+          (SELECT id FROM dead_letters WHERE customer_ref = ?2 AND (merchant_id = ?1 OR merchant_id IS NULL) LIMIT ?3)`,
+};
+
+/** Retention (src/jobs/retention.ts through RETENTION_RULES): a letter older than the raw-event window would have been deleted as an event anyway. */
+export const DEAD_LETTERS_RETENTION: RetentionRule = {
+  name: "dead_letters",
+  window: "raw_events",
+  sql: "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE received_at < ?1 LIMIT ?2)",
+};
