@@ -1,4 +1,4 @@
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { merchantSecurity } from "../../src/schemas/security";
 import { checkSamples, contractOf, type DocOperation } from "../helpers/contract";
@@ -30,6 +30,10 @@ const API_MD_ROUTES = [
   "GET /v1/analytics/summary",
   "GET /v1/analytics/timeseries",
   "POST /v1/checkout/sessions",
+  // Ops: dead letters (src/routes/deadLetters.ts), not yet in API.md §4.
+  "GET /v1/admin/dead-letters",
+  "POST /v1/admin/dead-letters/redrive",
+  "DELETE /v1/admin/dead-letters/{id}",
 ];
 
 /** Registered but not API: the demo shop's backend (src/routes/demo.ts), 404 outside ENVIRONMENT=development. */
@@ -134,6 +138,11 @@ describe("a sample answer of every route validates against its documented schema
     const extra = await createKey(id, "secret");
     await ok(admin(`/v1/admin/merchants/${id}/keys`), 200);
     await ok(admin(`/v1/admin/keys/${extra.key_id}`, { method: "DELETE" }), 204);
+    const letter = await env.DB.prepare("INSERT INTO dead_letters (queue, message_id, body, attempts, received_at) VALUES ('feedback', 'msg_contract', '{}', 1, ?) RETURNING id")
+      .bind(new Date().toISOString()).first<{ id: number }>();
+    await ok(admin("/v1/admin/dead-letters?queue=feedback"), 200);
+    await ok(admin("/v1/admin/dead-letters/redrive", json({ queue: "analytics", limit: 10 })), 200);
+    await ok(admin(`/v1/admin/dead-letters/${letter!.id}`, { method: "DELETE" }), 204);
     await ok(api(sk, "/v1/payment-methods"), 200);
     const context = "device_type=mobile&country=US&amount=4999&currency=USD&timezone=America/New_York";
     const methods = await (await ok(api(sk, `/v1/personalize/methods?customer_id=cus_123&${context}`), 200)).json<{ decision_id: string }>();
