@@ -92,6 +92,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the stored dead letters (oldest first) and the count per queue */
+        get: operations["listDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/dead-letters/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-send dead letters to their original queue, then remove them (consumers are idempotent: nothing counts twice) */
+        post: operations["redriveDeadLetters"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/dead-letters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Discard a dead letter after inspection */
+        delete: operations["deleteDeadLetter"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/payment-methods": {
         parameters: {
             query?: never;
@@ -682,6 +733,103 @@ export interface components {
             created_at: string;
             /** @example 2026-02-03T15:30:00Z */
             revoked_at: string | null;
+        };
+        /**
+         * @example {
+         *       "dead_letters": [
+         *         {
+         *           "id": 42,
+         *           "queue": "feedback",
+         *           "message_id": "4c1f7c0e6b9a4d2f8e3a1b5c7d9e0f12",
+         *           "merchant_id": "m_demo",
+         *           "attempts": 1,
+         *           "received_at": "2026-02-03T15:30:00.000Z",
+         *           "body": "{\"v\":1,\"merchant_id\":\"m_demo\",\"customer_ref\":\"c_Xk3…\",\"event_id\":\"order_1001\",\"method_id\":\"apple_pay\",\"…\":\"…\"}",
+         *           "truncated": false
+         *         }
+         *       ],
+         *       "counts": {
+         *         "feedback": 1,
+         *         "analytics": 0
+         *       },
+         *       "next_cursor": null
+         *     }
+         */
+        DeadLetterList: {
+            dead_letters: components["schemas"]["DeadLetter"][];
+            /** @description Letters stored per queue (all, whatever the filter) */
+            counts: {
+                feedback: number;
+                analytics: number;
+            };
+            /** @description Pass as cursor for the next page; null on the last page */
+            next_cursor: string | null;
+        };
+        /**
+         * @example {
+         *       "id": 42,
+         *       "queue": "feedback",
+         *       "message_id": "4c1f7c0e6b9a4d2f8e3a1b5c7d9e0f12",
+         *       "merchant_id": "m_demo",
+         *       "attempts": 1,
+         *       "received_at": "2026-02-03T15:30:00.000Z",
+         *       "body": "{\"v\":1,\"merchant_id\":\"m_demo\",\"customer_ref\":\"c_Xk3…\",\"event_id\":\"order_1001\",\"method_id\":\"apple_pay\",\"…\":\"…\"}",
+         *       "truncated": false
+         *     }
+         */
+        DeadLetter: {
+            id: number;
+            /**
+             * @description The original queue of the message
+             * @example feedback
+             * @enum {string}
+             */
+            queue: "feedback" | "analytics";
+            /** @description The dead-letter queue's message id (a redelivered dead letter is stored once) */
+            message_id: string;
+            /** @description From the body; null when the body names none */
+            merchant_id: string | null;
+            /** @description Deliveries of the dead letter when it was stored */
+            attempts: number;
+            /** @example 2026-02-03T15:30:00Z */
+            received_at: string;
+            /** @description The message body as JSON text (pseudonyms only, never a customer id) */
+            body: string;
+            /** @description The body was cut at 64 KB or was not JSON: shown, never re-driven */
+            truncated: boolean;
+        };
+        /**
+         * @example {
+         *       "redriven": 2,
+         *       "remaining": 0
+         *     }
+         */
+        DeadLetterRedriveResult: {
+            /** @description Letters re-sent to their original queue and removed */
+            redriven: number;
+            /** @description Letters of that queue still stored */
+            remaining: number;
+        };
+        /**
+         * @example {
+         *       "queue": "feedback",
+         *       "ids": [
+         *         42,
+         *         43
+         *       ]
+         *     }
+         */
+        DeadLetterRedrive: {
+            /**
+             * @description The original queue of the message
+             * @example feedback
+             * @enum {string}
+             */
+            queue: "feedback" | "analytics";
+            /** @description These letters of the queue (at most 100) */
+            ids?: number[];
+            /** @description Else the oldest letters of the queue, 1–100 (default 50) */
+            limit?: number;
         };
         Catalog: {
             methods: components["schemas"]["CatalogMethod"][];
@@ -1936,6 +2084,269 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Revoked */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `INVALID_JSON` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials: `INVALID_ADMIN_TOKEN` */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payload too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error: `INTERNAL_ERROR` */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listDeadLetters: {
+        parameters: {
+            query?: {
+                /** @description The original queue of the message */
+                queue?: "feedback" | "analytics";
+                merchant_id?: string;
+                /** @description Letters per page, 1–100 (default 50) */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: {
+                /**
+                 * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
+                 * @example order-42-methods
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of dead letters */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials: `INVALID_ADMIN_TOKEN` */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error: `INTERNAL_ERROR` */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    redriveDeadLetters: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
+                 * @example order-42-methods
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeadLetterRedrive"];
+            };
+        };
+        responses: {
+            /** @description Re-sent */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterRedriveResult"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `INVALID_JSON` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials: `INVALID_ADMIN_TOKEN` */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payload too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error: `INTERNAL_ERROR` */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry: `UNAVAILABLE` */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
+                 * @example order-42-methods
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Discarded */
             204: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
