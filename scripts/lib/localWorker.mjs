@@ -1,13 +1,14 @@
 // This repository's worker under `wrangler dev` for local tools (bench, simulation, client tests and
 // generation, browser test): a free loopback port, a throwaway `--persist-to` state, local-only
-// secrets as `--var`, ready once GET /health answers 200. Every child runs in its own process group
-// and is killed, and every temporary directory removed, on stop, exit, Ctrl-C or SIGTERM.
+// secrets as `--var`, ready once GET /health answers 200. Children and temp dirs are cleaned up on
+// stop, exit, Ctrl-C or SIGTERM (processes.mjs).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, killGroup, removeTempDir, tempDir, trackChild } from "./processes.mjs";
+
+export { freePort };
 
 /** The repository: the nearest directory up from this file with a wrangler.toml (esbuild bundles it into node_modules/.cache/). */
 export const ROOT = (() => {
@@ -35,68 +36,6 @@ export function localSecrets(tool) {
     PII_KEY: `${tool}-pii-key-0123456789abcdef0123456789abcdef`,
     SIGNING_KEY: `${tool}-signing-key-0123456789abcdef0123456789abcdef`,
   };
-}
-
-const children = new Set();
-const tempDirs = new Set();
-let cleanupInstalled = false;
-
-/** Installed with the first child or temp dir, so merely importing this module (scripts/dev.mjs) changes no signal handling. */
-function installCleanup() {
-  if (cleanupInstalled) return;
-  cleanupInstalled = true;
-  process.on("exit", cleanupAll);
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-    process.on(sig, () => {
-      cleanupAll();
-      process.exit(130);
-    });
-  }
-}
-
-function cleanupAll() {
-  for (const child of children) killGroup(child, "SIGKILL");
-  children.clear();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
-}
-
-function tempDir(prefix) {
-  installCleanup();
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.add(dir);
-  return dir;
-}
-
-function removeTempDir(dir) {
-  rmSync(dir, { recursive: true, force: true });
-  tempDirs.delete(dir);
-}
-
-function killGroup(child, signal) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal); // its own process group: wrangler and the workerd it started
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** `wrangler …` to completion (from the repository, or a snapshot's copy); throws with its output when it fails. */
@@ -190,9 +129,8 @@ async function startOnce({ vars, persistDir, snapshot, testScheduled, onLine, lo
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistDir,
     "--show-interactive-dev-session=false", "--log-level", logLevel, ...(testScheduled ? ["--test-scheduled"] : [])];
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
-  installCleanup();
   const child = spawn(WRANGLER, args, { cwd: snapshot?.dir ?? ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: WRANGLER_ENV });
-  children.add(child);
+  trackChild(child);
   const tail = [];
   for (const stream of [child.stdout, child.stderr]) {
     let buf = "";
@@ -211,7 +149,6 @@ async function startOnce({ vars, persistDir, snapshot, testScheduled, onLine, lo
   let exited = null;
   const exit = new Promise((resolve) => child.on("exit", (code, signal) => {
     exited = { code, signal };
-    children.delete(child);
     resolve();
   }));
   const logs = () => tail.join("\n");
