@@ -2,7 +2,7 @@ import type { Env } from "../env";
 import { applyRetentionChunk, RETENTION_RULES, type RetentionRule } from "../storage/deletions";
 
 /**
- * Retention windows (API.md §3): raw usage events 90 days; a customer's profile (preferences and
+ * Retention windows (API.md §3): raw usage events (and dead letters, migration 0007) 90 days; a customer's profile (preferences and
  * the method_stats aggregates) 18 months after last use; proof (consent log, purge tombstones,
  * data-rights audit) 3 years. A row is removed once it is strictly older than its window.
  */
