@@ -3,11 +3,11 @@
  * full joint context) under the generator's exact habit model, by importance sampling over habit
  * draws (the generator's own makeHabits / changeHabits). Cold start is ranked by the population
  * of habits. `npm run eval -- --bound`. It knows the home country, the habit families and the noise
- * level (0.05, the mean of the generator's 2–8 %), which no production model does.
+ * level (the mean of the population's noise range, 0.05 by default), which no production model does.
  */
 import { candidateMethods } from "../../src/personalization/candidates";
 import { RECENCY_EPOCH_MS } from "../../src/personalization/recency";
-import { type CheckoutEvent, type Customer, changeHabits, DAY, type Habits, makeHabits, MERCHANT_METHODS } from "./generate";
+import { type CheckoutEvent, type Customer, changeHabits, DAY, DEFAULT_POPULATION, type Habits, makeHabits, MERCHANT_METHODS, type Population } from "./generate";
 import { Rng } from "./random";
 
 /** P(method) of the generator's `choose` for given habits, computed exactly instead of sampled. */
@@ -48,7 +48,8 @@ interface Particle {
   logWeight: number;
 }
 
-export function bayesBound(customers: readonly Customer[], events: readonly CheckoutEvent[], K = 300): BoundResult {
+export function bayesBound(customers: readonly Customer[], events: readonly CheckoutEvent[], K = 300, population: Population = DEFAULT_POPULATION): BoundResult {
+  const noise = (population.noise[0] + population.noise[1]) / 2;
   const rng = new Rng(99);
   const particles = new Map<number, Particle[]>();
   let hits = 0, hitsWithHistory = 0, withHistory = 0, hitsFirst = 0, first = 0;
@@ -61,7 +62,7 @@ export function bayesBound(customers: readonly Customer[], events: readonly Chec
       const pr = c.preferences;
       for (let k = 0; k < K; k++) {
         const h = makeHabits(rng, c.home.local);
-        const changed = rng.chance(0.3) ? changeHabits(rng, h) : null;
+        const changed = rng.chance(population.changeShare) ? changeHabits(rng, h) : null;
         // The stated preferences are evidence too (the generator derives them from the first habits).
         let logWeight = Math.log(pr.default_method ? (pr.default_method === h.desktop ? 0.12 : 1e-9) : 0.88);
         logWeight += Math.log(pr.favorite_methods.length ? (pr.favorite_methods[0] === h.wallet ? 0.08 : 1e-9) : h.wallet ? 0.92 : 1);
@@ -76,7 +77,7 @@ export function bayesBound(customers: readonly Customer[], events: readonly Chec
     const predictive = new Map(avail.map((m) => [m, 0]));
     const likelihood: number[] = [];
     for (const p of ps) {
-      const probs = choiceProbabilities(p.changed && e.t >= p.changeAt ? p.changed : p.h, c.home, e, avail, 0.05);
+      const probs = choiceProbabilities(p.changed && e.t >= p.changeAt ? p.changed : p.h, c.home, e, avail, noise);
       const w = Math.exp(p.logWeight - max);
       for (const [m, v] of probs) predictive.set(m, predictive.get(m)! + w * v);
       likelihood.push(probs.get(e.method_id) ?? 1e-9);

@@ -59,6 +59,24 @@ export interface CheckoutEvent {
 export const DAY = 86_400_000;
 const SPAN_DAYS = 180;
 
+/**
+ * The population's shape. The defaults are the documented generator (fixed before any result was
+ * seen); `npm run eval -- --sensitivity` varies one at a time to show how the comparison with the
+ * literal formula depends on the population, never to pick one.
+ */
+export interface Population {
+  /** Share of customers with only 1–3 payments. */
+  sparseShare: number;
+  /** Range of a customer's share of checkouts on mobile (the rest: tablet 15 %, desktop). */
+  mobileShare: readonly [number, number];
+  /** Range of a customer's per-choice noise (a uniformly random available method). */
+  noise: readonly [number, number];
+  /** Share of customers who change a habit midway. */
+  changeShare: number;
+}
+
+export const DEFAULT_POPULATION: Readonly<Population> = Object.freeze({ sparseShare: 0.45, mobileShare: [0.2, 0.8], noise: [0.02, 0.08], changeShare: 0.3 });
+
 export function makeHabits(rng: Rng, local: string | null): Habits {
   const card = rng.weighted([["visa", 55], ["mastercard", 35], ["amex", 10]] as const);
   const platform = rng.weighted([["ios", 45], ["android", 40], ["none", 15]] as const);
@@ -82,10 +100,10 @@ export function changeHabits(rng: Rng, h: Habits): Habits {
   return { ...h, wallet: h.wallet ?? rng.pick(["apple_pay", "google_pay"]), walletOnMobile: rng.uniform(0.7, 0.97) };
 }
 
-function makeCustomer(rng: Rng, id: number): Customer {
+function makeCustomer(rng: Rng, id: number, pop: Population): Customer {
   const home = rng.weighted(COUNTRIES);
   const habits = makeHabits(rng, home.local);
-  const changed = rng.chance(0.3) ? changeHabits(rng, habits) : null;
+  const changed = rng.chance(pop.changeShare) ? changeHabits(rng, habits) : null;
   const preferences: Preferences = { default_method: null, favorite_methods: [], excluded_methods: [] };
   if (rng.chance(0.12)) preferences.default_method = habits.desktop;
   if (rng.chance(0.08) && habits.wallet) preferences.favorite_methods.push(habits.wallet);
@@ -93,19 +111,20 @@ function makeCustomer(rng: Rng, id: number): Customer {
   return {
     id,
     home,
-    mobileShare: rng.uniform(0.2, 0.8),
+    mobileShare: rng.uniform(pop.mobileShare[0], pop.mobileShare[1]),
     habits,
     changed,
     changeAt: RECENCY_EPOCH_MS + rng.uniform(30, 150) * DAY,
     preferences,
-    noise: rng.uniform(0.02, 0.08),
+    noise: rng.uniform(pop.noise[0], pop.noise[1]),
   };
 }
 
-function eventCount(rng: Rng): number {
+function eventCount(rng: Rng, sparseShare: number): number {
   const r = rng.next();
-  if (r < 0.45) return rng.int(1, 3);
-  if (r < 0.8) return rng.int(4, 12);
+  if (r < sparseShare) return rng.int(1, 3);
+  // The rest keeps the default's proportions: 35 : 20 between 4–12 and 13–40 payments.
+  if (r < (sparseShare === 0.45 ? 0.8 : sparseShare + (1 - sparseShare) * (35 / 55))) return rng.int(4, 12);
   return rng.int(13, 40);
 }
 
@@ -122,12 +141,13 @@ export function choose(rng: Rng, c: Customer, e: Omit<CheckoutEvent, "method_id"
   return wishes.find((m) => available.includes(m)) ?? available[0]!;
 }
 
-export function generate(seed: number, customers: number): { customers: Customer[]; events: CheckoutEvent[] } {
+export function generate(seed: number, customers: number, population: Partial<Population> = {}): { customers: Customer[]; events: CheckoutEvent[] } {
+  const pop: Population = { ...DEFAULT_POPULATION, ...population };
   const rng = new Rng(seed);
-  const people = Array.from({ length: customers }, (_, i) => makeCustomer(rng, i));
+  const people = Array.from({ length: customers }, (_, i) => makeCustomer(rng, i, pop));
   const events: CheckoutEvent[] = [];
   for (const c of people) {
-    const n = eventCount(rng);
+    const n = eventCount(rng, pop.sparseShare);
     for (let k = 0; k < n; k++) {
       const t = RECENCY_EPOCH_MS + rng.uniform(0, SPAN_DAYS) * DAY;
       const abroad = rng.chance(0.05) ? rng.weighted(COUNTRIES) : c.home;
