@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import { MerchantId } from "../schemas/common";
 import { type DeadLetterQueue, insertDeadLetters, type NewDeadLetter } from "../storage/deadLetters";
-import { errorText, logJob, retryDelaySeconds } from "./delivery";
+import { deadLetterRetryDelaySeconds, errorText, logJob } from "./delivery";
 
 /** Bodies are kept up to 64 KB of JSON text; ours are far smaller (a longer one is cut and flagged). */
 export const MAX_BODY_CHARS = 64 * 1024;
@@ -58,7 +58,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
     stored = await insertDeadLetters(env.DB, letters);
   } catch (err) {
     logJob("error", "dead letter write failed; retrying", { queue: batch.queue, messages: batch.messages.length, error: errorText(err) });
-    for (const msg of batch.messages) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    for (const msg of batch.messages) msg.retry({ delaySeconds: deadLetterRetryDelaySeconds(msg.attempts) });
     return;
   }
   for (const msg of batch.messages) msg.ack();

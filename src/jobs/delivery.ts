@@ -7,6 +7,15 @@ export function retryDelaySeconds(attempts: number): number {
   return Math.min(900, 10 * 3 ** Math.max(0, attempts - 1));
 }
 
+/**
+ * Backoff of the dead-letter consumers, which have nothing behind them: 1 min doubling to 3 h, so
+ * their 100 retries span ~12 days of D1 outage — inside the 14-day message retention the deploy
+ * steps give the dead-letter queues.
+ */
+export function deadLetterRetryDelaySeconds(attempts: number): number {
+  return Math.min(10_800, 60 * 2 ** Math.max(0, attempts - 1));
+}
+
 export function logJob(level: "info" | "warn" | "error", message: string, fields: Record<string, unknown>): void {
   console[level === "info" ? "log" : level](JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
 }

@@ -3,7 +3,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vite
 import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { MAX_BODY_CHARS } from "../../src/jobs/deadLetterConsumer";
-import { retryDelaySeconds } from "../../src/jobs/delivery";
+import { deadLetterRetryDelaySeconds } from "../../src/jobs/delivery";
 import { applyRetention } from "../../src/jobs/retention";
 import { DATA_LIFECYCLE_CRON } from "../../src/jobs/scheduled";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
@@ -128,7 +128,8 @@ describe("dead-letter queue consumer", () => {
     const failed = await deliver(FEEDBACK_DLQ, [body, "poison"], { attempts: 3, testEnv: { ...env, DB: env.UNMIGRATED_DB } });
     expect(failed.result.explicitAcks).toEqual([]);
     expect(failed.result.retryMessages.map((r) => r.msgId)).toEqual(failed.ids);
-    expect(failed.delays).toEqual([retryDelaySeconds(3), retryDelaySeconds(3)]);
+    expect(failed.delays).toEqual([deadLetterRetryDelaySeconds(3), deadLetterRetryDelaySeconds(3)]);
+    expect(deadLetterRetryDelaySeconds(3)).toBe(240);
     expect(logLines(error).some((l) => l.message === "dead letter write failed; retrying" && l.messages === 2)).toBe(true);
     expect(await rows()).toEqual([]);
   });
