@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../env";
 import { ApiError } from "../errors";
-import { errorResponses, MerchantId } from "../schemas/common";
+import { errorResponses, MerchantId, NoQuery } from "../schemas/common";
 import { checkOffersUseEnabledMethods, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
 import { insertMerchant, loadMerchant, type Merchant, saveMerchant } from "../storage/merchants";
@@ -16,32 +16,32 @@ const ADMIN_ERRORS = errorResponses(400, 401, 404, 500);
 
 const createMerchant = createRoute({
   method: "post", path: "/v1/admin/merchants", operationId: "createMerchant", tags: ["Admin"], security, summary: "Create a merchant",
-  request: { body: { content: { "application/json": { schema: MerchantCreate } }, required: true } },
+  request: { query: NoQuery, body: { content: { "application/json": { schema: MerchantCreate } }, required: true } },
   responses: { 201: json(MerchantView, "Created"), ...ADMIN_ERRORS, ...errorResponses(409) },
 });
 const getMerchant = createRoute({
   method: "get", path: "/v1/admin/merchants/{merchant_id}", operationId: "getMerchant", tags: ["Admin"], security, summary: "Read a merchant",
-  request: { params: MerchantPath },
+  request: { params: MerchantPath, query: NoQuery },
   responses: { 200: json(MerchantView, "The merchant"), ...ADMIN_ERRORS },
 });
 const patchMerchant = createRoute({
   method: "patch", path: "/v1/admin/merchants/{merchant_id}", operationId: "updateMerchant", tags: ["Admin"], security, summary: "Update a merchant (effective within 60 s)",
-  request: { params: MerchantPath, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
+  request: { params: MerchantPath, query: NoQuery, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
   responses: { 200: json(MerchantView, "The updated merchant"), ...ADMIN_ERRORS },
 });
 const createKey = createRoute({
   method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "createKey", tags: ["Admin"], security, summary: "Create an API key (the plain key is shown only here)",
-  request: { params: MerchantPath, body: { content: { "application/json": { schema: KeyCreate } }, required: true } },
+  request: { params: MerchantPath, query: NoQuery, body: { content: { "application/json": { schema: KeyCreate } }, required: true } },
   responses: { 201: json(KeyCreated, "Created"), ...ADMIN_ERRORS },
 });
 const listMerchantKeys = createRoute({
   method: "get", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "listKeys", tags: ["Admin"], security, summary: "List a merchant's keys (never a key or its hash)",
-  request: { params: MerchantPath },
+  request: { params: MerchantPath, query: NoQuery },
   responses: { 200: json(z.object({ keys: z.array(KeyView) }).openapi("KeyList"), "The keys"), ...ADMIN_ERRORS },
 });
 const deleteKey = createRoute({
   method: "delete", path: "/v1/admin/keys/{key_id}", operationId: "revokeKey", tags: ["Admin"], security, summary: "Revoke a key (effective within 60 s)",
-  request: { params: KeyPath },
+  request: { params: KeyPath, query: NoQuery },
   responses: { 204: { description: "Revoked" }, ...ADMIN_ERRORS },
 });
 

@@ -2,7 +2,7 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import type { App, Env } from "../env";
 import { ApiError } from "../errors";
 import { logField } from "../middleware/logger";
-import { errorResponses } from "../schemas/common";
+import { errorResponses, NoQuery } from "../schemas/common";
 import { DEFAULT_PAGE, DeadLetterList, DeadLetterListQuery, DeadLetterPath, RedriveRequest, RedriveResult } from "../schemas/deadLetters";
 import { countDeadLetters, type DeadLetter, type DeadLetterQueue, deleteDeadLetters, lettersToRedrive, listDeadLetters } from "../storage/deadLetters";
 
@@ -21,13 +21,13 @@ const listRoute = createRoute({
 const redriveRoute = createRoute({
   method: "post", path: "/v1/admin/dead-letters/redrive", operationId: "redriveDeadLetters", tags: ["Admin"], security,
   summary: "Re-send dead letters to their original queue, then remove them (consumers are idempotent: nothing counts twice)",
-  request: { body: { content: { "application/json": { schema: RedriveRequest } }, required: true } },
+  request: { query: NoQuery, body: { content: { "application/json": { schema: RedriveRequest } }, required: true } },
   responses: { 200: json(RedriveResult, "Re-sent"), ...ADMIN_ERRORS, ...errorResponses(503) },
 });
 const deleteRoute = createRoute({
   method: "delete", path: "/v1/admin/dead-letters/{id}", operationId: "deleteDeadLetter", tags: ["Admin"], security,
   summary: "Discard a dead letter after inspection",
-  request: { params: DeadLetterPath },
+  request: { params: DeadLetterPath, query: NoQuery },
   responses: { 204: { description: "Discarded" }, ...ADMIN_ERRORS },
 });
 

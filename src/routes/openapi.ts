@@ -1,9 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import type { App } from "../env";
+import type { App, AppEnv } from "../env";
 import { ERROR_CODES, type ErrorCode, errorBody } from "../errors";
 import { MAX_BODY_BYTES } from "../middleware/bodyLimits";
 import { PUBLISHABLE_ROUTES } from "../middleware/auth";
+import { errorResponses, NoQuery } from "../schemas/common";
 import { securitySchemes } from "../schemas/security";
 
 export const OPENAPI_PATH = "/v1/openapi.json";
@@ -16,13 +17,15 @@ const OpenApiDocument = z
 const documentRoute = createRoute({
   method: "get", path: OPENAPI_PATH, tags: ["Self-description"], operationId: "getOpenApiDocument", security: [],
   summary: "This OpenAPI 3.1 document, generated from the zod schemas that validate requests (no key)",
-  responses: { 200: { description: "The document", content: { "application/json": { schema: OpenApiDocument } } } },
+  request: { query: NoQuery },
+  responses: { 200: { description: "The document", content: { "application/json": { schema: OpenApiDocument } } }, ...errorResponses(400) },
 });
 
 const docsRoute = createRoute({
   method: "get", path: DOCS_PATH, tags: ["Self-description"], operationId: "getApiReference", security: [],
   summary: "Interactive API reference page rendered from this document (no key)",
-  responses: { 200: { description: "The reference page", content: { "text/html": { schema: z.string() } } } },
+  request: { query: NoQuery },
+  responses: { 200: { description: "The reference page", content: { "text/html": { schema: z.string() } } }, ...errorResponses(400) },
 });
 
 /** An example message per error code (the bodies themselves come from errorBody, as the API renders them). */
@@ -147,6 +150,7 @@ export function registerOpenApiRoutes(app: App) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
   }
   app.openapi(documentRoute, (c) => c.json(openApiDocument(app, new URL(c.req.url).origin) as z.infer<typeof OpenApiDocument>, 200));
-  app.openAPIRegistry.registerPath(docsRoute);
-  app.get(DOCS_PATH, Scalar({ url: OPENAPI_PATH, pageTitle: "Tap2 Personalize API reference" }));
+  // Declared like every route, so its query is validated too; Scalar renders the page once it passed.
+  const reference = Scalar<AppEnv>({ url: OPENAPI_PATH, pageTitle: "Tap2 Personalize API reference" });
+  app.openapi(docsRoute, async (c) => (await reference(c, async () => undefined)) as Response);
 }

@@ -1,11 +1,11 @@
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { validationError } from "../errors";
 import { logField } from "../middleware/logger";
 import { mergePreferences, preferenceProblems } from "../personalization/preferences";
-import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
+import { ApiKeyQuery, errorResponses, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
 import { CustomerQuery, PreferencesPut, PreferencesUpdated, PreferencesView } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
 import { crossMerchantPeers } from "../storage/consent";
@@ -13,6 +13,9 @@ import { DEFAULT_PREFERENCES, readPreferences, savePreferences, type StoredPrefe
 import { invalidateProfile, refreshProfile } from "../storage/profile";
 
 const json = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+
+/** The PUT names its customer in the body; the query carries only what every merchant route accepts. */
+const PutQuery = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });
 
 const getRoute = createRoute({
   method: "get",
@@ -32,7 +35,7 @@ const putRoute = createRoute({
   tags: ["Preferences"],
   summary: "Change a customer's preferences (fields left out keep their values)",
   security: merchantSecurity,
-  request: { body: { content: { "application/json": { schema: PreferencesPut } }, required: true } },
+  request: { query: PutQuery, body: { content: { "application/json": { schema: PreferencesPut } }, required: true } },
   responses: { 200: json(PreferencesUpdated, "Updated; the next /methods call sees the change"), ...errorResponses(...MERCHANT_ERRORS, 413, 415) },
 });
 

@@ -61,6 +61,9 @@ export type Tier = z.infer<typeof Tier>;
 /** Accepted on every merchant route: the key may come in the query (compatibility). */
 export const ApiKeyQuery = z.string().max(256).optional().openapi({ description: "API key (headers preferred)" });
 
+/** The query of a route that takes no parameters (admin, self-description): any one is a typo, rejected with 400. */
+export const NoQuery = z.strictObject({});
+
 export const ErrorBody = z
   .object({
     error: z.object({
