@@ -1,3 +1,4 @@
+import type { MiddlewareHandler } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { App, AppEnv } from "./env";
@@ -38,12 +39,15 @@ export function createApp(): App {
   app.use("*", jsonCharset());
   app.use("*", requestLogger());
   app.use("*", cors());
-  app.use("*", bodyLimits());
-  // Merchant routes: who the key is → its rate limit → what the key may do here.
-  for (const step of [merchantAuth(), rateLimit(), merchantAuthorization()]) {
-    app.use("/v1/*", (c, next) => (isMerchantRoute(c.req.path) ? step(c, next) : next()));
-  }
+  // Merchant routes: who the key is → its rate limit → the body → what the key may do here. Body
+  // checks come after the limiter so that a malformed body of a valid key (400/413/415) counts
+  // against its limit and carries the RateLimit-* headers like any other answer (API.md §1).
+  const merchantOnly = (step: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> => (c, next) => (isMerchantRoute(c.req.path) ? step(c, next) : next());
+  app.use("/v1/*", merchantOnly(merchantAuth()));
+  app.use("/v1/*", merchantOnly(rateLimit()));
   app.use("/v1/admin/*", adminAuth());
+  app.use("*", bodyLimits());
+  app.use("/v1/*", merchantOnly(merchantAuthorization())); // reads merchant_id from the body bodyLimits has checked
 
   // Routes.
   registerHealthRoutes(app);

@@ -3,7 +3,9 @@ import { customerRef } from "../crypto/pseudonym";
 import type { AppEnv } from "../env";
 import { ApiError, validationError } from "../errors";
 import { logField } from "../middleware/logger";
+import type { ExplicitContext } from "../personalization/context";
 import type { DeviceType } from "../schemas/common";
+import { withTimeout } from "../storage/timeout";
 import { sessionIdOf, verifyClientSecret } from "./session";
 
 /** What a checkout session fixes about the basket; absent fields come from the request. */
@@ -16,7 +18,9 @@ export interface SessionBasket {
 
 export type CheckoutCustomer =
   | { kind: "customer"; customerRef: string; basket: SessionBasket; sessionId: string | null }
-  | { kind: "guest" };
+  | { kind: "guest" }
+  /** A client_secret whose session could not be read (KV failed or was slow): answered `degraded`. */
+  | { kind: "unverified" };
 
 /** The query fields this decision reads (validated with checkoutCustomerQueryFields). */
 export interface CheckoutCustomerQuery {
@@ -41,7 +45,7 @@ export interface CheckoutCustomerQuery {
  * src/schemas/checkout.ts, which makes customer_id optional and adds client_secret):
  *
  *   const who = await resolveCheckoutCustomer(c, query);
- *   const explicit = explicitContext(query, who.kind === "customer" ? who.basket : {});
+ *   const explicit = explicitContext(query, who.kind === "customer" ? who.basket : {}, who.kind === "customer" && who.sessionId !== null);
  *   // guest: no profile read, the merchant's default order with fallback_reason "guest", arm null,
  *   // customer_ref null in the decision record; customer: customerRef as before.
  *
@@ -59,7 +63,16 @@ export async function resolveCheckoutCustomer(c: Context<AppEnv>, query: Checkou
     if (query.customer_id !== undefined) {
       throw validationError([{ path: "client_secret", message: "give either customer_id or client_secret, not both" }]);
     }
-    const session = await verifyClientSecret(c.env.CACHE, query.client_secret, merchantId, nowMs);
+    let session;
+    try {
+      session = await withTimeout(verifyClientSecret(c.env.CACHE, query.client_secret, merchantId, nowMs), "checkout session read");
+    } catch (err) {
+      // A checkout never fails because personalization did (§2): without the session store the
+      // customer is unknown, so the answer is the merchant's default order, `degraded`.
+      console.error(JSON.stringify({ timestamp: new Date().toISOString(), level: "error", request_id: c.get("requestId"), merchant_id: merchantId, message: "checkout session read failed; answering degraded", error: String(err) }));
+      logField(c, "degraded", true);
+      return { kind: "unverified" };
+    }
     if (!session) throw new ApiError("INVALID_CLIENT_SECRET", "The client secret is unknown, expired or malformed");
     const sessionId = sessionIdOf(query.client_secret);
     logField(c, "checkout_session", sessionId);
@@ -85,18 +98,38 @@ function basketOf(s: { amount: number | null; currency: string | null; country: 
 }
 
 /**
- * The explicit context of a request: explicit query parameters win, then the session's basket; what
- * neither gives is left to the request's own signals (User-Agent, CF-IPCountry, request.cf).
+ * The explicit context of a request (API.md §7). With a checkout session the session supplies the
+ * basket — amount, currency, and country when it set one — and a query value that contradicts it is
+ * 400 (a page cannot re-price its own basket, which would change availability, offers and what
+ * analytics records); a value equal to the session's is accepted, so a page may repeat it. The rest
+ * comes from explicit query parameters, then the request's own signals (User-Agent, CF-IPCountry,
+ * request.cf); the session's device_type only fills in when neither says anything.
  */
 export function explicitContext<Q extends { device_type?: DeviceType | undefined; country?: string | undefined; amount?: number | undefined; currency?: string | undefined; timezone?: string | undefined }>(
   query: Q,
   basket: SessionBasket,
-): { device_type?: DeviceType | undefined; country?: string | undefined; amount?: number | undefined; currency?: string | undefined; timezone?: string | undefined } {
+  fromSession: boolean,
+): ExplicitContext {
+  if (fromSession) {
+    const issues: { path: string; message: string }[] = [];
+    for (const field of ["amount", "currency"] as const) {
+      if (query[field] === undefined || query[field] === basket[field]) continue;
+      issues.push({
+        path: field,
+        message: basket[field] === undefined ? `The basket comes from the checkout session, which has no ${field}: set it when creating the session` : `Does not match the checkout session's ${field}`,
+      });
+    }
+    if (query.country !== undefined && basket.country !== undefined && query.country !== basket.country) {
+      issues.push({ path: "country", message: "Does not match the checkout session's country" });
+    }
+    if (issues.length > 0) throw validationError(issues);
+  }
   return {
-    device_type: query.device_type ?? basket.device_type,
-    country: query.country ?? basket.country,
-    amount: query.amount ?? basket.amount,
-    currency: query.currency ?? basket.currency,
+    device_type: query.device_type,
+    fallback_device_type: basket.device_type,
+    country: basket.country ?? query.country,
+    amount: basket.amount ?? query.amount,
+    currency: basket.currency ?? query.currency,
     timezone: query.timezone,
   };
 }

@@ -6,6 +6,8 @@ export type TimeOfDay = "night" | "morning" | "afternoon" | "evening";
 /** What a /methods or /offers request says explicitly (validated query values). */
 export interface ExplicitContext {
   device_type?: DeviceType | undefined;
+  /** Used when neither device_type nor the User-Agent says anything (a checkout session's device_type). */
+  fallback_device_type?: DeviceType | undefined;
   country?: string | undefined;
   amount?: number | undefined;
   currency?: string | undefined;
@@ -91,7 +93,7 @@ export function localTime(nowMs: number, timeZone: string): { hour: number; day_
 
 /** Explicit values win (a merchant backend calls from its own server), then the request's signals. */
 export function resolveContext(explicit: ExplicitContext, signals: RequestSignals, nowMs: number): ResolvedContext {
-  const device_type = explicit.device_type ?? deviceFromUserAgent(signals.userAgent);
+  const device_type = explicit.device_type ?? deviceFromUserAgent(signals.userAgent) ?? explicit.fallback_device_type ?? null;
   const country = explicit.country ?? countryFromSignal(signals.ipCountry);
   const tzCandidate = explicit.timezone ?? signals.cfTimezone;
   const timezone = tzCandidate && isKnownTimeZone(tzCandidate) ? tzCandidate : "UTC";

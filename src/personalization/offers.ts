@@ -44,13 +44,15 @@ export function offerValue(offer: Offer, amount: number | null): number {
 
 /**
  * Eligible offers whose method is in the answer (available, not excluded), ranked by expected value
- * to this customer: P(pays with the offer's method) × value. Ties keep the merchant's order.
+ * to this customer: P(pays with the offer's method) × value — or, for a guest (API.md §7), by
+ * popularity alone: P(method) from the population, the discount not weighed. Ties keep the
+ * merchant's order.
  */
-export function rankOffers(offers: readonly Offer[], probabilities: ReadonlyMap<string, number>, ctx: OfferContext, nowIso: string): RankedOffer[] {
+export function rankOffers(offers: readonly Offer[], probabilities: ReadonlyMap<string, number>, ctx: OfferContext, nowIso: string, by: "expected_value" | "popularity" = "expected_value"): RankedOffer[] {
   return offers
     .map((offer, i) => ({ offer, i, p: probabilities.get(offer.method_id) }))
     .filter((x): x is { offer: Offer; i: number; p: number } => x.p !== undefined && isOfferEligible(x.offer, ctx, nowIso))
-    .map((x) => ({ ...x, ev: x.p * offerValue(x.offer, ctx.amount) }))
+    .map((x) => ({ ...x, ev: by === "popularity" ? x.p : x.p * offerValue(x.offer, ctx.amount) }))
     .sort((a, b) => b.ev - a.ev || b.p - a.p || a.i - b.i)
     .map(({ offer, p }) => ({
       offer_id: offer.offer_id,

@@ -56,7 +56,8 @@ export function hasSignal(profile: RankingProfile): boolean {
  * One answer of /methods (and the probabilities /offers ranks by). `profile` null means it could
  * not be read (D1/KV failure): the merchant's default order for the context, `degraded`.
  * `customerRef` null is a guest (a browser without a checkout session, API.md §7): the default
- * order for the context, outside the experiment.
+ * order for the context, outside the experiment — or, with `unverified`, a customer who could not be
+ * identified because the session store failed: the same order, `degraded`.
  */
 export function rankForCustomer(input: {
   merchant: RankingMerchant;
@@ -65,11 +66,13 @@ export function rankForCustomer(input: {
   popularity: readonly PopularityRow[];
   context: ResolvedContext;
   nowMs: number;
+  /** The customer could not be identified (a checkout session that could not be read): `degraded`. */
+  unverified?: boolean;
 }): RankingResult {
   const { merchant, profile, context, nowMs } = input;
   const weights = resolveWeights(merchant.scoring_weights);
   const arm = input.customerRef === null ? null : assignArm(merchant.merchant_id, input.customerRef, merchant.holdout_percent);
-  const reason = arm === null ? "guest" : profile ? fallbackReason(profile, arm) : "degraded";
+  const reason = input.unverified ? "degraded" : arm === null ? "guest" : profile ? fallbackReason(profile, arm) : "degraded";
   // A deleted customer's data is no longer used, exclusions included.
   const excluded = profile && reason !== "customer_deleted" ? (profile.preferences?.excluded_methods ?? []) : [];
   const candidates = candidateMethods(merchant.methods, context, excluded);

@@ -14,15 +14,13 @@ import { MethodsResponse, PersonalizeQuery } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
 import { readPopularity } from "../storage/popularity";
 import { type CacheOutcome, readProfile } from "../storage/profile";
+import { withTimeout } from "../storage/timeout";
 
 type Ctx = Context<AppEnv>;
 
-/** A personalization read that takes longer than this answers `degraded` instead (a checkout never waits on us). */
-const STORAGE_TIMEOUT_MS = 1_500;
-
 export interface PersonalizedAnswer {
   nowMs: number;
-  /** null for a guest (publishable key without a checkout session). */
+  /** null for a guest (publishable key without a checkout session) or an unverified session. */
   customerRef: string | null;
   context: ResolvedContext;
   result: RankingResult;
@@ -33,14 +31,6 @@ export interface PersonalizedAnswer {
 function requestContext(c: Ctx, explicit: ExplicitContext, nowMs: number): ResolvedContext {
   const cf = c.req.raw.cf as { country?: string; timezone?: string } | undefined;
   return resolveContext(explicit, { userAgent: c.req.header("User-Agent"), ipCountry: c.req.header("CF-IPCountry") ?? cf?.country, cfTimezone: cf?.timezone }, nowMs);
-}
-
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${STORAGE_TIMEOUT_MS} ms`)), STORAGE_TIMEOUT_MS);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 function logError(c: Ctx, message: string, err: unknown): void {
@@ -60,7 +50,7 @@ export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<Pers
   const who = await resolveCheckoutCustomer(c, query, nowMs);
   const ref = who.kind === "customer" ? who.customerRef : null;
   if (ref) logField(c, "customer_ref", ref);
-  const context = requestContext(c, explicitContext(query, who.kind === "customer" ? who.basket : {}), nowMs);
+  const context = requestContext(c, explicitContext(query, who.kind === "customer" ? who.basket : {}, who.kind === "customer" && who.sessionId !== null), nowMs);
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
   const onCacheError = (err: unknown) => logError(c, "cache error", err);
 
@@ -82,7 +72,7 @@ export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<Pers
   }
   // A degraded answer does not wait for the prior: the merchant's default order needs none.
   const popularity = profile || !ref ? await popularityRead : [];
-  const result = rankForCustomer({ merchant, customerRef: ref, profile, popularity, context, nowMs });
+  const result = rankForCustomer({ merchant, customerRef: ref, profile, popularity, context, nowMs, unverified: who.kind === "unverified" });
   logField(c, "personalized", result.personalized);
   if (result.fallback_reason) logField(c, "fallback_reason", result.fallback_reason);
   return { nowMs, customerRef: ref, context, result, cache };

@@ -1,8 +1,10 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/crypto/hash";
+import worker from "../../src/index";
+import { verifyDecision } from "../../src/personalization/decision";
 import { refOf, seedEvent } from "../helpers/customerData";
-import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
 const ORIGIN = "https://shop.example";
 const SECRET_FORMAT = /^(cs_[0-9a-f]{24})_secret_([A-Za-z0-9_-]{32})$/;
@@ -150,7 +152,7 @@ describe("GET /v1/personalize/methods and /offers through a checkout session", (
     expect(body.decision_id).toMatch(/^dec_/);
   });
 
-  it("takes amount, currency and country from the session; explicit parameters still win", async () => {
+  it("takes amount, currency and country from the session; a page may repeat them but not change them", async () => {
     const s = await openSession(shop, { customer_id: "cus_paypal", amount: 4200, currency: "EUR", country: "NL" });
     const res = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`);
     expect(res.status).toBe(200);
@@ -158,8 +160,65 @@ describe("GET /v1/personalize/methods and /offers through a checkout session", (
     expect(body.context).toMatchObject({ amount: 4200, currency: "EUR", country: "NL" });
     expect(body.methods.map((m) => m.method_id)).toContain("ideal");
 
-    const explicit = (await (await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret, country: "US", device_type: "desktop" })}`)).json()) as MethodsJson;
-    expect(explicit.context).toMatchObject({ amount: 4200, currency: "EUR", country: "US", device_type: "desktop" });
+    const same = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret, amount: "4200", currency: "EUR", country: "NL", device_type: "desktop" })}`);
+    expect(same.status).toBe(200);
+    expect(((await same.json()) as MethodsJson).context).toMatchObject({ amount: 4200, currency: "EUR", country: "NL", device_type: "desktop" });
+
+    // Re-pricing the basket from the page would change availability, offers and what analytics records.
+    const tampered = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret, amount: "1", currency: "USD", country: "US" })}`);
+    const err = await expectError(tampered, 400, "VALIDATION_ERROR");
+    expect(err.error.details!.map((d) => d.path).sort()).toEqual(["amount", "country", "currency"]);
+    const offers = await browser(shop, `/v1/personalize/offers?${qs({ client_secret: s.client_secret, amount: "1" })}`);
+    await expectError(offers, 400, "VALIDATION_ERROR");
+  });
+
+  it("lets the page say what the session leaves open: country and device, but never a basket the session lacks", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal" });
+    const withCountry = await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret, country: "NL", device_type: "mobile" })}`);
+    expect(withCountry.status).toBe(200);
+    expect(((await withCountry.json()) as MethodsJson).context).toMatchObject({ country: "NL", device_type: "mobile", amount: null });
+    const err = await expectError(await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret, amount: "5000" })}`), 400, "VALIDATION_ERROR");
+    expect(err.error.details).toEqual([{ path: "amount", message: expect.stringMatching(/session/) }]);
+    // A secret key naming the customer directly still passes the basket in the query.
+    const direct = await api(shop.secretKey, `/v1/personalize/methods?${qs({ customer_id: "cus_paypal", amount: "5000", currency: "EUR" })}`);
+    expect(((await direct.json()) as MethodsJson).context).toMatchObject({ amount: 5000, currency: "EUR" });
+  });
+
+  it("takes the device from the browser; the session's device_type only when nothing else says", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal", device_type: "desktop" });
+    const iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+    const path = `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`;
+    const fromUa = await api(shop.publishableKey, path, { headers: { Origin: ORIGIN, "User-Agent": iphone } });
+    expect(((await fromUa.json()) as MethodsJson).context.device_type).toBe("mobile");
+    const explicit = await api(shop.publishableKey, `${path}&device_type=tablet`, { headers: { Origin: ORIGIN, "User-Agent": iphone } });
+    expect(((await explicit.json()) as MethodsJson).context.device_type).toBe("tablet");
+    const noUa = await api(shop.publishableKey, path, { headers: { Origin: ORIGIN, "User-Agent": "" } });
+    expect(((await noUa.json()) as MethodsJson).context.device_type).toBe("desktop");
+  });
+
+  it("answers 200 degraded, not an error, when the session store fails (a checkout never fails because we did)", async () => {
+    const s = await openSession(shop, { customer_id: "cus_paypal", country: "US" });
+    // The real KV binding, with reads of checkout sessions failing (keys and merchants still read).
+    const cache = new Proxy(env.CACHE, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (prop === "get") return (key: string, ...rest: unknown[]) => (key.startsWith("session:") ? Promise.reject(new Error("KV unavailable (test)")) : (value as (...a: unknown[]) => unknown).call(target, key, ...rest));
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const call = async (workerEnv: typeof env) => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(new Request(`${BASE}/v1/personalize/methods?${qs({ client_secret: s.client_secret, country: "US" })}`, { headers: { "X-API-Key": shop.publishableKey, Origin: ORIGIN } }), workerEnv, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    expect((await call(env)).status).toBe(200); // warms this isolate's key and merchant memo
+    const res = await call({ ...env, CACHE: cache });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as MethodsJson;
+    expect(body).toMatchObject({ personalized: false, fallback_reason: "degraded" });
+    expect(body.methods.map((m) => m.method_id)).not.toContain("ideal"); // still the context's default order
+    expect(await verifyDecision(env.SIGNING_KEY, body.decision_id, shop.merchantId)).toMatchObject({ f: "degraded", a: null });
   });
 
   it("accepts client_secret with the secret key too", async () => {

@@ -43,6 +43,34 @@ describe("GET /v1/personalize/offers", () => {
     expect(await offers(off, { customer_id: "c" })).toEqual({ offers: [], personalized: false, fallback_reason: "offers_disabled" });
   });
 
+  it("applies the key, customer and session rules before answering offers_disabled", async () => {
+    const off = await createMerchant({ offers: OFFERS });
+    const missing = await expectError(await api(off.secretKey, "/v1/personalize/offers"), 400, "VALIDATION_ERROR");
+    expect(missing.error.details).toEqual([{ path: "customer_id", message: "Required" }]);
+    await expectError(await api(off.publishableKey, "/v1/personalize/offers?client_secret=cs_garbage_secret_x", { headers: { Origin: "https://shop.example" } }), 401, "INVALID_CLIENT_SECRET");
+    await expectError(await api(off.publishableKey, "/v1/personalize/offers?customer_id=c", { headers: { Origin: "https://shop.example" } }), 403, "KEY_NOT_ALLOWED");
+    const guest = await api(off.publishableKey, "/v1/personalize/offers", { headers: { Origin: "https://shop.example" } });
+    expect(await guest.json()).toEqual({ offers: [], personalized: false, fallback_reason: "offers_disabled" });
+  });
+
+  it("ranks a guest's offers by popularity, not by the discount", async () => {
+    // visa is the default order's first method (most probable for a guest); klarna's discount is far larger.
+    const m = await createMerchant({
+      features: { targeted_offers: true, cross_merchant: false },
+      offers: [
+        { offer_id: "klarna_huge", method_id: "klarna", title: "50 off", discount_type: "fixed", discount_value: 5000 },
+        { offer_id: "visa_small", method_id: "visa", title: "1 off", discount_type: "fixed", discount_value: 100 },
+      ],
+    });
+    const guest = await api(m.publishableKey, "/v1/personalize/offers?country=US", { headers: { Origin: "https://shop.example" } });
+    const body = (await guest.json()) as OffersBody;
+    expect(body.fallback_reason).toBe("guest");
+    expect(ids(body)).toEqual(["visa_small", "klarna_huge"]);
+    expect(body.offers[0]!.relevance).toBeGreaterThan(body.offers[1]!.relevance);
+    // A known customer's offers are ranked by expected value: the large discount wins there.
+    expect(ids(await offers(m, { customer_id: "o_ev", country: "US" }))).toEqual(["klarna_huge", "visa_small"]);
+  });
+
   it("shows only active offers whose method is available and whose conditions match", async () => {
     const body = await offers(shop, { customer_id: "o_new", country: "NL", currency: "EUR", amount: "10000", device_type: "desktop" });
     expect(body.personalized).toBe(false);

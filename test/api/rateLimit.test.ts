@@ -74,6 +74,21 @@ describe("RateLimit headers", () => {
     await expectError(missing, 404, "NOT_FOUND");
   });
 
+  it("are present on body errors of a valid key (400 INVALID_JSON, 413, 415) and those requests count", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    const post = (body: string, type = "application/json") =>
+      api(m.secretKey, "/v1/personalize/feedback", { method: "POST", body, headers: { "Content-Type": type } });
+    const invalid = await post("{bad");
+    expect(headersOf(invalid)).toEqual({ limit: "36", remaining: "18", reset: "100" });
+    await expectError(invalid, 400, "INVALID_JSON");
+    const large = await post(JSON.stringify({ customer_id: "c", method_id: "visa", pad: "x".repeat(70_000) }));
+    expectHeaders(large, "36", "17", 200);
+    await expectError(large, 413, "PAYLOAD_TOO_LARGE");
+    const text = await post("customer_id=c", "text/plain");
+    expectHeaders(text, "36", "16", 300);
+    await expectError(text, 415, "UNSUPPORTED_MEDIA_TYPE");
+  });
+
   it("are present on 403s of a valid key (KEY_NOT_ALLOWED, MERCHANT_MISMATCH) and those requests count", async () => {
     const m = await createMerchant({ rate_limit: SLOW });
     const other = await createMerchant();
