@@ -4,12 +4,12 @@ import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { validationError } from "../errors";
 import { logField } from "../middleware/logger";
-import { mergePreferences, preferenceProblems } from "../personalization/preferences";
+import { mergePreferences, type PreferenceValues, preferenceProblems } from "../personalization/preferences";
 import { ApiKeyQuery, errorResponses, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
 import { CustomerQuery, PreferencesPut, PreferencesUpdated, PreferencesView } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
 import { crossMerchantPeers } from "../storage/consent";
-import { DEFAULT_PREFERENCES, readPreferences, savePreferences, type StoredPreferences } from "../storage/preferences";
+import { DEFAULT_PREFERENCES, type PreferencesPatch, readPreferences, savePreferences, type StoredPreferences } from "../storage/preferences";
 import { invalidateProfile, refreshProfile } from "../storage/profile";
 
 const json = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -42,6 +42,33 @@ const putRoute = createRoute({
 function view(customerId: string, merchantId: string, p: StoredPreferences | null) {
   if (!p) return { customer_id: customerId, merchant_id: merchantId, ...DEFAULT_PREFERENCES, favorite_methods: [], excluded_methods: [], created_at: null, updated_at: null, last_used_at: null };
   return { customer_id: customerId, merchant_id: merchantId, ...p };
+}
+
+const METHOD_FIELDS = ["default_method", "favorite_methods", "excluded_methods"] as const;
+
+/**
+ * What a PUT writes. Normally the patch itself. While a deletion is pending the method fields were
+ * validated against the defaults, so when the PUT sets any of them all three are written as that
+ * validated set: a hidden default or exclusion never combines with them into a state nobody checked
+ * (which a restore would bring back). Consent flags stay a patch, so an opt-out alone leaves the rest.
+ */
+function patchToStore(body: PreferencesPut, merged: PreferenceValues, pendingDeletion: boolean): PreferencesPatch {
+  if (!pendingDeletion || METHOD_FIELDS.every((field) => body[field] === undefined)) return body;
+  return { ...body, default_method: merged.default_method, favorite_methods: [...merged.favorite_methods], excluded_methods: [...merged.excluded_methods] };
+}
+
+/** The answer to a PUT during a pending deletion: the defaults with the change applied, dated now, as for a new customer. */
+function asNewCustomer(body: PreferencesPut, merged: PreferenceValues, now: string): StoredPreferences {
+  return {
+    default_method: merged.default_method,
+    favorite_methods: [...merged.favorite_methods],
+    excluded_methods: [...merged.excluded_methods],
+    personalization_enabled: body.personalization_enabled ?? DEFAULT_PREFERENCES.personalization_enabled,
+    cross_merchant_consent: body.cross_merchant_consent ?? DEFAULT_PREFERENCES.cross_merchant_consent,
+    created_at: now,
+    updated_at: now,
+    last_used_at: null,
+  };
 }
 
 /**
@@ -79,14 +106,20 @@ export function registerPreferencesRoutes(app: App): void {
     const merchant = c.get("merchant");
     const ref = await customerRef(c.env.PII_KEY, body.customer_id);
     logField(c, "customer_ref", ref);
-    const { preferences: current } = await readPreferences(c.env.DB, merchant.merchant_id, ref);
-    const merged = mergePreferences(current ?? DEFAULT_PREFERENCES, body);
+    const { preferences: stored, pendingDeletion } = await readPreferences(c.env.DB, merchant.merchant_id, ref);
+    // While a deletion is pending the stored row is hidden (API.md §3): the change is judged and
+    // answered as for a new customer, so no stored value leaks through the response.
+    const visible = pendingDeletion ? null : stored;
+    const merged = mergePreferences(visible ?? DEFAULT_PREFERENCES, body);
     const problems = preferenceProblems(body, merged, merchant.methods);
     if (problems.length > 0) throw validationError(problems);
 
-    const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, body, new Date().toISOString());
-    const crossChanged = current ? current.cross_merchant_consent !== saved.cross_merchant_consent : saved.cross_merchant_consent;
+    const now = new Date().toISOString();
+    // Still stored (an opt-out must always be recordable); consent is logged against the stored value.
+    const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, patchToStore(body, merged, pendingDeletion), now);
+    const crossChanged = stored ? stored.cross_merchant_consent !== saved.cross_merchant_consent : saved.cross_merchant_consent;
     await refreshCaches(c, merchant.merchant_id, ref, crossChanged);
-    return c.json({ updated: true as const, preferences: view(body.customer_id, merchant.merchant_id, saved) }, 200);
+    const answer = pendingDeletion ? asNewCustomer(body, merged, now) : saved;
+    return c.json({ updated: true as const, preferences: view(body.customer_id, merchant.merchant_id, answer) }, 200);
   });
 }

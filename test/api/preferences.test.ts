@@ -23,6 +23,8 @@ beforeAll(async () => {
 
 const get = (customerId: string) => api(shop.secretKey, `/v1/personalize/preferences?customer_id=${customerId}`);
 const put = (body: Record<string, unknown>) => api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify(body) });
+const del = (customerId: string) => api(shop.secretKey, `/v1/personalize/customers/${customerId}`, { method: "DELETE" });
+const restore = (customerId: string) => api(shop.secretKey, `/v1/personalize/customers/${customerId}/restore`, { method: "POST" });
 const consentRows = async (customerId: string) =>
   (await env.DB.prepare("SELECT consent_type, action FROM consent_log WHERE merchant_id = ? AND customer_ref = ? ORDER BY id").bind(shop.merchantId, await refOf(customerId)).all()).results;
 
@@ -115,6 +117,48 @@ describe("PUT /v1/personalize/preferences", () => {
     expect(a.error.details!.map((d) => d.path)).toContain("excluded_methods.1");
     const b = await expectError(await put({ customer_id: "v_2", excluded_methods: ["paypal"] }), 400, "VALIDATION_ERROR");
     expect(b.error.details!.map((d) => d.path)).toContain("excluded_methods.0");
+  });
+
+  it("while a deletion is pending: judged and answered as for a new customer, still stored, consent logged against the stored value", async () => {
+    const id = "gone_1";
+    expect((await put({ customer_id: id, personalization_enabled: false, default_method: "paypal", excluded_methods: ["klarna"] })).status).toBe(200);
+    const createdAt = "2025-06-01T10:00:00.000Z";
+    await env.DB.prepare("UPDATE preferences SET created_at = ? WHERE merchant_id = ? AND customer_ref = ?").bind(createdAt, shop.merchantId, await refOf(id)).run();
+    expect((await del(id)).status).toBe(202);
+
+    // klarna is excluded in the hidden row: judged against it, this would be a 400.
+    const res = await put({ customer_id: id, favorite_methods: ["klarna"] });
+    expect(res.status).toBe(200);
+    const { preferences } = await res.json<{ preferences: PrefsBody }>();
+    expect(preferences).toEqual({
+      customer_id: id, merchant_id: shop.merchantId, default_method: null, favorite_methods: ["klarna"], excluded_methods: [],
+      personalization_enabled: true, cross_merchant_consent: false, created_at: expect.stringMatching(/Z$/), updated_at: preferences.created_at, last_used_at: null,
+    });
+    expect(preferences.created_at).not.toBe(createdAt);
+    expect(await (await get(id)).json<PrefsBody>()).toMatchObject({ default_method: null, favorite_methods: [], personalization_enabled: true, created_at: null, updated_at: null });
+
+    // The stored value is false already: the opt-out is answered, and the consent log (proof of consent) does not repeat it.
+    const optOut = await (await put({ customer_id: id, personalization_enabled: false })).json<{ preferences: PrefsBody }>();
+    expect(optOut.preferences).toMatchObject({ personalization_enabled: false, default_method: null, favorite_methods: [], excluded_methods: [] });
+    expect(await consentRows(id)).toEqual([{ consent_type: "personalization", action: "revoked" }]);
+    await put({ customer_id: id, cross_merchant_consent: true });
+    expect(await consentRows(id)).toEqual([{ consent_type: "personalization", action: "revoked" }, { consent_type: "cross_merchant", action: "granted" }]);
+
+    // Stored all along: after a restore the method fields are the set that was validated, the flags what was sent.
+    expect((await restore(id)).status).toBe(200);
+    expect(await (await get(id)).json<PrefsBody>()).toMatchObject({
+      default_method: null, favorite_methods: ["klarna"], excluded_methods: [], personalization_enabled: false, cross_merchant_consent: true, created_at: createdAt,
+    });
+  });
+
+  it("while a deletion is pending, a change of consent alone leaves the hidden method preferences stored", async () => {
+    const id = "gone_2";
+    await put({ customer_id: id, default_method: "paypal", favorite_methods: ["paypal"] });
+    expect((await del(id)).status).toBe(202);
+    const { preferences } = await (await put({ customer_id: id, personalization_enabled: false })).json<{ preferences: PrefsBody }>();
+    expect(preferences).toMatchObject({ default_method: null, favorite_methods: [], personalization_enabled: false });
+    expect((await restore(id)).status).toBe(200);
+    expect(await (await get(id)).json<PrefsBody>()).toMatchObject({ default_method: "paypal", favorite_methods: ["paypal"], personalization_enabled: false });
   });
 
   it("requires customer_id, rejects bad JSON and another merchant's id", async () => {
