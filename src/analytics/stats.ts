@@ -99,7 +99,8 @@ export function median(values: number[]): number | null {
 /**
  * Time to pay is kept as a histogram of log-scale bins (1 % wide) so medians merge across hourly
  * and daily rollups: bin 0 holds ≤ 1 s, bin b ≥ 1 holds [1000·1.01^(b−1), 1000·1.01^b) ms.
- * The median of a histogram is its middle bin's geometric centre: within 0.5 % of the exact value.
+ * The median of a histogram is its middle bin's geometric centre: within 0.5 % of the exact value
+ * above 1 s (bin 0 reports 500 ms; no checkout is paid within a second of the decision).
  */
 const BIN_BASE = 1.01;
 const BIN_LOG = Math.log(BIN_BASE);

@@ -52,7 +52,8 @@ export const Timezone = z
   .string()
   .min(1)
   .max(64)
-  .regex(/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+){0,2}$|^UTC$/, "must be an IANA time zone name")
+  // IANA names: Europe/Amsterdam, America/Argentina/Buenos_Aires, Etc/GMT+5, EST5EDT, UTC.
+  .regex(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/, "must be an IANA time zone name")
   .openapi({ example: "Europe/Amsterdam" });
 
 export const Tier = z.enum(["starter", "growth", "scale"]);

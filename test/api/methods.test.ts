@@ -43,6 +43,11 @@ beforeAll(async () => {
 });
 
 describe("GET /v1/personalize/methods", () => {
+  it.each(["UTC", "EST5EDT", "Etc/GMT+5", "America/Argentina/Buenos_Aires", "America/Port-au-Prince"])("accepts the IANA time zone %s", async (timezone) => {
+    const body = await methods(shop, { customer_id: "tz_1", timezone });
+    expect(body.context.timezone).toBe(timezone);
+  });
+
   it("answers a new customer with the merchant's default order, no_history, a verifiable decision id and the context", async () => {
     const body = await methods(shop, { customer_id: "new_1", device_type: "desktop", country: "NL", currency: "EUR", timezone: "Europe/Amsterdam" });
     expect(body.personalized).toBe(false);
