@@ -1,14 +1,17 @@
 import { z } from "@hono/zod-openapi";
 import { recencyRef } from "../personalization/recency";
-import { Amount, Country, Currency, CustomerId, DeviceType, idOf128, MerchantId, MethodId, OfferId, Timestamp } from "./common";
+import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp } from "./common";
 
 /** An event may be reported up to 5 minutes early (clock skew) and up to 90 days late (retention). */
 export const MAX_FUTURE_MS = 5 * 60 * 1000;
 export const MAX_AGE_MS = 90 * 24 * 3600 * 1000;
 export const MAX_BATCH_EVENTS = 100;
 
-/** The client's idempotency key: same charset as customer ids, so it is safe in keys and logs. */
-export const EventId = idOf128("evt_8f14e45f");
+/**
+ * The client's idempotency key: 1–128 characters, any (API.md §2) — merchants' order ids carry
+ * `#`, `/` and spaces. It is only ever a bound SQL parameter and a JSON string, never a key format.
+ */
+export const EventId = z.string().min(1).max(128).openapi({ example: "order #1001" });
 
 /** Bounds checked against the clock at validation time (the edge, not the pure core). */
 const OccurredAt = Timestamp.superRefine((value, ctx) => {
