@@ -14,7 +14,11 @@ export interface RankOptions {
   baseUrl?: string;
   /** Give up after this many milliseconds (default 800). */
   timeoutMs?: number;
-  /** Explicit context; what is left out comes from the browser's request. */
+  /**
+   * Explicit context; what is left out comes from the browser's request. With a clientSecret the
+   * basket (amount, currency, and country when set) is the session's: repeat it or leave it out — a
+   * different value is a 400 (the page is then left untouched).
+   */
   context?: { device_type?: string; country?: string; amount?: number; currency?: string; timezone?: string };
 }
 
