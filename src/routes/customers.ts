@@ -34,7 +34,7 @@ const restoreCustomer = createRoute({
 const exportCustomer = createRoute({
   method: "get", path: "/v1/personalize/customers/{customer_id}/export", operationId: "exportCustomer", tags, security,
   summary: "Everything stored about a customer at this merchant (machine-readable)",
-  description: "Preferences, usage events, derived usage counts and the consent log. Works during the grace period; after the purge only the consent log remains.",
+  description: "Preferences, usage events, derived usage counts, the consent log, the raw analytics facts (decisions, conversions, offer impressions) and messages about the customer that could not be written yet. Works during the grace period; after the purge only the consent log remains.",
   request,
   responses: { 200: json(CustomerExport, "The customer's data"), ...errorResponses(...MERCHANT_ERRORS) },
 });
@@ -101,6 +101,9 @@ export function registerCustomersRoutes(app: App): void {
       usage_events: data.usage_events,
       usage_summary: data.usage_summary,
       consent_log: data.consent_log,
+      analytics: data.analytics,
+      // The export speaks the merchant's ids: the pseudonym inside a stored message body becomes the customer id.
+      undelivered_messages: data.undelivered_messages.map((l) => ({ ...l, body: l.body.replaceAll(ref, customer_id) })),
     } as z.infer<typeof CustomerExport>;
     return c.json(body, 200);
   });

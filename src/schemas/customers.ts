@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { ApiKeyQuery, Country, Currency, CustomerId, MerchantId, MethodId, Timestamp } from "./common";
+import { ApiKeyQuery, Country, Currency, CustomerId, MerchantId, MethodId, OfferId, Timestamp } from "./common";
 
 /** Customer data rights (API.md §3). */
 export const CustomerPath = z.strictObject({
@@ -68,6 +68,80 @@ const ExportedConsent = z
   })
   .openapi("ExportedConsent");
 
+const Arm = z.enum(["treatment", "holdout"]).nullable().openapi({ description: "The experiment arm the customer was in; null: the merchant runs no holdout" });
+const DecisionKey = z.string().openapi({ description: "Identifies one /methods answer: the last part of its decision_id (after the final '.')", example: "q3Vf0b9Xk2LmN8pR4tYw1A" });
+
+const ExportedDecision = z
+  .object({
+    decision_key: DecisionKey,
+    decided_at: Timestamp,
+    arm: Arm,
+    personalized: z.boolean(),
+    fallback_reason: z.string().nullable().openapi({ description: "Why the order was not personal (null when it was)" }),
+    ranked: z.array(MethodId).openapi({ description: "The methods in the order the answer gave them" }),
+    device_type: z.string().nullable(),
+    country: z.string().nullable(),
+    currency: z.string().nullable(),
+    cache: z.enum(["hit", "miss"]).nullable().openapi({ description: "Whether the customer's profile came from the cache" }),
+  })
+  .openapi("ExportedDecision", {
+    example: {
+      decision_key: "q3Vf0b9Xk2LmN8pR4tYw1A", decided_at: "2026-02-03T15:29:12.000Z", arm: "treatment", personalized: true, fallback_reason: null,
+      ranked: ["apple_pay", "visa", "paypal"], device_type: "mobile", country: "US", currency: "USD", cache: "hit",
+    },
+  });
+
+const ExportedConversion = z
+  .object({
+    decision_key: DecisionKey,
+    event_id: z.string().openapi({ description: "The usage event (payment) that converted the decision" }),
+    arm: Arm,
+    fallback_reason: z.string().nullable(),
+    method_id: MethodId,
+    rank: z.number().int().openapi({ description: "1-based rank of the paid method in the decision; 0: it was not in the list" }),
+    amount: z.number().int().nullable(),
+    currency: Currency.nullable(),
+    decided_at: Timestamp,
+    occurred_at: Timestamp,
+    ttp_bin: z.number().int().openapi({ description: "Time from decision to payment, as a log-scale bin: 0 ≤ 1 s, bin b ≥ 1 covers [1000·1.01^(b−1), 1000·1.01^b) ms" }),
+  })
+  .openapi("ExportedConversion", {
+    example: {
+      decision_key: "q3Vf0b9Xk2LmN8pR4tYw1A", event_id: "order_1001", arm: "treatment", fallback_reason: null, method_id: "apple_pay", rank: 1,
+      amount: 4999, currency: "USD", decided_at: "2026-02-03T15:29:12.000Z", occurred_at: "2026-02-03T15:30:00.000Z", ttp_bin: 390,
+    },
+  });
+
+const ExportedOfferImpression = z
+  .object({
+    impression_id: z.string().openapi({ description: "Identifies one /offers answer; the offers it showed share it" }),
+    offer_id: OfferId,
+    shown_at: Timestamp,
+  })
+  .openapi("ExportedOfferImpression", { example: { impression_id: "imp_7fQ2mZ9cK1xB", offer_id: "applepay_5off", shown_at: "2026-02-03T15:29:12.000Z" } });
+
+const ExportedAnalytics = z
+  .object({
+    decisions: z.array(ExportedDecision).openapi({ description: "/methods answers given for the customer, oldest first (kept 90 days)" }),
+    conversions: z.array(ExportedConversion).openapi({ description: "Payments attributed to one of those answers, oldest first (kept 90 days)" }),
+    offer_impressions: z.array(ExportedOfferImpression).openapi({ description: "Offers shown to the customer, one row per offer, oldest first (kept 90 days)" }),
+  })
+  .openapi("ExportedAnalytics");
+
+const ExportedDeadLetter = z
+  .object({
+    queue: z.enum(["feedback", "analytics"]).openapi({ description: "The queue the message was on" }),
+    received_at: Timestamp,
+    truncated: z.boolean().openapi({ description: "true: body is cut at its size cap (or was not JSON), not the whole message" }),
+    body: z.string().openapi({ description: "The message as JSON text; where it held the customer's pseudonym (customer_ref) it shows your customer_id" }),
+  })
+  .openapi("ExportedUndeliveredMessage", {
+    example: {
+      queue: "feedback", received_at: "2026-02-03T15:35:00.000Z", truncated: false,
+      body: '{"v":1,"merchant_id":"m_demo","customer_ref":"cus_123","event_id":"order_1001","method_id":"apple_pay","amount":4999,"currency":"USD","occurred_at":"2026-02-03T15:30:00.000Z"}',
+    },
+  });
+
 export const CustomerExport = z
   .object({
     customer_id: CustomerId,
@@ -81,6 +155,10 @@ export const CustomerExport = z
     usage_events: z.array(ExportedUsageEvent).openapi({ description: "Payments reported through feedback (kept 90 days), oldest first" }),
     usage_summary: z.array(ExportedUsageSummary).openapi({ description: "Per-method counts derived from usage events, which scoring reads" }),
     consent_log: z.array(ExportedConsent).openapi({ description: "Consent changes, oldest first (kept 3 years)" }),
+    analytics: ExportedAnalytics.openapi({ description: "The raw experiment facts recorded about the customer (the merchant's reports only hold counts)" }),
+    undelivered_messages: z.array(ExportedDeadLetter).openapi({
+      description: "Feedback and analytics messages about the customer that could not be written (dead letters), oldest first, until ops re-drive (then they show above) or discard them",
+    }),
   })
   .openapi("CustomerExport", {
     example: {
@@ -93,5 +171,7 @@ export const CustomerExport = z
       usage_events: [],
       usage_summary: [],
       consent_log: [],
+      analytics: { decisions: [], conversions: [], offer_impressions: [] },
+      undelivered_messages: [],
     },
   });

@@ -18,6 +18,54 @@ export interface ExportedConsent {
   timestamp: string;
 }
 
+/** One /methods answer given for the customer (analytics_decisions), without its keys. */
+export interface ExportedDecision {
+  decision_key: string;
+  decided_at: string;
+  arm: "treatment" | "holdout" | null;
+  personalized: boolean;
+  fallback_reason: string | null;
+  ranked: string[];
+  device_type: string | null;
+  country: string | null;
+  currency: string | null;
+  cache: "hit" | "miss" | null;
+}
+
+/** A payment attributed to a decision (analytics_conversions), without its keys. */
+export interface ExportedConversion {
+  decision_key: string;
+  event_id: string;
+  arm: "treatment" | "holdout" | null;
+  fallback_reason: string | null;
+  method_id: string;
+  rank: number;
+  amount: number | null;
+  currency: string | null;
+  decided_at: string;
+  occurred_at: string;
+  ttp_bin: number;
+}
+
+/** An offer shown to the customer (analytics_offer_impressions), without its keys. */
+export interface ExportedOfferImpression {
+  impression_id: string;
+  offer_id: string;
+  shown_at: string;
+}
+
+/**
+ * A feedback or analytics message about the customer that could not be written (dead_letters,
+ * migration 0007), kept until ops re-drive or discard it. `body` is the message's JSON text; it
+ * holds the pseudonym, which the route replaces with the merchant's own customer id.
+ */
+export interface ExportedDeadLetter {
+  queue: "feedback" | "analytics";
+  received_at: string;
+  truncated: boolean;
+  body: string;
+}
+
 /** Everything stored about one customer at one merchant (API.md §3), read in one D1 batch. */
 export interface CustomerData {
   deletion: DeletionState | null;
@@ -25,11 +73,39 @@ export interface CustomerData {
   usage_events: ExportedUsageEvent[];
   usage_summary: ExportedUsageSummary[];
   consent_log: ExportedConsent[];
+  analytics: { decisions: ExportedDecision[]; conversions: ExportedConversion[]; offer_impressions: ExportedOfferImpression[] };
+  undelivered_messages: ExportedDeadLetter[];
+}
+
+/**
+ * Where each table holding `customer_ref` shows in the export (a path of the response body).
+ * test/api/lifecycle.test.ts fails for a customer table that is in neither this list nor NOT_EXPORTED.
+ */
+export const EXPORTED_TABLES = {
+  preferences: "preferences",
+  usage_events: "usage_events",
+  method_stats: "usage_summary",
+  consent_log: "consent_log",
+  customer_deletions: "purge_after",
+  analytics_decisions: "analytics.decisions",
+  analytics_conversions: "analytics.conversions",
+  analytics_offer_impressions: "analytics.offer_impressions",
+  dead_letters: "undelivered_messages",
+} as const;
+
+/** Customer tables left out of the export on purpose, and why. */
+export const NOT_EXPORTED: Record<string, string> = {
+  data_rights_audit: "the merchant's record of who requested a deletion, restore or export and when (key ids, request ids), not the customer's data",
+};
+
+interface DecisionRow extends Omit<ExportedDecision, "personalized" | "ranked"> {
+  personalized: number;
+  ranked: string;
 }
 
 export async function readCustomerData(db: D1Database, merchantId: string, customerRef: string): Promise<CustomerData> {
   const bind = (sql: string) => db.prepare(sql).bind(merchantId, customerRef);
-  const [deletion, prefs, events, stats, consent] = await db.batch<unknown>([
+  const [deletion, prefs, events, stats, consent, decisions, conversions, impressions, letters] = await db.batch<unknown>([
     bind("SELECT status, requested_at, purge_after, purged_at FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?"),
     bind(`SELECT ${PREFERENCE_COLUMNS} FROM preferences WHERE merchant_id = ? AND customer_ref = ?`),
     bind(
@@ -38,6 +114,20 @@ export async function readCustomerData(db: D1Database, merchantId: string, custo
     ),
     bind("SELECT bucket, method_id, uses, last_used_at FROM method_stats WHERE merchant_id = ? AND customer_ref = ? ORDER BY bucket, method_id"),
     bind("SELECT consent_type, action, created_at AS timestamp FROM consent_log WHERE merchant_id = ? AND customer_ref = ? ORDER BY id"),
+    bind(
+      `SELECT decision_key, decided_at, arm, personalized, fallback_reason, ranked, device_type, country, currency, cache
+       FROM analytics_decisions WHERE merchant_id = ? AND customer_ref = ? ORDER BY decided_at, decision_key`,
+    ),
+    bind(
+      `SELECT decision_key, event_id, arm, fallback_reason, method_id, rank, amount, currency, decided_at, occurred_at, ttp_bin
+       FROM analytics_conversions WHERE merchant_id = ? AND customer_ref = ? ORDER BY occurred_at, decision_key`,
+    ),
+    bind(
+      `SELECT impression_id, offer_id, shown_at FROM analytics_offer_impressions
+       WHERE merchant_id = ? AND customer_ref = ? ORDER BY shown_at, impression_id, offer_id`,
+    ),
+    // Only letters that name this merchant: one whose body named none cannot be told to be this merchant's.
+    bind("SELECT queue, received_at, truncated, body FROM dead_letters WHERE merchant_id = ? AND customer_ref = ? ORDER BY id"),
   ]);
   const prefRow = prefs!.results[0] as PreferenceRow | undefined;
   return {
@@ -46,5 +136,11 @@ export async function readCustomerData(db: D1Database, merchantId: string, custo
     usage_events: events!.results as ExportedUsageEvent[],
     usage_summary: stats!.results as ExportedUsageSummary[],
     consent_log: consent!.results as ExportedConsent[],
+    analytics: {
+      decisions: (decisions!.results as DecisionRow[]).map((d) => ({ ...d, personalized: d.personalized === 1, ranked: JSON.parse(d.ranked) as string[] })),
+      conversions: conversions!.results as ExportedConversion[],
+      offer_impressions: impressions!.results as ExportedOfferImpression[],
+    },
+    undelivered_messages: (letters!.results as (Omit<ExportedDeadLetter, "truncated"> & { truncated: number })[]).map((l) => ({ ...l, truncated: l.truncated === 1 })),
   };
 }

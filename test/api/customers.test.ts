@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { purgeDueCustomers } from "../../src/jobs/purge";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
-import { customerRowCounts, DAY_MS, refOf, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
+import { customerRowCounts, DAY_MS, refOf, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
 import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
 const path = (id: string, suffix = "") => `/v1/personalize/customers/${encodeURIComponent(id)}${suffix}`;
@@ -19,6 +19,8 @@ interface ExportBody {
   usage_events: { method_id: string; amount: number; occurred_at: string }[];
   usage_summary: { bucket: string; method_id: string; uses: number }[];
   consent_log: { consent_type: string; action: string; timestamp: string }[];
+  analytics: { decisions: Record<string, unknown>[]; conversions: Record<string, unknown>[]; offer_impressions: Record<string, unknown>[] };
+  undelivered_messages: { queue: string; received_at: string; truncated: boolean; body: string }[];
 }
 
 async function auditActions(m: TestMerchant, id: string): Promise<{ action: string; actor: string }[]> {
@@ -202,6 +204,12 @@ describe("GET /v1/personalize/customers/{customer_id}/export", () => {
     await seedEvent(a.merchantId, id, { method_id: "paypal", amount: 5000, occurred_at: new Date(Date.now() - DAY_MS).toISOString() });
     await seedConsent(a.merchantId, id);
     await seedEvent(b.merchantId, id, { method_id: "klarna" }); // another merchant's data: never exported here
+    await seedAnalytics(a.merchantId, id);
+    await seedAnalytics(b.merchantId, id); // the same customer's analytics at another merchant
+    await seedAnalytics(a.merchantId, "cus_export_neighbour"); // another customer at this merchant
+    await seedDeadLetter(a.merchantId, id);
+    await seedDeadLetter(b.merchantId, id);
+    await seedDeadLetter(null, id); // a letter whose body named no merchant: cannot be told to be A's
 
     const res = await exportOf(a, id);
     expect(res.status).toBe(200);
@@ -215,7 +223,24 @@ describe("GET /v1/personalize/customers/{customer_id}/export", () => {
     expect(body.usage_events.map((e) => [e.method_id, e.amount])).toEqual([["ideal", 1999], ["paypal", 5000]]);
     expect(body.usage_summary.filter((s) => s.bucket === "*").map((s) => s.method_id).sort()).toEqual(["ideal", "paypal"]);
     expect(body.consent_log).toEqual([{ consent_type: "personalization", action: "granted", timestamp: expect.any(String) }]);
-    expect(JSON.stringify(body)).not.toContain("customer_ref");
+    // The raw analytics facts (migration 0005), every column but the merchant and the pseudonym.
+    const [decision] = body.analytics.decisions;
+    expect(body.analytics.decisions).toEqual([{
+      decision_key: expect.stringMatching(/^dk_/), decided_at: expect.stringMatching(/Z$/), arm: "treatment", personalized: true, fallback_reason: null,
+      ranked: ["visa"], device_type: "mobile", country: "NL", currency: "EUR", cache: "miss",
+    }]);
+    expect(body.analytics.conversions).toEqual([{
+      decision_key: decision!.decision_key, event_id: `evt_${String(decision!.decision_key)}`, arm: "treatment", fallback_reason: null, method_id: "visa", rank: 1,
+      amount: 100, currency: "EUR", decided_at: expect.stringMatching(/Z$/), occurred_at: expect.stringMatching(/Z$/), ttp_bin: 3,
+    }]);
+    expect(body.analytics.offer_impressions).toEqual([{ impression_id: `imp_${String(decision!.decision_key)}`, offer_id: "offer_a", shown_at: expect.stringMatching(/Z$/) }]);
+    // A message that could not be written yet, with the pseudonym replaced by the merchant's own id.
+    expect(body.undelivered_messages).toHaveLength(1);
+    expect(body.undelivered_messages[0]).toMatchObject({ queue: "feedback", truncated: false, received_at: expect.stringMatching(/Z$/) });
+    expect(JSON.parse(body.undelivered_messages[0]!.body)).toMatchObject({ merchant_id: a.merchantId, customer_ref: id, method_id: "paypal" });
+    expect(JSON.stringify({ ...body, undelivered_messages: [] })).not.toContain("customer_ref");
+    expect(JSON.stringify(body)).not.toContain(await refOf(id));
+    expect(JSON.stringify(body)).not.toContain(b.merchantId);
     expect((await auditActions(a, id)).map((r) => r.action)).toEqual(["export"]);
   });
 
@@ -224,12 +249,16 @@ describe("GET /v1/personalize/customers/{customer_id}/export", () => {
     await seedPreferences(a.merchantId, id);
     await seedEvent(a.merchantId, id);
     await seedConsent(a.merchantId, id);
+    await seedAnalytics(a.merchantId, id);
+    await seedDeadLetter(a.merchantId, id);
     const { purge_after } = await (await del(a, id)).json<{ purge_after: string }>();
     const pending = await (await exportOf(a, id)).json<ExportBody>();
     expect(pending.status).toBe("pending_deletion");
     expect(pending.purge_after).toBe(purge_after);
     expect(pending.usage_events).toHaveLength(1);
     expect(pending.preferences).not.toBeNull();
+    expect(pending.analytics.decisions).toHaveLength(1);
+    expect(pending.undelivered_messages).toHaveLength(1);
 
     await purgeDueCustomers(env, new Date(Date.parse(purge_after) + 1000));
     const purged = await (await exportOf(a, id)).json<ExportBody>();
@@ -238,11 +267,15 @@ describe("GET /v1/personalize/customers/{customer_id}/export", () => {
     expect(purged.usage_events).toEqual([]);
     expect(purged.usage_summary).toEqual([]);
     expect(purged.consent_log).toHaveLength(1);
+    expect(purged.analytics).toEqual({ decisions: [], conversions: [], offer_impressions: [] });
+    expect(purged.undelivered_messages).toEqual([]);
   });
 
   it("an unknown customer exports as empty (nothing is stored)", async () => {
     const body = await (await exportOf(a, "cus_nobody")).json<ExportBody>();
     expect(body).toMatchObject({ customer_id: "cus_nobody", status: "active", preferences: null, usage_events: [], usage_summary: [], consent_log: [] });
+    expect(body.analytics).toEqual({ decisions: [], conversions: [], offer_impressions: [] });
+    expect(body.undelivered_messages).toEqual([]);
   });
 });
 

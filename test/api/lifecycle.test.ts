@@ -5,8 +5,9 @@ import { purgeDueCustomers } from "../../src/jobs/purge";
 import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/retention";
 import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, runScheduled } from "../../src/jobs/scheduled";
 import { CUSTOMER_DATA_TABLES, KEPT_AFTER_PURGE } from "../../src/storage/deletions";
+import { EXPORTED_TABLES, NOT_EXPORTED } from "../../src/storage/export";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
-import { customerTables, DAY_MS, iso, refOf, rowsFor, seedAnalytics, seedConsent, seedEvent, seedPreferences } from "../helpers/customerData";
+import { customerTables, DAY_MS, iso, refOf, rowsFor, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 
 /** Runs the worker's own `scheduled` export, as the cron trigger would. */
@@ -22,6 +23,7 @@ async function seedCustomer(m: TestMerchant, id: string): Promise<void> {
   await seedEvent(m.merchantId, id, { method_id: "ideal", device_type: "desktop" });
   await seedConsent(m.merchantId, id);
   await seedAnalytics(m.merchantId, id);
+  await seedDeadLetter(m.merchantId, id);
 }
 
 async function tableCounts(m: TestMerchant, id: string): Promise<Record<string, number>> {
@@ -67,6 +69,33 @@ describe("bounded work per run", () => {
     const second = await purgeDueCustomers(env, at, { chunk: 2, maxRounds: 5 });
     expect(second).toMatchObject({ customers_purged: 1, unfinished: 0 });
     expect(await rowsFor("usage_events", m.merchantId, id)).toBe(0);
+  });
+});
+
+describe("export covers every customer table (API.md §3: everything stored about the customer)", () => {
+  it("names, for every table that holds customer_ref, where it shows in the export or why it is left out", async () => {
+    const listed = new Set([...Object.keys(EXPORTED_TABLES), ...Object.keys(NOT_EXPORTED)]);
+    const missing = (await customerTables()).filter((t) => !listed.has(t));
+    // A table listed here needs a line in EXPORTED_TABLES (src/storage/export.ts) and its rows in the export.
+    expect(missing).toEqual([]);
+  });
+
+  it("exports every row of each of those tables for a customer who has rows in all of them", async () => {
+    const m = await createMerchant();
+    const id = "cus_export_everything";
+    await seedCustomer(m, id);
+    await deleteCustomer(m, id); // customer_deletions gets its row; the export still answers during the grace period
+    const counts = await tableCounts(m, id);
+    const res = await api(m.secretKey, `/v1/personalize/customers/${id}/export`);
+    expect(res.status).toBe(200);
+    const body = await res.json<Record<string, unknown>>();
+    for (const [table, path] of Object.entries(EXPORTED_TABLES)) {
+      // A new customer table needs a row from seedCustomer (test/helpers/customerData.ts) for this to mean anything.
+      expect({ table, seeded: counts[table]! > 0 }).toEqual({ table, seeded: true });
+      const value = path.split(".").reduce<unknown>((v, key) => (v as Record<string, unknown> | null)?.[key], body);
+      const exported = Array.isArray(value) ? value.length : value === null || value === undefined ? 0 : 1;
+      expect({ table, path, exported }).toEqual({ table, path, exported: Array.isArray(value) ? counts[table] : 1 });
+    }
   });
 });
 

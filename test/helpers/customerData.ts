@@ -112,3 +112,14 @@ export async function seedAnalytics(merchantId: string, customerId: string): Pro
     env.DB.prepare("INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at) VALUES (?, ?, 'offer_a', ?, ?)").bind(merchantId, `imp_${key}`, ref, at),
   ]);
 }
+
+/** A feedback message about this customer that the queue gave up on, stored by the dead-letter consumer (migration 0007). */
+export async function seedDeadLetter(merchantId: string | null, customerId: string): Promise<void> {
+  seq += 1;
+  const ref = await refOf(customerId);
+  const at = new Date().toISOString();
+  const body = JSON.stringify({ v: 1, merchant_id: merchantId, customer_ref: ref, event_id: `evt_dead_${seq}`, method_id: "paypal", occurred_at: at });
+  await env.DB.prepare(
+    "INSERT INTO dead_letters (queue, message_id, merchant_id, customer_ref, body, truncated, attempts, received_at) VALUES ('feedback', ?, ?, ?, ?, 0, 6, ?)",
+  ).bind(`dlq_${seq}_${Date.now()}`, merchantId, ref, body, at).run();
+}
