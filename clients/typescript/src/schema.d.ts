@@ -309,7 +309,7 @@ export interface paths {
         };
         /**
          * Everything stored about a customer at this merchant (machine-readable)
-         * @description Preferences, usage events, derived usage counts and the consent log. Works during the grace period; after the purge only the consent log remains.
+         * @description Preferences, usage events, derived usage counts, the consent log, the raw analytics facts (decisions, conversions, offer impressions) and messages about the customer that could not be written yet. Works during the grace period; after the purge only the consent log remains.
          */
         get: operations["exportCustomer"];
         put?: never;
@@ -422,12 +422,11 @@ export interface components {
          */
         Health: {
             /** @enum {string} */
-            status: "ok" | "degraded";
+            status: "ok";
             checks?: {
                 [key: string]: {
                     ok: boolean;
                     latency_ms: number;
-                    error?: string;
                 };
             };
         };
@@ -1120,7 +1119,7 @@ export interface components {
             location_country?: string;
             /**
              * @description Idempotency key: the same (merchant, event_id) is stored once
-             * @example evt_8f14e45f
+             * @example order #1001
              */
             event_id?: string;
             /**
@@ -1209,7 +1208,13 @@ export interface components {
          *       "preferences": null,
          *       "usage_events": [],
          *       "usage_summary": [],
-         *       "consent_log": []
+         *       "consent_log": [],
+         *       "analytics": {
+         *         "decisions": [],
+         *         "conversions": [],
+         *         "offer_impressions": []
+         *       },
+         *       "undelivered_messages": []
          *     }
          */
         CustomerExport: {
@@ -1233,6 +1238,9 @@ export interface components {
             usage_summary: components["schemas"]["ExportedUsageSummary"][];
             /** @description Consent changes, oldest first (kept 3 years) */
             consent_log: components["schemas"]["ExportedConsent"][];
+            analytics: components["schemas"]["ExportedAnalytics"];
+            /** @description Feedback and analytics messages about the customer that could not be written (dead letters), oldest first, until ops re-drive (then they show above) or discard them */
+            undelivered_messages: components["schemas"]["ExportedUndeliveredMessage"][];
         };
         /** @description null when none are stored */
         ExportedPreferences: {
@@ -1282,6 +1290,139 @@ export interface components {
             action: "granted" | "revoked";
             /** @example 2026-02-03T15:30:00Z */
             timestamp: string;
+        };
+        /** @description The raw experiment facts recorded about the customer (the merchant's reports only hold counts) */
+        ExportedAnalytics: {
+            /** @description /methods answers given for the customer, oldest first (kept 90 days) */
+            decisions: components["schemas"]["ExportedDecision"][];
+            /** @description Payments attributed to one of those answers, oldest first (kept 90 days) */
+            conversions: components["schemas"]["ExportedConversion"][];
+            /** @description Offers shown to the customer, one row per offer, oldest first (kept 90 days) */
+            offer_impressions: components["schemas"]["ExportedOfferImpression"][];
+        };
+        /**
+         * @example {
+         *       "decision_key": "q3Vf0b9Xk2LmN8pR4tYw1A",
+         *       "decided_at": "2026-02-03T15:29:12.000Z",
+         *       "arm": "treatment",
+         *       "personalized": true,
+         *       "fallback_reason": null,
+         *       "ranked": [
+         *         "apple_pay",
+         *         "visa",
+         *         "paypal"
+         *       ],
+         *       "device_type": "mobile",
+         *       "country": "US",
+         *       "currency": "USD",
+         *       "cache": "hit"
+         *     }
+         */
+        ExportedDecision: {
+            /**
+             * @description Identifies one /methods answer: the last part of its decision_id (after the final '.')
+             * @example q3Vf0b9Xk2LmN8pR4tYw1A
+             */
+            decision_key: string;
+            /** @example 2026-02-03T15:30:00Z */
+            decided_at: string;
+            /**
+             * @description The experiment arm the customer was in; null: the merchant runs no holdout
+             * @enum {string|null}
+             */
+            arm: "treatment" | "holdout" | null;
+            personalized: boolean;
+            /** @description Why the order was not personal (null when it was) */
+            fallback_reason: string | null;
+            /** @description The methods in the order the answer gave them */
+            ranked: string[];
+            device_type: string | null;
+            country: string | null;
+            currency: string | null;
+            /**
+             * @description Whether the customer's profile came from the cache
+             * @enum {string|null}
+             */
+            cache: "hit" | "miss" | null;
+        };
+        /**
+         * @example {
+         *       "decision_key": "q3Vf0b9Xk2LmN8pR4tYw1A",
+         *       "event_id": "order_1001",
+         *       "arm": "treatment",
+         *       "fallback_reason": null,
+         *       "method_id": "apple_pay",
+         *       "rank": 1,
+         *       "amount": 4999,
+         *       "currency": "USD",
+         *       "decided_at": "2026-02-03T15:29:12.000Z",
+         *       "occurred_at": "2026-02-03T15:30:00.000Z",
+         *       "ttp_bin": 390
+         *     }
+         */
+        ExportedConversion: {
+            /**
+             * @description Identifies one /methods answer: the last part of its decision_id (after the final '.')
+             * @example q3Vf0b9Xk2LmN8pR4tYw1A
+             */
+            decision_key: string;
+            /** @description The usage event (payment) that converted the decision */
+            event_id: string;
+            /**
+             * @description The experiment arm the customer was in; null: the merchant runs no holdout
+             * @enum {string|null}
+             */
+            arm: "treatment" | "holdout" | null;
+            fallback_reason: string | null;
+            /** @example apple_pay */
+            method_id: string;
+            /** @description 1-based rank of the paid method in the decision; 0: it was not in the list */
+            rank: number;
+            amount: number | null;
+            /** @example USD */
+            currency: string | null;
+            /** @example 2026-02-03T15:30:00Z */
+            decided_at: string;
+            /** @example 2026-02-03T15:30:00Z */
+            occurred_at: string;
+            /** @description Time from decision to payment, as a log-scale bin: 0 ≤ 1 s, bin b ≥ 1 covers [1000·1.01^(b−1), 1000·1.01^b) ms */
+            ttp_bin: number;
+        };
+        /**
+         * @example {
+         *       "impression_id": "imp_7fQ2mZ9cK1xB",
+         *       "offer_id": "applepay_5off",
+         *       "shown_at": "2026-02-03T15:29:12.000Z"
+         *     }
+         */
+        ExportedOfferImpression: {
+            /** @description Identifies one /offers answer; the offers it showed share it */
+            impression_id: string;
+            /** @example applepay_5off */
+            offer_id: string;
+            /** @example 2026-02-03T15:30:00Z */
+            shown_at: string;
+        };
+        /**
+         * @example {
+         *       "queue": "feedback",
+         *       "received_at": "2026-02-03T15:35:00.000Z",
+         *       "truncated": false,
+         *       "body": "{\"v\":1,\"merchant_id\":\"m_demo\",\"customer_ref\":\"cus_123\",\"event_id\":\"order_1001\",\"method_id\":\"apple_pay\",\"amount\":4999,\"currency\":\"USD\",\"occurred_at\":\"2026-02-03T15:30:00.000Z\"}"
+         *     }
+         */
+        ExportedUndeliveredMessage: {
+            /**
+             * @description The queue the message was on
+             * @enum {string}
+             */
+            queue: "feedback" | "analytics";
+            /** @example 2026-02-03T15:30:00Z */
+            received_at: string;
+            /** @description true: body is cut at its size cap (or was not JSON), not the whole message */
+            truncated: boolean;
+            /** @description The message as JSON text; where it held the customer's pseudonym (customer_ref) it shows your customer_id */
+            body: string;
         };
         /**
          * @example {
@@ -1629,14 +1770,14 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description A dependency failed (named in checks) */
+            /** @description A dependency is unavailable; retry: `UNAVAILABLE` */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Health"];
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2863,7 +3004,11 @@ export interface operations {
     };
     putPreferences: {
         parameters: {
-            query?: never;
+            query?: {
+                merchant_id?: string;
+                /** @description API key (headers preferred) */
+                api_key?: string;
+            };
             header?: {
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
@@ -4158,6 +4303,16 @@ export interface operations {
                     "application/json": components["schemas"]["OpenApiDocument"];
                 };
             };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getApiReference: {
@@ -4183,6 +4338,16 @@ export interface operations {
                 };
                 content: {
                     "text/html": string;
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
