@@ -1,6 +1,7 @@
 import { SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, createMerchant, recordedFetch, type TestMerchant } from "../helpers/fixtures";
+import { createMerchant, recordedFetch, type TestMerchant } from "../helpers/fixtures";
+import { concretePath, credentials, loadOperations, type Operation } from "../helpers/operations";
 
 /**
  * Hostile input against every documented operation, driven by the worker's own OpenAPI document:
@@ -10,18 +11,6 @@ import { ADMIN_TOKEN, createMerchant, recordedFetch, type TestMerchant } from ".
  * contract's error format — never a 5xx, never an HTML or empty error. The answers are also checked
  * against the OpenAPI document after the file (test/helpers/setup.ts), so an undocumented status fails too.
  */
-
-interface Parameter {
-  name: string;
-  in: "query" | "path" | "header";
-}
-interface Operation {
-  method: string;
-  path: string;
-  parameters: Parameter[];
-  example: Record<string, unknown> | null;
-  admin: boolean;
-}
 
 const STRINGS = ["", " ", "x".repeat(3000), "-1", "0", "1e400", "NaN", "Infinity", "12.5", "null", "true", "[]", "{}", "\u0000", "\u202e😀", "<script>alert(1)</script>", "' OR 1=1 --", "%", "../../etc/passwd"];
 const VALUES: unknown[] = [null, true, -1, 0, 1.5, 1e308, -1e308, "", "x".repeat(10_000), "\u0000😀", [], [1, "a", null], {}, { a: { b: [] } }, Array.from({ length: 2000 }, () => "visa")];
@@ -33,50 +22,14 @@ const problems: string[] = [];
 
 beforeAll(async () => {
   merchant = await createMerchant({ rate_limit: { requests_per_hour: 10_000_000, burst: 1_000_000 } });
-  const doc = (await (await SELF.fetch("https://api.test/v1/openapi.json")).json()) as OpenApiDoc;
-  operations = listOperations(doc);
+  operations = await loadOperations();
 });
 
-interface OpenApiDoc {
-  paths: Record<string, Record<string, { parameters?: ({ $ref: string } | Parameter)[]; requestBody?: { content: Record<string, { schema: { $ref?: string; example?: unknown } }> }; security?: Record<string, unknown>[] }>>;
-  components: { schemas: Record<string, { example?: unknown }>; parameters?: Record<string, Parameter> };
-}
-
-function listOperations(doc: OpenApiDoc): Operation[] {
-  const resolve = <T>(x: T | { $ref: string }): T => {
-    if (typeof x === "object" && x !== null && "$ref" in x) {
-      const [, , kind, name] = x.$ref.split("/");
-      return (doc.components as unknown as Record<string, Record<string, T>>)[kind!]![name!]!;
-    }
-    return x as T;
-  };
-  const out: Operation[] = [];
-  for (const [path, ops] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(ops)) {
-      if (!["get", "post", "put", "patch", "delete"].includes(method)) continue;
-      const schema = op.requestBody?.content["application/json"]?.schema;
-      const example = schema ? (resolve<{ example?: unknown }>(schema as { $ref: string }).example ?? null) : null;
-      out.push({
-        method: method.toUpperCase(),
-        path,
-        parameters: (op.parameters ?? []).map((p) => resolve<Parameter>(p)),
-        example: example as Record<string, unknown> | null,
-        admin: (op.security ?? []).some((s) => "AdminToken" in s),
-      });
-    }
-  }
-  return out;
-}
-
 /** A valid value for each path parameter, so that only the value under test is wrong. */
-function validPath(path: string): string {
-  return path.replace("{merchant_id}", merchant.merchantId).replace("{key_id}", "key_doesnotexist").replace("{customer_id}", "cus_fuzz");
-}
+const validPath = (path: string) => concretePath(path, merchant, "cus_fuzz");
 
 async function send(op: Operation, url: string, body?: string, label = ""): Promise<void> {
-  const headers = new Headers({ "Content-Type": "application/json" });
-  if (op.admin) headers.set("Authorization", `Bearer ${ADMIN_TOKEN}`);
-  else headers.set("X-API-Key", merchant.secretKey);
+  const headers = new Headers({ "Content-Type": "application/json", ...credentials(op, merchant) });
   const init: RequestInit = { method: op.method, headers };
   if (body !== undefined && op.method !== "GET") init.body = body;
   const res = await recordedFetch(url, init);
@@ -156,7 +109,7 @@ describe("hostile input never gets a 5xx or a malformed error", () => {
   it("bodies that are not JSON, or not UTF-8", async () => {
     const latin1 = new Uint8Array([...'{"customer_id":"cus_'].map((ch) => ch.charCodeAt(0)).concat([0xe9, 0x22, 0x7d])); // {"customer_id":"cus_é"} in Latin-1
     for (const op of operations.filter((o) => o.method !== "GET" && o.method !== "DELETE")) {
-      const headers = new Headers(op.admin ? { Authorization: `Bearer ${ADMIN_TOKEN}` } : { "X-API-Key": merchant.secretKey });
+      const headers = new Headers(credentials(op, merchant));
       for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
         headers.set("Content-Type", type);
         const res = await SELF.fetch(`https://api.test${validPath(op.path)}`, { method: op.method, headers, body: bodyOf(op) ?? "{}" });

@@ -1,6 +1,6 @@
-import { SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, createMerchant, type ErrorJson, recordedFetch, type TestMerchant } from "../helpers/fixtures";
+import { createMerchant, type ErrorJson, recordedFetch, type TestMerchant } from "../helpers/fixtures";
+import { concretePath, credentials, loadOperations, type Operation } from "../helpers/operations";
 
 /**
  * API.md §1: "unknown query parameters of a route are rejected (400)", on every route. Driven by the
@@ -12,91 +12,20 @@ import { ADMIN_TOKEN, createMerchant, type ErrorJson, recordedFetch, type TestMe
  * (test/helpers/setup.ts), so the 400 must be documented on every operation.
  */
 
-interface Schema {
-  $ref?: string;
-  example?: unknown;
-  enum?: unknown[];
-  default?: unknown;
-}
-interface Parameter {
-  name: string;
-  in: "query" | "path" | "header";
-  required?: boolean;
-  example?: unknown;
-  schema?: Schema;
-}
-interface DocOperation {
-  parameters?: (Parameter | { $ref: string })[];
-  requestBody?: { required?: boolean; content: Record<string, { schema: Schema }> };
-  security?: Record<string, unknown>[];
-}
-interface OpenApiDoc {
-  paths: Record<string, Record<string, DocOperation>>;
-  components: Record<string, Record<string, unknown>>;
-}
-interface Operation {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  body: string | undefined;
-  admin: boolean;
-}
-
 let merchant: TestMerchant;
 let operations: Operation[] = [];
 
 beforeAll(async () => {
   merchant = await createMerchant({ rate_limit: { requests_per_hour: 1_000_000, burst: 100_000 } });
-  const res = await SELF.fetch("https://api.test/v1/openapi.json");
-  expect(res.status).toBe(200);
-  operations = listOperations((await res.json()) as OpenApiDoc);
+  operations = await loadOperations();
 });
 
-function listOperations(doc: OpenApiDoc): Operation[] {
-  const resolve = <T>(x: T | { $ref: string }): T => {
-    if (typeof x === "object" && x !== null && "$ref" in x && typeof x.$ref === "string") {
-      const [, , kind, name] = x.$ref.split("/");
-      return doc.components[kind!]![name!] as T;
-    }
-    return x as T;
-  };
-  const out: Operation[] = [];
-  for (const [path, item] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      if (!["get", "post", "put", "patch", "delete"].includes(method)) continue;
-      const query: Record<string, string> = {};
-      for (const p of (op.parameters ?? []).map((x) => resolve<Parameter>(x))) {
-        // customer_id is optional on /methods and /offers only for a browser with a checkout session; a secret key names the customer.
-        if (p.in !== "query" || !(p.required || p.name === "customer_id")) continue;
-        const schema = p.schema ? resolve<Schema>(p.schema) : {};
-        query[p.name] = String(p.example ?? schema.example ?? schema.enum?.[0] ?? schema.default);
-      }
-      const bodySchema = op.requestBody?.content["application/json"]?.schema;
-      const example = bodySchema ? resolve<Schema>(bodySchema).example : undefined;
-      out.push({
-        method: method.toUpperCase(),
-        path,
-        query,
-        body: example === undefined ? undefined : JSON.stringify(example),
-        admin: (op.security ?? []).some((s) => "AdminToken" in s),
-      });
-    }
-  }
-  return out;
-}
-
-/** A valid value for each path parameter (a resource that does not exist is a 404 after validation, which is fine). */
-const concretePath = (path: string) =>
-  path.replace("{merchant_id}", merchant.merchantId).replace("{key_id}", "key_doesnotexist").replace("{customer_id}", "cus_unknown_query").replace("{id}", "1");
-
 function send(op: Operation, extra: Record<string, string>): Promise<Response> {
-  const headers = new Headers({ "Content-Type": "application/json" });
-  if (op.admin) headers.set("Authorization", `Bearer ${ADMIN_TOKEN}`);
-  else headers.set("X-API-Key", merchant.secretKey);
-  const query = new URLSearchParams({ ...op.query, ...extra }).toString();
+  const headers = new Headers({ "Content-Type": "application/json", ...credentials(op, merchant) });
+  const query = new URLSearchParams({ ...op.requiredQuery, ...extra }).toString();
   const init: RequestInit = { method: op.method, headers };
-  if (op.body !== undefined) init.body = op.body;
-  return recordedFetch(`${concretePath(op.path)}${query ? `?${query}` : ""}`, init);
+  if (op.example) init.body = JSON.stringify(op.example);
+  return recordedFetch(`${concretePath(op.path, merchant, "cus_unknown_query")}${query ? `?${query}` : ""}`, init);
 }
 
 const name = (op: Operation) => `${op.method} ${op.path}`;
