@@ -51,7 +51,7 @@ const ExportedUsageEvent = z
   })
   .openapi("ExportedUsageEvent");
 
-const ExportedUsageSummary = z
+export const ExportedUsageSummary = z
   .object({
     bucket: z.string().openapi({ description: "'*' overall, or a context bucket such as 'device:mobile', 'amount:2', 'country:NL'" }),
     method_id: MethodId,
@@ -60,7 +60,7 @@ const ExportedUsageSummary = z
   })
   .openapi("ExportedUsageSummary");
 
-const ExportedConsent = z
+export const ExportedConsent = z
   .object({
     consent_type: z.enum(["personalization", "cross_merchant"]),
     action: z.enum(["granted", "revoked"]),
@@ -71,7 +71,7 @@ const ExportedConsent = z
 const Arm = z.enum(["treatment", "holdout"]).nullable().openapi({ description: "The experiment arm the customer was in; null: the merchant runs no holdout" });
 const DecisionKey = z.string().openapi({ description: "Identifies one /methods answer: the last part of its decision_id (after the final '.')", example: "q3Vf0b9Xk2LmN8pR4tYw1A" });
 
-const ExportedDecision = z
+export const ExportedDecision = z
   .object({
     decision_key: DecisionKey,
     decided_at: Timestamp,
@@ -91,7 +91,7 @@ const ExportedDecision = z
     },
   });
 
-const ExportedConversion = z
+export const ExportedConversion = z
   .object({
     decision_key: DecisionKey,
     event_id: z.string().openapi({ description: "The usage event (payment) that converted the decision" }),
@@ -112,7 +112,7 @@ const ExportedConversion = z
     },
   });
 
-const ExportedOfferImpression = z
+export const ExportedOfferImpression = z
   .object({
     impression_id: z.string().openapi({ description: "Identifies one /offers answer; the offers it showed share it" }),
     offer_id: OfferId,
@@ -128,7 +128,7 @@ const ExportedAnalytics = z
   })
   .openapi("ExportedAnalytics");
 
-const ExportedDeadLetter = z
+export const ExportedDeadLetter = z
   .object({
     queue: z.enum(["feedback", "analytics"]).openapi({ description: "The queue the message was on" }),
     received_at: Timestamp,

@@ -1,3 +1,5 @@
+import type { z } from "@hono/zod-openapi";
+import type * as schemas from "../schemas/customers";
 import type { DeletionState } from "./deletions";
 import type { UsageEventRow } from "./events";
 import { fromPreferenceRow, PREFERENCE_COLUMNS, type PreferenceRow, type StoredPreferences } from "./preferences";
@@ -5,66 +7,21 @@ import { fromPreferenceRow, PREFERENCE_COLUMNS, type PreferenceRow, type StoredP
 /** A stored usage event as exported: every column but the internal ones (keys, model inputs). */
 export type ExportedUsageEvent = Omit<UsageEventRow, "merchant_id" | "customer_ref" | "amount_band" | "recency_ref">;
 
-export interface ExportedUsageSummary {
-  bucket: string;
-  method_id: string;
-  uses: number;
-  last_used_at: string;
-}
-
-export interface ExportedConsent {
-  consent_type: string;
-  action: string;
-  timestamp: string;
-}
-
+// Row shapes of the export: the response schemas' own types (src/schemas/customers.ts), one source.
+export type ExportedUsageSummary = z.infer<typeof schemas.ExportedUsageSummary>;
+export type ExportedConsent = z.infer<typeof schemas.ExportedConsent>;
 /** One /methods answer given for the customer (analytics_decisions), without its keys. */
-export interface ExportedDecision {
-  decision_key: string;
-  decided_at: string;
-  arm: "treatment" | "holdout" | null;
-  personalized: boolean;
-  fallback_reason: string | null;
-  ranked: string[];
-  device_type: string | null;
-  country: string | null;
-  currency: string | null;
-  cache: "hit" | "miss" | null;
-}
-
+export type ExportedDecision = z.infer<typeof schemas.ExportedDecision>;
 /** A payment attributed to a decision (analytics_conversions), without its keys. */
-export interface ExportedConversion {
-  decision_key: string;
-  event_id: string;
-  arm: "treatment" | "holdout" | null;
-  fallback_reason: string | null;
-  method_id: string;
-  rank: number;
-  amount: number | null;
-  currency: string | null;
-  decided_at: string;
-  occurred_at: string;
-  ttp_bin: number;
-}
-
+export type ExportedConversion = z.infer<typeof schemas.ExportedConversion>;
 /** An offer shown to the customer (analytics_offer_impressions), without its keys. */
-export interface ExportedOfferImpression {
-  impression_id: string;
-  offer_id: string;
-  shown_at: string;
-}
-
+export type ExportedOfferImpression = z.infer<typeof schemas.ExportedOfferImpression>;
 /**
  * A feedback or analytics message about the customer that could not be written (dead_letters,
- * migration 0007), kept until ops re-drive or discard it. `body` is the message's JSON text; it
- * holds the pseudonym, which the route replaces with the merchant's own customer id.
+ * migration 0007), kept until ops re-drive or discard it. `body` holds the pseudonym, which the
+ * route replaces with the merchant's own customer id.
  */
-export interface ExportedDeadLetter {
-  queue: "feedback" | "analytics";
-  received_at: string;
-  truncated: boolean;
-  body: string;
-}
+export type ExportedDeadLetter = z.infer<typeof schemas.ExportedDeadLetter>;
 
 /** Everything stored about one customer at one merchant (API.md §3), read in one D1 batch. */
 export interface CustomerData {
