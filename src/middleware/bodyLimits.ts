@@ -18,9 +18,13 @@ export function bodyLimits(): MiddlewareHandler<AppEnv> {
 
     const raw = c.req.raw;
     if (!raw.body) return next();
-    const bytes = await c.req.arrayBuffer();
-    if (bytes.byteLength > MAX_BODY_BYTES) throw new ApiError("PAYLOAD_TOO_LARGE", `The body exceeds ${MAX_BODY_BYTES} bytes`);
+    // Read with a byte count and stop past the limit: a chunked body has no Content-Length, and
+    // reading it whole first would let one request hold any amount of the isolate's memory.
+    const bytes = await readAtMost(raw.body, MAX_BODY_BYTES);
+    if (bytes === null) throw new ApiError("PAYLOAD_TOO_LARGE", `The body exceeds ${MAX_BODY_BYTES} bytes`);
     if (bytes.byteLength === 0) return next();
+    // Later readers (the validator, the authorization check) get the bytes read here.
+    c.req.raw = new Request(raw, { body: bytes });
 
     const type = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
     if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
@@ -33,4 +37,28 @@ export function bodyLimits(): MiddlewareHandler<AppEnv> {
     }
     return next();
   };
+}
+
+/** The whole stream if it holds at most `limit` bytes; null (and the stream cancelled) past that. */
+async function readAtMost(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array<ArrayBuffer> | null> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
 }

@@ -47,6 +47,26 @@ describe("errors", () => {
     await expectError(await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: big }), 413, "PAYLOAD_TOO_LARGE");
   });
 
+  it("stops reading a body without Content-Length (chunked) once it passes 64 KiB: 413, the rest never pulled", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(8 * 1024));
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 1;
+        if (pulled > 1_000) controller.close(); // 8 MB in all, if anyone read it to the end
+        else controller.enqueue(chunk);
+      },
+    });
+    const res = await SELF.fetch(`${BASE}/v1/personalize/feedback`, {
+      method: "POST",
+      headers: { "X-API-Key": m.secretKey, "Content-Type": "application/json" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    await expectError(res, 413, "PAYLOAD_TOO_LARGE");
+    expect(pulled).toBeLessThan(100);
+  });
+
   it("rejects non-JSON bodies with 415", async () => {
     const res = await admin(`/v1/admin/merchants/${m.merchantId}/keys`, {
       method: "POST",
