@@ -76,7 +76,7 @@ export function merchantAuthorization(): MiddlewareHandler<AppEnv> {
 
 async function assertOwnMerchant(c: Context<AppEnv>, own: string): Promise<void> {
   const named: unknown[] = [c.req.query("merchant_id")];
-  if ((c.req.header("Content-Type") ?? "").includes("json") && c.req.raw.body) {
+  if ((c.req.header("Content-Type") ?? "").toLowerCase().includes("json") && c.req.raw.body) {
     try {
       const body = (await c.req.json()) as unknown;
       if (body && typeof body === "object") {

@@ -83,6 +83,17 @@ describe("tenant isolation", () => {
     );
   });
 
+  it("checks the body's merchant_id whatever the case of the JSON Content-Type", async () => {
+    for (const type of ["Application/JSON", "APPLICATION/VND.TAP2+JSON", "application/json; charset=UTF-8"]) {
+      const res = await api(a.secretKey, "/v1/personalize/preferences", {
+        method: "PUT",
+        headers: { "Content-Type": type },
+        body: JSON.stringify({ customer_id: "c1", merchant_id: b.merchantId, default_method: "visa" }),
+      });
+      await expectError(res, 403, "MERCHANT_MISMATCH");
+    }
+  });
+
   it("a key of merchant A cannot write merchant B's data: B's preferences stay as they were", async () => {
     const put = (key: string, merchantId: string, body: Record<string, unknown>) =>
       api(key, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: "shared_c", merchant_id: merchantId, ...body }) });
