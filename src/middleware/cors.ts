@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
+import { MerchantId } from "../schemas/common";
 import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
 import { merchantsAllowingOrigin, readMerchant } from "../storage/merchants";
 
@@ -49,6 +50,8 @@ async function preflightAllowed(c: Context<AppEnv>, origin: string): Promise<boo
       if (!merchantId) return false;
     }
     if (merchantId) {
+      // Malformed ids name no merchant, and never reach storage (nor a KV key) on a keyless request.
+      if (!MerchantId.safeParse(merchantId).success) return false;
       const merchant = await readMerchant(c.env, merchantId);
       return merchant?.allowed_origins.includes(origin) ?? false;
     }

@@ -5,6 +5,9 @@
  * entry carries the time it was written and is only trusted while younger than `freshMs`; past
  * that the loader is asked again. When the loader fails, a stale entry is still served
  * (availability beats freshness for auth and config) and only no entry at all is an error.
+ * A miss (the loader finds nothing: an unknown key or merchant id) is never cached, in memory or
+ * KV: an attacker's random keys cost one D1 read each and write nothing, evict nothing, and a key or
+ * merchant created a moment later is found at once.
  */
 interface Envelope<T> {
   v: T;
@@ -59,6 +62,7 @@ export async function cachedRead<T>(opts: CachedReadOptions<T>): Promise<T> {
     if (stale) return stale.v;
     throw err;
   }
+  if (value === null || value === undefined) return value;
   remember(opts.key, value, now + opts.memoMs);
   const write = opts.kv
     .put(opts.key, JSON.stringify({ v: value, at: now } satisfies Envelope<T>), { expirationTtl: Math.max(60, opts.kvTtlSeconds) })
@@ -69,7 +73,9 @@ export async function cachedRead<T>(opts: CachedReadOptions<T>): Promise<T> {
 }
 
 function remember<T>(key: string, value: T, until: number) {
-  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.delete(key);
+  // Full: drop the oldest entry (a Map keeps insertion order), not everything.
+  if (memo.size >= MEMO_MAX) memo.delete(memo.keys().next().value!);
   memo.set(key, { value, until });
 }
 

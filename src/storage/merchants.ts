@@ -104,7 +104,8 @@ export async function merchantsAllowingOrigin(db: D1Database, origin: string, no
     .bind(origin)
     .all<{ id: string }>();
   const ids = results.map((r) => r.id);
-  if (originMemo.size >= ORIGIN_MEMO_MAX) originMemo.clear();
+  originMemo.delete(origin);
+  if (originMemo.size >= ORIGIN_MEMO_MAX) originMemo.delete(originMemo.keys().next().value!); // the oldest, not everything
   originMemo.set(origin, { ids, until: now + ORIGIN_MEMO_MS });
   return ids;
 }

@@ -1,6 +1,6 @@
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { admin, api, BASE, createKey, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { admin, api, BASE, createKey, createMerchant, expectError, type TestMerchant, uniqueMerchantId } from "../helpers/fixtures";
 
 let a: TestMerchant;
 let b: TestMerchant;
@@ -59,6 +59,34 @@ describe("publishable keys", () => {
       403,
       "KEY_NOT_ALLOWED",
     );
+  });
+});
+
+describe("what keyless and unknown-key requests may cost", () => {
+  const kvKeys = async () => (await env.CACHE.list()).keys.map((k) => k.name);
+
+  it("an unknown key or a preflight naming any merchant writes nothing to KV", async () => {
+    const before = new Set(await kvKeys());
+    for (let i = 0; i < 3; i++) await expectError(await api(`tp2_sk_${crypto.randomUUID().replaceAll("-", "").padEnd(43, "A")}`, "/v1/payment-methods"), 401, "INVALID_API_KEY");
+    for (const id of ["m_not_there", "attacker chosen\nstring", "x".repeat(300)]) {
+      const res = await SELF.fetch(`${BASE}/v1/personalize/methods?merchant_id=${encodeURIComponent(id)}`, {
+        method: "OPTIONS",
+        headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "GET" },
+      });
+      expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+      await res.body?.cancel();
+    }
+    expect((await kvKeys()).filter((k) => !before.has(k))).toEqual([]);
+  });
+
+  it("a merchant named by a preflight before it existed works at once when created", async () => {
+    const id = uniqueMerchantId("m_early");
+    const pre = await SELF.fetch(`${BASE}/v1/personalize/methods?merchant_id=${id}`, { method: "OPTIONS", headers: { Origin: "https://shop.example", "Access-Control-Request-Method": "GET" } });
+    await pre.body?.cancel();
+    const m = await createMerchant({ merchant_id: id });
+    const res = await api(m.secretKey, "/v1/payment-methods");
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
   });
 });
 
