@@ -149,7 +149,20 @@ export function registerOpenApiRoutes(app: App) {
   for (const [name, scheme] of Object.entries(securitySchemes)) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
   }
-  app.openapi(documentRoute, (c) => c.json(openApiDocument(app, new URL(c.req.url).origin) as z.infer<typeof OpenApiDocument>, 200));
+  // Built once per isolate and server URL (the routes do not change while it runs): the document is
+  // ~170 KB and a keyless caller could otherwise make every request rebuild it.
+  const built = new Map<string, Json>();
+  app.openapi(documentRoute, (c) => {
+    const origin = new URL(c.req.url).origin;
+    let doc = built.get(origin);
+    if (doc === undefined) {
+      doc = openApiDocument(app, origin);
+      if (built.size >= 16) built.delete(built.keys().next().value!); // origins are few; bounded anyway
+      built.set(origin, doc);
+    }
+    c.header("Cache-Control", "public, max-age=300");
+    return c.json(doc as z.infer<typeof OpenApiDocument>, 200);
+  });
   // Declared like every route, so its query is validated too; Scalar renders the page once it passed.
   const reference = Scalar<AppEnv>({ url: OPENAPI_PATH, pageTitle: "Tap2 Personalize API reference" });
   app.openapi(docsRoute, async (c) => (await reference(c, async () => undefined)) as Response);

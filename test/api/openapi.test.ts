@@ -20,6 +20,15 @@ describe("GET /v1/openapi.json", () => {
     expect(doc.paths["/v1/admin/merchants/{merchant_id}"]?.patch).toBeDefined();
     expect(doc.components.schemas.Error).toBeDefined();
   });
+
+  it("is cacheable, and the same document on every request (built once per isolate and origin)", async () => {
+    const first = await SELF.fetch(`${BASE}/v1/openapi.json`);
+    const second = await SELF.fetch(`${BASE}/v1/openapi.json`);
+    expect(first.headers.get("Cache-Control")).toBe("public, max-age=300");
+    expect(await second.text()).toBe(await first.text());
+    const other = await (await SELF.fetch("https://staging.api.test/v1/openapi.json")).json<{ servers: { url: string }[] }>();
+    expect(other.servers).toEqual([{ url: "https://staging.api.test" }]);
+  });
 });
 
 describe("GET /docs", () => {
