@@ -22,10 +22,23 @@ export interface DecisionClaims {
   r: string[];
   /** Issued at, epoch ms. */
   t: number;
+  /**
+   * Tag of the customer the answer was for (customerTag); absent for guests and for a customer who
+   * could not be identified. Feedback for another customer cannot claim the decision.
+   */
+  c?: string;
 }
 
 const PREFIX = "dec_";
 const SIG_BYTES = 16; // 128-bit truncated HMAC-SHA-256
+
+/**
+ * A short, per-merchant tag of a customer pseudonym under the signing key: the same customer at two
+ * merchants gets unrelated tags, so decision ids cannot be used to link customers across merchants.
+ */
+export async function customerTag(key: string, merchantId: string, customerRef: string): Promise<string> {
+  return toBase64Url((await hmacSha256(key, `decision-customer:${merchantId}:${customerRef}`)).slice(0, 9));
+}
 
 export async function signDecision(key: string, claims: DecisionClaims): Promise<string> {
   const payload = toBase64Url(utf8(JSON.stringify(claims)));

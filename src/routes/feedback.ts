@@ -5,7 +5,7 @@ import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError, type ErrorDetail, validationError } from "../errors";
 import { logField } from "../middleware/logger";
-import { verifyDecision } from "../personalization/decision";
+import { customerTag, verifyDecision } from "../personalization/decision";
 import { ApiKeyQuery, errorResponses, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
 import { FeedbackAccepted, FeedbackBatch, FeedbackEvent, type FeedbackMessage, IdempotencyHeaders } from "../schemas/feedback";
 import { merchantSecurity } from "../schemas/security";
@@ -58,11 +58,15 @@ async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, received
   if (!merchant.methods.includes(event.method_id)) {
     details.push({ path: `${prefix}method_id`, message: `${event.method_id} is not enabled for merchant ${merchant.merchant_id}` });
   }
+  const ref = await customerRef(c.env.PII_KEY, event.customer_id);
   let decision: FeedbackMessage["decision"] = null;
   if (event.decision_id !== undefined) {
     const claims = await verifyDecision(c.env.SIGNING_KEY, event.decision_id, merchant.merchant_id);
     if (!claims) details.push({ path: `${prefix}decision_id`, message: "is not a decision id issued to this merchant" });
-    else {
+    // A guest's decision (no tag) may convert for the customer the backend knows at payment.
+    else if (claims.c !== undefined && claims.c !== (await customerTag(c.env.SIGNING_KEY, merchant.merchant_id, ref))) {
+      details.push({ path: `${prefix}decision_id`, message: "was issued for another customer" });
+    } else {
       const index = claims.r.indexOf(event.method_id);
       decision = {
         decision_id: event.decision_id,
@@ -77,7 +81,7 @@ async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, received
   return {
     v: 1,
     merchant_id: merchant.merchant_id,
-    customer_ref: await customerRef(c.env.PII_KEY, event.customer_id),
+    customer_ref: ref,
     event_id: eventId,
     method_id: event.method_id,
     amount: event.amount ?? null,

@@ -6,7 +6,7 @@ import type { App, AppEnv } from "../env";
 import { logField } from "../middleware/logger";
 import { type ExplicitContext, type ResolvedContext, resolveContext } from "../personalization/context";
 import { recordDecision } from "../analytics/record";
-import { signDecision } from "../personalization/decision";
+import { customerTag, signDecision } from "../personalization/decision";
 import type { PopularityRow } from "../personalization/prior";
 import { rankForCustomer, type RankingResult } from "../personalization/ranking";
 import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
@@ -110,7 +110,8 @@ export function registerMethodsRoutes(app: App): void {
     const answer = await personalize(c, c.req.valid("query"));
     const { result, context } = answer;
     const ranked = result.methods.map((m) => m.method_id);
-    const decision_id = await signDecision(c.env.SIGNING_KEY, { n: randomToken(9), m: merchant.merchant_id, a: result.arm, f: result.fallback_reason, r: ranked, t: answer.nowMs });
+    const tag = answer.customerRef === null ? {} : { c: await customerTag(c.env.SIGNING_KEY, merchant.merchant_id, answer.customerRef) };
+    const decision_id = await signDecision(c.env.SIGNING_KEY, { n: randomToken(9), m: merchant.merchant_id, a: result.arm, f: result.fallback_reason, r: ranked, t: answer.nowMs, ...tag });
     logField(c, "decision_id", decision_id);
 
     // ── Decision record ── Everything analytics needs about this answer; the analytics issue sends

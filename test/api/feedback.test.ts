@@ -169,6 +169,18 @@ describe("POST /v1/personalize/feedback", () => {
     expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: iso(-89 * 86_400_000) })).status).toBe(204);
   });
 
+  it("ties a decision to the customer it was for: another customer cannot claim it; a guest's can convert for anyone", async () => {
+    const answer = async (key: string, query: string) => ((await (await api(key, `/v1/personalize/methods?${query}`, { headers: { Origin: "https://shop.example" } })).json()) as { decision_id: string }).decision_id;
+    const forAlice = await answer(shop.secretKey, "customer_id=cus_tag_alice");
+    const err = await expectError(await post(FEEDBACK, { customer_id: "cus_tag_bob", method_id: "visa", decision_id: forAlice }), 400, "VALIDATION_ERROR");
+    expect(err.error.details).toEqual([{ path: "decision_id", message: "was issued for another customer" }]);
+    const batch = await expectError(await post(BATCH, { events: [{ customer_id: "cus_tag_alice", method_id: "visa" }, { customer_id: "cus_tag_bob", method_id: "visa", decision_id: forAlice }] }), 400, "VALIDATION_ERROR");
+    expect(batch.error.details!.map((d) => d.path)).toEqual(["events.1.decision_id"]);
+    expect((await post(FEEDBACK, { customer_id: "cus_tag_alice", method_id: "visa", decision_id: forAlice })).status).toBe(204);
+    const guest = await answer(shop.publishableKey, "country=US");
+    expect((await post(FEEDBACK, { customer_id: "cus_tag_bob", method_id: "visa", decision_id: guest })).status).toBe(204);
+  });
+
   it("400 for a forged decision_id and for another merchant's", async () => {
     const forged = await decisionFor(shop.merchantId, ["visa"], "not-the-signing-key");
     const foreign = await decisionFor(other.merchantId, ["visa"]);
