@@ -50,17 +50,18 @@ describe("demo backend (ENVIRONMENT=development)", () => {
 
   it("sends a payment as feedback through the real feedback path (queue → D1), with the decision_id", async () => {
     const session = (await (await demo("/demo/api/session", { customer: "cus_demo_payer" })).json()) as { client_secret: string };
-    // The decision the page got for that session (the guest answer when /methods is not wired for sessions yet).
+    // The decision the page got for that session.
     const methods = await SELF.fetch(`${BASE}/v1/personalize/methods?client_secret=${encodeURIComponent(session.client_secret)}`, { headers: { "X-API-Key": DEMO_SECRET_KEY } });
-    const decisionId = methods.status === 200 ? ((await methods.json()) as { decision_id: string }).decision_id : undefined;
+    expect(methods.status).toBe(200);
+    const decisionId = ((await methods.json()) as { decision_id: string }).decision_id;
+    expect(decisionId).toMatch(/^dec_/);
 
-    const res = await demo("/demo/api/pay", { customer: "cus_demo_payer", method_id: "klarna", ...(decisionId ? { decision_id: decisionId } : {}) });
+    const res = await demo("/demo/api/pay", { customer: "cus_demo_payer", method_id: "klarna", decision_id: decisionId });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ paid: true, method_id: "klarna" });
     const rows = await waitForEvents(await refOf("cus_demo_payer"), 1);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ method_id: "klarna", amount: DEMO_BASKET.amount });
-    if (decisionId) expect(rows[0]!.decision_id).toBe(decisionId);
+    expect(rows[0]).toMatchObject({ method_id: "klarna", amount: DEMO_BASKET.amount, decision_id: decisionId });
   });
 
   it("relays the API's validation of the payment (method not enabled, forged decision)", async () => {
