@@ -61,8 +61,8 @@ describe("TypeScript client against the local worker", () => {
 
   it("answers offers for the merchant's configured offers only", async () => {
     const res = await sk.getOffers({ customer_id: customer("offers"), device_type: "mobile", country: "US", amount: 5000, currency: "USD" });
-    expect(Array.isArray(res.offers)).toBe(true);
-    for (const offer of res.offers) expect(["applepay_5off", "paypal_2off"]).toContain(offer.offer_id);
+    // Both configured offers fit a mobile USD basket in the US; nothing else is configured.
+    expect(res.offers.map((o) => o.offer_id).sort()).toEqual(["applepay_5off", "paypal_2off"]);
   });
 
   it("sends feedback (204) once per event_id, even when repeated, and batches (202)", async () => {
@@ -117,11 +117,8 @@ describe("TypeScript client against the local worker", () => {
     expect((invalid as Tap2Error).details?.length).toBeGreaterThan(0);
   });
 
-  it("opens a checkout session", async (ctx) => {
-    const session = await sk.createCheckoutSession({ customer_id: customer("checkout"), amount: 9900, currency: "USD" }).catch((e: unknown) => e);
-    if (session instanceof Tap2Error && session.status === 404) ctx.skip("POST /v1/checkout/sessions is not built yet");
-    if (session instanceof Error) throw session;
-    const s = session as Awaited<ReturnType<Tap2Client["createCheckoutSession"]>>;
+  it("opens a checkout session", async () => {
+    const s = await sk.createCheckoutSession({ customer_id: customer("checkout"), amount: 9900, currency: "USD" });
     expect(s.id).toMatch(/^cs_/);
     expect(s.client_secret.startsWith(`${s.id}_secret_`)).toBe(true);
     expect(s).toMatchObject({ merchant_id: env("TAP2_MERCHANT_ID"), amount: 9900, currency: "USD" });
@@ -134,13 +131,13 @@ describe("TypeScript client against the local worker", () => {
     await expect(pk.getMethods({ client_secret: `${s.client_secret}x` })).rejects.toMatchObject({ status: 401, code: "INVALID_CLIENT_SECRET" });
   });
 
-  it("reads the analytics summary", async (ctx) => {
-    const summary = await sk.getAnalyticsSummary().catch((e: unknown) => e);
-    if (summary instanceof Tap2Error && summary.status === 404) ctx.skip("GET /v1/analytics/summary is not built yet");
-    if (summary instanceof Error) throw summary;
-    const s = summary as Awaited<ReturnType<Tap2Client["getAnalyticsSummary"]>>;
+  it("reads the analytics summary, which counts a decision just made", async () => {
+    await sk.getMethods({ customer_id: customer("analytics"), device_type: "mobile", country: "US" });
+    // Decisions reach the summary through the analytics queue: wait for the consumer.
+    const decisions = (s: Awaited<ReturnType<Tap2Client["getAnalyticsSummary"]>>) => s.arms.treatment.decisions + s.arms.holdout.decisions;
+    const s = await eventually(() => sk.getAnalyticsSummary(), (v) => decisions(v) >= 1);
     expect(s.merchant_id).toBe(env("TAP2_MERCHANT_ID"));
-    expect(s.arms.treatment.decisions).toBeGreaterThanOrEqual(0);
+    expect(decisions(s)).toBeGreaterThanOrEqual(1);
   });
 
   it("a rate-limited merchant: 429 RATE_LIMITED with Retry-After, and the client waits it out when allowed to retry", async () => {
