@@ -104,6 +104,9 @@ describe("POST /v1/checkout/sessions", () => {
     expect(put.status).toBe(200);
     const res = await api(shop.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify({ customer_id: "cus_optout" }) });
     expect(res.status).toBe(201);
+    const { client_secret } = (await res.json()) as SessionJson;
+    const answer = (await (await browser(shop, `/v1/personalize/methods?${qs({ client_secret })}`)).json()) as MethodsJson;
+    expect(answer).toMatchObject({ personalized: false, fallback_reason: "personalization_disabled" });
   });
 
   it.each([
