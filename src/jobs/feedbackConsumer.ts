@@ -5,7 +5,8 @@ import { recencyRef } from "../personalization/recency";
 import { FeedbackMessage } from "../schemas/feedback";
 import { storeUsageEvents, type UsageEventRow } from "../storage/events";
 import { readMerchant } from "../storage/merchants";
-import { refreshProfiles } from "../storage/profile";
+import { crossMerchantPeersOf } from "../storage/consent";
+import { invalidateProfile, refreshProfiles } from "../storage/profile";
 import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
 
 /** Profiles refreshed per D1 batch (4 statements each at most). */
@@ -117,4 +118,23 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
     });
   }
   if (failed > 0) logJob("error", "profile refresh after feedback failed", { profiles: keys.length, failed, error: String(lastError) });
+  await dropPeerProfiles(env, [...pairs.values()]);
+}
+
+/**
+ * A payment here also counts at the other merchants where the customer consented to cross-merchant
+ * use: drop their cached profiles so their next /methods reads it (instead of up to the 300 s TTL).
+ * Only consenting customers cost anything; a failure is logged, the TTL still bounds staleness.
+ */
+async function dropPeerProfiles(env: Env, pairs: readonly { merchantId: string; customerRef: string }[]): Promise<void> {
+  const byMerchant = new Map<string, string[]>();
+  for (const p of pairs) byMerchant.set(p.merchantId, [...(byMerchant.get(p.merchantId) ?? []), p.customerRef]);
+  try {
+    for (const [merchantId, refs] of byMerchant) {
+      const peers = await crossMerchantPeersOf(env.DB, merchantId, refs);
+      await Promise.all(peers.map((p) => invalidateProfile(env, p.merchant_id, p.customer_ref)));
+    }
+  } catch (err) {
+    logJob("error", "dropping cross-merchant peer profiles failed", { error: errorText(err) });
+  }
 }

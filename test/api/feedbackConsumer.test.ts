@@ -6,7 +6,7 @@ import { retryDelaySeconds } from "../../src/jobs/delivery";
 import { recencyRef } from "../../src/personalization/recency";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { type Profile, profileKey } from "../../src/storage/profile";
-import { createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 
 const QUEUE = "feedback-events-dev";
 let shop: TestMerchant;
@@ -241,3 +241,22 @@ describe("feedback queue consumer", () => {
     expect((await stat(m.customer_ref, "visa", "amount:3"))?.uses).toBe(1);
   });
 });
+
+describe("cross-merchant freshness", () => {
+  it("a payment here reaches another consenting merchant's next /methods at once, not after its cache TTL", async () => {
+    const peer = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    const customer = "cus_xm_fresh";
+    for (const m of [peer, shop]) {
+      const res = await api(m.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: customer, cross_merchant_consent: true }) });
+      expect(res.status).toBe(200);
+    }
+    const ask = async () => (await (await api(peer.secretKey, `/v1/personalize/methods?customer_id=${customer}`)).json()) as { personalized: boolean; fallback_reason?: string; methods: { method_id: string }[] };
+    expect((await ask()).fallback_reason).toBe("no_history"); // now cached at the peer
+    const bodies = await Promise.all([1, 2, 3].map(() => message(customer, { method_id: "google_pay" })));
+    expect((await deliver(bodies)).result.explicitAcks.length).toBe(3);
+    const after = await ask();
+    expect(after.personalized).toBe(true);
+    expect(after.methods[0]!.method_id).toBe("google_pay");
+  });
+});
+
