@@ -1,48 +1,47 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../env";
 import { ApiError } from "../errors";
-import { errorResponses, MerchantId, NoQuery } from "../schemas/common";
+import { ADMIN_ERRORS, errorResponses, jsonResponse, MerchantId, NoQuery } from "../schemas/common";
+import { adminSecurity } from "../schemas/security";
 import { checkOffersUseEnabledMethods, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
 import { insertMerchant, loadMerchant, type Merchant, saveMerchant } from "../storage/merchants";
 import { zodDetails } from "../validation";
 import { validationError } from "../errors";
 
-const security = [{ AdminToken: [] }];
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const MerchantPath = z.strictObject({ merchant_id: MerchantId.openapi({ param: { name: "merchant_id", in: "path" } }) });
 const KeyPath = z.strictObject({ key_id: z.string().regex(/^key_[A-Za-z0-9_-]{1,64}$/, "is not a key id").openapi({ param: { name: "key_id", in: "path" } }) });
-const ADMIN_ERRORS = errorResponses(400, 401, 404, 500);
+const adminErrors = errorResponses(...ADMIN_ERRORS);
 
 const createMerchant = createRoute({
-  method: "post", path: "/v1/admin/merchants", operationId: "createMerchant", tags: ["Admin"], security, summary: "Create a merchant",
+  method: "post", path: "/v1/admin/merchants", operationId: "createMerchant", tags: ["Admin"], security: adminSecurity, summary: "Create a merchant",
   request: { query: NoQuery, body: { content: { "application/json": { schema: MerchantCreate } }, required: true } },
-  responses: { 201: json(MerchantView, "Created"), ...ADMIN_ERRORS, ...errorResponses(409) },
+  responses: { 201: jsonResponse(MerchantView, "Created"), ...adminErrors, ...errorResponses(409) },
 });
 const getMerchant = createRoute({
-  method: "get", path: "/v1/admin/merchants/{merchant_id}", operationId: "getMerchant", tags: ["Admin"], security, summary: "Read a merchant",
+  method: "get", path: "/v1/admin/merchants/{merchant_id}", operationId: "getMerchant", tags: ["Admin"], security: adminSecurity, summary: "Read a merchant",
   request: { params: MerchantPath, query: NoQuery },
-  responses: { 200: json(MerchantView, "The merchant"), ...ADMIN_ERRORS },
+  responses: { 200: jsonResponse(MerchantView, "The merchant"), ...adminErrors },
 });
 const patchMerchant = createRoute({
-  method: "patch", path: "/v1/admin/merchants/{merchant_id}", operationId: "updateMerchant", tags: ["Admin"], security, summary: "Update a merchant (effective within 60 s)",
+  method: "patch", path: "/v1/admin/merchants/{merchant_id}", operationId: "updateMerchant", tags: ["Admin"], security: adminSecurity, summary: "Update a merchant (effective within 60 s)",
   request: { params: MerchantPath, query: NoQuery, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
-  responses: { 200: json(MerchantView, "The updated merchant"), ...ADMIN_ERRORS },
+  responses: { 200: jsonResponse(MerchantView, "The updated merchant"), ...adminErrors },
 });
 const createKey = createRoute({
-  method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "createKey", tags: ["Admin"], security, summary: "Create an API key (the plain key is shown only here)",
+  method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "createKey", tags: ["Admin"], security: adminSecurity, summary: "Create an API key (the plain key is shown only here)",
   request: { params: MerchantPath, query: NoQuery, body: { content: { "application/json": { schema: KeyCreate } }, required: true } },
-  responses: { 201: json(KeyCreated, "Created"), ...ADMIN_ERRORS },
+  responses: { 201: jsonResponse(KeyCreated, "Created"), ...adminErrors },
 });
 const listMerchantKeys = createRoute({
-  method: "get", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "listKeys", tags: ["Admin"], security, summary: "List a merchant's keys (never a key or its hash)",
+  method: "get", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "listKeys", tags: ["Admin"], security: adminSecurity, summary: "List a merchant's keys (never a key or its hash)",
   request: { params: MerchantPath, query: NoQuery },
-  responses: { 200: json(z.object({ keys: z.array(KeyView) }).openapi("KeyList"), "The keys"), ...ADMIN_ERRORS },
+  responses: { 200: jsonResponse(z.object({ keys: z.array(KeyView) }).openapi("KeyList"), "The keys"), ...adminErrors },
 });
 const deleteKey = createRoute({
-  method: "delete", path: "/v1/admin/keys/{key_id}", operationId: "revokeKey", tags: ["Admin"], security, summary: "Revoke a key (effective within 60 s)",
+  method: "delete", path: "/v1/admin/keys/{key_id}", operationId: "revokeKey", tags: ["Admin"], security: adminSecurity, summary: "Revoke a key (effective within 60 s)",
   request: { params: KeyPath, query: NoQuery },
-  responses: { 204: { description: "Revoked" }, ...ADMIN_ERRORS },
+  responses: { 204: { description: "Revoked" }, ...adminErrors },
 });
 
 async function mustLoad(db: D1Database, id: string): Promise<Merchant> {

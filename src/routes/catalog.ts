@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { CATALOG } from "../catalog/methods";
 import type { App } from "../env";
-import { ApiKeyQuery, Country, Currency, errorResponses, MERCHANT_ERRORS, MerchantId, MethodId } from "../schemas/common";
+import { Country, Currency, errorResponses, MERCHANT_ERRORS, MerchantQuery, MethodId } from "../schemas/common";
 import { merchantSecurity } from "../schemas/security";
 
 const CatalogEntry = z
@@ -26,7 +26,7 @@ const route = createRoute({
   tags: ["Catalog"],
   summary: "The payment-method catalog and where each method is available",
   security: merchantSecurity,
-  request: { query: z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery }) },
+  request: { query: MerchantQuery },
   responses: {
     200: { description: "The catalog", content: { "application/json": { schema: z.object({ methods: z.array(CatalogEntry) }).openapi("Catalog") } } },
     ...errorResponses(...MERCHANT_ERRORS),

@@ -4,7 +4,7 @@ import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { logField } from "../middleware/logger";
-import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
+import { errorResponses, jsonResponse, MERCHANT_ERRORS } from "../schemas/common";
 import { CustomerExport, CustomerPath, CustomerQuery, CustomerRestored, DeletionAccepted } from "../schemas/customers";
 import { merchantSecurity } from "../schemas/security";
 import { type AuditStamp, cancelDeletion, recordAudit, requestDeletion } from "../storage/deletions";
@@ -13,7 +13,6 @@ import { invalidateProfile } from "../storage/profile";
 
 const security = merchantSecurity;
 const tags = ["Customer data rights"];
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const request = { params: CustomerPath, query: CustomerQuery };
 
 const deleteCustomer = createRoute({
@@ -21,14 +20,14 @@ const deleteCustomer = createRoute({
   summary: "Request erasure of a customer's data (purged after a 30-day grace period)",
   description: "From now on nothing of this customer is used or returned. Idempotent: a repeated request keeps the first purge_after. Accepted for any customer id, known or not.",
   request,
-  responses: { 202: json(DeletionAccepted, "Erasure scheduled"), ...errorResponses(...MERCHANT_ERRORS) },
+  responses: { 202: jsonResponse(DeletionAccepted, "Erasure scheduled"), ...errorResponses(...MERCHANT_ERRORS) },
 });
 
 const restoreCustomer = createRoute({
   method: "post", path: "/v1/personalize/customers/{customer_id}/restore", operationId: "restoreCustomer", tags, security,
   summary: "Cancel a pending erasure within its grace period",
   request,
-  responses: { 200: json(CustomerRestored, "Restored; the data is used again"), ...errorResponses(...MERCHANT_ERRORS, 404) },
+  responses: { 200: jsonResponse(CustomerRestored, "Restored; the data is used again"), ...errorResponses(...MERCHANT_ERRORS, 404) },
 });
 
 const exportCustomer = createRoute({
@@ -36,7 +35,7 @@ const exportCustomer = createRoute({
   summary: "Everything stored about a customer at this merchant (machine-readable)",
   description: "Preferences, usage events, derived usage counts, the consent log, the raw analytics facts (decisions, conversions, offer impressions) and messages about the customer that could not be written yet. Works during the grace period; after the purge only the consent log remains.",
   request,
-  responses: { 200: json(CustomerExport, "The customer's data"), ...errorResponses(...MERCHANT_ERRORS) },
+  responses: { 200: jsonResponse(CustomerExport, "The customer's data"), ...errorResponses(...MERCHANT_ERRORS) },
 });
 
 /** The customer's pseudonym and the audit stamp of this request. */

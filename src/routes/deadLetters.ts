@@ -1,34 +1,33 @@
-import { createRoute, type z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import type { App, Env } from "../env";
 import { ApiError } from "../errors";
 import { logField } from "../middleware/logger";
-import { errorResponses, NoQuery } from "../schemas/common";
+import { ADMIN_ERRORS, errorResponses, jsonResponse, NoQuery } from "../schemas/common";
+import { adminSecurity } from "../schemas/security";
 import { DEFAULT_PAGE, DeadLetterList, DeadLetterListQuery, DeadLetterPath, RedriveRequest, RedriveResult } from "../schemas/deadLetters";
 import { countDeadLetters, type DeadLetter, type DeadLetterQueue, deleteDeadLetters, lettersToRedrive, listDeadLetters } from "../storage/deadLetters";
 
 /** Ops: the dead letters stored by src/jobs/deadLetterConsumer.ts — list, re-drive to the original queue, discard. */
 
-const security = [{ AdminToken: [] }];
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const ADMIN_ERRORS = errorResponses(400, 401, 404, 500);
+const adminErrors = errorResponses(...ADMIN_ERRORS);
 
 const listRoute = createRoute({
-  method: "get", path: "/v1/admin/dead-letters", operationId: "listDeadLetters", tags: ["Admin"], security,
+  method: "get", path: "/v1/admin/dead-letters", operationId: "listDeadLetters", tags: ["Admin"], security: adminSecurity,
   summary: "List the stored dead letters (oldest first) and the count per queue",
   request: { query: DeadLetterListQuery },
-  responses: { 200: json(DeadLetterList, "A page of dead letters"), ...ADMIN_ERRORS },
+  responses: { 200: jsonResponse(DeadLetterList, "A page of dead letters"), ...adminErrors },
 });
 const redriveRoute = createRoute({
-  method: "post", path: "/v1/admin/dead-letters/redrive", operationId: "redriveDeadLetters", tags: ["Admin"], security,
+  method: "post", path: "/v1/admin/dead-letters/redrive", operationId: "redriveDeadLetters", tags: ["Admin"], security: adminSecurity,
   summary: "Re-send dead letters to their original queue, then remove them (consumers are idempotent: nothing counts twice)",
   request: { query: NoQuery, body: { content: { "application/json": { schema: RedriveRequest } }, required: true } },
-  responses: { 200: json(RedriveResult, "Re-sent"), ...ADMIN_ERRORS, ...errorResponses(503) },
+  responses: { 200: jsonResponse(RedriveResult, "Re-sent"), ...adminErrors, ...errorResponses(503) },
 });
 const deleteRoute = createRoute({
-  method: "delete", path: "/v1/admin/dead-letters/{id}", operationId: "deleteDeadLetter", tags: ["Admin"], security,
+  method: "delete", path: "/v1/admin/dead-letters/{id}", operationId: "deleteDeadLetter", tags: ["Admin"], security: adminSecurity,
   summary: "Discard a dead letter after inspection",
   request: { params: DeadLetterPath, query: NoQuery },
-  responses: { 204: { description: "Discarded" }, ...ADMIN_ERRORS },
+  responses: { 204: { description: "Discarded" }, ...adminErrors },
 });
 
 /** sendBatch takes at most 100 messages and 256 KB; ~100 bytes of metadata per message count too. */

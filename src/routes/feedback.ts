@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { randomToken, sha256Hex } from "../crypto/hash";
 import { customerRef } from "../crypto/pseudonym";
@@ -6,11 +6,10 @@ import type { App, AppEnv } from "../env";
 import { ApiError, type ErrorDetail, validationError } from "../errors";
 import { logField } from "../middleware/logger";
 import { customerTag, verifyDecision } from "../personalization/decision";
-import { ApiKeyQuery, errorResponses, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
+import { errorResponses, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
 import { FeedbackAccepted, FeedbackBatch, FeedbackEvent, type FeedbackMessage, IdempotencyHeaders } from "../schemas/feedback";
 import { merchantSecurity } from "../schemas/security";
 
-const Query = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });
 
 const single = createRoute({
   method: "post",
@@ -20,7 +19,7 @@ const single = createRoute({
   summary: "Report the method a customer paid with (queued; stored once per event_id)",
   security: merchantSecurity,
   request: {
-    query: Query,
+    query: MerchantQuery,
     headers: IdempotencyHeaders,
     body: { content: { "application/json": { schema: FeedbackEvent } }, required: true },
   },
@@ -35,7 +34,7 @@ const batch = createRoute({
   summary: "Report up to 100 payments at once (all validated first; one invalid event rejects the batch)",
   security: merchantSecurity,
   request: {
-    query: Query,
+    query: MerchantQuery,
     headers: IdempotencyHeaders,
     body: { content: { "application/json": { schema: FeedbackBatch } }, required: true },
   },

@@ -1,21 +1,17 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { validationError } from "../errors";
 import { logField } from "../middleware/logger";
 import { mergePreferences, type PreferenceValues, preferenceProblems } from "../personalization/preferences";
-import { ApiKeyQuery, errorResponses, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
+import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
 import { CustomerQuery, PreferencesPut, PreferencesUpdated, PreferencesView } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
 import { crossMerchantPeers } from "../storage/consent";
 import { DEFAULT_PREFERENCES, type PreferencesPatch, readPreferences, savePreferences, type StoredPreferences } from "../storage/preferences";
 import { invalidateProfile, refreshProfile } from "../storage/profile";
 
-const json = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-
-/** The PUT names its customer in the body; the query carries only what every merchant route accepts. */
-const PutQuery = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });
 
 const getRoute = createRoute({
   method: "get",
@@ -25,7 +21,7 @@ const getRoute = createRoute({
   summary: "A customer's preferences at this merchant (defaults when none are stored)",
   security: merchantSecurity,
   request: { query: CustomerQuery },
-  responses: { 200: json(PreferencesView, "The preferences"), ...errorResponses(...MERCHANT_ERRORS) },
+  responses: { 200: jsonResponse(PreferencesView, "The preferences"), ...errorResponses(...MERCHANT_ERRORS) },
 });
 
 const putRoute = createRoute({
@@ -35,8 +31,8 @@ const putRoute = createRoute({
   tags: ["Preferences"],
   summary: "Change a customer's preferences (fields left out keep their values)",
   security: merchantSecurity,
-  request: { query: PutQuery, body: { content: { "application/json": { schema: PreferencesPut } }, required: true } },
-  responses: { 200: json(PreferencesUpdated, "Updated; the next /methods call sees the change"), ...errorResponses(...MERCHANT_ERRORS, 413, 415) },
+  request: { query: MerchantQuery, body: { content: { "application/json": { schema: PreferencesPut } }, required: true } },
+  responses: { 200: jsonResponse(PreferencesUpdated, "Updated; the next /methods call sees the change"), ...errorResponses(...MERCHANT_ERRORS, 413, 415) },
 });
 
 function view(customerId: string, merchantId: string, p: StoredPreferences | null) {

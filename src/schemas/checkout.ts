@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { Amount, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, MerchantId, Timestamp } from "./common";
+import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MerchantQuery, Timestamp } from "./common";
 
 export const SESSION_TTL = { min: 60, max: 86_400, default: 1_800 } as const;
 
@@ -22,7 +22,7 @@ export const CheckoutSessionCreate = z
   .openapi("CheckoutSessionCreate", { example: { customer_id: "cus_123", amount: 9900, currency: "USD", country: "US" } });
 export type CheckoutSessionCreate = z.infer<typeof CheckoutSessionCreate>;
 
-export const CheckoutSessionCreateQuery = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });
+export const CheckoutSessionCreateQuery = MerchantQuery;
 
 export const CheckoutSession = z
   .object({

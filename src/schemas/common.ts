@@ -65,6 +65,9 @@ export const ApiKeyQuery = z.string().max(256).optional().openapi({ description:
 /** The query of a route that takes no parameters (admin, self-description): any one is a typo, rejected with 400. */
 export const NoQuery = z.strictObject({});
 
+/** The query of a merchant route that takes only what every merchant route accepts (its body names the rest). */
+export const MerchantQuery = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });
+
 export const ErrorBody = z
   .object({
     error: z.object({
@@ -108,3 +111,9 @@ export function errorResponses(...statuses: number[]) {
 
 /** Error responses every authenticated merchant route can answer. */
 export const MERCHANT_ERRORS = [400, 401, 403, 429, 500, 503] as const;
+
+/** Error responses every admin route can answer. */
+export const ADMIN_ERRORS = [400, 401, 404, 500] as const;
+
+/** A JSON response of a route declaration. */
+export const jsonResponse = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });

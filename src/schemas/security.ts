@@ -1,6 +1,9 @@
 /** OpenAPI security requirements: a merchant key in any of its three places. */
 export const merchantSecurity: Record<string, string[]>[] = [{ ApiKeyHeader: [] }, { BearerKey: [] }, { ApiKeyQuery: [] }];
 
+/** OpenAPI security requirement of /v1/admin/*: the ADMIN_TOKEN bearer. */
+export const adminSecurity: Record<string, string[]>[] = [{ AdminToken: [] }];
+
 export const securitySchemes = {
   ApiKeyHeader: { type: "apiKey", in: "header", name: "X-API-Key" },
   BearerKey: { type: "http", scheme: "bearer", description: "A merchant key tp2_sk_… / tp2_pk_…" },
