@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { customerRef } from "../crypto/pseudonym";
 import type { AppEnv } from "../env";
 import { ApiError, validationError } from "../errors";
-import { logField } from "../middleware/logger";
+import { logField, logRequestError } from "../middleware/logger";
 import type { ExplicitContext } from "../personalization/context";
 import type { DeviceType } from "../schemas/common";
 import { withTimeout } from "../storage/timeout";
@@ -69,7 +69,7 @@ export async function resolveCheckoutCustomer(c: Context<AppEnv>, query: Checkou
     } catch (err) {
       // A checkout never fails because personalization did (§2): without the session store the
       // customer is unknown, so the answer is the merchant's default order, `degraded`.
-      console.error(JSON.stringify({ timestamp: new Date().toISOString(), level: "error", request_id: c.get("requestId"), merchant_id: merchantId, message: "checkout session read failed; answering degraded", error: String(err) }));
+      logRequestError(c, "checkout session read failed; answering degraded", err);
       logField(c, "degraded", true);
       return { kind: "unverified" };
     }

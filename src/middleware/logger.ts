@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 
 /**
@@ -30,6 +30,11 @@ export function requestLogger(): MiddlewareHandler<AppEnv> {
 /** Adds fields to this request's log line (e.g. customer_ref, cache, error_code). */
 export function logField(c: { get: (k: "logFields") => Record<string, unknown> }, key: string, value: unknown): void {
   c.get("logFields")[key] = value;
+}
+
+/** A separate error line for a failure the request survives (degraded answer, cache trouble), tied to it by request id. */
+export function logRequestError(c: Context<AppEnv>, message: string, err: unknown): void {
+  console.error(JSON.stringify({ timestamp: new Date().toISOString(), level: "error", request_id: c.get("requestId"), merchant_id: c.get("merchant")?.merchant_id ?? null, message, error: String(err) }));
 }
 
 /** Customer routes carry the id in the path (API.md §3); the log line shows the template instead. */

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { randomToken } from "../crypto/hash";
 import { explicitContext, resolveCheckoutCustomer } from "../checkout/resolve";
 import type { App, AppEnv } from "../env";
-import { logField } from "../middleware/logger";
+import { logField, logRequestError } from "../middleware/logger";
 import { type ExplicitContext, type ResolvedContext, resolveContext } from "../personalization/context";
 import { recordDecision } from "../analytics/record";
 import { customerTag, signDecision } from "../personalization/decision";
@@ -33,9 +33,6 @@ function requestContext(c: Ctx, explicit: ExplicitContext, nowMs: number): Resol
   return resolveContext(explicit, { userAgent: c.req.header("User-Agent"), ipCountry: c.req.header("CF-IPCountry") ?? cf?.country, cfTimezone: cf?.timezone }, nowMs);
 }
 
-function logError(c: Ctx, message: string, err: unknown): void {
-  console.error(JSON.stringify({ timestamp: new Date().toISOString(), level: "error", request_id: c.get("requestId"), merchant_id: c.get("merchant").merchant_id, message, error: String(err) }));
-}
 
 /**
  * The shared read path of /methods and /offers: customer, context, profile (KV over D1) and the
@@ -52,11 +49,11 @@ export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<Pers
   if (ref) logField(c, "customer_ref", ref);
   const context = requestContext(c, explicitContext(query, who.kind === "customer" ? who.basket : {}, who.kind === "customer" && who.sessionId !== null), nowMs);
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
-  const onCacheError = (err: unknown) => logError(c, "cache error", err);
+  const onCacheError = (err: unknown) => logRequestError(c, "cache error", err);
 
   // The profile (KV over D1) and the merchant's popularity prior are read side by side.
   const popularityRead = withTimeout(readPopularity(c.env, merchant.merchant_id, { waitUntil, onCacheError }), "popularity read").catch((err: unknown) => {
-    logError(c, "popularity read failed; ranking without the prior", err);
+    logRequestError(c, "popularity read failed; ranking without the prior", err);
     return [] as PopularityRow[];
   });
   let profile = null;
@@ -66,7 +63,7 @@ export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<Pers
       ({ profile, cache } = await withTimeout(readProfile(c.env, merchant.merchant_id, ref, { crossMerchant: merchant.features.cross_merchant, waitUntil, onCacheError }), "profile read"));
       logField(c, "cache", cache);
     } catch (err) {
-      logError(c, "profile read failed; answering degraded", err);
+      logRequestError(c, "profile read failed; answering degraded", err);
       logField(c, "degraded", true);
     }
   }

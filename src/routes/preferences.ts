@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { validationError } from "../errors";
-import { logField } from "../middleware/logger";
+import { logField, logRequestError } from "../middleware/logger";
 import { mergePreferences, type PreferenceValues, preferenceProblems } from "../personalization/preferences";
 import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
 import { CustomerQuery, PreferencesPut, PreferencesUpdated, PreferencesView } from "../schemas/personalization";
@@ -77,7 +77,7 @@ async function refreshCaches(c: Context<AppEnv>, merchantId: string, ref: string
   try {
     await refreshProfile(c.env, merchantId, ref, merchant.features.cross_merchant);
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), message: "profile refresh failed", error: String(err) }));
+    logRequestError(c, "profile refresh failed", err);
     await invalidateProfile(c.env, merchantId, ref);
   }
   if (crossChanged) {
