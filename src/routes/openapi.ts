@@ -6,6 +6,7 @@ import { MAX_BODY_BYTES } from "../middleware/bodyLimits";
 import { PUBLISHABLE_ROUTES } from "../middleware/auth";
 import { errorResponses, NoQuery } from "../schemas/common";
 import { securitySchemes } from "../schemas/security";
+import { setBounded } from "../storage/boundedMemo";
 
 export const OPENAPI_PATH = "/v1/openapi.json";
 export const DOCS_PATH = "/docs";
@@ -157,8 +158,7 @@ export function registerOpenApiRoutes(app: App) {
     let doc = built.get(origin);
     if (doc === undefined) {
       doc = openApiDocument(app, origin);
-      if (built.size >= 16) built.delete(built.keys().next().value!); // origins are few; bounded anyway
-      built.set(origin, doc);
+      setBounded(built, origin, doc, 16); // origins are few; bounded anyway
     }
     c.header("Cache-Control", "public, max-age=300");
     return c.json(doc as z.infer<typeof OpenApiDocument>, 200);

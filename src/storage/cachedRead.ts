@@ -1,3 +1,5 @@
+import { setBounded } from "./boundedMemo";
+
 /**
  * Read-through cache in three layers: this isolate's memory, KV, then the loader (D1).
  *
@@ -73,10 +75,7 @@ export async function cachedRead<T>(opts: CachedReadOptions<T>): Promise<T> {
 }
 
 function remember<T>(key: string, value: T, until: number) {
-  memo.delete(key);
-  // Full: drop the oldest entry (a Map keeps insertion order), not everything.
-  if (memo.size >= MEMO_MAX) memo.delete(memo.keys().next().value!);
-  memo.set(key, { value, until });
+  setBounded(memo, key, { value, until }, MEMO_MAX);
 }
 
 /** Drops a key from this isolate and KV (other isolates and KV locations follow within freshMs). */

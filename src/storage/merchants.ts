@@ -1,6 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Offer } from "../schemas/merchant";
 import type { MerchantView } from "../schemas/merchant";
+import { setBounded } from "./boundedMemo";
 import { cachedRead, invalidate } from "./cachedRead";
 
 export type Merchant = z.infer<typeof MerchantView>;
@@ -104,8 +105,6 @@ export async function merchantsAllowingOrigin(db: D1Database, origin: string, no
     .bind(origin)
     .all<{ id: string }>();
   const ids = results.map((r) => r.id);
-  originMemo.delete(origin);
-  if (originMemo.size >= ORIGIN_MEMO_MAX) originMemo.delete(originMemo.keys().next().value!); // the oldest, not everything
-  originMemo.set(origin, { ids, until: now + ORIGIN_MEMO_MS });
+  setBounded(originMemo, origin, { ids, until: now + ORIGIN_MEMO_MS }, ORIGIN_MEMO_MAX);
   return ids;
 }
