@@ -45,7 +45,7 @@ export interface CheckoutCustomerQuery {
  * src/schemas/checkout.ts, which makes customer_id optional and adds client_secret):
  *
  *   const who = await resolveCheckoutCustomer(c, query);
- *   const explicit = explicitContext(query, who.kind === "customer" ? who.basket : {}, who.kind === "customer" && who.sessionId !== null);
+ *   const explicit = explicitContext(query, who);
  *   // guest: no profile read, the merchant's default order with fallback_reason "guest", arm null,
  *   // customer_ref null in the decision record; customer: customerRef as before.
  *
@@ -97,6 +97,8 @@ function basketOf(s: { amount: number | null; currency: string | null; country: 
   return basket;
 }
 
+type ContextQuery = { device_type?: DeviceType | undefined; country?: string | undefined; amount?: number | undefined; currency?: string | undefined; timezone?: string | undefined };
+
 /**
  * The explicit context of a request (API.md §7). With a checkout session the session supplies the
  * basket — amount, currency, and country when it set one — and a query value that contradicts it is
@@ -105,12 +107,9 @@ function basketOf(s: { amount: number | null; currency: string | null; country: 
  * comes from explicit query parameters, then the request's own signals (User-Agent, CF-IPCountry,
  * request.cf); the session's device_type only fills in when neither says anything.
  */
-export function explicitContext<Q extends { device_type?: DeviceType | undefined; country?: string | undefined; amount?: number | undefined; currency?: string | undefined; timezone?: string | undefined }>(
-  query: Q,
-  basket: SessionBasket,
-  fromSession: boolean,
-): ExplicitContext {
-  if (fromSession) {
+export function explicitContext(query: ContextQuery, who: CheckoutCustomer): ExplicitContext {
+  const basket: SessionBasket = who.kind === "customer" ? who.basket : {};
+  if (who.kind === "customer" && who.sessionId !== null) {
     const issues: { path: string; message: string }[] = [];
     for (const field of ["amount", "currency"] as const) {
       if (query[field] === undefined || query[field] === basket[field]) continue;

@@ -47,7 +47,7 @@ export async function personalize(c: Ctx, query: PersonalizeQuery): Promise<Pers
   const who = await resolveCheckoutCustomer(c, query, nowMs);
   const ref = who.kind === "customer" ? who.customerRef : null;
   if (ref) logField(c, "customer_ref", ref);
-  const context = requestContext(c, explicitContext(query, who.kind === "customer" ? who.basket : {}, who.kind === "customer" && who.sessionId !== null), nowMs);
+  const context = requestContext(c, explicitContext(query, who), nowMs);
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
   const onCacheError = (err: unknown) => logRequestError(c, "cache error", err);
 

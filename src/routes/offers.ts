@@ -30,8 +30,7 @@ export function registerOffersRoutes(app: App): void {
     if (!merchant.features.targeted_offers) {
       // The same key, customer and session rules as with offers on: offers_disabled is an answer,
       // not a way around them (a garbled client_secret is still 401, a missing customer_id 400).
-      const who = await resolveCheckoutCustomer(c, query);
-      if (who.kind === "customer") explicitContext(query, who.basket, who.sessionId !== null);
+      explicitContext(query, await resolveCheckoutCustomer(c, query));
       logField(c, "fallback_reason", "offers_disabled");
       return c.json({ offers: [], personalized: false, fallback_reason: "offers_disabled" as const }, 200);
     }
