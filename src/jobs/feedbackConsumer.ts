@@ -6,7 +6,7 @@ import { FeedbackMessage } from "../schemas/feedback";
 import { storeUsageEvents, type UsageEventRow } from "../storage/events";
 import { readMerchant } from "../storage/merchants";
 import { crossMerchantPeersOf } from "../storage/consent";
-import { invalidateProfile, refreshProfiles } from "../storage/profile";
+import { invalidateProfile, type ProfileKey, refreshProfiles } from "../storage/profile";
 import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
 
 /** Profiles refreshed per D1 batch (4 statements each at most). */
@@ -110,25 +110,35 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
   const keys = [...pairs.values()].map((p) => ({ ...p, crossMerchant: crossMerchant.get(p.merchantId) ?? false }));
   let failed = 0;
   let lastError: unknown = null;
+  // The reloaded profiles say who consented to cross-merchant use here; a chunk that failed to reload
+  // counts as consenting (its peers' caches are dropped rather than left stale).
+  const consenting: ProfileKey[] = [];
   for (let i = 0; i < keys.length; i += REFRESH_CHUNK) {
     const chunk = keys.slice(i, i + REFRESH_CHUNK);
-    await refreshProfiles(env, chunk).catch((err: unknown) => {
+    const profiles = await refreshProfiles(env, chunk).catch((err: unknown) => {
       failed += chunk.length;
       lastError = err;
+      return null;
     });
+    consenting.push(...chunk.filter((_, j) => !profiles || profiles[j]!.preferences?.cross_merchant_consent === true));
   }
   if (failed > 0) logJob("error", "profile refresh after feedback failed", { profiles: keys.length, failed, error: String(lastError) });
-  await dropPeerProfiles(env, [...pairs.values()]);
+  if (consenting.length > 0) await dropPeerProfiles(env, consenting);
 }
 
 /**
  * A payment here also counts at the other merchants where the customer consented to cross-merchant
  * use: drop their cached profiles so their next /methods reads it (instead of up to the 300 s TTL).
- * Only consenting customers cost anything; a failure is logged, the TTL still bounds staleness.
+ * Called for customers who consented here only, so a batch without them costs nothing; a failure is
+ * logged, the TTL still bounds staleness.
  */
-async function dropPeerProfiles(env: Env, pairs: readonly { merchantId: string; customerRef: string }[]): Promise<void> {
+async function dropPeerProfiles(env: Env, consenting: readonly ProfileKey[]): Promise<void> {
   const byMerchant = new Map<string, string[]>();
-  for (const p of pairs) byMerchant.set(p.merchantId, [...(byMerchant.get(p.merchantId) ?? []), p.customerRef]);
+  for (const p of consenting) {
+    const refs = byMerchant.get(p.merchantId);
+    if (refs) refs.push(p.customerRef);
+    else byMerchant.set(p.merchantId, [p.customerRef]);
+  }
   try {
     for (const [merchantId, refs] of byMerchant) {
       const peers = await crossMerchantPeersOf(env.DB, merchantId, refs);

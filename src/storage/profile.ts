@@ -129,10 +129,11 @@ export async function refreshProfile(env: ProfileEnv, merchantId: string, custom
   return profile;
 }
 
-/** Reloads many profiles with one D1 batch and rewrites their cache entries in parallel. */
-export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<void> {
+/** Reloads many profiles with one D1 batch and rewrites their cache entries in parallel; returns them, aligned with `keys`. */
+export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<Profile[]> {
   const profiles = await loadProfiles(env.DB, keys);
   await Promise.all(keys.map((k, i) => writeProfile(env.CACHE, profileKey(k.merchantId, k.customerRef), profiles[i]!)));
+  return profiles;
 }
 
 export async function invalidateProfile(env: ProfileEnv, merchantId: string, customerRef: string): Promise<void> {
