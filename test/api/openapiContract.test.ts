@@ -1,40 +1,9 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { merchantSecurity } from "../../src/schemas/security";
-import { checkSamples, contractOf, type DocOperation } from "../helpers/contract";
+import { API_MD_ROUTES, checkSamples, contractOf, type DocOperation } from "../helpers/contract";
 import { admin, api, BASE, createKey, createMerchant, recordedFetch, type TestMerchant } from "../helpers/fixtures";
 import { type Sample, samples } from "../helpers/samples";
-
-/** Every route of ../shared/API.md (§1 to §7). */
-const API_MD_ROUTES = [
-  "GET /health",
-  "GET /docs",
-  "GET /v1/openapi.json",
-  "GET /v1/personalize/methods",
-  "POST /v1/personalize/feedback",
-  "POST /v1/personalize/feedback/batch",
-  "GET /v1/personalize/preferences",
-  "PUT /v1/personalize/preferences",
-  "GET /v1/personalize/consent",
-  "GET /v1/personalize/offers",
-  "DELETE /v1/personalize/customers/{customer_id}",
-  "POST /v1/personalize/customers/{customer_id}/restore",
-  "GET /v1/personalize/customers/{customer_id}/export",
-  "POST /v1/admin/merchants",
-  "GET /v1/admin/merchants/{merchant_id}",
-  "PATCH /v1/admin/merchants/{merchant_id}",
-  "POST /v1/admin/merchants/{merchant_id}/keys",
-  "GET /v1/admin/merchants/{merchant_id}/keys",
-  "DELETE /v1/admin/keys/{key_id}",
-  "GET /v1/payment-methods",
-  "GET /v1/analytics/summary",
-  "GET /v1/analytics/timeseries",
-  "POST /v1/checkout/sessions",
-  // Ops: dead letters (src/routes/deadLetters.ts), not yet in API.md §4.
-  "GET /v1/admin/dead-letters",
-  "POST /v1/admin/dead-letters/redrive",
-  "DELETE /v1/admin/dead-letters/{id}",
-];
 
 /** Registered but not API: the demo shop's backend (src/routes/demo.ts), 404 outside ENVIRONMENT=development. */
 const NOT_API = ["POST /demo/api/pay", "POST /demo/api/session"];

@@ -1,7 +1,7 @@
 import { SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createMerchant, recordedFetch, type TestMerchant } from "../helpers/fixtures";
-import { concretePath, credentials, loadOperations, type Operation } from "../helpers/operations";
+import { concretePath, credentials, documentedOperations, type Operation } from "../helpers/operations";
 
 /**
  * Hostile input against every documented operation, driven by the worker's own OpenAPI document:
@@ -22,7 +22,7 @@ const problems: string[] = [];
 
 beforeAll(async () => {
   merchant = await createMerchant({ rate_limit: { requests_per_hour: 10_000_000, burst: 1_000_000 } });
-  operations = await loadOperations();
+  operations = documentedOperations();
 });
 
 /** A valid value for each path parameter, so that only the value under test is wrong. */

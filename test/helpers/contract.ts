@@ -22,6 +22,37 @@ interface RouteDefinition {
 
 export const BASE_URL = "https://api.test";
 
+/** Every route of ../shared/API.md (§1 to §7). */
+export const API_MD_ROUTES = [
+  "GET /health",
+  "GET /docs",
+  "GET /v1/openapi.json",
+  "GET /v1/personalize/methods",
+  "POST /v1/personalize/feedback",
+  "POST /v1/personalize/feedback/batch",
+  "GET /v1/personalize/preferences",
+  "PUT /v1/personalize/preferences",
+  "GET /v1/personalize/consent",
+  "GET /v1/personalize/offers",
+  "DELETE /v1/personalize/customers/{customer_id}",
+  "POST /v1/personalize/customers/{customer_id}/restore",
+  "GET /v1/personalize/customers/{customer_id}/export",
+  "POST /v1/admin/merchants",
+  "GET /v1/admin/merchants/{merchant_id}",
+  "PATCH /v1/admin/merchants/{merchant_id}",
+  "POST /v1/admin/merchants/{merchant_id}/keys",
+  "GET /v1/admin/merchants/{merchant_id}/keys",
+  "DELETE /v1/admin/keys/{key_id}",
+  "GET /v1/payment-methods",
+  "GET /v1/analytics/summary",
+  "GET /v1/analytics/timeseries",
+  "POST /v1/checkout/sessions",
+  // Ops: dead letters (src/routes/deadLetters.ts), not yet in API.md §4.
+  "GET /v1/admin/dead-letters",
+  "POST /v1/admin/dead-letters/redrive",
+  "DELETE /v1/admin/dead-letters/{id}",
+];
+
 /** The document as GET /v1/openapi.json serves it, and every operation in it. */
 export function contractOf() {
   const app = createApp();

@@ -1,9 +1,9 @@
-import { SELF } from "cloudflare:test";
+import { contractOf, type DocOperation } from "./contract";
 import { ADMIN_TOKEN, type TestMerchant } from "./fixtures";
 
 /**
- * The worker's own OpenAPI document as a list of operations, for tests that walk every route
- * (robustness.test.ts, unknownQuery.test.ts): a route added later is covered without editing them.
+ * The worker's own OpenAPI document as a list of callable operations, for tests that walk every
+ * route (robustness.test.ts, unknownQuery.test.ts): a route added later is covered without editing them.
  */
 
 interface Schema {
@@ -19,16 +19,6 @@ export interface Parameter {
   example?: unknown;
   schema?: Schema;
 }
-interface DocOperation {
-  parameters?: (Parameter | { $ref: string })[];
-  requestBody?: { content: Record<string, { schema: Schema }> };
-  security?: Record<string, unknown>[];
-}
-interface OpenApiDoc {
-  paths: Record<string, Record<string, DocOperation>>;
-  components: Record<string, Record<string, unknown>>;
-}
-
 export interface Operation {
   method: string;
   path: string;
@@ -40,10 +30,9 @@ export interface Operation {
   admin: boolean;
 }
 
-export async function loadOperations(): Promise<Operation[]> {
-  const res = await SELF.fetch("https://api.test/v1/openapi.json");
-  if (res.status !== 200) throw new Error(`GET /v1/openapi.json: ${res.status}`);
-  const doc = (await res.json()) as OpenApiDoc;
+/** Each operation of the document (contractOf: the one GET /v1/openapi.json serves), ready to call. */
+export function documentedOperations(): Operation[] {
+  const { doc, operations } = contractOf();
   const resolve = <T>(x: T | { $ref: string }): T => {
     if (typeof x === "object" && x !== null && "$ref" in x && typeof x.$ref === "string") {
       const [, , kind, name] = x.$ref.split("/");
@@ -51,31 +40,27 @@ export async function loadOperations(): Promise<Operation[]> {
     }
     return x as T;
   };
-  const out: Operation[] = [];
-  for (const [path, item] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      if (!["get", "post", "put", "patch", "delete"].includes(method)) continue;
-      const parameters = (op.parameters ?? []).map((p) => resolve<Parameter>(p));
-      const requiredQuery: Record<string, string> = {};
-      for (const p of parameters) {
-        // customer_id is optional on /methods and /offers only for a browser with a checkout session; a secret key names the customer.
-        if (p.in !== "query" || !(p.required || p.name === "customer_id")) continue;
-        const schema = p.schema ? resolve<Schema>(p.schema) : {};
-        requiredQuery[p.name] = String(p.example ?? schema.example ?? schema.enum?.[0] ?? schema.default);
-      }
-      const bodySchema = op.requestBody?.content["application/json"]?.schema;
-      const example = bodySchema ? resolve<Schema>(bodySchema).example : undefined;
-      out.push({
-        method: method.toUpperCase(),
-        path,
-        parameters,
-        requiredQuery,
-        example: (example as Record<string, unknown> | undefined) ?? null,
-        admin: (op.security ?? []).some((s) => "AdminToken" in s),
-      });
+  return operations.map((op) => {
+    const { parameters: declared, requestBody } = op as DocOperation & { parameters?: (Parameter | { $ref: string })[]; requestBody?: { content: Record<string, { schema: Schema }> } };
+    const parameters = (declared ?? []).map((p) => resolve<Parameter>(p));
+    const requiredQuery: Record<string, string> = {};
+    for (const p of parameters) {
+      // customer_id is optional on /methods and /offers only for a browser with a checkout session; a secret key names the customer.
+      if (p.in !== "query" || !(p.required || p.name === "customer_id")) continue;
+      const schema = p.schema ? resolve<Schema>(p.schema) : {};
+      requiredQuery[p.name] = String(p.example ?? schema.example ?? schema.enum?.[0] ?? schema.default);
     }
-  }
-  return out;
+    const bodySchema = requestBody?.content["application/json"]?.schema;
+    const example = bodySchema ? resolve<Schema>(bodySchema).example : undefined;
+    return {
+      method: op.method,
+      path: op.path,
+      parameters,
+      requiredQuery,
+      example: (example as Record<string, unknown> | undefined) ?? null,
+      admin: (op.security ?? []).some((s) => "AdminToken" in s),
+    };
+  });
 }
 
 /** The path with a valid value in each path parameter (a resource that does not exist is a 404 after validation). */
