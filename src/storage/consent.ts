@@ -28,23 +28,18 @@ export async function crossMerchantPeers(db: D1Database, merchantId: string, cus
 
 /**
  * For customers who just paid at `merchantId`: the other merchants whose cached profile may count
- * that payment (the customer consented to cross-merchant use here and there). One query per 90
- * customers (D1 binds at most 100 parameters). The caller drops those caches.
+ * that payment (the customer consented to cross-merchant use here and there). One query for any
+ * number of customers (their refs as one JSON parameter). The caller drops those caches.
  */
 export async function crossMerchantPeersOf(db: D1Database, merchantId: string, customerRefs: readonly string[]): Promise<{ merchant_id: string; customer_ref: string }[]> {
-  const out: { merchant_id: string; customer_ref: string }[] = [];
-  for (let i = 0; i < customerRefs.length; i += 90) {
-    const chunk = customerRefs.slice(i, i + 90);
-    const { results } = await db
-      .prepare(
-        `SELECT p.merchant_id, p.customer_ref FROM preferences AS p
-           JOIN preferences AS here ON here.customer_ref = p.customer_ref AND here.merchant_id = ? AND here.cross_merchant_consent = 1
-          WHERE p.customer_ref IN (${chunk.map(() => "?").join(", ")}) AND p.cross_merchant_consent = 1 AND p.merchant_id <> ?
-          LIMIT 5000`,
-      )
-      .bind(merchantId, ...chunk, merchantId)
-      .all<{ merchant_id: string; customer_ref: string }>();
-    out.push(...results);
-  }
-  return out;
+  const { results } = await db
+    .prepare(
+      `SELECT p.merchant_id, p.customer_ref FROM preferences AS p
+         JOIN preferences AS here ON here.customer_ref = p.customer_ref AND here.merchant_id = ?1 AND here.cross_merchant_consent = 1
+        WHERE p.customer_ref IN (SELECT value FROM json_each(?2)) AND p.cross_merchant_consent = 1 AND p.merchant_id <> ?1
+        LIMIT 10000`,
+    )
+    .bind(merchantId, JSON.stringify(customerRefs))
+    .all<{ merchant_id: string; customer_ref: string }>();
+  return results;
 }
