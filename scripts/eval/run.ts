@@ -35,10 +35,16 @@ const LABELS: Record<Ranker, string> = {
 const SLICES: Record<Slice, string> = { all: "all payments", with_history: "payments with earlier history", sparse: "customers with 1–3 payments" };
 const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
 
+/** One replay of one population, with the headline summaries (model and literal formula, all payments). */
+function evaluate(seed: number, customers: number, population: Partial<Population> = {}) {
+  const history = generate(seed, customers, population);
+  const result = replay(history.customers, history.events);
+  return { ...history, result, model: summarize(result.predictions.model.all), literal: summarize(result.predictions.literal.all) };
+}
+
 function report(): void {
   const started = Date.now();
-  const { customers, events } = generate(SEED, CUSTOMERS);
-  const result = replay(customers, events);
+  const { customers, events, result, model, literal } = evaluate(SEED, CUSTOMERS);
   const lines: string[] = [];
   lines.push(`Synthetic history: seed ${SEED}, ${customers.length} customers, ${events.length} payments, ${countSparse(events)} customers with 1–3 payments.`, "");
   for (const slice of Object.keys(SLICES) as Slice[]) {
@@ -58,8 +64,6 @@ function report(): void {
     }
     lines.push("");
   }
-  const model = summarize(result.predictions.model.all);
-  const literal = summarize(result.predictions.literal.all);
   const ratio = model.top1 / literal.top1;
   if (args.includes("--bound")) {
     // What any learner could reach from the same histories (see bound.ts); slow, so not in the default run.
@@ -111,10 +115,7 @@ function sensitivity(): void {
   const lines = [`Seed ${SEED}, ${n} customers per row; bound = Bayes-optimal learner with the service's no_history answer.`, "", "| population | model top-1 | literal top-1 | ratio | bound top-1 | bound ratio | model ECE |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"];
   for (const [label, change] of variants) {
     const population: Population = { ...DEFAULT_POPULATION, ...change };
-    const { customers, events } = generate(SEED, n, population);
-    const result = replay(customers, events);
-    const model = summarize(result.predictions.model.all);
-    const literal = summarize(result.predictions.literal.all);
+    const { customers, events, result, model, literal } = evaluate(SEED, n, population);
     const bound = serviceBound(bayesBound(customers, events, 300, population), summarize(result.segments.model.get("history 0") ?? []).top1, events.length);
     lines.push(`| ${label} | ${fmt(model.top1)} | ${fmt(literal.top1)} | ${fmt(model.top1 / literal.top1, 2)}× | ${fmt(bound)} | ${fmt(bound / literal.top1, 2)}× | ${fmt(model.ece)} |`);
   }
@@ -126,10 +127,7 @@ function seeds(list: number[]): void {
   const lines = ["| seed | payments | model top-1 | literal top-1 | ratio | model ECE |", "| ---: | ---: | ---: | ---: | ---: | ---: |"];
   const ratios: number[] = [];
   for (const seed of list) {
-    const { customers, events } = generate(seed, CUSTOMERS);
-    const result = replay(customers, events);
-    const model = summarize(result.predictions.model.all);
-    const literal = summarize(result.predictions.literal.all);
+    const { events, model, literal } = evaluate(seed, CUSTOMERS);
     ratios.push(model.top1 / literal.top1);
     lines.push(`| ${seed} | ${events.length} | ${fmt(model.top1)} | ${fmt(literal.top1)} | ${fmt(model.top1 / literal.top1, 2)}× | ${fmt(model.ece)} |`);
   }
