@@ -274,6 +274,24 @@ describe("degraded and cached answers", () => {
     expect(await verifyDecision(env.SIGNING_KEY, body.decision_id, m.merchantId)).toMatchObject({ f: "degraded", a: "treatment" });
   });
 
+  it("answers 200 degraded when the profile read does not finish in time (a slow D1 is a failure too)", async () => {
+    const m = await createMerchant();
+    expect((await callWorker(m, "customer_id=warmup", env)).status).toBe(200); // caches key and merchant in this isolate
+    // The real D1 binding, with its batch (the profile read) never answering.
+    const hanging = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") return () => new Promise(() => {});
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const res = await callWorker(m, "customer_id=slow_1&country=US", { ...env, DB: hanging });
+    expect(res.status).toBe(200);
+    const body = await res.json<MethodsBody>();
+    expect(body).toMatchObject({ personalized: false, fallback_reason: "degraded" });
+    expect(ids(body)).toEqual(["visa", "mastercard", "apple_pay", "google_pay", "paypal", "klarna"]);
+  });
+
   it("answers from a cached profile without any D1 query", async () => {
     const m = await createMerchant();
     await recordPayments(m.merchantId, "hit_1", repeat(4, { method_id: "paypal" }));
