@@ -6,13 +6,6 @@ import { deadLetterRetryDelaySeconds, errorText, logJob } from "./delivery";
 /** Bodies are kept up to 64 KB of JSON text; ours are far smaller (a longer one is cut and flagged). */
 export const MAX_BODY_CHARS = 64 * 1024;
 
-/** The original queue family of a dead-letter queue name (feedback-events-dlq-prod → feedback), else null. */
-export function deadLetterQueueOf(queueName: string): DeadLetterQueue | null {
-  if (queueName.startsWith("feedback-events-dlq")) return "feedback";
-  if (queueName.startsWith("analytics-events-dlq")) return "analytics";
-  return null;
-}
-
 /** The body as JSON text, cut at MAX_BODY_CHARS; `truncated` when it is not the whole original. */
 export function bodyText(body: unknown): { text: string; truncated: boolean } {
   let text: string | undefined;

@@ -1,18 +1,18 @@
 import type { Env } from "../env";
 import { consumeAnalytics } from "./analyticsConsumer";
-import { consumeDeadLetters, deadLetterQueueOf } from "./deadLetterConsumer";
+import { consumeDeadLetters } from "./deadLetterConsumer";
 import { consumeFeedback } from "./feedbackConsumer";
+import { queueRouteOf } from "./queueRoutes";
 
 /**
- * Routes a delivered batch to its consumer by queue name. Names carry an environment suffix
- * (feedback-events-dev, -staging, -prod). The dead-letter queues (feedback-events-dlq-*,
- * analytics-events-dlq-*) go to the dead-letter consumer, which stores them in D1 for ops.
+ * Hands a delivered batch to its consumer by queue name (queueRoutes.ts). Dead letters go to the
+ * dead-letter consumer, which stores them in D1 for ops.
  */
 export async function handleQueueBatch(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
-  const deadLetters = deadLetterQueueOf(batch.queue);
-  if (deadLetters) return consumeDeadLetters(batch, env, deadLetters);
-  if (batch.queue.startsWith("feedback-events")) return consumeFeedback(batch, env, ctx);
-  if (batch.queue.startsWith("analytics-events")) return consumeAnalytics(batch, env, ctx);
+  const route = queueRouteOf(batch.queue);
+  if (route?.consumer === "dead_letters") return consumeDeadLetters(batch, env, route.of);
+  if (route?.consumer === "feedback") return consumeFeedback(batch, env, ctx);
+  if (route?.consumer === "analytics") return consumeAnalytics(batch, env, ctx);
   console.error(JSON.stringify({ level: "error", message: "no consumer for queue", queue: batch.queue }));
   batch.retryAll();
 }

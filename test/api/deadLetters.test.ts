@@ -4,6 +4,7 @@ import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { MAX_BODY_CHARS } from "../../src/jobs/deadLetterConsumer";
 import { deadLetterRetryDelaySeconds } from "../../src/jobs/delivery";
+import { queueRouteOf } from "../../src/jobs/queueRoutes";
 import { applyRetention } from "../../src/jobs/retention";
 import { DATA_LIFECYCLE_CRON } from "../../src/jobs/scheduled";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
@@ -141,6 +142,27 @@ async function seedLetters(queue: string, bodies: unknown[]): Promise<number[]> 
   const stored = await rows(`message_id IN (SELECT value FROM json_each(?))`, JSON.stringify(ids));
   return stored.map((r) => r.id);
 }
+
+describe("queue routing", () => {
+  it("routes each environment's queue names to its consumer, dead-letter queues to the dead-letter consumer of their family", () => {
+    for (const suffix of ["dev", "staging", "prod"]) {
+      expect(queueRouteOf(`feedback-events-${suffix}`)).toEqual({ consumer: "feedback" });
+      expect(queueRouteOf(`analytics-events-${suffix}`)).toEqual({ consumer: "analytics" });
+      expect(queueRouteOf(`feedback-events-dlq-${suffix}`)).toEqual({ consumer: "dead_letters", of: "feedback" });
+      expect(queueRouteOf(`analytics-events-dlq-${suffix}`)).toEqual({ consumer: "dead_letters", of: "analytics" });
+    }
+    expect(queueRouteOf("orders")).toBeNull();
+  });
+
+  it("a batch from a queue no consumer knows is retried whole, never acked (nothing is lost to a misnamed queue)", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const { result } = await deliver("orders-events-dev", [await feedback("cus_dl_unrouted")]);
+    expect(result.retryBatch).toMatchObject({ retry: true });
+    expect(result.explicitAcks).toEqual([]);
+    expect(await rows()).toEqual([]);
+    expect(errors.mock.calls.flat().join(" ")).toContain("no consumer for queue");
+  });
+});
 
 describe("GET /v1/admin/dead-letters", () => {
   it("lists oldest first with counts per queue, never the customer_ref column", async () => {
