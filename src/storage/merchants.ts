@@ -1,6 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import type { Offer } from "../schemas/merchant";
-import type { MerchantView } from "../schemas/merchant";
+import { type MerchantView, type Offer, Origin } from "../schemas/merchant";
 import { setBounded } from "./boundedMemo";
 import { cachedRead, invalidate } from "./cachedRead";
 
@@ -77,7 +76,8 @@ export async function insertMerchant(db: D1Database, m: Merchant): Promise<boole
     .prepare("INSERT INTO merchants (id, name, tier, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
     .bind(m.merchant_id, m.name, m.tier, configOf(m), m.created_at, m.updated_at)
     .run();
-  return res.meta.changes === 1;
+  // meta.changes also counts the merchant_origins rows its trigger writes: the merchant either was inserted or not.
+  return (res.meta.changes ?? 0) > 0;
 }
 
 export async function saveMerchant(env: { DB: D1Database; CACHE: KVNamespace }, m: Merchant): Promise<void> {
@@ -88,9 +88,10 @@ export async function saveMerchant(env: { DB: D1Database; CACHE: KVNamespace }, 
 }
 
 /**
- * Preflights carry no key, so anyone can send them with any Origin: answers are remembered in this
- * isolate for a minute (bounded), so a flood of preflights costs at most one D1 query per origin and
- * minute, and nothing is written to KV on an attacker's behalf.
+ * Preflights carry no key, so anyone can send them with any Origin: an origin that is not one is
+ * answered without storage; answers are remembered in this isolate for a minute (bounded), so a
+ * repeated origin costs at most one D1 query a minute, and a made-up one a primary-key lookup
+ * (merchant_origins, migration 0009), never a scan; nothing is written to KV on an attacker's behalf.
  */
 const ORIGIN_MEMO_MS = 60_000;
 const ORIGIN_MEMO_MAX = 2_000;
@@ -98,13 +99,11 @@ const originMemo = new Map<string, { ids: string[]; until: number }>();
 
 /** Every merchant id whose allowed_origins holds `origin` (CORS preflight carries no key). */
 export async function merchantsAllowingOrigin(db: D1Database, origin: string, now = Date.now()): Promise<string[]> {
+  if (!Origin.safeParse(origin).success) return []; // no merchant can allow it (allowed_origins are validated the same way)
   const hit = originMemo.get(origin);
   if (hit && hit.until > now) return hit.ids;
-  const { results } = await db
-    .prepare("SELECT m.id FROM merchants AS m, json_each(m.config, '$.allowed_origins') AS o WHERE o.value = ? LIMIT 100")
-    .bind(origin)
-    .all<{ id: string }>();
-  const ids = results.map((r) => r.id);
+  const { results } = await db.prepare("SELECT merchant_id FROM merchant_origins WHERE origin = ? LIMIT 100").bind(origin).all<{ merchant_id: string }>();
+  const ids = results.map((r) => r.merchant_id);
   setBounded(originMemo, origin, { ids, until: now + ORIGIN_MEMO_MS }, ORIGIN_MEMO_MAX);
   return ids;
 }

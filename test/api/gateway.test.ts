@@ -1,5 +1,6 @@
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { merchantsAllowingOrigin } from "../../src/storage/merchants";
 import { admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
 let m: TestMerchant;
@@ -111,6 +112,33 @@ describe("CORS", () => {
       headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "GET" },
     });
     expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("a preflight naming no merchant is allowed when some merchant allows the origin, as merchant writes leave it", async () => {
+    const origin = `https://${m.merchantId.replace(/_/g, "-")}.shop.example`;
+    const preflight = () =>
+      SELF.fetch(`${BASE}/v1/personalize/methods`, { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "GET" } });
+    const shop = await createMerchant({ allowed_origins: ["https://other.example", origin] });
+    const origins = async () =>
+      (await env.DB.prepare("SELECT origin FROM merchant_origins WHERE merchant_id = ? ORDER BY origin").bind(shop.merchantId).all<{ origin: string }>()).results.map((r) => r.origin);
+    expect(await origins()).toEqual(["https://other.example", origin].sort());
+    expect((await preflight()).headers.get("Access-Control-Allow-Origin")).toBe(origin);
+
+    const later = Date.now() + 61_000; // past this isolate's one-minute memo
+    expect(await merchantsAllowingOrigin(env.DB, origin, later)).toEqual([shop.merchantId]);
+    const patched = await admin(`/v1/admin/merchants/${shop.merchantId}`, { method: "PATCH", body: JSON.stringify({ allowed_origins: ["https://new.example"] }) });
+    expect(patched.status).toBe(200);
+    expect(await origins()).toEqual(["https://new.example"]);
+    expect(await merchantsAllowingOrigin(env.DB, origin, later + 61_000)).toEqual([]);
+    expect(await merchantsAllowingOrigin(env.DB, "https://new.example", later + 61_000)).toEqual([shop.merchantId]);
+  });
+
+  it("a preflight whose Origin is not an origin is refused without a storage lookup", async () => {
+    const failing = { prepare: () => { throw new Error("D1 must not be asked"); } } as unknown as D1Database;
+    for (const bad of ["null", "https://shop.example/path", "javascript:alert(1)", `https://${"a".repeat(300)}.example`, "https://shop.example\nX: y"]) {
+      expect(await merchantsAllowingOrigin(failing, bad)).toEqual([]);
+    }
+    await expect(merchantsAllowingOrigin(failing, "https://fresh-origin.example")).rejects.toThrow("D1 must not be asked");
   });
 
   it("reflects only an exact allowed origin on real requests, never a wildcard, and exposes X-Request-Id", async () => {
