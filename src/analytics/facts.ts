@@ -3,16 +3,23 @@
  * window. The same SELECT fills the hourly rollups (src/analytics/rollups.ts) and answers the open
  * hour at read time (src/analytics/load.ts), so rollups and raw rows can never disagree on a rule.
  *
- * Every aggregate binds ?1 merchant_id, ?2 and ?3 the window as hour prefixes
- * ('2026-02-03T15' <= ts < '2026-02-03T16') and yields `bucket` (the hour) plus its dims and measures.
+ * An aggregate is built for a merchant scope: `oneMerchant` (?1 is the merchant_id; the read path) or
+ * `dirtyMerchants` (?1 is an hour: every merchant with a dirty mark on it; the rollup job rebuilds an
+ * hour for all of them in one statement). ?2 and ?3 bind the window as hour prefixes
+ * ('2026-02-03T15' <= ts < '2026-02-03T16'). It yields `merchant_id`, `bucket` (the hour), dims and measures.
  */
+
+/** The SQL condition that puts `column` (a merchant_id column) in scope. */
+export type MerchantScope = (column: string) => string;
+export const oneMerchant: MerchantScope = (column) => `${column} = ?1`;
+export const dirtyMerchants: MerchantScope = (column) => `${column} IN (SELECT merchant_id FROM analytics_dirty_hours WHERE hour = ?1)`;
 
 export interface Fact {
   name: FactName;
   table: string;
   dims: readonly string[];
   measures: readonly string[];
-  aggregate: string;
+  aggregate: (scope: MerchantScope) => string;
 }
 
 export type FactName = "decisions" | "conversions" | "ttp" | "payments" | "offers";
@@ -26,14 +33,14 @@ export const FACTS: Record<FactName, Fact> = {
     table: "analytics_decision_rollups",
     dims: ["arm", "fallback_reason", "device_type", "country", "currency"],
     measures: ["decisions", "personalized", "cache_hits", "cache_misses"],
-    aggregate: `
-      SELECT ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, coalesce(fallback_reason, '') AS fallback_reason,
+    aggregate: (scope) => `
+      SELECT merchant_id, ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, coalesce(fallback_reason, '') AS fallback_reason,
         coalesce(device_type, '') AS device_type, coalesce(country, '') AS country, coalesce(currency, '') AS currency,
         count(*) AS decisions, sum(personalized) AS personalized,
         ${COUNT_IF("cache = 'hit'")} AS cache_hits, ${COUNT_IF("cache = 'miss'")} AS cache_misses
       FROM analytics_decisions
-      WHERE merchant_id = ?1 AND decided_at >= ?2 AND decided_at < ?3
-      GROUP BY 1, 2, 3, 4, 5, 6`,
+      WHERE ${scope("merchant_id")} AND decided_at >= ?2 AND decided_at < ?3
+      GROUP BY 1, 2, 3, 4, 5, 6, 7`,
   },
   // Conversions belong to the hour of their decision: a conversion rate compares like with like.
   conversions: {
@@ -41,25 +48,25 @@ export const FACTS: Record<FactName, Fact> = {
     table: "analytics_conversion_rollups",
     dims: ["arm", "currency", "rank"],
     measures: ["conversions", "amount_n", "amount_sum"],
-    aggregate: `
-      SELECT ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, coalesce(currency, '') AS currency, rank,
+    aggregate: (scope) => `
+      SELECT merchant_id, ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, coalesce(currency, '') AS currency, rank,
         count(*) AS conversions,
         ${COUNT_IF("amount IS NOT NULL AND currency IS NOT NULL")} AS amount_n,
         coalesce(sum(CASE WHEN currency IS NOT NULL THEN amount END), 0) AS amount_sum
       FROM analytics_conversions
-      WHERE merchant_id = ?1 AND decided_at >= ?2 AND decided_at < ?3
-      GROUP BY 1, 2, 3, 4`,
+      WHERE ${scope("merchant_id")} AND decided_at >= ?2 AND decided_at < ?3
+      GROUP BY 1, 2, 3, 4, 5`,
   },
   ttp: {
     name: "ttp",
     table: "analytics_ttp_rollups",
     dims: ["arm", "bin"],
     measures: ["n"],
-    aggregate: `
-      SELECT ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, ttp_bin AS bin, count(*) AS n
+    aggregate: (scope) => `
+      SELECT merchant_id, ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, ttp_bin AS bin, count(*) AS n
       FROM analytics_conversions
-      WHERE merchant_id = ?1 AND decided_at >= ?2 AND decided_at < ?3
-      GROUP BY 1, 2, 3`,
+      WHERE ${scope("merchant_id")} AND decided_at >= ?2 AND decided_at < ?3
+      GROUP BY 1, 2, 3, 4`,
   },
   // Every stored payment, attributed or not, by the hour it occurred; arm of the decision it converted.
   payments: {
@@ -67,30 +74,30 @@ export const FACTS: Record<FactName, Fact> = {
     table: "analytics_payment_rollups",
     dims: ["method_id", "arm"],
     measures: ["payments"],
-    aggregate: `
-      SELECT ${HOUR("u.occurred_at")} AS bucket, u.method_id AS method_id, coalesce(c.arm, '') AS arm, count(*) AS payments
+    aggregate: (scope) => `
+      SELECT u.merchant_id AS merchant_id, ${HOUR("u.occurred_at")} AS bucket, u.method_id AS method_id, coalesce(c.arm, '') AS arm, count(*) AS payments
       FROM usage_events AS u
-      LEFT JOIN analytics_conversions AS c ON c.merchant_id = u.merchant_id AND c.event_id = u.event_id
-      WHERE u.merchant_id = ?1 AND u.occurred_at >= ?2 AND u.occurred_at < ?3
-      GROUP BY 1, 2, 3`,
+      LEFT JOIN analytics_conversions AS c INDEXED BY idx_analytics_conversions_event ON c.merchant_id = u.merchant_id AND c.event_id = u.event_id
+      WHERE ${scope("u.merchant_id")} AND u.occurred_at >= ?2 AND u.occurred_at < ?3
+      GROUP BY 1, 2, 3, 4`,
   },
   offers: {
     name: "offers",
     table: "analytics_offer_rollups",
     dims: ["offer_id"],
     measures: ["shown", "redeemed"],
-    aggregate: `
-      SELECT bucket, offer_id, sum(shown) AS shown, sum(redeemed) AS redeemed FROM (
-        SELECT ${HOUR("shown_at")} AS bucket, offer_id, count(*) AS shown, 0 AS redeemed
+    aggregate: (scope) => `
+      SELECT merchant_id, bucket, offer_id, sum(shown) AS shown, sum(redeemed) AS redeemed FROM (
+        SELECT merchant_id, ${HOUR("shown_at")} AS bucket, offer_id, count(*) AS shown, 0 AS redeemed
         FROM analytics_offer_impressions
-        WHERE merchant_id = ?1 AND shown_at >= ?2 AND shown_at < ?3
-        GROUP BY 1, 2
+        WHERE ${scope("merchant_id")} AND shown_at >= ?2 AND shown_at < ?3
+        GROUP BY 1, 2, 3
         UNION ALL
-        SELECT ${HOUR("occurred_at")} AS bucket, offer_id, 0 AS shown, count(*) AS redeemed
+        SELECT merchant_id, ${HOUR("occurred_at")} AS bucket, offer_id, 0 AS shown, count(*) AS redeemed
         FROM usage_events
-        WHERE merchant_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3 AND offer_id IS NOT NULL
-        GROUP BY 1, 2
-      ) GROUP BY 1, 2`,
+        WHERE ${scope("merchant_id")} AND occurred_at >= ?2 AND occurred_at < ?3 AND offer_id IS NOT NULL
+        GROUP BY 1, 2, 3
+      ) GROUP BY 1, 2, 3`,
   },
 };
 

@@ -1,4 +1,4 @@
-import { type Fact, type FactName, type FactRow, FACTS } from "./facts";
+import { type Fact, type FactName, type FactRow, FACTS, oneMerchant } from "./facts";
 import { bucketKey, hourPrefix, planWindow } from "./timeBuckets";
 
 /**
@@ -30,7 +30,8 @@ export async function loadFacts(
       owners.push(name);
     }
     if (plan.raw) {
-      statements.push(db.prepare(fact.aggregate).bind(merchantId, hourPrefix(plan.raw[0]), hourPrefix(plan.raw[1])));
+      const columns = ["bucket", ...fact.dims, ...fact.measures].join(", ");
+      statements.push(db.prepare(`SELECT ${columns} FROM (${fact.aggregate(oneMerchant)})`).bind(merchantId, hourPrefix(plan.raw[0]), hourPrefix(plan.raw[1])));
       owners.push(name);
     }
   }
@@ -41,13 +42,17 @@ export async function loadFacts(
   return out;
 }
 
+/**
+ * One primary-key range search per (grain, range), joined with UNION ALL: an OR of the ranges would
+ * make SQLite read every rollup row of the merchant (25 months of hours) on each call.
+ */
 function rollupQuery(db: D1Database, fact: Fact, merchantId: string, ranges: { grain: "h" | "d"; from: string; to: string }[]): D1PreparedStatement {
   const binds: string[] = [merchantId];
-  const where = ranges.map((r) => {
+  const columns = ["bucket", ...fact.dims, ...fact.measures].join(", ");
+  const selects = ranges.map((r) => {
     binds.push(r.grain, r.from, r.to);
     const n = binds.length;
-    return `(grain = ?${n - 2} AND bucket >= ?${n - 1} AND bucket < ?${n})`;
+    return `SELECT ${columns} FROM ${fact.table} WHERE merchant_id = ?1 AND grain = ?${n - 2} AND bucket >= ?${n - 1} AND bucket < ?${n}`;
   });
-  const columns = ["bucket", ...fact.dims, ...fact.measures].join(", ");
-  return db.prepare(`SELECT ${columns} FROM ${fact.table} WHERE merchant_id = ?1 AND (${where.join(" OR ")})`).bind(...binds);
+  return db.prepare(selects.join(" UNION ALL ")).bind(...binds);
 }

@@ -1,62 +1,71 @@
-import { type Fact, FACT_LIST } from "./facts";
+import { dirtyMerchants, type Fact, FACT_LIST } from "./facts";
 import { bucketKey, DAY_MS, HOUR_MS, hourPrefix } from "./timeBuckets";
 
 /**
  * Rollup recomputation. A bucket is rebuilt in full (DELETE + INSERT ... SELECT of the complete
  * aggregate), never incremented, so running it twice gives the same rows, and a late conversion
  * simply marks its decision's hour dirty again (migration 0005 triggers).
+ *
+ * Set-based: one statement pair per fact rebuilds an hour for EVERY merchant with a dirty mark on
+ * it, so a run's D1 statement count grows with the number of dirty hours, not of active merchants.
  */
 
-function hourStatements(db: D1Database, fact: Fact, merchantId: string, hourMs: number): D1PreparedStatement[] {
+/** Merchants with a dirty mark on any hour of the JSON array ?2. */
+const DIRTY_IN_HOURS = "SELECT merchant_id FROM analytics_dirty_hours WHERE hour IN (SELECT value FROM json_each(?2))";
+
+function hourStatements(db: D1Database, fact: Fact, hourMs: number): D1PreparedStatement[] {
   const cols = [...fact.dims, ...fact.measures].join(", ");
   return [
-    db.prepare(`DELETE FROM ${fact.table} WHERE merchant_id = ?1 AND grain = 'h' AND bucket = ?2`).bind(merchantId, bucketKey(hourMs)),
     db
-      .prepare(`INSERT INTO ${fact.table} (merchant_id, grain, bucket, ${cols}) SELECT ?1, 'h', bucket, ${cols} FROM (${fact.aggregate}) WHERE true`)
-      .bind(merchantId, hourPrefix(hourMs), hourPrefix(hourMs + HOUR_MS)),
+      .prepare(`DELETE FROM ${fact.table} WHERE grain = 'h' AND bucket = ?1 AND merchant_id IN (SELECT merchant_id FROM analytics_dirty_hours WHERE hour = ?1)`)
+      .bind(bucketKey(hourMs)),
+    db
+      .prepare(`INSERT INTO ${fact.table} (merchant_id, grain, bucket, ${cols}) SELECT merchant_id, 'h', bucket, ${cols} FROM (${fact.aggregate(dirtyMerchants)}) WHERE true`)
+      .bind(bucketKey(hourMs), hourPrefix(hourMs), hourPrefix(hourMs + HOUR_MS)),
   ];
 }
 
-function dayStatements(db: D1Database, fact: Fact, merchantId: string, dayMs: number): D1PreparedStatement[] {
+function dayStatements(db: D1Database, fact: Fact, dayMs: number, hoursJson: string): D1PreparedStatement[] {
   const dims = fact.dims.join(", ");
   const sums = fact.measures.map((m) => `sum(${m})`).join(", ");
   return [
-    db.prepare(`DELETE FROM ${fact.table} WHERE merchant_id = ?1 AND grain = 'd' AND bucket = ?2`).bind(merchantId, bucketKey(dayMs)),
+    db.prepare(`DELETE FROM ${fact.table} WHERE grain = 'd' AND bucket = ?1 AND merchant_id IN (${DIRTY_IN_HOURS})`).bind(bucketKey(dayMs), hoursJson),
     db
       .prepare(
         `INSERT INTO ${fact.table} (merchant_id, grain, bucket, ${dims}, ${fact.measures.join(", ")})
-         SELECT ?1, 'd', ?2, ${dims}, ${sums} FROM ${fact.table}
-         WHERE merchant_id = ?1 AND grain = 'h' AND bucket >= ?2 AND bucket < ?3
-         GROUP BY ${dims}`,
+         SELECT merchant_id, 'd', ?1, ${dims}, ${sums} FROM ${fact.table}
+         WHERE merchant_id IN (${DIRTY_IN_HOURS}) AND grain = 'h' AND bucket >= ?1 AND bucket < ?3
+         GROUP BY merchant_id, ${dims}`,
       )
-      .bind(merchantId, bucketKey(dayMs), bucketKey(dayMs + DAY_MS)),
+      .bind(bucketKey(dayMs), hoursJson, bucketKey(dayMs + DAY_MS)),
   ];
 }
 
 /**
- * One transaction for one merchant and day: the given hours rebuilt, their dirty marks cleared,
- * then the day rebuilt from its hourly rows. D1 runs a batch atomically, so a raw insert either
- * lands before it (and is counted) or after it (and marks the hour dirty again).
+ * One transaction for the given hours of one day (all merchants dirty on them): each hour rebuilt,
+ * then the day rebuilt from its hourly rows for those merchants, then the hours' dirty marks cleared.
+ * D1 runs a batch atomically, so a raw insert either lands before it (and is counted) or after it
+ * (and marks the hour dirty again). `1 + 2 × facts × (hours + 1)` statements.
  */
-export function recomputeDayStatements(db: D1Database, merchantId: string, dayMs: number, hoursMs: number[]): D1PreparedStatement[] {
+export function recomputeDayStatements(db: D1Database, dayMs: number, hoursMs: number[]): D1PreparedStatement[] {
+  const hoursJson = JSON.stringify(hoursMs.map(bucketKey));
   const out: D1PreparedStatement[] = [];
-  for (const hour of hoursMs) {
-    for (const fact of FACT_LIST) out.push(...hourStatements(db, fact, merchantId, hour));
-    out.push(db.prepare("DELETE FROM analytics_dirty_hours WHERE merchant_id = ?1 AND hour = ?2").bind(merchantId, bucketKey(hour)));
-  }
-  for (const fact of FACT_LIST) out.push(...dayStatements(db, fact, merchantId, dayMs));
+  for (const hour of hoursMs) for (const fact of FACT_LIST) out.push(...hourStatements(db, fact, hour));
+  for (const fact of FACT_LIST) out.push(...dayStatements(db, fact, dayMs, hoursJson));
+  out.push(db.prepare("DELETE FROM analytics_dirty_hours WHERE hour IN (SELECT value FROM json_each(?1))").bind(hoursJson));
   return out;
 }
 
 export interface DirtyHour {
-  merchant_id: string;
   hour: string;
+  /** Merchants with a dirty mark on it. */
+  merchants: number;
 }
 
-/** Closed dirty hours, oldest first (the open hour stays dirty until it closes). */
+/** Closed dirty hours, oldest first, with how many merchants each (the open hour stays dirty until it closes). */
 export async function closedDirtyHours(db: D1Database, openHourMs: number, limit: number): Promise<DirtyHour[]> {
   const { results } = await db
-    .prepare("SELECT merchant_id, hour FROM analytics_dirty_hours WHERE hour < ?1 ORDER BY hour LIMIT ?2")
+    .prepare("SELECT hour, count(*) AS merchants FROM analytics_dirty_hours WHERE hour < ?1 GROUP BY hour ORDER BY hour LIMIT ?2")
     .bind(bucketKey(openHourMs), limit)
     .all<DirtyHour>();
   return results;

@@ -1,4 +1,4 @@
-import { closedDirtyHours, dropStaleDirtyHours, recomputeDayStatements } from "../analytics/rollups";
+import { closedDirtyHours, type DirtyHour, dropStaleDirtyHours, recomputeDayStatements } from "../analytics/rollups";
 import { floorTo } from "../analytics/timeBuckets";
 import { RAW_ANALYTICS_DAYS } from "../analytics/retention";
 import type { Env } from "../env";
@@ -8,7 +8,11 @@ const HOURS_PER_ROUND = 48;
 const STATEMENT_BUDGET = 900;
 
 export interface RollupReport {
+  /** Distinct hours rebuilt (each for every merchant dirty on it). */
   hours: number;
+  /** Dirty marks cleared: (merchant, hour) pairs rebuilt. */
+  merchant_hours: number;
+  /** Distinct days rebuilt from their hours. */
   days: number;
   stale_dropped: number;
   /** More dirty hours wait for the next run. */
@@ -17,28 +21,30 @@ export interface RollupReport {
 
 /**
  * Every 5 minutes (cron "*\/5 * * * *"): rebuilds the hourly rollups of every closed hour that got
- * new raw rows (late conversions included) and the daily rollups of their days, one D1 batch per
- * merchant and day, oldest first, until nothing is dirty or the statement budget is spent.
+ * new raw rows (late conversions included) and the daily rollups of their days, for all merchants
+ * dirty on them at once: one D1 batch per day, oldest first, until nothing is dirty or the statement
+ * budget is spent. Statements grow with dirty hours (≤ 251 per day), not with active merchants.
  * `now` is the cron's scheduled time.
  */
 export async function runAnalyticsRollups(env: Pick<Env, "DB">, now: Date, opts: { statementBudget?: number } = {}): Promise<RollupReport> {
   const nowMs = now.getTime();
   const budget = opts.statementBudget ?? STATEMENT_BUDGET;
-  const report: RollupReport = { hours: 0, days: 0, stale_dropped: 0, unfinished: false };
+  const report: RollupReport = { hours: 0, merchant_hours: 0, days: 0, stale_dropped: 0, unfinished: false };
   report.stale_dropped = await dropStaleDirtyHours(env.DB, floorTo(nowMs - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000, "hour"));
   let spent = 0;
   for (;;) {
     const dirty = await closedDirtyHours(env.DB, floorTo(nowMs, "hour"), HOURS_PER_ROUND);
     if (dirty.length === 0) break;
-    for (const g of groupByMerchantDay(dirty)) {
-      const statements = recomputeDayStatements(env.DB, g.merchantId, g.dayMs, g.hours);
+    for (const day of groupByDay(dirty)) {
+      const statements = recomputeDayStatements(env.DB, day.dayMs, day.hours);
       if (spent > 0 && spent + statements.length > budget) {
         report.unfinished = true;
         break;
       }
       await env.DB.batch(statements);
       spent += statements.length;
-      report.hours += g.hours.length;
+      report.hours += day.hours.length;
+      report.merchant_hours += day.merchantHours;
       report.days += 1;
     }
     if (report.unfinished || dirty.length < HOURS_PER_ROUND) break;
@@ -47,15 +53,15 @@ export async function runAnalyticsRollups(env: Pick<Env, "DB">, now: Date, opts:
   return report;
 }
 
-function groupByMerchantDay(dirty: { merchant_id: string; hour: string }[]): { merchantId: string; dayMs: number; hours: number[] }[] {
-  const groups = new Map<string, { merchantId: string; dayMs: number; hours: number[] }>();
+function groupByDay(dirty: DirtyHour[]): { dayMs: number; hours: number[]; merchantHours: number }[] {
+  const days = new Map<number, { dayMs: number; hours: number[]; merchantHours: number }>();
   for (const d of dirty) {
     const hourMs = Date.parse(d.hour);
     const dayMs = floorTo(hourMs, "day");
-    const key = `${d.merchant_id}\u0000${dayMs}`;
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = { merchantId: d.merchant_id, dayMs, hours: [] }));
+    let g = days.get(dayMs);
+    if (!g) days.set(dayMs, (g = { dayMs, hours: [], merchantHours: 0 }));
     g.hours.push(hourMs);
+    g.merchantHours += d.merchants;
   }
-  return [...groups.values()];
+  return [...days.values()];
 }

@@ -3,6 +3,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadFacts } from "../../src/analytics/load";
 import { recomputeDayStatements } from "../../src/analytics/rollups";
 import { buildSummary } from "../../src/analytics/summary";
+import { bucketKey } from "../../src/analytics/timeBuckets";
 import { signDecision } from "../../src/personalization/decision";
 import type { SummaryResponse, TimeseriesResponse } from "../../src/schemas/analytics";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
@@ -319,8 +320,12 @@ describe("rollups", () => {
     await rollupCron();
     await rollupCron();
     const day = Math.floor(base / (24 * HOUR)) * 24 * HOUR;
-    await env.DB.batch(recomputeDayStatements(env.DB, A.merchantId, day, [base, base + HOUR]));
-    await env.DB.batch(recomputeDayStatements(env.DB, A.merchantId, day, [base, base + HOUR]));
+    const forceDirty = () =>
+      env.DB.prepare("INSERT OR IGNORE INTO analytics_dirty_hours (merchant_id, hour) VALUES (?1, ?2), (?1, ?3)").bind(A.merchantId, bucketKey(base), bucketKey(base + HOUR)).run();
+    for (let i = 0; i < 2; i++) {
+      await forceDirty();
+      await env.DB.batch(recomputeDayStatements(env.DB, day, [base, base + HOUR]));
+    }
     expect(await dumpRollups(A.merchantId)).toEqual(before);
     expect(await summaryOf(A)).toEqual(summary);
     expect(before.analytics_decision_rollups!.length).toBeGreaterThan(0);

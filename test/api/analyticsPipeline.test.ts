@@ -146,6 +146,32 @@ describe("rollup job", () => {
     const s = await getJson<SummaryResponse>(m.secretKey, "/v1/analytics/summary");
     expect(s.arms.treatment.decisions).toBe(3);
   });
+
+  it("rebuilds an hour for every dirty merchant at once: statements do not grow with merchants, bystanders stay as they are", async () => {
+    await rollupCron(); // start clean
+    const at = floorHour(Date.now()) - 5 * DAY + 2 * HOUR;
+    const hourKey = new Date(at).toISOString().slice(0, 13) + ":00:00Z";
+    const shops = await Promise.all([1, 2, 3, 4, 5].map(() => createMerchant()));
+    const msgs = [];
+    for (const [i, m] of shops.entries()) {
+      for (let k = 0; k <= i; k++) msgs.push((await makeDecision(m.merchantId, { customer: `c${k}`, at: at + k * 1000, arm: "treatment", fallback: null, ranked: ["visa"] })).message);
+    }
+    await deliverAnalytics(msgs);
+    // A merchant with a rollup row in the same hour but no dirty mark (no raw rows behind it): a rebuild
+    // scoped wrongly would erase it.
+    const bystander = await createMerchant();
+    await env.DB.prepare("INSERT INTO analytics_offer_rollups (merchant_id, grain, bucket, offer_id, shown, redeemed) VALUES (?, 'h', ?, 'o_b', 7, 0)").bind(bystander.merchantId, hourKey).run();
+
+    // One day's batch for one hour is 1 + 2 × 5 facts × (1 hour + 1 day) = 21 statements, whatever the merchant count.
+    const report = await runAnalyticsRollups(env, new Date(), { statementBudget: 21 });
+    expect(report).toMatchObject({ hours: 1, merchant_hours: 5, days: 1, unfinished: false });
+    for (const [i, m] of shops.entries()) {
+      const rows = await env.DB.prepare("SELECT grain, sum(decisions) AS n FROM analytics_decision_rollups WHERE merchant_id = ? GROUP BY grain ORDER BY grain").bind(m.merchantId).all();
+      expect(rows.results).toEqual([{ grain: "d", n: i + 1 }, { grain: "h", n: i + 1 }]);
+    }
+    expect(await env.DB.prepare("SELECT shown FROM analytics_offer_rollups WHERE merchant_id = ?").bind(bystander.merchantId).first("shown")).toBe(7);
+    expect(await env.DB.prepare("SELECT count(*) AS n FROM analytics_dirty_hours WHERE hour = ?").bind(hourKey).first("n")).toBe(0);
+  });
 });
 
 describe("customer purge and retention", () => {

@@ -1,0 +1,93 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { FACTS, dirtyMerchants, oneMerchant } from "../../src/analytics/facts";
+import { loadFacts } from "../../src/analytics/load";
+import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/rollups";
+import { runDataLifecycle } from "../../src/jobs/scheduled";
+import { CUSTOMER_DATA_TABLES } from "../../src/storage/deletions";
+import { readCustomerData } from "../../src/storage/export";
+import { merchantsAllowingOrigin } from "../../src/storage/merchants";
+
+/**
+ * Query plans of the statements whose cost would otherwise grow with data that is not theirs: an
+ * unauthenticated preflight, the analytics aggregates the read path and the rollup job run, and the
+ * per-customer export and purge. Plans come from the real D1 (EXPLAIN QUERY PLAN), for the SQL the
+ * code really prepares.
+ */
+
+/** The SQL `run` prepares, captured from a D1 that passes everything through. */
+async function sqlOf(run: (db: D1Database) => unknown): Promise<string[]> {
+  const seen: string[] = [];
+  const db = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare") return (sql: string) => (seen.push(sql), target.prepare(sql));
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  await run(db);
+  return seen;
+}
+
+async function planOf(sql: string): Promise<string[]> {
+  // D1 wants every parameter bound; the plan does not depend on the values.
+  const numbered = [...sql.matchAll(/\?(\d+)/g)].map((m) => Number(m[1]));
+  const params = numbered.length > 0 ? Math.max(...numbered) : (sql.match(/\?/g) ?? []).length;
+  const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...Array<null>(params).fill(null)).all<{ detail: string }>();
+  return results.map((r) => r.detail);
+}
+
+/** Plan lines that read a whole table, or a WITHOUT ROWID table by its merchant prefix only. */
+const wasteful = (plan: string[]) => plan.filter((d) => /^SCAN (?!json_each|\(|subquery|CONSTANT)/.test(d) || /\(merchant_id=\?\)$/.test(d) || /AUTOMATIC/.test(d));
+
+const HOUR = 3_600_000;
+
+describe("query plans", () => {
+  it("a preflight's origin lookup is one primary-key search, never a scan of merchants", async () => {
+    const sql = await sqlOf((db) => merchantsAllowingOrigin(db, "https://plan.example", Date.now() + 3_600_000));
+    expect(sql).toHaveLength(1);
+    const plan = await planOf(sql[0]!);
+    expect(plan).toEqual([expect.stringMatching(/^SEARCH merchant_origins USING PRIMARY KEY \(origin=\?\)$/)]);
+  });
+
+  it("the payments aggregate joins a payment's conversion by event id, on the read path and in the rollup job", async () => {
+    for (const scope of [oneMerchant, dirtyMerchants]) {
+      const plan = await planOf(FACTS.payments.aggregate(scope));
+      expect(plan).toContainEqual(expect.stringMatching(/^SEARCH c USING INDEX idx_analytics_conversions_event \(merchant_id=\? AND event_id=\?\)/));
+    }
+  });
+
+  it("the rollup job and the analytics read path never scan a table, whatever the merchant count", async () => {
+    const now = Date.now();
+    const hour = Math.floor(now / HOUR) * HOUR - 2 * HOUR;
+    const sql = [
+      ...(await sqlOf((db) => db.batch(recomputeDayStatements(db, Math.floor(hour / (24 * HOUR)) * 24 * HOUR, [hour])))),
+      ...(await sqlOf((db) => closedDirtyHours(db, now, 48))),
+      ...(await sqlOf((db) => loadFacts(db, "m_plan", now - 40 * 24 * HOUR, now + HOUR, now, ["decisions", "conversions", "ttp", "payments", "offers"], { useDaily: true }))),
+    ];
+    expect(sql.length).toBeGreaterThan(20);
+    for (const s of sql) expect({ sql: s.replace(/\s+/g, " ").slice(0, 160), wasteful: wasteful(await planOf(s)) }).toEqual({ sql: expect.any(String), wasteful: [] });
+  });
+
+  it("after the daily job's PRAGMA optimize, the per-customer export and purge search by customer, not through the whole merchant", async () => {
+    const db = env.DB;
+    const at = new Date().toISOString();
+    const rows: D1PreparedStatement[] = [];
+    for (let i = 0; i < 60; i++) {
+      const [m, c] = [`m_plan_${i % 2}`, `c_plan_${i % 20}`];
+      rows.push(
+        db.prepare("INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, ranked) VALUES (?, ?, ?, ?, 'treatment', 1, '[]')").bind(m, `d${i}`, c, at),
+        db
+          .prepare("INSERT INTO analytics_conversions (merchant_id, decision_key, event_id, customer_ref, arm, method_id, rank, decided_at, occurred_at, ttp_bin) VALUES (?, ?, ?, ?, 'treatment', 'visa', 1, ?, ?, 1)")
+          .bind(m, `d${i}`, `e${i}`, c, at, at),
+        db.prepare("INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at) VALUES (?, ?, 'o_plan', ?, ?)").bind(m, `i${i}`, c, at),
+      );
+    }
+    await db.batch(rows);
+    await runDataLifecycle(env, new Date());
+
+    const sql = [...(await sqlOf((d) => readCustomerData(d, "m_plan_0", "c_plan_0"))), ...CUSTOMER_DATA_TABLES.map((t) => t.sql)];
+    expect(sql.length).toBeGreaterThan(10);
+    for (const s of sql) expect({ sql: s.replace(/\s+/g, " ").slice(0, 160), wasteful: wasteful(await planOf(s)) }).toEqual({ sql: expect.any(String), wasteful: [] });
+  });
+});
