@@ -1,3 +1,4 @@
+import { setBounded } from "../storage/boundedMemo";
 import { toBase64Url } from "./encoding";
 import { hmacSha256 } from "./hash";
 
@@ -14,7 +15,6 @@ export async function customerRef(piiKey: string, customerId: string): Promise<s
   const hit = refs.get(memoKey);
   if (hit) return hit;
   const ref = "c_" + toBase64Url(await hmacSha256(piiKey, "customer:" + customerId));
-  if (refs.size >= MAX_MEMO) refs.clear();
-  refs.set(memoKey, ref);
+  setBounded(refs, memoKey, ref, MAX_MEMO);
   return ref;
 }

@@ -1,4 +1,5 @@
 import type { DeviceType } from "../schemas/common";
+import { setBounded } from "../storage/boundedMemo";
 import { amountBand } from "./buckets";
 
 export type TimeOfDay = "night" | "morning" | "afternoon" | "evening";
@@ -64,8 +65,7 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat | null {
   } catch {
     return null;
   }
-  if (formatters.size > 500) formatters.clear();
-  formatters.set(timeZone, f);
+  setBounded(formatters, timeZone, f, 1_000); // IANA has ~600 zone names and aliases: real traffic fits
   return f;
 }
 
