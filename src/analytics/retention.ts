@@ -1,3 +1,4 @@
+import { QueryBudget } from "../jobs/budget";
 import { monthsBefore } from "../jobs/retention";
 
 /** API.md §6: raw decisions (and the other raw analytics rows) 90 days, like usage events; rollups 25 months. */
@@ -38,12 +39,16 @@ export function analyticsRetentionStatements(db: D1Database, now: Date, chunk = 
   ];
 }
 
-/** Runs the retention deletes until done or `maxRounds`; rows deleted per table. */
-export async function applyAnalyticsRetention(db: D1Database, now: Date, opts: { chunk?: number; maxRounds?: number } = {}): Promise<Record<string, number>> {
-  const { chunk = 500, maxRounds = 20 } = opts;
+/** Runs the retention deletes until done, `maxRounds` or the query budget; rows deleted per table. */
+export async function applyAnalyticsRetention(
+  db: D1Database,
+  now: Date,
+  opts: { chunk?: number; maxRounds?: number; budget?: QueryBudget } = {},
+): Promise<Record<string, number>> {
   const names = [...RAW_RULES.map((r) => r.table), ...ROLLUP_TABLES];
+  const { chunk = 500, maxRounds = 20, budget = new QueryBudget(names.length * maxRounds) } = opts;
   const deleted: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
-  for (let round = 0; round < maxRounds; round++) {
+  for (let round = 0; round < maxRounds && budget.take(names.length); round++) {
     const results = await db.batch(analyticsRetentionStatements(db, now, chunk));
     results.forEach((r, i) => (deleted[names[i]!]! += r.meta.changes ?? 0));
     if (results.every((r) => (r.meta.changes ?? 0) === 0)) break;

@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import { CUSTOMER_DATA_TABLES, type CustomerTablePurge, dueDeletions, markPurged, purgeCustomerChunk } from "../storage/deletions";
 import { invalidateProfile } from "../storage/profile";
+import { QueryBudget } from "./budget";
 
 /**
  * Erases customers whose grace period has passed (API.md §3): every row in every customer table
@@ -16,33 +17,50 @@ export interface PurgeOptions {
   /** Rounds per customer per run; a customer not finished stays pending and due. */
   maxRounds?: number;
   tables?: CustomerTablePurge[];
+  /** D1 queries this run may spend (src/jobs/budget.ts); what does not fit waits for the next run. */
+  budget?: QueryBudget;
 }
 
 export interface PurgeReport {
   customers_purged: number;
   rows_deleted: number;
-  /** Due customers left for the next run (bound reached). */
+  /** Due customers left for the next run (a bound or the query budget reached). */
   unfinished: number;
 }
 
+/** Queries of marking one customer purged (the audit row and the tombstone update). */
+const MARK_QUERIES = 2;
+
 export async function purgeDueCustomers(env: Pick<Env, "DB" | "CACHE">, now: Date, opts: PurgeOptions = {}): Promise<PurgeReport> {
-  const { maxCustomers = 100, chunk = 500, maxRounds = 10, tables = CUSTOMER_DATA_TABLES } = opts;
+  const { maxCustomers = 100, chunk = 500, maxRounds = 10, tables = CUSTOMER_DATA_TABLES, budget = new QueryBudget(500) } = opts;
   const at = now.toISOString();
   const report: PurgeReport = { customers_purged: 0, rows_deleted: 0, unfinished: 0 };
-  for (const due of await dueDeletions(env.DB, at, maxCustomers)) {
+  if (!budget.take(1)) return report;
+  const due = await dueDeletions(env.DB, at, maxCustomers);
+  for (const [i, customer] of due.entries()) {
     let complete = false;
+    let starved = false;
     for (let round = 0; round < maxRounds && !complete; round++) {
-      const result = await purgeCustomerChunk(env.DB, due, chunk, tables);
+      if (!budget.take(tables.length)) {
+        starved = true;
+        break;
+      }
+      const result = await purgeCustomerChunk(env.DB, customer, chunk, tables);
       report.rows_deleted += result.deleted;
       complete = result.complete;
+    }
+    if (complete && !budget.take(MARK_QUERIES)) starved = true;
+    if (starved) {
+      report.unfinished += due.length - i; // this customer and every one after it
+      break;
     }
     if (!complete) {
       report.unfinished += 1;
       continue;
     }
-    if (await markPurged(env.DB, due, at)) report.customers_purged += 1;
+    if (await markPurged(env.DB, customer, at)) report.customers_purged += 1;
     // The cache entry only says "pending deletion" by now; drop it anyway so nothing of the customer stays.
-    await invalidateProfile(env, due.merchant_id, due.customer_ref);
+    await invalidateProfile(env, customer.merchant_id, customer.customer_ref);
   }
   return report;
 }

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { applyRetentionChunk, RETENTION_RULES, type RetentionRule } from "../storage/deletions";
+import { QueryBudget } from "./budget";
 
 /**
  * Retention windows (API.md §3): raw usage events (and dead letters, migration 0007) 90 days; a customer's profile (preferences and
@@ -35,6 +36,8 @@ export interface RetentionOptions {
   /** Statements per rule per run; the rest waits for the next run. */
   maxRounds?: number;
   rules?: RetentionRule[];
+  /** D1 queries this run may spend (src/jobs/budget.ts); rules it does not reach are unfinished. */
+  budget?: QueryBudget;
 }
 
 /** Rows deleted per rule, and the rules that reached their bound (more left for the next run). */
@@ -44,13 +47,13 @@ export interface RetentionReport {
 }
 
 export async function applyRetention(env: Pick<Env, "DB">, now: Date, opts: RetentionOptions = {}): Promise<RetentionReport> {
-  const { chunk = 500, maxRounds = 20, rules = RETENTION_RULES } = opts;
+  const { chunk = 500, maxRounds = 20, rules = RETENTION_RULES, budget = new QueryBudget(rules.length * maxRounds) } = opts;
   const cutoffs = retentionCutoffs(now);
   const report: RetentionReport = { deleted: {}, unfinished: [] };
   for (const rule of rules) {
     let total = 0;
     let last = chunk;
-    for (let round = 0; round < maxRounds && last >= chunk; round++) {
+    for (let round = 0; round < maxRounds && last >= chunk && budget.take(1); round++) {
       last = await applyRetentionChunk(env.DB, rule, cutoffs[rule.window], chunk);
       total += last;
     }

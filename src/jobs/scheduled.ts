@@ -1,12 +1,23 @@
 import { applyAnalyticsRetention } from "../analytics/retention";
 import type { Env } from "../env";
+import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "./budget";
 import { purgeDueCustomers } from "./purge";
 import { runAnalyticsRollups } from "./rollups";
 import { applyRetention } from "./retention";
 
 /** The crons of wrangler*.toml [triggers]. */
 export const DATA_LIFECYCLE_CRON = "17 3 * * *";
+/** Analytics rollups, then the purge of customers whose grace period has passed. */
 export const ANALYTICS_ROLLUP_CRON = "*/5 * * * *";
+
+/**
+ * D1 queries each job of an invocation may spend (src/jobs/budget.ts: 1,000 per invocation; the
+ * shares leave a margin for the few queries a job does not count, such as its first SELECT).
+ */
+export const QUERY_SHARES = {
+  daily: { optimize: 1, purge: 540, retention: 180, analytics_retention: 170 },
+  frequent: { rollups: 600, purge: 250 },
+} as const;
 
 /**
  * Cron entry point. `controller.scheduledTime` is the clock of every job, so a test (or a replay)
@@ -18,8 +29,7 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
     case DATA_LIFECYCLE_CRON:
       return runDataLifecycle(env, now);
     case ANALYTICS_ROLLUP_CRON:
-      await runAnalyticsRollups(env, now);
-      return;
+      return runFrequentJobs(env, now);
     default:
       console.warn(JSON.stringify({ level: "warn", job: "scheduled", message: "unknown cron, nothing run", cron: controller.cron }));
   }
@@ -27,17 +37,35 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
 
 /**
  * Daily: refresh the query planner's statistics, purge customers past their grace period, then apply
- * the retention windows (customer data, then analytics).
+ * the retention windows (customer data, then analytics), within one invocation's D1 budget.
  */
 export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
+  const budget = new QueryBudget(D1_QUERIES_PER_INVOCATION);
+  const share = QUERY_SHARES.daily;
+  await runSteps(now, [
+    ["optimize", () => optimizeQueryPlans(env.DB, budget.share(share.optimize))],
+    ["purge", () => purgeDueCustomers(env, now, { budget: budget.share(share.purge) })],
+    ["retention", () => applyRetention(env, now, { budget: budget.share(share.retention) })],
+    ["analytics_retention", async () => ({ deleted: await applyAnalyticsRetention(env.DB, now, { budget: budget.share(share.analytics_retention) }) })],
+  ]);
+}
+
+/**
+ * Every 5 minutes: rebuild the analytics rollups, then purge the customers whose grace period has
+ * passed since (so an erasure is done within minutes of `purge_after`, not at the next daily run).
+ */
+export async function runFrequentJobs(env: Env, now: Date): Promise<void> {
+  const share = QUERY_SHARES.frequent;
+  await runSteps(now, [
+    ["analytics_rollups", () => runAnalyticsRollups(env, now, { statementBudget: share.rollups })],
+    ["purge", () => purgeDueCustomers(env, now, { budget: new QueryBudget(share.purge) })],
+  ]);
+}
+
+/** Runs each step, logging one JSON line each; one failing step does not starve the others, and the run still fails visibly at the end. */
+async function runSteps(now: Date, steps: [job: string, step: () => Promise<object>][]): Promise<void> {
   const failures: unknown[] = [];
-  // One failing step must not starve the other; the run still fails visibly at the end.
-  for (const [job, step] of [
-    ["optimize", () => optimizeQueryPlans(env.DB)],
-    ["purge", () => purgeDueCustomers(env, now)],
-    ["retention", () => applyRetention(env, now)],
-    ["analytics_retention", async () => ({ deleted: await applyAnalyticsRetention(env.DB, now) })],
-  ] as const) {
+  for (const [job, step] of steps) {
     const started = Date.now();
     try {
       const report = await step();
@@ -47,7 +75,7 @@ export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
       console.error(JSON.stringify({ level: "error", job, at: now.toISOString(), error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }));
     }
   }
-  if (failures.length > 0) throw new AggregateError(failures, "data lifecycle job failed");
+  if (failures.length > 0) throw new AggregateError(failures, "scheduled job failed");
 }
 
 /**
@@ -56,7 +84,8 @@ export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
  * better secondary index: the per-customer purge and export of analytics rows then read every row of
  * the merchant instead of the customer's (test/api/queryPlans.test.ts).
  */
-export async function optimizeQueryPlans(db: D1Database): Promise<Record<string, never>> {
+export async function optimizeQueryPlans(db: D1Database, budget: QueryBudget): Promise<{ skipped?: true }> {
+  if (!budget.take(1)) return { skipped: true };
   await db.prepare("PRAGMA optimize").run();
   return {};
 }

@@ -1,6 +1,7 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
+import { D1_QUERIES_PER_INVOCATION } from "../../src/jobs/budget";
 import { purgeDueCustomers } from "../../src/jobs/purge";
 import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/retention";
 import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, runScheduled } from "../../src/jobs/scheduled";
@@ -9,6 +10,7 @@ import { EXPORTED_TABLES, NOT_EXPORTED } from "../../src/storage/export";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
 import { customerTables, DAY_MS, iso, refOf, rowsFor, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { countD1Queries } from "../helpers/queryCount";
 
 /** Runs the worker's own `scheduled` export, as the cron trigger would. */
 async function cron(at: number, expression = DATA_LIFECYCLE_CRON): Promise<void> {
@@ -180,17 +182,19 @@ describe("purge after the grace period (scheduled handler)", () => {
     expect((await loadProfile(env.DB, m.merchantId, await refOf(id), false)).pending_deletion).toBe(true);
   });
 
-  it("only the daily cron purges: the 5-minute cron and unknown crons leave data alone", async () => {
+  it("the 5-minute cron purges as well (an erasure is done minutes after purge_after); unknown crons leave data alone", async () => {
     const m = await createMerchant();
     const id = "cus_other_crons";
     await seedEvent(m.merchantId, id);
     const { purge_after } = await deleteCustomer(m, id);
-    const due = Date.parse(purge_after) + DAY_MS;
-    await cron(due, ANALYTICS_ROLLUP_CRON);
+    const due = Date.parse(purge_after) + 60_000;
     await runScheduled(createScheduledController({ scheduledTime: due, cron: "0 0 1 1 *" }), env, createExecutionContext());
+    await cron(Date.parse(purge_after) - 60_000, ANALYTICS_ROLLUP_CRON); // not due yet
     expect(await rowsFor("usage_events", m.merchantId, id)).toBe(1);
-    await runScheduled(createScheduledController({ scheduledTime: due, cron: DATA_LIFECYCLE_CRON }), env, createExecutionContext());
+    await cron(due, ANALYTICS_ROLLUP_CRON);
     expect(await rowsFor("usage_events", m.merchantId, id)).toBe(0);
+    const tomb = await env.DB.prepare("SELECT status FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?").bind(m.merchantId, await refOf(id)).first("status");
+    expect(tomb).toBe("purged");
   });
 });
 
@@ -269,5 +273,62 @@ describe("retention windows at their exact boundaries", () => {
     await cron(threeYearsLater);
     expect(await rowsFor("customer_deletions", m.merchantId, id)).toBe(0);
     expect(await rowsFor("data_rights_audit", m.merchantId, id)).toBe(0);
+  });
+});
+
+describe("each cron invocation stays within D1's 1,000 queries (Miniflare does not enforce it; production would fail the whole run)", () => {
+  /**
+   * Customers of one merchant, each with two events and a deletion due at `due`, written directly;
+   * the first `heavy` of them with 600 events (more than one 500-row purge chunk).
+   */
+  async function dueCustomers(n: number, due: number, heavy = 0): Promise<TestMerchant> {
+    const m = await createMerchant();
+    const at = iso(due - 30 * DAY_MS);
+    const statements: D1PreparedStatement[] = [];
+    for (let i = 0; i < n; i++) {
+      const ref = await refOf(`cus_budget_${i}`);
+      statements.push(
+        env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)").bind(m.merchantId, ref, at, iso(due)),
+      );
+    }
+    await env.DB.batch(statements);
+    for (let i = 0; i < n; i++) for (let k = 0; k < 2; k++) await seedEvent(m.merchantId, `cus_budget_${i}`);
+    for (let i = 0; i < heavy; i++) {
+      await env.DB.prepare(
+        `WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 600)
+         INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, recency_ref, occurred_at, received_at)
+         SELECT ?1, ?2 || k, ?3, 'visa', 1.0, ?4, ?4 FROM n`,
+      ).bind(m.merchantId, `heavy_${i}_`, await refOf(`cus_budget_${i}`), at).run();
+    }
+    return m;
+  }
+  const pending = async (m: TestMerchant) =>
+    (await env.DB.prepare("SELECT count(*) AS n FROM customer_deletions WHERE merchant_id = ? AND status = 'pending'").bind(m.merchantId).first<{ n: number }>())!.n;
+
+  it("the daily job with more due customers than fit purges what fits, finishes on later runs, and never passes the limit", async () => {
+    const due = Date.now() + 40 * DAY_MS;
+    // 150 customers, 40 of them needing two purge rounds: ~1,200 queries in one run without a budget.
+    const m = await dueCustomers(150, due - 1000, 40);
+    const runs: number[] = [];
+    for (let run = 0; run < 4 && (await pending(m)) > 0; run++) {
+      const { queries } = await countD1Queries(() => cron(due + run * DAY_MS));
+      runs.push(queries);
+    }
+    expect(await pending(m)).toBe(0);
+    expect(runs.length).toBeGreaterThan(1); // one run could not have done it within the limit
+    for (const q of runs) expect(q).toBeLessThanOrEqual(D1_QUERIES_PER_INVOCATION);
+    for (let i = 0; i < 150; i += 13) expect(await rowsFor("usage_events", m.merchantId, `cus_budget_${i}`)).toBe(0);
+  });
+
+  it("the 5-minute job (rollups of many dirty days, then the purge) never passes the limit either", async () => {
+    const now = Date.now() + 80 * DAY_MS;
+    const m = await dueCustomers(60, now - 1000);
+    // Dirty hours on 20 days: the rollups alone would take 20 × 21 statements.
+    const marks = [];
+    for (let d = 1; d <= 20; d++) marks.push(env.DB.prepare("INSERT OR IGNORE INTO analytics_dirty_hours (merchant_id, hour) VALUES (?, ?)").bind(m.merchantId, iso(Math.floor(now / DAY_MS) * DAY_MS - d * DAY_MS).slice(0, 13) + ":00:00Z"));
+    await env.DB.batch(marks);
+    const { queries } = await countD1Queries(() => cron(now, ANALYTICS_ROLLUP_CRON));
+    expect(queries).toBeLessThanOrEqual(D1_QUERIES_PER_INVOCATION);
+    expect(await pending(m)).toBeLessThan(60); // the purge got its share
   });
 });
