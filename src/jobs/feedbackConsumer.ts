@@ -11,6 +11,11 @@ import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
 
 /** Profiles refreshed per D1 batch (4 statements each at most). */
 const REFRESH_CHUNK = 50;
+/**
+ * KV allows 1,000 operations per Worker invocation; a batch of 100 messages spends up to ~200 (a
+ * merchant read and a profile write each). Peer profiles past this many are left to their TTL.
+ */
+export const MAX_PEER_DROPS = 500;
 
 export function toUsageRow(m: FeedbackMessage): UsageEventRow {
   return {
@@ -130,7 +135,7 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
  * A payment here also counts at the other merchants where the customer consented to cross-merchant
  * use: drop their cached profiles so their next /methods reads it (instead of up to the 300 s TTL).
  * Called for customers who consented here only, so a batch without them costs nothing; a failure is
- * logged, the TTL still bounds staleness.
+ * logged, the TTL still bounds staleness, as it does for peers past MAX_PEER_DROPS.
  */
 async function dropPeerProfiles(env: Env, consenting: readonly ProfileKey[]): Promise<void> {
   const byMerchant = new Map<string, string[]>();
@@ -140,10 +145,16 @@ async function dropPeerProfiles(env: Env, consenting: readonly ProfileKey[]): Pr
     else byMerchant.set(p.merchantId, [p.customerRef]);
   }
   try {
+    let left = MAX_PEER_DROPS;
+    let skipped = 0;
     for (const [merchantId, refs] of byMerchant) {
       const peers = await crossMerchantPeersOf(env.DB, merchantId, refs);
-      await Promise.all(peers.map((p) => invalidateProfile(env, p.merchant_id, p.customer_ref)));
+      const dropped = peers.slice(0, left);
+      skipped += peers.length - dropped.length;
+      left -= dropped.length;
+      await Promise.all(dropped.map((p) => invalidateProfile(env, p.merchant_id, p.customer_ref)));
     }
+    if (skipped > 0) logJob("warn", "cross-merchant peer profiles left to their cache TTL (KV operations per invocation)", { dropped: MAX_PEER_DROPS, skipped });
   } catch (err) {
     logJob("error", "dropping cross-merchant peer profiles failed", { error: errorText(err) });
   }

@@ -3,6 +3,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { retryDelaySeconds } from "../../src/jobs/delivery";
+import { MAX_PEER_DROPS } from "../../src/jobs/feedbackConsumer";
 import { recencyRef } from "../../src/personalization/recency";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { type Profile, profileKey } from "../../src/storage/profile";
@@ -257,6 +258,35 @@ describe("cross-merchant freshness", () => {
     const after = await ask();
     expect(after.personalized).toBe(true);
     expect(after.methods[0]!.method_id).toBe("google_pay");
+  });
+
+  it("drops at most MAX_PEER_DROPS peer profiles per batch (KV allows 1,000 operations per invocation); the rest wait for their TTL", async () => {
+    const xm = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    const customer = "cus_xm_many_peers";
+    const res = await api(xm.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: customer, cross_merchant_consent: true }) });
+    expect(res.status).toBe(200);
+    const ref = await customerRef(env.PII_KEY, customer);
+    const peers = MAX_PEER_DROPS + 150;
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+       INSERT INTO preferences (merchant_id, customer_ref, cross_merchant_consent, created_at, updated_at) SELECT 'm_peer_' || i, ?2, 1, ?3, ?3 FROM n`,
+    ).bind(peers, ref, new Date().toISOString()).run();
+    let kvOps = 0;
+    const cache = new Proxy(env.CACHE, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => ((kvOps += 1), (value as (...a: unknown[]) => unknown).apply(target, args));
+      },
+    });
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const batch = createMessageBatch(QUEUE, [{ id: "many_peers", timestamp: new Date(), attempts: 1, body: await message(customer, { merchant_id: xm.merchantId }) }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, { ...env, CACHE: cache }, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["many_peers"]);
+    expect(kvOps).toBeLessThanOrEqual(MAX_PEER_DROPS + 10);
+    expect(kvOps).toBeGreaterThanOrEqual(MAX_PEER_DROPS);
+    expect(warnings.mock.calls.flat().join(" ")).toContain(`"skipped":150`);
   });
 });
 
