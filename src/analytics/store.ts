@@ -19,9 +19,14 @@ INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decide
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
 
+/**
+ * Every offer of one impression in ONE statement (?3: the offer ids as a JSON array). One statement
+ * per offer made a batch of 100 impressions of a merchant with 10+ offers pass D1's 1,000 queries
+ * per invocation, failing every delivery of it (the analytics queue would jam).
+ */
 const INSERT_IMPRESSION = `
 INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at)
-VALUES (?1, ?2, ?3, ?4, ?5)
+SELECT ?1, ?2, value, ?4, ?5 FROM json_each(?3) WHERE true
 ON CONFLICT (merchant_id, impression_id, offer_id) DO NOTHING`;
 
 function decisionStatement(db: D1Database, d: DecisionMessage): D1PreparedStatement {
@@ -33,13 +38,13 @@ function decisionStatement(db: D1Database, d: DecisionMessage): D1PreparedStatem
     );
 }
 
-function impressionStatements(db: D1Database, o: OffersShownMessage): D1PreparedStatement[] {
-  return [...new Set(o.offer_ids)].map((offerId) => db.prepare(INSERT_IMPRESSION).bind(o.merchant_id, o.impression_id, offerId, o.customer_ref, o.shown_at));
+function impressionStatement(db: D1Database, o: OffersShownMessage): D1PreparedStatement {
+  return db.prepare(INSERT_IMPRESSION).bind(o.merchant_id, o.impression_id, JSON.stringify([...new Set(o.offer_ids)]), o.customer_ref, o.shown_at);
 }
 
-/** The statements that store one analytics queue message. */
-export function analyticsMessageStatements(db: D1Database, m: AnalyticsMessage): D1PreparedStatement[] {
-  return m.kind === "decision" ? [decisionStatement(db, m)] : impressionStatements(db, m);
+/** The one statement that stores one analytics queue message (a batch of 100 messages is 100 D1 queries). */
+export function analyticsMessageStatement(db: D1Database, m: AnalyticsMessage): D1PreparedStatement {
+  return m.kind === "decision" ? decisionStatement(db, m) : impressionStatement(db, m);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { analyticsMessageStatements } from "../analytics/store";
+import { analyticsMessageStatement } from "../analytics/store";
 import type { Env } from "../env";
 import { AnalyticsMessage } from "../schemas/analytics";
 import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
@@ -14,7 +14,7 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
   const { valid, poison } = sortDelivery(batch, AnalyticsMessage, "analytics");
   if (valid.length === 0) return;
 
-  const statements = valid.flatMap((v) => analyticsMessageStatements(env.DB, v.body));
+  const statements = valid.map((v) => analyticsMessageStatement(env.DB, v.body));
   let results: D1Result[];
   try {
     results = await env.DB.batch(statements);
@@ -24,14 +24,15 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
     return;
   }
   for (const { msg } of valid) msg.ack();
-  // meta.changes also counts the dirty-hour marks written by triggers: a statement either inserted or not.
+  // One statement per message; meta.changes also counts the dirty-hour marks written by triggers, so a
+  // message counts as stored when its statement inserted anything (a redelivered one inserts nothing).
   const stored = results.filter((r) => (r.meta.changes ?? 0) > 0).length;
   logJob("info", "analytics batch stored", {
     queue: batch.queue,
     messages: batch.messages.length,
     decisions: valid.filter((v) => v.body.kind === "decision").length,
     offers_shown: valid.filter((v) => v.body.kind === "offers_shown").length,
-    rows_stored: stored,
+    messages_stored: stored,
     duplicates: statements.length - stored,
     poison,
     duration_ms: Date.now() - started,

@@ -10,6 +10,7 @@ import { monthsBefore } from "../../src/jobs/retention";
 import type { SummaryResponse } from "../../src/schemas/analytics";
 import { ANALYTICS_QUEUE, deliverAnalytics, getJson, makeDecision, offersShown, postFeedback, rollupCron, storeFeedback } from "../helpers/analytics";
 import { createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { countD1Queries } from "../helpers/queryCount";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -88,6 +89,20 @@ describe("recording off the hot path", () => {
 });
 
 describe("analytics consumer", () => {
+  it("a full batch of impressions with many offers each is one D1 query per message (D1 allows 1,000 per invocation), stored once", async () => {
+    const at = Date.now() - 2 * HOUR;
+    const offers = Array.from({ length: 20 }, (_, i) => `o_many_${i}`);
+    const bodies = Array.from({ length: 100 }, (_, i) => offersShown(shop.merchantId, `imp_many_${i}`, offers, at));
+    const first = await countD1Queries(() => deliverAnalytics(bodies));
+    expect(first.result.explicitAcks).toHaveLength(100);
+    expect(first.queries).toBeLessThanOrEqual(100);
+    const stored = () => countRows("analytics_offer_impressions", "impression_id LIKE 'imp_many_%'");
+    expect(await stored()).toBe(2000);
+    const again = await deliverAnalytics(bodies); // redelivery adds nothing
+    expect(again.explicitAcks).toHaveLength(100);
+    expect(await stored()).toBe(2000);
+  });
+
   it("acks poison messages and stores the valid ones in the same delivery", async () => {
     vi.spyOn(console, "warn").mockImplementation(() => {});
     const { message } = await makeDecision(shop.merchantId, { customer: "c2", at: Date.now(), arm: "holdout", fallback: "holdout", ranked: ["visa"] });
