@@ -1,4 +1,4 @@
-import { createExecutionContext, createMessageBatch, env, getQueueResult, type MessageBatchMessage } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult, type MessageBatchMessage, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
@@ -8,6 +8,7 @@ import { recencyRef } from "../../src/personalization/recency";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { type Profile, profileKey } from "../../src/storage/profile";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { countD1Queries } from "../helpers/queryCount";
 
 const QUEUE = "feedback-events-dev";
 let shop: TestMerchant;
@@ -240,6 +241,39 @@ describe("feedback queue consumer", () => {
     const row = await env.DB.prepare("SELECT decision_id, offer_id, amount_band, recency_ref, occurred_at FROM usage_events WHERE event_id = ?").bind(m.event_id).first();
     expect(row).toMatchObject({ decision_id: "dec_x.y", offer_id: "promo_1", amount_band: 3, occurred_at: m.occurred_at });
     expect((await stat(m.customer_ref, "visa", "amount:3"))?.uses).toBe(1);
+  });
+});
+
+describe("D1's 1,000 queries per invocation (Miniflare does not enforce it)", () => {
+  it("a full delivery stays under it, even on the worst path: redelivered, the batch write fails, then 100 messages stored one by one and refreshed", async () => {
+    const xm = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    const bodies = [];
+    for (let i = 0; i < 100; i++) {
+      bodies.push(await message(`cus_limit_${i}`, {
+        merchant_id: xm.merchantId,
+        decision: { decision_id: `dec_limit.${i}`, arm: "treatment", fallback_reason: null, rank: 1, issued_at: new Date(Date.now() - 120_000).toISOString() },
+      }));
+    }
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    let batches = 0;
+    // The first batch write runs every statement and then fails (rolled back), as a constraint on its last one would.
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") return (statements: D1PreparedStatement[]) => (++batches === 1 ? env.DB.batch([...statements, env.DB.prepare("SELECT * FROM no_such_table")]) : env.DB.batch(statements));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const batch = createMessageBatch(QUEUE, bodies.map((body, i) => ({ id: `limit_${i}`, timestamp: new Date(), attempts: 2, body })));
+    const ctx = createExecutionContext();
+    const { queries } = await countD1Queries(async () => {
+      await worker.queue(batch, { ...env, DB: db }, ctx);
+      await waitOnExecutionContext(ctx);
+    });
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(100);
+    expect(await countEvents("merchant_id = ?", xm.merchantId)).toBe(100);
+    expect(queries).toBeGreaterThan(500); // the path really was the long one
+    expect(queries).toBeLessThanOrEqual(1000);
   });
 });
 
