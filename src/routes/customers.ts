@@ -45,9 +45,9 @@ async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: s
   return { ref, stamp: { actor: c.get("apiKey").key_id, requestId: c.get("requestId"), at: new Date().toISOString() } };
 }
 
-/** Drops every cached profile that may carry this customer's data: here and at merchants reading it cross-merchant. */
 /**
- * After a deletion a stale entry would still show the customer's data, so a KV failure is a 503 (the
+ * Drops every cached profile that may carry this customer's data: here and at merchants reading it
+ * cross-merchant. After a deletion a stale entry would still show the customer's data, so a KV failure is a 503 (the
  * request is idempotent: a retry clears again). After a restore a stale entry only keeps the
  * customer hidden until its TTL (300 s), so the failure is logged and the restore still answers 200.
  */

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
-import { validationError } from "../errors";
+import { ApiError, validationError } from "../errors";
 import { logField, logRequestError } from "../middleware/logger";
 import { mergePreferences, type PreferenceValues, preferenceProblems } from "../personalization/preferences";
 import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
@@ -69,20 +69,32 @@ function asNewCustomer(body: PreferencesPut, merged: PreferenceValues, now: stri
 
 /**
  * Makes the change visible to the very next /methods call: rewrite this merchant's cached profile,
- * and when cross-merchant consent changed, drop the caches of the merchants that may hold this
+ * and when the PUT names cross-merchant consent, drop the caches of the merchants that may hold this
  * customer's counts from here. If the rewrite fails the entry is deleted instead (a miss reads D1).
+ * When KV takes neither (it also refuses a second write to one key within a second: two quick PUTs
+ * for one customer), the change is saved but a /methods could still read the old profile: the
+ * answer is 503 UNAVAILABLE and the same PUT retried refreshes it (a retry changes nothing else, and
+ * logs no second consent change).
  */
-async function refreshCaches(c: Context<AppEnv>, merchantId: string, ref: string, crossChanged: boolean): Promise<void> {
+async function refreshCaches(c: Context<AppEnv>, merchantId: string, ref: string, dropPeers: boolean): Promise<void> {
   const merchant = c.get("merchant");
+  const unavailable = (err: unknown) => {
+    logRequestError(c, "cached profile could not be updated", err);
+    return new ApiError("UNAVAILABLE", "The preferences are saved but the cached profile could not be updated yet; retry the same request");
+  };
   try {
     await refreshProfile(c.env, merchantId, ref, merchant.features.cross_merchant);
   } catch (err) {
     logRequestError(c, "profile refresh failed", err);
-    await invalidateProfile(c.env, merchantId, ref);
+    await invalidateProfile(c.env, merchantId, ref).catch((e: unknown) => {
+      throw unavailable(e);
+    });
   }
-  if (crossChanged) {
+  if (dropPeers) {
     const peers = await crossMerchantPeers(c.env.DB, merchantId, ref);
-    await Promise.all(peers.map((peer) => invalidateProfile(c.env, peer, ref)));
+    await Promise.all(peers.map((peer) => invalidateProfile(c.env, peer, ref))).catch((e: unknown) => {
+      throw unavailable(e);
+    });
   }
 }
 
@@ -114,7 +126,9 @@ export function registerPreferencesRoutes(app: App): void {
     // Still stored (an opt-out must always be recordable); consent is logged against the stored value.
     const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, patchToStore(body, merged, pendingDeletion), now);
     const crossChanged = stored ? stored.cross_merchant_consent !== saved.cross_merchant_consent : saved.cross_merchant_consent;
-    await refreshCaches(c, merchant.merchant_id, ref, crossChanged);
+    // A PUT naming cross_merchant_consent drops the peers' caches even when the value is unchanged:
+    // that is how a retry after a 503 finishes the work of the first attempt.
+    await refreshCaches(c, merchant.merchant_id, ref, crossChanged || body.cross_merchant_consent !== undefined);
     const answer = pendingDeletion ? asNewCustomer(body, merged, now) : saved;
     return c.json({ updated: true as const, preferences: view(body.customer_id, merchant.merchant_id, answer) }, 200);
   });

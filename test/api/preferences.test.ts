@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { type Profile, profileKey, readProfile } from "../../src/storage/profile";
 import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 import { refOf } from "../helpers/usage";
 
@@ -169,5 +170,51 @@ describe("PUT /v1/personalize/preferences", () => {
     await expectError(await api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: "{nope", headers: { "Content-Type": "application/json" } }), 400, "INVALID_JSON");
     await expectError(await put({ customer_id: "x", merchant_id: "other_shop" }), 403, "MERCHANT_MISMATCH");
     await expectError(await api(shop.publishableKey, "/v1/personalize/preferences?customer_id=x"), 403, "KEY_NOT_ALLOWED");
+  });
+});
+
+describe("PUT /v1/personalize/preferences when KV refuses the cache update (e.g. a second write to one key within a second)", () => {
+  afterEach(() => vi.restoreAllMocks());
+  const cached = async (merchantId: string, customerId: string) => env.CACHE.get<Profile>(profileKey(merchantId, await refOf(customerId)), "json");
+
+  it("answers 503 UNAVAILABLE with the change saved; the same PUT retried answers 200, logs no second consent row and refreshes the cache", async () => {
+    const id = "cus_kv_refuses";
+    expect((await put({ customer_id: id, default_method: "visa" })).status).toBe(200);
+    await readProfile(env, shop.merchantId, await refOf(id), { crossMerchant: false });
+    const change = { customer_id: id, default_method: "paypal", personalization_enabled: false };
+    vi.spyOn(env.CACHE, "put").mockRejectedValueOnce(new Error("KV PUT failed: 429 Too Many Requests"));
+    vi.spyOn(env.CACHE, "delete").mockRejectedValueOnce(new Error("KV DELETE failed: 429 Too Many Requests"));
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await expectError(await put(change), 503, "UNAVAILABLE");
+    expect((await (await get(id)).json<PrefsBody>()).default_method).toBe("paypal"); // saved (D1 is the truth)
+    expect((await cached(shop.merchantId, id))?.preferences?.default_method).toBe("visa"); // the stale entry a /methods could read
+
+    const retry = await put(change);
+    expect(retry.status).toBe(200);
+    expect((await cached(shop.merchantId, id))?.preferences).toMatchObject({ default_method: "paypal", personalization_enabled: false });
+    expect(await consentRows(id)).toEqual([{ consent_type: "personalization", action: "revoked" }]);
+  });
+
+  it("a consent change whose peers' caches cannot be dropped is 503 too, and the retry (same value) drops them", async () => {
+    const id = "cus_kv_refuses_peers";
+    const peer = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    for (const m of [shop, peer]) {
+      const res = await api(m.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: id, cross_merchant_consent: true }) });
+      expect(res.status).toBe(200);
+    }
+    await readProfile(env, peer.merchantId, await refOf(id), { crossMerchant: true });
+    expect(await cached(peer.merchantId, id)).not.toBeNull();
+    const peerKey = profileKey(peer.merchantId, await refOf(id));
+    const realDelete = env.CACHE.delete.bind(env.CACHE);
+    vi.spyOn(env.CACHE, "delete").mockImplementation(async (key: string) => {
+      if (key === peerKey) throw new Error("KV DELETE failed: 429 Too Many Requests");
+      return realDelete(key);
+    });
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await expectError(await put({ customer_id: id, cross_merchant_consent: false }), 503, "UNAVAILABLE");
+    expect(await cached(peer.merchantId, id)).not.toBeNull(); // the peer could still count this merchant's payments
+    vi.restoreAllMocks();
+    expect((await put({ customer_id: id, cross_merchant_consent: false })).status).toBe(200);
+    expect(await cached(peer.merchantId, id)).toBeNull();
   });
 });
