@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../env";
 import { ApiError } from "../errors";
+import { logField } from "../middleware/logger";
 import { ADMIN_ERRORS, errorResponses, jsonResponse, MerchantId, NoQuery } from "../schemas/common";
 import { adminSecurity } from "../schemas/security";
 import { checkOffersUseEnabledMethods, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
@@ -86,7 +87,7 @@ export function registerAdminRoutes(app: App) {
     // The merged result must still be consistent: offers may only use enabled methods.
     const check = z.object({}).superRefine((_, ctx) => checkOffersUseEnabledMethods(next, ctx)).safeParse({});
     if (!check.success) throw validationError(zodDetails(check.error));
-    await saveMerchant(c.env, next);
+    if (!(await saveMerchant(c.env, next))) logField(c, "cache_error", "cached merchant not dropped; the change takes effect within 60 s");
     return c.json(next, 200);
   });
 
@@ -105,7 +106,9 @@ export function registerAdminRoutes(app: App) {
 
   app.openapi(deleteKey, async (c) => {
     const { key_id } = c.req.valid("param");
-    if (!(await revokeKey(c.env, key_id, new Date().toISOString()))) throw new ApiError("NOT_FOUND", `No key ${key_id}`);
+    const revoked = await revokeKey(c.env, key_id, new Date().toISOString());
+    if (!revoked) throw new ApiError("NOT_FOUND", `No key ${key_id}`);
+    if (!revoked.cacheCleared) logField(c, "cache_error", "cached key not dropped; the revocation takes effect within 60 s");
     return c.body(null, 204);
   });
 }

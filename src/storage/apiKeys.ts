@@ -64,12 +64,14 @@ export async function listKeys(db: D1Database, merchantId: string): Promise<ApiK
   return results;
 }
 
-/** Revokes a key; false when no such key. Already revoked keys keep their first revocation time. */
-export async function revokeKey(env: { DB: D1Database; CACHE: KVNamespace }, keyId: string, at: string): Promise<boolean> {
+/**
+ * Revokes a key: null when no such key, else whether its cached copy was dropped (when not, the
+ * revocation still takes effect within 60 s). Already revoked keys keep their first revocation time.
+ */
+export async function revokeKey(env: { DB: D1Database; CACHE: KVNamespace }, keyId: string, at: string): Promise<{ cacheCleared: boolean } | null> {
   const row = await env.DB.prepare("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ? RETURNING key_hash")
     .bind(at, keyId)
     .first<{ key_hash: string }>();
-  if (!row) return false;
-  await invalidate(env.CACHE, keyCacheKey(row.key_hash));
-  return true;
+  if (!row) return null;
+  return { cacheCleared: await invalidate(env.CACHE, keyCacheKey(row.key_hash)) };
 }

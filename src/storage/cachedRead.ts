@@ -79,9 +79,18 @@ function remember<T>(key: string, value: T, until: number) {
 }
 
 /** Drops a key from this isolate and KV (other isolates and KV locations follow within freshMs). */
-export async function invalidate(kv: KVNamespace, key: string): Promise<void> {
+/**
+ * Forgets `key` here and in KV; false when KV refused. Best effort by design: a KV entry is trusted
+ * only `freshMs` after it was written, so the change still takes effect within that bound.
+ */
+export async function invalidate(kv: KVNamespace, key: string): Promise<boolean> {
   memo.delete(key);
-  await kv.delete(key);
+  try {
+    await kv.delete(key);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** For tests: forget everything this isolate remembers. */

@@ -80,11 +80,12 @@ export async function insertMerchant(db: D1Database, m: Merchant): Promise<boole
   return (res.meta.changes ?? 0) > 0;
 }
 
-export async function saveMerchant(env: { DB: D1Database; CACHE: KVNamespace }, m: Merchant): Promise<void> {
+/** Saves the merchant; false when its cached copy could not be dropped (it then expires within 60 s). */
+export async function saveMerchant(env: { DB: D1Database; CACHE: KVNamespace }, m: Merchant): Promise<boolean> {
   await env.DB.prepare("UPDATE merchants SET name = ?, tier = ?, config = ?, updated_at = ? WHERE id = ?")
     .bind(m.name, m.tier, configOf(m), m.updated_at, m.merchant_id)
     .run();
-  await invalidate(env.CACHE, merchantKey(m.merchant_id));
+  return invalidate(env.CACHE, merchantKey(m.merchant_id));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { admin, api, BASE, createMerchant, expectError, uniqueMerchantId } from "../helpers/fixtures";
 
@@ -132,6 +132,21 @@ describe("keys", () => {
   it("400 for an unknown key type", async () => {
     const m = await createMerchant();
     await expectError(await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: '{"type":"root"}' }), 400, "VALIDATION_ERROR");
+  });
+
+  it("a revocation or merchant change whose cached copy KV will not drop still succeeds (it takes effect within 60 s anyway)", async () => {
+    const m = await createMerchant();
+    const failing = vi.spyOn(env.CACHE, "delete").mockRejectedValue(new Error("KV DELETE failed: 429 Too Many Requests"));
+    try {
+      expect((await admin(`/v1/admin/keys/${m.secretKeyId}`, { method: "DELETE" })).status).toBe(204);
+      const patched = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ name: "Renamed" }) });
+      expect(patched.status).toBe(200);
+    } finally {
+      failing.mockRestore();
+    }
+    const list = await (await admin(`/v1/admin/merchants/${m.merchantId}/keys`)).json<{ keys: { key_id: string; revoked_at: string | null }[] }>();
+    expect(list.keys.find((k) => k.key_id === m.secretKeyId)?.revoked_at).toMatch(/Z$/);
+    expect((await (await admin(`/v1/admin/merchants/${m.merchantId}`)).json<{ name: string }>()).name).toBe("Renamed");
   });
 
   it("revocation shows in the list and is idempotent", async () => {
