@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { App, AppEnv } from "./env";
-import { ApiError, renderError } from "./errors";
+import { ApiError, isDependencyFailure, renderError } from "./errors";
 import { adminAuth } from "./middleware/adminAuth";
 import { merchantAuth, merchantAuthorization } from "./middleware/auth";
 import { bodyLimits } from "./middleware/bodyLimits";
@@ -84,8 +84,13 @@ export function createApp(): App {
       logField(c, "error_code", code);
       return renderError(c, new ApiError(code, err.message || "Invalid request"));
     }
-    logField(c, "error_code", "INTERNAL_ERROR");
     logField(c, "error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    if (isDependencyFailure(err)) {
+      // Storage was unreachable (the request may or may not have been applied; every write is idempotent to retry).
+      logField(c, "error_code", "UNAVAILABLE");
+      return renderError(c, new ApiError("UNAVAILABLE", "A storage dependency is unavailable right now; retry the request"));
+    }
+    logField(c, "error_code", "INTERNAL_ERROR");
     return renderError(c, new ApiError("INTERNAL_ERROR", "Something went wrong on our side; the request id helps us find it"));
   });
 

@@ -44,8 +44,24 @@ export class ApiError extends Error {
     super(message);
     this.name = "ApiError";
     this.status = ERROR_CODES[code];
-    this.headers = headers;
+    // Every 503 says when to retry (a dependency is down; clients back off from there).
+    this.headers = code === "UNAVAILABLE" && !("Retry-After" in headers) ? { "Retry-After": "1", ...headers } : headers;
   }
+}
+
+/**
+ * Whether `err` is a storage or platform dependency failing (D1, KV, Queues, Durable Objects) rather
+ * than a bug of ours. The bindings throw plain `Error`s, so only their messages tell: transient
+ * failures (connection lost, overloaded, timed out, reset, a KV/Queue operation refused) are
+ * `503 UNAVAILABLE`, which the client may retry (API.md §1); an SQL or type error would be our bug
+ * and stays `500`, so it is noticed.
+ */
+const DEPENDENCY_FAILURE = /\bD1_ERROR\b|\bD1 DB\b|\bKV (GET|PUT|DELETE|LIST)\b|\bQueue (send|sendBatch)\b|Durable Object|Network connection lost|overloaded|timed out|timeout|was reset|Too many requests|internal error/i;
+const OUR_BUG = /SQLITE_ERROR|SQLITE_CONSTRAINT|SQLITE_MISMATCH|no such (table|column|function)|syntax error|D1_TYPE_ERROR|D1_COLUMN_NOTFOUND|wrong number of parameter|Wrong number of parameter/i;
+
+export function isDependencyFailure(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return DEPENDENCY_FAILURE.test(message) && !OUR_BUG.test(message);
 }
 
 export function validationError(details: ErrorDetail[]): ApiError {

@@ -92,7 +92,7 @@ const isErrorResponse = (res: Json) => (res.content as Json | undefined)?.["appl
 /**
  * What middleware adds to every operation, written into the document in one place: 413/415 on every
  * body-taking method (bodyLimits), the codes each error status can carry with an example of each, the
- * X-Request-Id header everywhere, RateLimit-* on merchant answers and Retry-After on 429.
+ * X-Request-Id header everywhere, RateLimit-* on merchant answers and Retry-After on 429 and 503.
  */
 export function describeGateway(doc: Json): Json {
   const components = (doc.components ??= {}) as Json;
@@ -108,7 +108,7 @@ export function describeGateway(doc: Json): Json {
         res.headers = {
           "X-Request-Id": headerRef("X-Request-Id"),
           ...(limited ? { "RateLimit-Limit": headerRef("RateLimit-Limit"), "RateLimit-Remaining": headerRef("RateLimit-Remaining"), "RateLimit-Reset": headerRef("RateLimit-Reset") } : {}),
-          ...(status === "429" ? { "Retry-After": headerRef("Retry-After") } : {}),
+          ...(status === "429" || status === "503" ? { "Retry-After": headerRef("Retry-After") } : {}),
           ...(res.headers as Json | undefined),
         };
         if (!isErrorResponse(res)) continue;
@@ -138,7 +138,7 @@ export function openApiDocument(app: App, serverUrl: string): Json {
       description:
         "Tells a checkout which payment methods to show first for this customer, device, country and basket, and learns from what the customer pays with. " +
         "Errors share one body: {error: {code, message, request_id, documentation_url, details?}}; each error response lists the codes it can carry. " +
-        "Every response carries X-Request-Id; merchant responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset, and a 429 also Retry-After.",
+        "Every response carries X-Request-Id; merchant responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset, and a 429 or 503 also Retry-After.",
     },
     servers: [{ url: serverUrl }],
   });

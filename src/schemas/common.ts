@@ -113,7 +113,7 @@ export function errorResponses(...statuses: number[]) {
 export const MERCHANT_ERRORS = [400, 401, 403, 429, 500, 503] as const;
 
 /** Error responses every admin route can answer. */
-export const ADMIN_ERRORS = [400, 401, 404, 500] as const;
+export const ADMIN_ERRORS = [400, 401, 404, 500, 503] as const;
 
 /** A JSON response of a route declaration. */
 export const jsonResponse = <T,>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });

@@ -74,6 +74,7 @@ describe("the OpenAPI document covers the app and API.md", () => {
         const ok = Object.keys(op.responses).find((s) => s.startsWith("2"))!;
         expect(headersOf(op, ok), name(op)).toEqual(expect.arrayContaining(["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]));
       }
+      if (op.responses["503"]) expect(headersOf(op, "503"), name(op)).toContain("Retry-After");
       for (const status of Object.keys(op.responses)) expect(headersOf(op, status), `${name(op)} ${status}`).toContain("X-Request-Id");
     }
   });
