@@ -43,7 +43,7 @@ export async function startWorker(log: (line: string) => void = () => {}): Promi
       drain.feedbackStored += n("stored");
       drain.feedbackHandled += n("stored") + n("duplicates") + n("dropped_opted_out") + n("dropped_pending_deletion") + n("poison");
     } else if (e.message === "analytics batch stored") {
-      drain.analyticsStored += n("rows_stored");
+      drain.analyticsStored += n("messages_stored");
     } else if (e.level === "error" && drain.errors.length < 20) {
       drain.errors.push(line.slice(0, 400));
     }
