@@ -35,47 +35,47 @@ interface ProfileEnv {
 export const PROFILE_TTL_SECONDS = 300;
 export const profileKey = (merchantId: string, customerRef: string) => `profile:${merchantId}:${customerRef}`;
 
-/** The statements that read one profile (3, or 4 with cross-merchant counts). */
-function profileStatements(db: D1Database, merchantId: string, customerRef: string, crossMerchant: boolean): D1PreparedStatement[] {
-  const statements = [
-    db.prepare(`SELECT ${PREFERENCE_COLUMNS} FROM preferences WHERE merchant_id = ? AND customer_ref = ?`).bind(merchantId, customerRef),
-    db.prepare("SELECT bucket, method_id, weight_ref, uses, last_used_at FROM method_stats WHERE merchant_id = ? AND customer_ref = ?").bind(merchantId, customerRef),
-    db.prepare("SELECT 1 AS pending FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ? AND status = 'pending'").bind(merchantId, customerRef),
-  ];
-  if (crossMerchant) {
-    // Only method counts cross the merchant boundary: no other merchant's id, amount or event.
-    statements.push(
-      db
-        .prepare(
-          `SELECT s.method_id, sum(s.weight_ref) AS weight_ref, sum(s.uses) AS uses
-           FROM method_stats AS s
-           JOIN preferences AS p ON p.merchant_id = s.merchant_id AND p.customer_ref = s.customer_ref
-           WHERE s.customer_ref = ? AND s.merchant_id <> ? AND s.bucket = '*' AND p.cross_merchant_consent = 1
-             AND NOT EXISTS (SELECT 1 FROM customer_deletions AS d
-                             WHERE d.merchant_id = s.merchant_id AND d.customer_ref = s.customer_ref AND d.status = 'pending')
-           GROUP BY s.method_id`,
-        )
-        .bind(customerRef, merchantId),
-    );
-  }
-  return statements;
-}
+/**
+ * The profiles to read, as a JSON array of [merchant_id, customer_ref, cross_merchant (0/1)] bound to
+ * ?1: the same four statements read one profile (/methods) or a hundred (the feedback consumer),
+ * each row tagged with the index of its key (k_i) so they can be told apart.
+ */
+const KEYS = "SELECT key AS i, json_extract(value, '$[0]') AS m, json_extract(value, '$[1]') AS r, json_extract(value, '$[2]') AS x FROM json_each(?1)";
 
-function profileFromResults(results: D1Result<unknown>[], crossMerchant: boolean): Profile {
-  const [prefs, stats, deletion, cross] = results;
-  const prefRow = prefs!.results[0] as PreferenceRow | undefined;
-  const preferences = prefRow ? fromPreferenceRow(prefRow) : null;
-  const consented = preferences?.cross_merchant_consent ?? false;
-  return {
-    preferences,
-    stats: stats!.results as MethodStat[],
-    pending_deletion: deletion!.results.length > 0,
-    cross_merchant: crossMerchant && consented && cross ? (cross.results as CrossMerchantStat[]) : [],
-  };
+const PROFILE_SQL = {
+  preferences: `SELECT k.i AS k_i, ${PREFERENCE_COLUMNS} FROM (${KEYS}) AS k
+    JOIN preferences AS p ON p.merchant_id = k.m AND p.customer_ref = k.r`,
+  stats: `SELECT k.i AS k_i, s.bucket, s.method_id, s.weight_ref, s.uses, s.last_used_at FROM (${KEYS}) AS k
+    JOIN method_stats AS s ON s.merchant_id = k.m AND s.customer_ref = k.r
+    ORDER BY s.bucket, s.method_id`,
+  pending: `SELECT k.i AS k_i FROM (${KEYS}) AS k
+    JOIN customer_deletions AS d ON d.merchant_id = k.m AND d.customer_ref = k.r AND d.status = 'pending'`,
+  // Only method counts cross the merchant boundary: no other merchant's id, amount or event.
+  cross: `SELECT k.i AS k_i, s.method_id, sum(s.weight_ref) AS weight_ref, sum(s.uses) AS uses FROM (${KEYS}) AS k
+    JOIN method_stats AS s ON s.customer_ref = k.r AND s.merchant_id <> k.m AND s.bucket = '*'
+    JOIN preferences AS p ON p.merchant_id = s.merchant_id AND p.customer_ref = s.customer_ref AND p.cross_merchant_consent = 1
+    WHERE k.x = 1
+      AND NOT EXISTS (SELECT 1 FROM customer_deletions AS d
+                      WHERE d.merchant_id = s.merchant_id AND d.customer_ref = s.customer_ref AND d.status = 'pending')
+    GROUP BY k.i, s.method_id
+    ORDER BY s.method_id`,
+} as const;
+
+type Tagged<T> = T & { k_i: number };
+
+/** Rows grouped by the index of their key, the tag dropped. */
+function byKey<T>(rows: Tagged<T>[]): Map<number, T[]> {
+  const out = new Map<number, T[]>();
+  for (const { k_i, ...row } of rows) {
+    const list = out.get(k_i);
+    if (list) list.push(row as T);
+    else out.set(k_i, [row as T]);
+  }
+  return out;
 }
 
 export async function loadProfile(db: D1Database, merchantId: string, customerRef: string, crossMerchant: boolean): Promise<Profile> {
-  return profileFromResults(await db.batch<unknown>(profileStatements(db, merchantId, customerRef, crossMerchant)), crossMerchant);
+  return (await loadProfiles(db, [{ merchantId, customerRef, crossMerchant }]))[0]!;
 }
 
 export interface ProfileKey {
@@ -84,16 +84,31 @@ export interface ProfileKey {
   crossMerchant: boolean;
 }
 
-/** Many profiles with one D1 batch (the feedback consumer refreshes every customer a batch touched). */
+/**
+ * Many profiles with one D1 batch of four statements, whatever their number (the feedback consumer
+ * refreshes every customer a batch touched; one statement set per profile made its worst path 903 of
+ * D1's 1,000 queries per invocation).
+ */
 export async function loadProfiles(db: D1Database, keys: readonly ProfileKey[]): Promise<Profile[]> {
-  const perKey = keys.map((k) => profileStatements(db, k.merchantId, k.customerRef, k.crossMerchant));
-  const results = keys.length > 0 ? await db.batch<unknown>(perKey.flat()) : [];
-  let offset = 0;
-  return keys.map((k, i) => {
-    const count = perKey[i]!.length;
-    const profile = profileFromResults(results.slice(offset, offset + count), k.crossMerchant);
-    offset += count;
-    return profile;
+  if (keys.length === 0) return [];
+  const json = JSON.stringify(keys.map((k) => [k.merchantId, k.customerRef, k.crossMerchant ? 1 : 0]));
+  const [prefs, stats, pending, cross] = await db.batch<unknown>(
+    [PROFILE_SQL.preferences, PROFILE_SQL.stats, PROFILE_SQL.pending, PROFILE_SQL.cross].map((sql) => db.prepare(sql).bind(json)),
+  );
+  const prefsBy = byKey(prefs!.results as Tagged<PreferenceRow>[]);
+  const statsBy = byKey(stats!.results as Tagged<MethodStat>[]);
+  const pendingBy = byKey(pending!.results as Tagged<object>[]);
+  const crossBy = byKey(cross!.results as Tagged<CrossMerchantStat>[]);
+  return keys.map((k, key) => {
+    const prefRow = prefsBy.get(key)?.[0];
+    const preferences = prefRow ? fromPreferenceRow(prefRow) : null;
+    const consented = preferences?.cross_merchant_consent ?? false;
+    return {
+      preferences,
+      stats: statsBy.get(key) ?? [],
+      pending_deletion: pendingBy.has(key),
+      cross_merchant: k.crossMerchant && consented ? (crossBy.get(key) ?? []) : [],
+    };
   });
 }
 

@@ -7,6 +7,7 @@ import { runDataLifecycle } from "../../src/jobs/scheduled";
 import { CUSTOMER_DATA_TABLES } from "../../src/storage/deletions";
 import { readCustomerData } from "../../src/storage/export";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
+import { loadProfiles } from "../../src/storage/profile";
 
 /**
  * Query plans of the statements whose cost would otherwise grow with data that is not theirs: an
@@ -86,7 +87,12 @@ describe("query plans", () => {
     await db.batch(rows);
     await runDataLifecycle(env, new Date());
 
-    const sql = [...(await sqlOf((d) => readCustomerData(d, "m_plan_0", "c_plan_0"))), ...CUSTOMER_DATA_TABLES.map((t) => t.sql)];
+    const sql = [
+      ...(await sqlOf((d) => readCustomerData(d, "m_plan_0", "c_plan_0"))),
+      ...CUSTOMER_DATA_TABLES.map((t) => t.sql),
+      // The profile read of /methods (one key) and of the feedback consumer (many): a search per key.
+      ...(await sqlOf((d) => loadProfiles(d, [{ merchantId: "m_plan_0", customerRef: "c_plan_0", crossMerchant: true }]))),
+    ];
     expect(sql.length).toBeGreaterThan(10);
     for (const s of sql) expect({ sql: s.replace(/\s+/g, " ").slice(0, 160), wasteful: wasteful(await planOf(s)) }).toEqual({ sql: expect.any(String), wasteful: [] });
   });
