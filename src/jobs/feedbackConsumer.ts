@@ -9,7 +9,7 @@ import { crossMerchantPeersOf } from "../storage/consent";
 import { invalidateProfile, type ProfileKey, refreshProfiles } from "../storage/profile";
 import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
 
-/** Profiles refreshed per D1 batch (4 statements each at most). */
+/** Profiles refreshed per D1 batch (four statements whatever the count; the chunk bounds the JSON parameter and the KV writes in flight). */
 const REFRESH_CHUNK = 50;
 /**
  * KV allows 1,000 operations per Worker invocation; a batch of 100 messages spends up to ~200 (a
