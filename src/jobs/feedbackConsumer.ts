@@ -101,8 +101,10 @@ async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unkn
 /**
  * New feedback shows in /methods within seconds: the cached profile of every customer whose events
  * were stored is rewritten from D1 — all of them with one D1 batch (chunked) and parallel KV writes.
- * A failure here is logged, not retried: the rows are safe and the cache entry expires by itself
- * (TTL 300 s).
+ * Profiles that could not be rewritten (D1 failed, or KV refused: it takes one write per key per
+ * second, and another batch or a preference change may just have written that customer) are
+ * reloaded and written once more after REFRESH_RETRY_MS; what still fails is logged: the rows are
+ * safe and the cache entry expires by itself (TTL 300 s).
  */
 async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Promise<void> {
   const pairs = new Map<string, { merchantId: string; customerRef: string }>();
@@ -113,22 +115,43 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
     crossMerchant.set(merchantId, merchant?.features.cross_merchant ?? false);
   }
   const keys = [...pairs.values()].map((p) => ({ ...p, crossMerchant: crossMerchant.get(p.merchantId) ?? false }));
-  let failed = 0;
-  let lastError: unknown = null;
   // The reloaded profiles say who consented to cross-merchant use here; a chunk that failed to reload
   // counts as consenting (its peers' caches are dropped rather than left stale).
   const consenting: ProfileKey[] = [];
+  let { failed, error } = await refreshInChunks(env, keys, consenting);
+  if (failed.length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, REFRESH_RETRY_MS));
+    const firstError = error;
+    ({ failed, error } = await refreshInChunks(env, failed, []));
+    logJob(failed.length > 0 ? "error" : "warn", failed.length > 0 ? "profile refresh after feedback failed" : "profile refresh after feedback needed a retry", {
+      profiles: keys.length,
+      failed: failed.length,
+      error: String(error ?? firstError),
+    });
+  }
+  if (consenting.length > 0) await dropPeerProfiles(env, consenting);
+}
+
+/** Wait before rewriting profiles whose refresh failed (KV takes one write per key per second). */
+export const REFRESH_RETRY_MS = 1_100;
+
+async function refreshInChunks(env: Env, keys: ProfileKey[], consenting: ProfileKey[]): Promise<{ failed: ProfileKey[]; error: unknown }> {
+  const failed: ProfileKey[] = [];
+  let error: unknown = null;
   for (let i = 0; i < keys.length; i += REFRESH_CHUNK) {
     const chunk = keys.slice(i, i + REFRESH_CHUNK);
-    const profiles = await refreshProfiles(env, chunk).catch((err: unknown) => {
-      failed += chunk.length;
-      lastError = err;
+    const refreshed = await refreshProfiles(env, chunk).catch((err: unknown) => {
+      failed.push(...chunk);
+      error = err;
       return null;
     });
-    consenting.push(...chunk.filter((_, j) => !profiles || profiles[j]!.preferences?.cross_merchant_consent === true));
+    if (refreshed) {
+      failed.push(...refreshed.unwritten);
+      error = refreshed.error ?? error;
+    }
+    consenting.push(...chunk.filter((_, j) => !refreshed || refreshed.profiles[j]!.preferences?.cross_merchant_consent === true));
   }
-  if (failed > 0) logJob("error", "profile refresh after feedback failed", { profiles: keys.length, failed, error: String(lastError) });
-  if (consenting.length > 0) await dropPeerProfiles(env, consenting);
+  return { failed, error };
 }
 
 /**

@@ -144,11 +144,16 @@ export async function refreshProfile(env: ProfileEnv, merchantId: string, custom
   return profile;
 }
 
-/** Reloads many profiles with one D1 batch and rewrites their cache entries in parallel; returns them, aligned with `keys`. */
-export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<Profile[]> {
+/**
+ * Reloads many profiles with one D1 batch and rewrites their cache entries in parallel; returns them,
+ * aligned with `keys`, and the keys whose KV write failed (KV also refuses a second write to one key
+ * within a second). Throws when D1 fails.
+ */
+export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<{ profiles: Profile[]; unwritten: ProfileKey[]; error: unknown }> {
   const profiles = await loadProfiles(env.DB, keys);
-  await Promise.all(keys.map((k, i) => writeProfile(env.CACHE, profileKey(k.merchantId, k.customerRef), profiles[i]!)));
-  return profiles;
+  const writes = await Promise.allSettled(keys.map((k, i) => writeProfile(env.CACHE, profileKey(k.merchantId, k.customerRef), profiles[i]!)));
+  const failed = writes.flatMap((w, i) => (w.status === "rejected" ? [{ key: keys[i]!, reason: w.reason as unknown }] : []));
+  return { profiles, unwritten: failed.map((f) => f.key), error: failed[0]?.reason ?? null };
 }
 
 export async function invalidateProfile(env: ProfileEnv, merchantId: string, customerRef: string): Promise<void> {

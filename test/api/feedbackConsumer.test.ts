@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { retryDelaySeconds } from "../../src/jobs/delivery";
-import { MAX_PEER_DROPS } from "../../src/jobs/feedbackConsumer";
+import { MAX_PEER_DROPS, REFRESH_RETRY_MS } from "../../src/jobs/feedbackConsumer";
 import { recencyRef } from "../../src/personalization/recency";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { loadProfile, loadProfiles, type Profile, type ProfileKey, profileKey } from "../../src/storage/profile";
@@ -219,6 +219,41 @@ describe("feedback queue consumer", () => {
     expect((await stat(bodies[2]!.customer_ref, "ideal"))?.uses).toBe(1);
     const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
     expect(summary).toMatchObject({ stored: 1, dropped_opted_out: 1, dropped_pending_deletion: 1, duplicates: 0 });
+  });
+
+  it("a profile KV refused to rewrite (one write per key per second) is reloaded and written again a moment later", async () => {
+    const ref = await customerRef(env.PII_KEY, "cus_kv_busy");
+    const key = profileKey(shop.merchantId, ref);
+    const realPut = env.CACHE.put.bind(env.CACHE);
+    let refused = 0;
+    vi.spyOn(env.CACHE, "put").mockImplementation(async (k: string, ...rest: unknown[]) => {
+      if (k === key && refused++ === 0) throw new Error("KV PUT failed: 429 Too Many Requests");
+      return (realPut as (...a: unknown[]) => Promise<void>)(k, ...rest);
+    });
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const started = Date.now();
+    await deliver([await message("cus_kv_busy", { method_id: "klarna" }), await message("cus_kv_other", { method_id: "visa" })]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(REFRESH_RETRY_MS);
+    expect(refused).toBe(2);
+    const cached = await env.CACHE.get<Profile>(key, "json");
+    expect(cached?.stats.find((s) => s.bucket === "*")).toMatchObject({ method_id: "klarna", uses: 1 });
+    expect(warnings.mock.calls.flat().join(" ")).toContain("needed a retry");
+  });
+
+  it("a profile that cannot be rewritten twice is logged as an error; the events stay stored and acked", async () => {
+    const ref = await customerRef(env.PII_KEY, "cus_kv_down");
+    const key = profileKey(shop.merchantId, ref);
+    const realPut = env.CACHE.put.bind(env.CACHE);
+    vi.spyOn(env.CACHE, "put").mockImplementation(async (k: string, ...rest: unknown[]) => {
+      if (k === key) throw new Error("KV PUT failed: 503");
+      return (realPut as (...a: unknown[]) => Promise<void>)(k, ...rest);
+    });
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const m = await message("cus_kv_down", { method_id: "klarna" });
+    const { result } = await deliver([m]);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await countEvents("event_id = ?", m.event_id)).toBe(1);
+    expect(errors.mock.calls.flat().join(" ")).toContain('"failed":1');
   });
 
   it("refreshes the cached profile of every touched customer after the batch", async () => {
