@@ -21,8 +21,7 @@ export class QueryBudget {
   /** Takes `n` queries when they fit, else nothing (and false). */
   take(n: number): boolean {
     if (n > this.left) return false;
-    this.spent += n;
-    this.parent?.charge(n);
+    this.charge(n);
     return true;
   }
 
