@@ -118,15 +118,15 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
   // The reloaded profiles say who consented to cross-merchant use here; a chunk that failed to reload
   // counts as consenting (its peers' caches are dropped rather than left stale).
   const consenting: ProfileKey[] = [];
-  let { failed, error } = await refreshInChunks(env, keys, consenting);
-  if (failed.length > 0) {
+  const first = await refreshInChunks(env, keys, consenting);
+  if (first.failed.length > 0) {
     await new Promise((resolve) => setTimeout(resolve, REFRESH_RETRY_MS));
-    const firstError = error;
-    ({ failed, error } = await refreshInChunks(env, failed, []));
-    logJob(failed.length > 0 ? "error" : "warn", failed.length > 0 ? "profile refresh after feedback failed" : "profile refresh after feedback needed a retry", {
+    const retry = await refreshInChunks(env, first.failed, []);
+    const gaveUp = retry.failed.length > 0;
+    logJob(gaveUp ? "error" : "warn", gaveUp ? "profile refresh after feedback failed" : "profile refresh after feedback needed a retry", {
       profiles: keys.length,
-      failed: failed.length,
-      error: String(error ?? firstError),
+      failed: retry.failed.length,
+      error: String(retry.error ?? first.error),
     });
   }
   if (consenting.length > 0) await dropPeerProfiles(env, consenting);
@@ -161,17 +161,11 @@ async function refreshInChunks(env: Env, keys: ProfileKey[], consenting: Profile
  * logged, the TTL still bounds staleness, as it does for peers past MAX_PEER_DROPS.
  */
 async function dropPeerProfiles(env: Env, consenting: readonly ProfileKey[]): Promise<void> {
-  const byMerchant = new Map<string, string[]>();
-  for (const p of consenting) {
-    const refs = byMerchant.get(p.merchantId);
-    if (refs) refs.push(p.customerRef);
-    else byMerchant.set(p.merchantId, [p.customerRef]);
-  }
   try {
     let left = MAX_PEER_DROPS;
     let skipped = 0;
-    for (const [merchantId, refs] of byMerchant) {
-      const peers = await crossMerchantPeersOf(env.DB, merchantId, refs);
+    for (const [merchantId, keys] of Map.groupBy(consenting, (p) => p.merchantId)) {
+      const peers = await crossMerchantPeersOf(env.DB, merchantId, keys.map((k) => k.customerRef));
       const dropped = peers.slice(0, left);
       skipped += peers.length - dropped.length;
       left -= dropped.length;
