@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createMerchant, recordedFetch, type TestMerchant } from "../helpers/fixtures";
 import { concretePath, credentials, documentedOperations, type Operation } from "../helpers/operations";
+import { patchD1 } from "../helpers/queryCount";
 
 /**
  * Every documented operation, with a valid request, while one dependency fails: KV reads, KV writes,
@@ -12,21 +13,8 @@ import { concretePath, credentials, documentedOperations, type Operation } from 
 
 const failure = (what: string) => new Error(`${what} failed (injected)`);
 
-/** Makes every D1 statement and batch of this isolate fail (the binding's prototypes), until restored. */
-function failD1(): () => void {
-  const dbProto = Object.getPrototypeOf(env.DB) as Record<string, unknown>;
-  const stmtProto = Object.getPrototypeOf(env.DB.prepare("SELECT 1")) as Record<string, unknown>;
-  const saved: [Record<string, unknown>, string, unknown][] = [];
-  for (const [proto, names] of [[dbProto, ["batch", "exec"]], [stmtProto, ["run", "all", "first", "raw"]]] as const) {
-    for (const name of names) {
-      saved.push([proto, name, proto[name]]);
-      proto[name] = () => Promise.reject(failure("D1_ERROR: Network connection lost; D1"));
-    }
-  }
-  return () => {
-    for (const [proto, name, original] of saved) proto[name] = original;
-  };
-}
+/** Makes every D1 statement and batch of this isolate fail, until restored. */
+const failD1 = () => patchD1(() => () => Promise.reject(failure("D1_ERROR: Network connection lost; D1")));
 
 const MODES: { name: string; fail: () => (() => void) | void }[] = [
   {
