@@ -2,6 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { admin, api, BASE, createMerchant, expectError, uniqueMerchantId } from "../helpers/fixtures";
+import { documentedOperations } from "../helpers/operations";
 
 const validMerchant = (overrides: Record<string, unknown> = {}) => ({
   merchant_id: uniqueMerchantId(),
@@ -26,7 +27,12 @@ describe("admin auth", () => {
 
   it("every admin route is 404 when ADMIN_TOKEN is not set", async () => {
     const noToken = { ...env, ADMIN_TOKEN: undefined };
-    for (const [method, path] of [["GET", "/v1/admin/merchants/m_x"], ["POST", "/v1/admin/merchants"], ["DELETE", "/v1/admin/keys/key_x"]] as const) {
+    // Every admin operation of the worker's own OpenAPI document (dead-letter routes included).
+    const routes = documentedOperations()
+      .filter((op) => op.admin)
+      .map((op) => [op.method.toUpperCase(), op.path.replace(/\{[^}]+\}/g, "1")] as const);
+    expect(routes.map(([, path]) => path)).toEqual(expect.arrayContaining(["/v1/admin/merchants/1", "/v1/admin/merchants", "/v1/admin/keys/1", "/v1/admin/dead-letters", "/v1/admin/dead-letters/redrive"]));
+    for (const [method, path] of routes) {
       const ctx = createExecutionContext();
       const res = await worker.fetch(new Request(`${BASE}${path}`, { method, headers: { Authorization: "Bearer anything" } }), noToken, ctx);
       await waitOnExecutionContext(ctx);
