@@ -21,7 +21,7 @@ const redriveRoute = createRoute({
   method: "post", path: "/v1/admin/dead-letters/redrive", operationId: "redriveDeadLetters", tags: ["Admin"], security: adminSecurity,
   summary: "Re-send dead letters to their original queue, then remove them (consumers are idempotent: nothing counts twice)",
   request: { query: NoQuery, body: { content: { "application/json": { schema: RedriveRequest } }, required: true } },
-  responses: { 200: jsonResponse(RedriveResult, "Re-sent"), ...adminErrors, ...errorResponses(503) },
+  responses: { 200: jsonResponse(RedriveResult, "Re-sent"), ...adminErrors },
 });
 const deleteRoute = createRoute({
   method: "delete", path: "/v1/admin/dead-letters/{id}", operationId: "deleteDeadLetter", tags: ["Admin"], security: adminSecurity,
