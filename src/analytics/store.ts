@@ -91,7 +91,3 @@ export const ANALYTICS_CUSTOMER_TABLES = [
   { table: "analytics_offer_impressions", keyColumns: ["impression_id", "offer_id"] },
 ] as const;
 
-/** Deletes every raw analytics row of one customer at one merchant (the data-rights purge). */
-export function analyticsPurgeStatements(db: D1Database, merchantId: string, customerRef: string): D1PreparedStatement[] {
-  return ANALYTICS_CUSTOMER_TABLES.map(({ table }) => db.prepare(`DELETE FROM ${table} WHERE merchant_id = ?1 AND customer_ref = ?2`).bind(merchantId, customerRef));
-}

@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { CUSTOMER_DATA_TABLES, type CustomerTablePurge, dueDeletions, markPurged, purgeCustomerChunk } from "../storage/deletions";
+import { CUSTOMER_DATA_TABLES, type CustomerTablePurge, markPurged, purgeBound, purgeRound } from "../storage/deletions";
 import { invalidateProfile } from "../storage/profile";
 import { QueryBudget } from "./budget";
 
@@ -7,14 +7,21 @@ import { QueryBudget } from "./budget";
  * Erases customers whose grace period has passed (API.md §3): every row in every customer table
  * (the list is CUSTOMER_DATA_TABLES in src/storage/deletions.ts: add new tables there), the cached
  * profile, then marks the deletion `purged` and audits it. Consent-log rows stay for their legal
- * retention. Bounded per run; what is left is picked up by the next run; safe to re-run.
+ * retention.
+ *
+ * Set-based: a run takes the oldest `maxCustomers` due deletions and each round is one DELETE per
+ * table over all of them, so a run costs a few queries plus one per table per `chunk` rows, however
+ * many customers it erases. Customers left with no row are marked purged in one transaction at the
+ * end, even when the rounds stopped early (a customer with a long history does not hold back those
+ * whose rows are gone);
+ * the rest stay pending and due for the next run. Safe to re-run.
  */
 export interface PurgeOptions {
-  /** Customers handled per run. */
+  /** Due customers a run takes (oldest `purge_after` first); each marked one costs a KV delete, and KV allows 1,000 operations per invocation. */
   maxCustomers?: number;
   /** Rows each statement deletes at most per round. */
   chunk?: number;
-  /** Rounds per customer per run; a customer not finished stays pending and due. */
+  /** Rounds per run. */
   maxRounds?: number;
   tables?: CustomerTablePurge[];
   /** D1 queries this run may spend (src/jobs/budget.ts); what does not fit waits for the next run. */
@@ -28,39 +35,26 @@ export interface PurgeReport {
   unfinished: number;
 }
 
-/** Queries of marking one customer purged (the audit row and the tombstone update). */
-const MARK_QUERIES = 2;
+/** Queries of the mark: the audit rows, the tombstone update, the count of what is left. */
+const MARK_QUERIES = 3;
 
 export async function purgeDueCustomers(env: Pick<Env, "DB" | "CACHE">, now: Date, opts: PurgeOptions = {}): Promise<PurgeReport> {
-  const { maxCustomers = 100, chunk = 500, maxRounds = 10, tables = CUSTOMER_DATA_TABLES, budget = new QueryBudget(500) } = opts;
+  const { maxCustomers = 200, chunk = 500, maxRounds = 100, tables = CUSTOMER_DATA_TABLES, budget = new QueryBudget(500) } = opts;
   const at = now.toISOString();
   const report: PurgeReport = { customers_purged: 0, rows_deleted: 0, unfinished: 0 };
-  if (!budget.take(1)) return report;
-  const due = await dueDeletions(env.DB, at, maxCustomers);
-  for (const [i, customer] of due.entries()) {
-    let complete = false;
-    let starved = false;
-    for (let round = 0; round < maxRounds && !complete; round++) {
-      if (!budget.take(tables.length)) {
-        starved = true;
-        break;
-      }
-      const result = await purgeCustomerChunk(env.DB, customer, chunk, tables);
-      report.rows_deleted += result.deleted;
-      complete = result.complete;
-    }
-    if (complete && !budget.take(MARK_QUERIES)) starved = true;
-    if (starved) {
-      report.unfinished += due.length - i; // this customer and every one after it
-      break;
-    }
-    if (!complete) {
-      report.unfinished += 1;
-      continue;
-    }
-    if (await markPurged(env.DB, customer, at)) report.customers_purged += 1;
-    // The cache entry only says "pending deletion" by now; drop it anyway so nothing of the customer stays.
-    await invalidateProfile(env, customer.merchant_id, customer.customer_ref);
+  // The mark is reserved up front: deleting rows without marking anyone would only move work.
+  if (!budget.take(1 + MARK_QUERIES)) return report;
+  const bound = await purgeBound(env.DB, at, maxCustomers);
+  if (bound === null) return report;
+  for (let round = 0; round < maxRounds && budget.take(tables.length); round++) {
+    const result = await purgeRound(env.DB, bound, chunk, tables);
+    report.rows_deleted += result.deleted;
+    if (result.complete) break;
   }
+  const { purged, remaining } = await markPurged(env.DB, bound, at, maxCustomers, tables);
+  report.customers_purged = purged.length;
+  report.unfinished = remaining;
+  // A cached entry only says "pending deletion" by now; drop it anyway so nothing of the customer stays.
+  await Promise.all(purged.map((c) => invalidateProfile(env, c.merchant_id, c.customer_ref)));
   return report;
 }

@@ -99,14 +99,14 @@ export async function deleteDeadLetters(db: D1Database, ids: number[]): Promise<
 }
 
 /**
- * The purge of one customer (src/jobs/purge.ts through CUSTOMER_DATA_TABLES): ?1 merchant_id,
- * ?2 customer_ref, ?3 chunk. A letter whose body named no merchant goes too: it cannot be told apart,
- * and an erasure must not leave the customer's data behind.
+ * The purge (src/jobs/purge.ts through CUSTOMER_DATA_TABLES). A letter whose body named no merchant
+ * goes with the customer at any merchant: it cannot be told apart, and an erasure must not leave the
+ * customer's data behind.
  */
 export const DEAD_LETTERS_PURGE: CustomerTablePurge = {
   table: "dead_letters",
-  sql: `DELETE FROM dead_letters WHERE id IN
-          (SELECT id FROM dead_letters WHERE customer_ref = ?2 AND (merchant_id = ?1 OR merchant_id IS NULL) LIMIT ?3)`,
+  keyColumns: ["id"],
+  match: "t.customer_ref = d.customer_ref AND (t.merchant_id = d.merchant_id OR t.merchant_id IS NULL)",
 };
 
 /** Retention (src/jobs/retention.ts through RETENTION_RULES): a letter older than the raw-event window would have been deleted as an event anyway. */

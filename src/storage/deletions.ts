@@ -111,76 +111,118 @@ function crossMerchantSql(db: D1Database, merchantId: string, customerRef: strin
 // Purge
 
 /**
- * One DELETE per table that holds customer rows, run for one (merchant, customer) at a time.
- * Parameters: ?1 merchant_id, ?2 customer_ref, ?3 the chunk size (each statement deletes at most
- * that many rows; the purge repeats until a round deletes less). A later table holding
- * customer_ref adds ONE line here, e.g. `customerRows("analytics_decisions", ["rowid"])`.
+ * A table that holds customer rows, as the purge sees it. The purge is set-based: each statement
+ * works on every due customer of a run at once (src/jobs/purge.ts), so its cost grows with the rows
+ * to delete, not with the number of customers. A later table holding customer_ref adds ONE line to
+ * CUSTOMER_DATA_TABLES, e.g. `customerRows("analytics_decisions", ["decision_key"])`.
  * Not listed on purpose: consent_log (kept 3 years as proof of consent, API.md §3),
  * method_popularity (merchant-level aggregate without customer ids), data_rights_audit and the
  * customer_deletions tombstone (hold only the pseudonym and the fact of the erasure).
  */
 export interface CustomerTablePurge {
   table: string;
-  sql: string;
+  /** The columns that name one row: a rowid alias or the primary key. */
+  keyColumns: readonly string[];
+  /** SQL: row `t` of this table belongs to the customer of deletion `d` (a customer_deletions row). */
+  match: string;
 }
 
-/** A chunked delete of one customer's rows of `table`, by the columns that identify a row within the customer. */
-export function customerRows(table: string, keyColumns: string[]): CustomerTablePurge {
-  const key = keyColumns.length === 1 ? keyColumns[0]! : `(${keyColumns.join(", ")})`;
-  return {
-    table,
-    sql: `DELETE FROM ${table} WHERE merchant_id = ?1 AND customer_ref = ?2 AND ${key} IN
-            (SELECT ${keyColumns.join(", ")} FROM ${table} WHERE merchant_id = ?1 AND customer_ref = ?2 LIMIT ?3)`,
-  };
+const SAME_CUSTOMER = "t.merchant_id = d.merchant_id AND t.customer_ref = d.customer_ref";
+
+export function customerRows(table: string, keyColumns: readonly string[], match = SAME_CUSTOMER): CustomerTablePurge {
+  return { table, keyColumns, match };
 }
 
 export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
   customerRows("usage_events", ["id"]),
-  customerRows("method_stats", ["bucket", "method_id"]),
-  customerRows("preferences", ["customer_ref"]),
+  customerRows("method_stats", ["merchant_id", "customer_ref", "bucket", "method_id"]),
+  customerRows("preferences", ["merchant_id", "customer_ref"]),
   // Raw analytics facts (migration 0005); their rollups hold no customer ids and stay (API.md §6).
-  ...ANALYTICS_CUSTOMER_TABLES.map((t) => customerRows(t.table, [...t.keyColumns])),
+  ...ANALYTICS_CUSTOMER_TABLES.map((t) => customerRows(t.table, ["merchant_id", ...t.keyColumns])),
   DEAD_LETTERS_PURGE, // migration 0007; also letters whose body named no merchant
 ];
 
 /** Tables that keep a purged customer's pseudonym on purpose (see above); every other table holding customer_ref must be in CUSTOMER_DATA_TABLES. */
 export const KEPT_AFTER_PURGE = ["consent_log", "customer_deletions", "data_rights_audit"] as const;
 
-export interface DueDeletion {
+/**
+ * The deletions of one purge run: pending, and due no later than ?1 (the run's bound, at most the
+ * run's clock). Read through the partial index of due deletions, so a run touches its own customers
+ * and nobody else's rows (test/api/queryPlans.test.ts).
+ */
+const RUN_DELETIONS = "customer_deletions AS d INDEXED BY idx_customer_deletions_due";
+const IN_RUN = "d.status = 'pending' AND d.purge_after <= ?1";
+
+/**
+ * The SQL of a purge run over `tables`. Parameters: `bound` ?1 the run's clock, ?2 the most customers
+ * a run takes; `deletes` ?1 the bound, ?2 the most rows each statement deletes; `audit` and `mark`
+ * ?1 the bound, ?2 the run's clock, ?3 the most customers marked; `remaining` ?1 the run's clock.
+ */
+export function purgeSql(tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_TABLES) {
+  const clean = tables.map((t) => `NOT EXISTS (SELECT 1 FROM ${t.table} AS t WHERE ${t.match})`).join(" AND ");
+  // Customers of the run with no row left in any table, oldest first: the same set for both
+  // statements of the mark (one transaction).
+  const finished = `SELECT d.merchant_id, d.customer_ref FROM ${RUN_DELETIONS}
+    WHERE ${IN_RUN} AND ${clean} ORDER BY d.purge_after, d.merchant_id, d.customer_ref LIMIT ?3`;
+  return {
+    /** The latest purge_after among the oldest ?2 due deletions (NULL when none is due). */
+    bound: `SELECT max(purge_after) AS bound FROM
+      (SELECT purge_after FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1 ORDER BY purge_after LIMIT ?2)`,
+    deletes: tables.map((t) => {
+      const key = t.keyColumns.length === 1 ? t.keyColumns[0]! : `(${t.keyColumns.join(", ")})`;
+      // CROSS JOIN keeps the run's deletions as the outer loop; the table is searched per customer.
+      return `DELETE FROM ${t.table} WHERE ${key} IN
+        (SELECT ${t.keyColumns.map((c) => `t.${c}`).join(", ")} FROM ${RUN_DELETIONS} CROSS JOIN ${t.table} AS t ON ${t.match}
+         WHERE ${IN_RUN} LIMIT ?2)`;
+    }),
+    audit: `INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at)
+      SELECT merchant_id, customer_ref, 'purge', 'cron', NULL, ?2 FROM (${finished})`,
+    mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ?2
+      WHERE (merchant_id, customer_ref) IN (${finished}) RETURNING merchant_id, customer_ref`,
+    remaining: "SELECT count(*) AS n FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1",
+  };
+}
+
+export interface PurgedCustomer {
   merchant_id: string;
   customer_ref: string;
 }
 
-export async function dueDeletions(db: D1Database, now: string, limit: number): Promise<DueDeletion[]> {
-  const { results } = await db
-    .prepare("SELECT merchant_id, customer_ref FROM customer_deletions WHERE status = 'pending' AND purge_after <= ? ORDER BY purge_after LIMIT ?")
-    .bind(now, limit)
-    .all<DueDeletion>();
-  return results;
+/** The bound of a run over the oldest `limit` due deletions, or null when nothing is due at `now`. */
+export async function purgeBound(db: D1Database, now: string, limit: number): Promise<string | null> {
+  return db.prepare(purgeSql().bound).bind(now, limit).first<string | null>("bound");
 }
 
-/** One round of chunked deletes over every customer table; `complete` when no table had more rows than the chunk. */
-export async function purgeCustomerChunk(
+/** One round: each table deletes at most `chunk` rows of the run's customers. `complete` when every table had fewer left. */
+export async function purgeRound(
   db: D1Database,
-  due: DueDeletion,
+  bound: string,
   chunk: number,
-  tables: CustomerTablePurge[] = CUSTOMER_DATA_TABLES,
+  tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_TABLES,
 ): Promise<{ deleted: number; complete: boolean }> {
-  const results = await db.batch(tables.map((t) => db.prepare(t.sql).bind(due.merchant_id, due.customer_ref, chunk)));
+  const results = await db.batch(purgeSql(tables).deletes.map((sql) => db.prepare(sql).bind(bound, chunk)));
   const counts = results.map((r) => r.meta.changes ?? 0);
   return { deleted: counts.reduce((a, b) => a + b, 0), complete: counts.every((n) => n < chunk) };
 }
 
-/** Marks the deletion purged (if still pending and due) and audits it, atomically. */
-export async function markPurged(db: D1Database, due: DueDeletion, now: string): Promise<boolean> {
-  const dueNow = "status = 'pending' AND purge_after <= ?6";
-  const [, marked] = await db.batch([
-    db.prepare(INSERT_AUDIT_IF(dueNow)).bind(due.merchant_id, due.customer_ref, "purge", "cron", null, now),
-    db
-      .prepare("UPDATE customer_deletions SET status = 'purged', purged_at = ?3 WHERE merchant_id = ?1 AND customer_ref = ?2 AND status = 'pending' AND purge_after <= ?3")
-      .bind(due.merchant_id, due.customer_ref, now),
+/**
+ * Marks the run's customers who have no row left purged and audits each, atomically (at most
+ * `limit`); also counts the deletions still due at `now`, this run's unfinished ones included.
+ */
+export async function markPurged(
+  db: D1Database,
+  bound: string,
+  now: string,
+  limit: number,
+  tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_TABLES,
+): Promise<{ purged: PurgedCustomer[]; remaining: number }> {
+  const sql = purgeSql(tables);
+  const [, marked, remaining] = await db.batch([
+    db.prepare(sql.audit).bind(bound, now, limit),
+    db.prepare(sql.mark).bind(bound, now, limit),
+    db.prepare(sql.remaining).bind(now),
   ]);
-  return (marked!.meta.changes ?? 0) > 0;
+  return { purged: marked!.results as PurgedCustomer[], remaining: (remaining!.results[0] as { n: number }).n };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOn
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { analyticsQueueFailures, recordDecision, recordOffersShown } from "../../src/analytics/record";
 import { applyAnalyticsRetention } from "../../src/analytics/retention";
-import { analyticsPurgeStatements, decisionKey } from "../../src/analytics/store";
+import { decisionKey } from "../../src/analytics/store";
 import { customerRef } from "../../src/crypto/pseudonym";
 import { consumeAnalytics } from "../../src/jobs/analyticsConsumer";
+import { purgeDueCustomers } from "../../src/jobs/purge";
 import { runAnalyticsRollups } from "../../src/jobs/rollups";
 import { monthsBefore } from "../../src/jobs/retention";
 import type { SummaryResponse } from "../../src/schemas/analytics";
@@ -207,7 +208,10 @@ describe("customer purge and retention", () => {
       return n;
     };
     expect(await byRef()).toBe(3);
-    await env.DB.batch(analyticsPurgeStatements(env.DB, shop.merchantId, ref));
+    // The data-rights purge (src/jobs/purge.ts) of a deletion whose grace period has passed.
+    await env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)")
+      .bind(shop.merchantId, ref, new Date(at - 31 * DAY).toISOString(), new Date(at - DAY).toISOString()).run();
+    expect(await purgeDueCustomers(env, new Date(at))).toMatchObject({ customers_purged: 1, unfinished: 0 });
     expect(await byRef()).toBe(0);
     expect(await countRows("analytics_decisions", "customer_ref = ?", await customerRef(env.PII_KEY, "kept"))).toBe(1);
     expect(await countRows("analytics_conversions", "customer_ref = ?", await customerRef(env.PII_KEY, "kept"))).toBe(1);

@@ -1,10 +1,10 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
-import { D1_QUERIES_PER_INVOCATION } from "../../src/jobs/budget";
+import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "../../src/jobs/budget";
 import { purgeDueCustomers } from "../../src/jobs/purge";
 import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/retention";
-import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, runScheduled } from "../../src/jobs/scheduled";
+import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, QUERY_SHARES, runScheduled } from "../../src/jobs/scheduled";
 import { CUSTOMER_DATA_TABLES, KEPT_AFTER_PURGE } from "../../src/storage/deletions";
 import { EXPORTED_TABLES, NOT_EXPORTED } from "../../src/storage/export";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
@@ -305,10 +305,10 @@ describe("each cron invocation stays within D1's 1,000 queries (Miniflare does n
   const pending = async (m: TestMerchant) =>
     (await env.DB.prepare("SELECT count(*) AS n FROM customer_deletions WHERE merchant_id = ? AND status = 'pending'").bind(m.merchantId).first<{ n: number }>())!.n;
 
-  it("the daily job with more due customers than fit purges what fits, finishes on later runs, and never passes the limit", async () => {
+  it("the daily job with more due rows than fit purges what fits, finishes on later runs, and never passes the limit", async () => {
     const due = Date.now() + 40 * DAY_MS;
-    // 150 customers, 40 of them needing two purge rounds: ~1,200 queries in one run without a budget.
-    const m = await dueCustomers(150, due - 1000, 40);
+    // 150 customers, 80 of them with 600 events: 48,000 rows, ~100 rounds of 8 deletes for one run without a budget.
+    const m = await dueCustomers(150, due - 1000, 80);
     const runs: number[] = [];
     for (let run = 0; run < 4 && (await pending(m)) > 0; run++) {
       const { queries } = await countD1Queries(() => cron(due + run * DAY_MS));
@@ -318,6 +318,35 @@ describe("each cron invocation stays within D1's 1,000 queries (Miniflare does n
     expect(runs.length).toBeGreaterThan(1); // one run could not have done it within the limit
     for (const q of runs) expect(q).toBeLessThanOrEqual(D1_QUERIES_PER_INVOCATION);
     for (let i = 0; i < 150; i += 13) expect(await rowsFor("usage_events", m.merchantId, `cus_budget_${i}`)).toBe(0);
+  });
+
+  it("the purge is set-based: one run erases up to 200 customers for a few queries, not a few per customer", async () => {
+    const due = Date.now() + 120 * DAY_MS;
+    const m = await dueCustomers(250, due - 1000);
+    const first = await countD1Queries(() => purgeDueCustomers(env, new Date(due), { budget: new QueryBudget(QUERY_SHARES.frequent.purge) }));
+    expect(first.result).toMatchObject({ customers_purged: 200, unfinished: 50 });
+    // 1 bound + 8 deletes per round (500 rows each; 250 customers' stats rows take two rounds) + 3 for the mark.
+    // Per customer, as before, it was ~10 queries each: 2,500.
+    expect(first.queries).toBeLessThanOrEqual(1 + 8 * 3 + 3);
+    expect(await pending(m)).toBe(50);
+    const audits = await env.DB.prepare("SELECT count(*) AS n FROM data_rights_audit WHERE merchant_id = ? AND action = 'purge'").bind(m.merchantId).first<{ n: number }>();
+    expect(audits!.n).toBe(200);
+    const second = await purgeDueCustomers(env, new Date(due));
+    expect(second).toMatchObject({ customers_purged: 50, unfinished: 0 });
+    for (let i = 0; i < 250; i += 7) expect(await rowsFor("usage_events", m.merchantId, `cus_budget_${i}`)).toBe(0);
+  });
+
+  it("customers whose rows are gone are marked purged even when the run stops early; the rest stay pending", async () => {
+    const due = Date.now() + 160 * DAY_MS;
+    const m = await dueCustomers(3, due - 2000, 1); // cus_budget_0 has 602 events, the others 2
+    // The heavy customer is due last: a round deletes in purge_after order.
+    await env.DB.prepare("UPDATE customer_deletions SET purge_after = ? WHERE merchant_id = ? AND customer_ref = ?").bind(iso(due - 1000), m.merchantId, await refOf("cus_budget_0")).run();
+    const first = await purgeDueCustomers(env, new Date(due), { chunk: 100, maxRounds: 1 });
+    expect(first).toMatchObject({ customers_purged: 2, unfinished: 1 });
+    expect(await rowsFor("usage_events", m.merchantId, "cus_budget_0")).toBe(602 - 96);
+    expect((await loadProfile(env.DB, m.merchantId, await refOf("cus_budget_0"), false)).pending_deletion).toBe(true);
+    expect(await purgeDueCustomers(env, new Date(due))).toMatchObject({ customers_purged: 1, unfinished: 0 });
+    expect(await pending(m)).toBe(0);
   });
 
   it("the 5-minute job (rollups of many dirty days, then the purge) never passes the limit either", async () => {

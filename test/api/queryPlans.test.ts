@@ -4,7 +4,7 @@ import { FACTS, dirtyMerchants, oneMerchant } from "../../src/analytics/facts";
 import { loadFacts } from "../../src/analytics/load";
 import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/rollups";
 import { runDataLifecycle } from "../../src/jobs/scheduled";
-import { CUSTOMER_DATA_TABLES } from "../../src/storage/deletions";
+import { purgeSql } from "../../src/storage/deletions";
 import { readCustomerData } from "../../src/storage/export";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
 import { loadProfiles } from "../../src/storage/profile";
@@ -70,6 +70,16 @@ describe("query plans", () => {
     for (const s of sql) expect({ sql: s.replace(/\s+/g, " ").slice(0, 160), wasteful: wasteful(await planOf(s)) }).toEqual({ sql: expect.any(String), wasteful: [] });
   });
 
+  it("the purge reads only the run's due deletions and searches each table by those customers", async () => {
+    const sql = purgeSql();
+    for (const s of [...sql.deletes, sql.audit, sql.mark]) {
+      const plan = await planOf(s);
+      expect(plan).toContainEqual(expect.stringMatching(/^SEARCH d USING COVERING INDEX idx_customer_deletions_due \(purge_after<\?\)$/));
+      expect(plan.filter((d) => /^SEARCH t /.test(d))).toHaveLength(s === sql.audit || s === sql.mark ? sql.deletes.length : 1);
+      expect({ sql: s.replace(/\s+/g, " ").slice(0, 80), wasteful: wasteful(plan) }).toEqual({ sql: expect.any(String), wasteful: [] });
+    }
+  });
+
   it("after the daily job's PRAGMA optimize, the per-customer export and purge search by customer, not through the whole merchant", async () => {
     const db = env.DB;
     const at = new Date().toISOString();
@@ -89,7 +99,7 @@ describe("query plans", () => {
 
     const sql = [
       ...(await sqlOf((d) => readCustomerData(d, "m_plan_0", "c_plan_0"))),
-      ...CUSTOMER_DATA_TABLES.map((t) => t.sql),
+      ...Object.values(purgeSql()).flat(),
       // The profile read of /methods (one key) and of the feedback consumer (many): a search per key.
       ...(await sqlOf((d) => loadProfiles(d, [{ merchantId: "m_plan_0", customerRef: "c_plan_0", crossMerchant: true }]))),
     ];
