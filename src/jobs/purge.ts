@@ -13,8 +13,7 @@ import { QueryBudget } from "./budget";
  * table over all of them, so a run costs a few queries plus one per table per `chunk` rows, however
  * many customers it erases. Customers left with no row are marked purged in one transaction at the
  * end, even when the rounds stopped early (a customer with a long history does not hold back those
- * whose rows are gone);
- * the rest stay pending and due for the next run. Safe to re-run.
+ * whose rows are gone); the rest stay pending and due for the next run. Safe to re-run.
  */
 export interface PurgeOptions {
   /** Due customers a run takes (oldest `purge_after` first); each marked one costs a KV delete, and KV allows 1,000 operations per invocation. */
