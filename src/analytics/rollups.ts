@@ -45,7 +45,7 @@ function dayStatements(db: D1Database, fact: Fact, dayMs: number, hoursJson: str
  * One transaction for the given hours of one day (all merchants dirty on them): each hour rebuilt,
  * then the day rebuilt from its hourly rows for those merchants, then the hours' dirty marks cleared.
  * D1 runs a batch atomically, so a raw insert either lands before it (and is counted) or after it
- * (and marks the hour dirty again). `1 + 2 × facts × (hours + 1)` statements.
+ * (and marks the hour dirty again). recomputeDayStatementCount(hours) statements.
  */
 export function recomputeDayStatements(db: D1Database, dayMs: number, hoursMs: number[]): D1PreparedStatement[] {
   const hoursJson = JSON.stringify(hoursMs.map(bucketKey));
@@ -54,6 +54,11 @@ export function recomputeDayStatements(db: D1Database, dayMs: number, hoursMs: n
   for (const fact of FACT_LIST) out.push(...dayStatements(db, fact, dayMs, hoursJson));
   out.push(db.prepare("DELETE FROM analytics_dirty_hours WHERE hour IN (SELECT value FROM json_each(?1))").bind(hoursJson));
   return out;
+}
+
+/** Statements of recomputeDayStatements for `hours` hours: each fact's delete and insert per hour and for the day, and the mark clear. */
+export function recomputeDayStatementCount(hours: number): number {
+  return 1 + 2 * FACT_LIST.length * (hours + 1);
 }
 
 export interface DirtyHour {

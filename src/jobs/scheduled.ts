@@ -11,8 +11,9 @@ export const DATA_LIFECYCLE_CRON = "17 3 * * *";
 export const ANALYTICS_ROLLUP_CRON = "*/5 * * * *";
 
 /**
- * D1 queries each job of an invocation may spend (src/jobs/budget.ts: 1,000 per invocation; the
- * shares leave a margin for the few queries a job does not count, such as its first SELECT).
+ * D1 queries each job of an invocation may spend (src/jobs/budget.ts: 1,000 per invocation, every
+ * query a job makes is charged; the shares leave a margin). The rollups' share must hold
+ * ROLLUP_MIN_BUDGET (src/jobs/rollups.ts) or a full dirty day could never be rebuilt.
  */
 export const QUERY_SHARES = {
   daily: { optimize: 1, purge: 540, retention: 180, analytics_retention: 170 },
@@ -55,10 +56,11 @@ export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
  * passed since (so an erasure is done within minutes of `purge_after`, not at the next daily run).
  */
 export async function runFrequentJobs(env: Env, now: Date): Promise<void> {
+  const budget = new QueryBudget(D1_QUERIES_PER_INVOCATION);
   const share = QUERY_SHARES.frequent;
   await runSteps(now, [
-    ["analytics_rollups", () => runAnalyticsRollups(env, now, { statementBudget: share.rollups })],
-    ["purge", () => purgeDueCustomers(env, now, { budget: new QueryBudget(share.purge) })],
+    ["analytics_rollups", () => runAnalyticsRollups(env, now, { budget: budget.share(share.rollups) })],
+    ["purge", () => purgeDueCustomers(env, now, { budget: budget.share(share.purge) })],
   ]);
 }
 

@@ -5,9 +5,11 @@ import { applyAnalyticsRetention } from "../../src/analytics/retention";
 import { decisionKey } from "../../src/analytics/store";
 import { customerRef } from "../../src/crypto/pseudonym";
 import { consumeAnalytics } from "../../src/jobs/analyticsConsumer";
+import { QueryBudget } from "../../src/jobs/budget";
 import { purgeDueCustomers } from "../../src/jobs/purge";
-import { runAnalyticsRollups } from "../../src/jobs/rollups";
 import { monthsBefore } from "../../src/jobs/retention";
+import { ROLLUP_MIN_BUDGET, runAnalyticsRollups } from "../../src/jobs/rollups";
+import { QUERY_SHARES } from "../../src/jobs/scheduled";
 import type { SummaryResponse } from "../../src/schemas/analytics";
 import { ANALYTICS_QUEUE, deliverAnalytics, getJson, makeDecision, offersShown, postFeedback, rollupCron, storeFeedback } from "../helpers/analytics";
 import { createMerchant, type TestMerchant } from "../helpers/fixtures";
@@ -149,13 +151,17 @@ describe("SRM", () => {
 });
 
 describe("rollup job", () => {
-  it("stops at its statement budget and finishes on the next run", async () => {
+  it("stops at its query budget and finishes on the next run; its share always fits a full day", async () => {
+    expect(QUERY_SHARES.frequent.rollups).toBeGreaterThanOrEqual(ROLLUP_MIN_BUDGET);
     const m = await createMerchant();
     const day = Math.floor(Date.now() / DAY) * DAY - 3 * DAY;
     const msgs = [];
     for (let d = 0; d < 3; d++) msgs.push((await makeDecision(m.merchantId, { customer: `c${d}`, at: day + d * DAY + HOUR, arm: "treatment", fallback: null, ranked: ["visa"] })).message);
     await deliverAnalytics(msgs);
-    const first = await runAnalyticsRollups(env, new Date(), { statementBudget: 1 }); // one merchant-day per run at least
+    // The stale-mark delete, one read of dirty hours, one day of one hour (21): the second day does not fit.
+    const budget = new QueryBudget(2 + 21 + 20);
+    const first = await runAnalyticsRollups(env, new Date(), { budget });
+    expect(budget.left).toBe(20);
     expect(first).toMatchObject({ hours: 1, days: 1, unfinished: true });
     const second = await runAnalyticsRollups(env, new Date());
     expect(second).toMatchObject({ hours: 2, days: 2, unfinished: false });
@@ -178,8 +184,9 @@ describe("rollup job", () => {
     const bystander = await createMerchant();
     await env.DB.prepare("INSERT INTO analytics_offer_rollups (merchant_id, grain, bucket, offer_id, shown, redeemed) VALUES (?, 'h', ?, 'o_b', 7, 0)").bind(bystander.merchantId, hourKey).run();
 
-    // One day's batch for one hour is 1 + 2 × 5 facts × (1 hour + 1 day) = 21 statements, whatever the merchant count.
-    const report = await runAnalyticsRollups(env, new Date(), { statementBudget: 21 });
+    // One day's batch for one hour is 1 + 2 × 5 facts × (1 hour + 1 day) = 21 statements, whatever the
+    // merchant count; with the stale-mark delete and the one read of dirty hours, 23 queries.
+    const report = await runAnalyticsRollups(env, new Date(), { budget: new QueryBudget(23) });
     expect(report).toMatchObject({ hours: 1, merchant_hours: 5, days: 1, unfinished: false });
     for (const [i, m] of shops.entries()) {
       const rows = await env.DB.prepare("SELECT grain, sum(decisions) AS n FROM analytics_decision_rollups WHERE merchant_id = ? GROUP BY grain ORDER BY grain").bind(m.merchantId).all();
