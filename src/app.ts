@@ -3,6 +3,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { App, AppEnv } from "./env";
 import { ApiError, isDependencyFailure, renderError } from "./errors";
+import { errorText } from "./log";
 import { adminAuth } from "./middleware/adminAuth";
 import { merchantAuth, merchantAuthorization } from "./middleware/auth";
 import { bodyLimits } from "./middleware/bodyLimits";
@@ -84,7 +85,7 @@ export function createApp(): App {
       logField(c, "error_code", code);
       return renderError(c, new ApiError(code, err.message || "Invalid request"));
     }
-    logField(c, "error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    logField(c, "error", errorText(err));
     if (isDependencyFailure(err)) {
       // Storage was unreachable (the request may or may not have been applied; every write is idempotent to retry).
       logField(c, "error_code", "UNAVAILABLE");

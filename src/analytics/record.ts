@@ -1,4 +1,5 @@
 import { randomToken } from "../crypto/hash";
+import { errorText, logLine } from "../log";
 import type { DecisionMessage, OffersShownMessage } from "../schemas/analytics";
 
 /**
@@ -70,18 +71,13 @@ function send(env: RecordEnv, ctx: WaitUntil, body: DecisionMessage | OffersShow
   if (env.ANALYTICS_ENABLED === "false") return;
   const fail = (err: unknown) => {
     queueFailures += 1;
-    console.error(
-      JSON.stringify({
-        timestamp: new Date().toISOString(),
-        level: "error",
-        metric: "analytics_queue_failed",
-        kind: body.kind,
-        merchant_id: body.merchant_id,
-        failures: queueFailures,
-        message: "analytics record dropped: the analytics queue refused it",
-        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-      }),
-    );
+    logLine("error", "analytics record dropped: the analytics queue refused it", {
+      metric: "analytics_queue_failed",
+      kind: body.kind,
+      merchant_id: body.merchant_id,
+      failures: queueFailures,
+      error: errorText(err),
+    });
   };
   try {
     ctx.waitUntil(env.ANALYTICS_QUEUE.send(body, { contentType: "json" }).catch(fail));

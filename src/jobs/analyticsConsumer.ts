@@ -1,7 +1,8 @@
 import { analyticsMessageStatement } from "../analytics/store";
 import type { Env } from "../env";
 import { AnalyticsMessage } from "../schemas/analytics";
-import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
+import { errorText, logLine } from "../log";
+import { retryDelaySeconds, sortDelivery } from "./delivery";
 
 /**
  * Analytics queue consumer: decisions and offer impressions, written with ONE D1 batch per
@@ -19,7 +20,7 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
   try {
     results = await env.DB.batch(statements);
   } catch (err) {
-    logJob("error", "analytics batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: errorText(err) });
+    logLine("error", "analytics batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: errorText(err) });
     for (const { msg } of valid) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     return;
   }
@@ -27,7 +28,7 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
   // One statement per message; meta.changes also counts the dirty-hour marks written by triggers, so a
   // message counts as stored when its statement inserted anything (a redelivered one inserts nothing).
   const stored = results.filter((r) => (r.meta.changes ?? 0) > 0).length;
-  logJob("info", "analytics batch stored", {
+  logLine("info", "analytics batch stored", {
     queue: batch.queue,
     messages: batch.messages.length,
     decisions: valid.filter((v) => v.body.kind === "decision").length,

@@ -1,7 +1,8 @@
 import type { Env } from "../env";
 import { MerchantId } from "../schemas/common";
 import { type DeadLetterQueue, insertDeadLetters, type NewDeadLetter } from "../storage/deadLetters";
-import { deadLetterRetryDelaySeconds, errorText, logJob } from "./delivery";
+import { errorText, logLine } from "../log";
+import { deadLetterRetryDelaySeconds } from "./delivery";
 
 /** Bodies are kept up to 64 KB of JSON text; ours are far smaller (a longer one is cut and flagged). */
 export const MAX_BODY_CHARS = 64 * 1024;
@@ -50,13 +51,13 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
   try {
     stored = await insertDeadLetters(env.DB, letters);
   } catch (err) {
-    logJob("error", "dead letter write failed; retrying", { queue: batch.queue, messages: batch.messages.length, error: errorText(err) });
+    logLine("error", "dead letter write failed; retrying", { queue: batch.queue, messages: batch.messages.length, error: errorText(err) });
     for (const msg of batch.messages) msg.retry({ delaySeconds: deadLetterRetryDelaySeconds(msg.attempts) });
     return;
   }
   for (const msg of batch.messages) msg.ack();
   // warn: every dead letter is accepted data not yet applied; ops re-drive it (docs/feedback.md).
-  logJob("warn", "dead letters stored", {
+  logLine("warn", "dead letters stored", {
     queue: batch.queue,
     original_queue: queue,
     messages: batch.messages.length,

@@ -1,6 +1,7 @@
 import type { z } from "zod";
+import { logLine } from "../log";
 
-/** What both queue consumers share: backoff, the JSON log line, and sorting a delivery into valid and poison. */
+/** What both queue consumers share: backoff, and sorting a delivery into valid and poison. */
 
 /** Backoff for a failed D1 write: 10 s, 30 s, 90 s, 270 s, 810 s (max_retries = 5, then the DLQ). */
 export function retryDelaySeconds(attempts: number): number {
@@ -16,14 +17,6 @@ export function deadLetterRetryDelaySeconds(attempts: number): number {
   return Math.min(10_800, 60 * 2 ** Math.max(0, attempts - 1));
 }
 
-export function logJob(level: "info" | "warn" | "error", message: string, fields: Record<string, unknown>): void {
-  console[level === "info" ? "log" : level](JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields }));
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
 /**
  * Parses every message of a delivery. Poison (a body the schema rejects) is acked and logged by id
  * and failing field paths, never by body (it may hold anything, a raw customer id included):
@@ -37,7 +30,7 @@ export function sortDelivery<S extends z.ZodType>(batch: MessageBatch<unknown>, 
     if (parsed.success) valid.push({ msg, body: parsed.data as z.infer<S> });
     else {
       poison += 1;
-      logJob("warn", `poison ${kind} message dropped`, {
+      logLine("warn", `poison ${kind} message dropped`, {
         queue: batch.queue,
         message_id: msg.id,
         attempts: msg.attempts,

@@ -7,7 +7,8 @@ import { storeUsageEvents, type UsageEventRow } from "../storage/events";
 import { readMerchant } from "../storage/merchants";
 import { crossMerchantPeersOf } from "../storage/consent";
 import { invalidateProfile, type ProfileKey, refreshProfiles } from "../storage/profile";
-import { errorText, logJob, retryDelaySeconds, sortDelivery } from "./delivery";
+import { errorText, logLine } from "../log";
+import { retryDelaySeconds, sortDelivery } from "./delivery";
 
 /** Profiles refreshed per D1 batch (four statements whatever the count; the chunk bounds the JSON parameter and the KV writes in flight). */
 const REFRESH_CHUNK = 50;
@@ -52,7 +53,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
     outcome = await storeUsageEvents(env.DB, events.map(toUsageRow), conversionStatements(env.DB, events));
   } catch (err) {
     const redelivered = valid.some((v) => v.msg.attempts > 1);
-    logJob("error", redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
+    logLine("error", redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
       queue: batch.queue,
       messages: valid.length,
       error: errorText(err),
@@ -66,7 +67,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   for (const { msg } of valid) msg.ack();
 
   const dropped = [...outcome.dropped.values()];
-  logJob("info", "feedback batch stored", {
+  logLine("info", "feedback batch stored", {
     queue: batch.queue,
     messages: batch.messages.length,
     stored: outcome.inserted.length,
@@ -90,11 +91,11 @@ async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unkn
       msg.ack();
     } catch (err) {
       failed += 1;
-      logJob("error", "feedback message write failed; retrying", { queue, message_id: msg.id, attempts: msg.attempts, error: errorText(err) });
+      logLine("error", "feedback message write failed; retrying", { queue, message_id: msg.id, attempts: msg.attempts, error: errorText(err) });
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     }
   }
-  logJob("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, stored: stored.length, failed, poison, duration_ms: Date.now() - started });
+  logLine("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, stored: stored.length, failed, poison, duration_ms: Date.now() - started });
   await refreshTouchedProfiles(env, stored);
 }
 
@@ -123,7 +124,7 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
     await new Promise((resolve) => setTimeout(resolve, REFRESH_RETRY_MS));
     const retry = await refreshInChunks(env, first.failed, []);
     const gaveUp = retry.failed.length > 0;
-    logJob(gaveUp ? "error" : "warn", gaveUp ? "profile refresh after feedback failed" : "profile refresh after feedback needed a retry", {
+    logLine(gaveUp ? "error" : "warn", gaveUp ? "profile refresh after feedback failed" : "profile refresh after feedback needed a retry", {
       profiles: keys.length,
       failed: retry.failed.length,
       error: String(retry.error ?? first.error),
@@ -171,8 +172,8 @@ async function dropPeerProfiles(env: Env, consenting: readonly ProfileKey[]): Pr
       left -= dropped.length;
       await Promise.all(dropped.map((p) => invalidateProfile(env, p.merchant_id, p.customer_ref)));
     }
-    if (skipped > 0) logJob("warn", "cross-merchant peer profiles left to their cache TTL (KV operations per invocation)", { dropped: MAX_PEER_DROPS, skipped });
+    if (skipped > 0) logLine("warn", "cross-merchant peer profiles left to their cache TTL (KV operations per invocation)", { dropped: MAX_PEER_DROPS, skipped });
   } catch (err) {
-    logJob("error", "dropping cross-merchant peer profiles failed", { error: errorText(err) });
+    logLine("error", "dropping cross-merchant peer profiles failed", { error: errorText(err) });
   }
 }

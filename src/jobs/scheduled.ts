@@ -1,5 +1,6 @@
 import { applyAnalyticsRetention } from "../analytics/retention";
 import type { Env } from "../env";
+import { errorText, logLine } from "../log";
 import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "./budget";
 import { purgeDueCustomers } from "./purge";
 import { runAnalyticsRollups } from "./rollups";
@@ -32,7 +33,7 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
     case ANALYTICS_ROLLUP_CRON:
       return runFrequentJobs(env, now);
     default:
-      console.warn(JSON.stringify({ level: "warn", job: "scheduled", message: "unknown cron, nothing run", cron: controller.cron }));
+      logLine("warn", "unknown cron, nothing run", { job: "scheduled", cron: controller.cron });
   }
 }
 
@@ -71,10 +72,10 @@ async function runSteps(now: Date, steps: [job: string, step: () => Promise<obje
     const started = Date.now();
     try {
       const report = await step();
-      console.log(JSON.stringify({ level: "info", job, at: now.toISOString(), duration_ms: Date.now() - started, ...report }));
+      logLine("info", "scheduled job done", { job, at: now.toISOString(), duration_ms: Date.now() - started, ...report });
     } catch (err) {
       failures.push(err);
-      console.error(JSON.stringify({ level: "error", job, at: now.toISOString(), error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }));
+      logLine("error", "scheduled job failed", { job, at: now.toISOString(), error: errorText(err) });
     }
   }
   if (failures.length > 0) throw new AggregateError(failures, "scheduled job failed");

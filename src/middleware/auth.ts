@@ -3,7 +3,7 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
 import { readMerchant } from "../storage/merchants";
-import { logField } from "./logger";
+import { logField, logRequestError } from "./logger";
 
 const MERCHANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
@@ -39,7 +39,7 @@ export function merchantAuth(): MiddlewareHandler<AppEnv> {
       record = await lookupKey(c.env, key, waitUntil);
       if (record && !record.revoked) merchant = await readMerchant(c.env, record.merchant_id, waitUntil);
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), message: "key verification failed", error: String(err) }));
+      logRequestError(c, "key verification failed", err);
       throw new ApiError("UNAVAILABLE", "The API key cannot be verified right now; retry");
     }
     if (!record || record.revoked || !merchant) throw new ApiError("INVALID_API_KEY", "The API key is malformed, unknown or revoked");

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
+import { errorText, logLine } from "../log";
 
 /**
  * One structured JSON line per request (the design document's fields). Customer ids never appear
@@ -34,7 +35,7 @@ export function logField(c: { get: (k: "logFields") => Record<string, unknown> }
 
 /** A separate error line for a failure the request survives (degraded answer, cache trouble), tied to it by request id. */
 export function logRequestError(c: Context<AppEnv>, message: string, err: unknown): void {
-  console.error(JSON.stringify({ timestamp: new Date().toISOString(), level: "error", request_id: c.get("requestId"), merchant_id: c.get("merchant")?.merchant_id ?? null, message, error: String(err) }));
+  logLine("error", message, { request_id: c.get("requestId"), merchant_id: c.get("merchant")?.merchant_id ?? null, error: errorText(err) });
 }
 
 /** Customer routes carry the id in the path (API.md §3); the log line shows the template instead. */

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { errorText, logLine } from "../log";
 import type { BucketLimits } from "../ratelimit/bucket";
 import type { RateLimitVerdict } from "../ratelimit/durableObject";
 import { limitsFor } from "../ratelimit/tiers";
@@ -57,16 +58,12 @@ async function consultLimiter(c: Context<AppEnv>, merchantId: string, limits: Bu
     return await Promise.race([stub.take(limits), timeout]);
   } catch (err) {
     logField(c, "rate_limiter", "unavailable");
-    console.error(
-      JSON.stringify({
-        level: "error",
-        metric: "rate_limiter_unavailable",
-        request_id: c.get("requestId"),
-        merchant_id: merchantId,
-        message: "rate limiter unavailable; request allowed without limiting",
-        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-      }),
-    );
+    logLine("error", "rate limiter unavailable; request allowed without limiting", {
+      metric: "rate_limiter_unavailable",
+      request_id: c.get("requestId"),
+      merchant_id: merchantId,
+      error: errorText(err),
+    });
     return null;
   } finally {
     if (timer !== undefined) clearTimeout(timer);

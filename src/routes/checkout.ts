@@ -3,6 +3,7 @@ import { openCheckoutSession } from "../checkout/session";
 import { customerRef } from "../crypto/pseudonym";
 import type { App } from "../env";
 import { ApiError } from "../errors";
+import { errorText } from "../log";
 import { logField } from "../middleware/logger";
 import { CheckoutSession, CheckoutSessionCreate, CheckoutSessionCreateQuery, SESSION_TTL } from "../schemas/checkout";
 import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
@@ -45,7 +46,7 @@ export function registerCheckoutRoutes(app: App): void {
       });
     } catch (err) {
       // Without the KV write the page could not read the session: the backend must hear it and retry.
-      logField(c, "kv_error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+      logField(c, "kv_error", errorText(err));
       throw new ApiError("UNAVAILABLE", "The checkout session cannot be stored right now; retry");
     }
     logField(c, "checkout_session", opened.id);

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { errorText } from "../log";
 import { logField } from "../middleware/logger";
 import { errorResponses, jsonResponse, MERCHANT_ERRORS } from "../schemas/common";
 import { CustomerExport, CustomerPath, CustomerQuery, CustomerRestored, DeletionAccepted } from "../schemas/customers";
@@ -55,7 +56,7 @@ async function clearProfiles(c: Context<AppEnv>, merchantIds: string[], ref: str
   try {
     await Promise.all(merchantIds.map((m) => invalidateProfile(c.env, m, ref)));
   } catch (err) {
-    logField(c, "cache_error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    logField(c, "cache_error", errorText(err));
     if (mustSucceed) throw new ApiError("UNAVAILABLE", "The deletion is recorded but cached data could not be cleared yet; retry the same request");
   }
 }

@@ -4,6 +4,7 @@ import { randomToken, sha256Hex } from "../crypto/hash";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError, type ErrorDetail, validationError } from "../errors";
+import { errorText } from "../log";
 import { logField } from "../middleware/logger";
 import { customerTag, verifyDecision } from "../personalization/decision";
 import { errorResponses, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
@@ -109,7 +110,7 @@ async function enqueue(c: Ctx, messages: FeedbackMessage[]): Promise<void> {
     if (messages.length === 1) await c.env.FEEDBACK_QUEUE.send(messages[0], { contentType: "json" });
     else await c.env.FEEDBACK_QUEUE.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
   } catch (err) {
-    logField(c, "queue_error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    logField(c, "queue_error", errorText(err));
     throw new ApiError("UNAVAILABLE", "The feedback queue cannot take events right now; retry with the same event_id");
   }
 }

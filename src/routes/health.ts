@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../env";
 import { ApiError } from "../errors";
+import { errorText, logLine } from "../log";
 import { errorResponses } from "../schemas/common";
 
 const HealthQuery = z.strictObject({ deep: z.enum(["0", "1", "true", "false"]).optional() });
@@ -32,7 +33,7 @@ async function check(fn: () => Promise<unknown>) {
     return { ok: true, latency_ms: Date.now() - started };
   } catch (err) {
     // The cause goes to the log, never into the body (API.md §1: no internals in an error).
-    console.error(JSON.stringify({ timestamp: new Date().toISOString(), level: "error", message: "health check failed", error: String(err).slice(0, 200) }));
+    logLine("error", "health check failed", { error: errorText(err).slice(0, 200) });
     return { ok: false, latency_ms: Date.now() - started };
   }
 }
