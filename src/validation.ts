@@ -1,4 +1,5 @@
-import type { Hook } from "@hono/zod-openapi";
+import { type Hook, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { ZodError } from "zod";
 import type { AppEnv } from "./env";
 import { type ErrorDetail, validationError } from "./errors";
@@ -32,3 +33,18 @@ function valueAt(input: unknown, path: PropertyKey[]): unknown {
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
   if (!result.success) throw validationError(zodDetails(result.error as ZodError, (result as { data?: unknown }).data));
 };
+
+/**
+ * For a route that takes no body (a DELETE, a restore): unknown body fields are rejected there too
+ * (API.md §1), so `{"merchnt_id": …}` is a 400, not silently ignored. Allowed: no body, `{}`, or the
+ * fields of `schema` (merchant routes: `merchant_id`, which may come in query or body). bodyLimits
+ * has made the body JSON (`{}` when there was none) before this runs.
+ */
+export function noBody(schema: z.ZodType = z.strictObject({})): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const body: unknown = await c.req.json();
+    const result = schema.safeParse(body);
+    if (!result.success) throw validationError(zodDetails(result.error, body));
+    await next();
+  };
+}

@@ -5,8 +5,11 @@ import { ApiError } from "../errors";
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /**
- * Bodies: at most 64 KiB (413), JSON only (415), well-formed (400 INVALID_JSON). The text read here
- * stays in Hono's body cache, so the route's validator parses it without a second read.
+ * Bodies: at most 64 KiB (413), JSON only (415: a Content-Type other than JSON, or a body without
+ * one), well-formed (400 INVALID_JSON). No body at all, or an empty one, counts as `{}`: a route that
+ * needs fields answers 400 VALIDATION_ERROR naming them, a route that takes none goes ahead. The
+ * bytes read here replace the request's body, so later readers (the validator, the authorization
+ * check) parse them without a second read of the stream.
  */
 export function bodyLimits(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -17,19 +20,24 @@ export function bodyLimits(): MiddlewareHandler<AppEnv> {
     if (declared > MAX_BODY_BYTES) throw new ApiError("PAYLOAD_TOO_LARGE", `The body exceeds ${MAX_BODY_BYTES} bytes`);
 
     const raw = c.req.raw;
-    if (!raw.body) return next();
     // Read with a byte count and stop past the limit: a chunked body has no Content-Length, and
     // reading it whole first would let one request hold any amount of the isolate's memory.
-    const bytes = await readAtMost(raw.body, MAX_BODY_BYTES);
+    const bytes = raw.body ? await readAtMost(raw.body, MAX_BODY_BYTES) : new Uint8Array(0);
     if (bytes === null) throw new ApiError("PAYLOAD_TOO_LARGE", `The body exceeds ${MAX_BODY_BYTES} bytes`);
-    if (bytes.byteLength === 0) return next();
-    // Later readers (the validator, the authorization check) get the bytes read here.
-    c.req.raw = new Request(raw, { body: bytes });
 
     const type = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
-    if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
+    const json = type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+    if (!json && (type !== "" || bytes.byteLength > 0)) {
       throw new ApiError("UNSUPPORTED_MEDIA_TYPE", "The body must be JSON with Content-Type: application/json");
     }
+    if (bytes.byteLength === 0) {
+      const headers = new Headers(raw.headers);
+      headers.set("Content-Type", "application/json");
+      headers.delete("Content-Length");
+      c.req.raw = new Request(raw, { body: "{}", headers });
+      return next();
+    }
+    c.req.raw = new Request(raw, { body: bytes });
     try {
       JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
     } catch {

@@ -7,7 +7,7 @@ import { adminSecurity } from "../schemas/security";
 import { checkOffersUseEnabledMethods, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
 import { insertMerchant, loadMerchant, type Merchant, saveMerchant } from "../storage/merchants";
-import { zodDetails } from "../validation";
+import { noBody, zodDetails } from "../validation";
 import { validationError } from "../errors";
 
 const MerchantPath = z.strictObject({ merchant_id: MerchantId.openapi({ param: { name: "merchant_id", in: "path" } }) });
@@ -42,6 +42,7 @@ const listMerchantKeys = createRoute({
 const deleteKey = createRoute({
   method: "delete", path: "/v1/admin/keys/{key_id}", operationId: "revokeKey", tags: ["Admin"], security: adminSecurity, summary: "Revoke a key (effective within 60 s)",
   request: { params: KeyPath, query: NoQuery },
+  middleware: noBody(),
   responses: { 204: { description: "Revoked" }, ...adminErrors },
 });
 

@@ -1,26 +1,30 @@
-import { createRoute, type z } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { errorText } from "../log";
 import { logField } from "../middleware/logger";
-import { errorResponses, jsonResponse, MERCHANT_ERRORS } from "../schemas/common";
+import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
 import { CustomerExport, CustomerPath, CustomerQuery, CustomerRestored, DeletionAccepted } from "../schemas/customers";
 import { merchantSecurity } from "../schemas/security";
 import { type AuditStamp, cancelDeletion, recordAudit, requestDeletion } from "../storage/deletions";
 import { readCustomerData } from "../storage/export";
 import { invalidateProfile } from "../storage/profile";
+import { noBody } from "../validation";
 
 const security = merchantSecurity;
 const tags = ["Customer data rights"];
 const request = { params: CustomerPath, query: CustomerQuery };
+/** DELETE and restore take no body; `merchant_id` may come in it (API.md §1), nothing else. */
+const middleware = noBody(z.strictObject({ merchant_id: MerchantId.optional() }));
 
 const deleteCustomer = createRoute({
   method: "delete", path: "/v1/personalize/customers/{customer_id}", operationId: "deleteCustomer", tags, security,
   summary: "Request erasure of a customer's data (purged after a 30-day grace period)",
   description: "From now on nothing of this customer is used or returned. Idempotent: a repeated request keeps the first purge_after. Accepted for any customer id, known or not.",
   request,
+  middleware,
   responses: { 202: jsonResponse(DeletionAccepted, "Erasure scheduled"), ...errorResponses(...MERCHANT_ERRORS) },
 });
 
@@ -28,6 +32,7 @@ const restoreCustomer = createRoute({
   method: "post", path: "/v1/personalize/customers/{customer_id}/restore", operationId: "restoreCustomer", tags, security,
   summary: "Cancel a pending erasure within its grace period",
   request,
+  middleware,
   responses: { 200: jsonResponse(CustomerRestored, "Restored; the data is used again"), ...errorResponses(...MERCHANT_ERRORS, 404) },
 });
 

@@ -6,6 +6,7 @@ import { ADMIN_ERRORS, errorResponses, jsonResponse, NoQuery } from "../schemas/
 import { adminSecurity } from "../schemas/security";
 import { DEFAULT_PAGE, DeadLetterList, DeadLetterListQuery, DeadLetterPath, RedriveRequest, RedriveResult } from "../schemas/deadLetters";
 import { countDeadLetters, type DeadLetter, type DeadLetterQueue, deleteDeadLetters, lettersToRedrive, listDeadLetters } from "../storage/deadLetters";
+import { noBody } from "../validation";
 
 /** Ops: the dead letters stored by src/jobs/deadLetterConsumer.ts — list, re-drive to the original queue, discard. */
 
@@ -27,6 +28,7 @@ const deleteRoute = createRoute({
   method: "delete", path: "/v1/admin/dead-letters/{id}", operationId: "deleteDeadLetter", tags: ["Admin"], security: adminSecurity,
   summary: "Discard a dead letter after inspection",
   request: { params: DeadLetterPath, query: NoQuery },
+  middleware: noBody(),
   responses: { 204: { description: "Discarded" }, ...adminErrors },
 });
 

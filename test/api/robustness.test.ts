@@ -123,4 +123,54 @@ describe("hostile input never gets a 5xx or a malformed error", () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("INVALID_JSON");
     }
   });
+
+  it("no body, an empty one, or body fields on a route that takes none: a 4xx that names the problem", async () => {
+    const call = (op: Operation, init: { headers?: Record<string, string>; body?: string }) =>
+      SELF.fetch(`https://api.test${validPath(op.path)}?${new URLSearchParams(op.requiredQuery)}`, {
+        method: op.method,
+        headers: { ...credentials(op, merchant), ...init.headers },
+        ...(init.body === undefined ? {} : { body: init.body }),
+      });
+    const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; details?: { path: string; message: string }[] } }).error;
+    const writes = operations.filter((o) => o.method !== "GET");
+    expect(writes.filter((o) => !o.hasBody).length).toBeGreaterThanOrEqual(4); // the DELETEs and the restore
+    for (const op of writes) {
+      const where = `${op.method} ${op.path}`;
+      // (fetch gives a string body, even an empty one, Content-Type text/plain: that is the 415 below.)
+      for (const init of [{}, { headers: { "Content-Type": "application/json" }, body: "" }, { headers: { "Content-Length": "0" } }]) {
+        const res = await call(op, init);
+        if (op.method === "PATCH") {
+          // Counts as {}: a PATCH that changes nothing.
+          expect({ where, init, status: res.status }).toEqual({ where, init, status: 200 });
+          await res.body?.cancel();
+        } else if (op.hasBody) {
+          // Counts as {}: the required fields are named.
+          expect({ where, init, status: res.status }).toEqual({ where, init, status: 400 });
+          const error = await errorOf(res);
+          expect(error.code, where).toBe("VALIDATION_ERROR");
+          expect(error.details?.some((d) => d.message === "Required"), where).toBe(true);
+        } else {
+          expect({ where, init, ok: res.status < 500 && res.status !== 400 && res.status !== 415 }).toEqual({ where, init, ok: true });
+          await res.body?.cancel();
+        }
+      }
+      const typed = await call(op, { headers: { "Content-Type": "text/plain" }, body: "" });
+      expect({ where, status: typed.status, code: (await errorOf(typed)).code }).toEqual({ where, status: 415, code: "UNSUPPORTED_MEDIA_TYPE" });
+      if (op.hasBody) continue;
+      const json = { "Content-Type": "application/json" };
+      const unknown = await call(op, { headers: json, body: '{"colour":"blue"}' });
+      expect({ where, status: unknown.status }).toEqual({ where, status: 400 });
+      expect(await errorOf(unknown), where).toMatchObject({ code: "VALIDATION_ERROR", details: [{ path: "colour", message: "Unknown field" }] });
+      const array = await call(op, { headers: json, body: "[]" });
+      expect({ where, status: array.status }).toEqual({ where, status: 400 });
+      await array.body?.cancel();
+      if (op.admin) continue;
+      // merchant_id may come in the body of a merchant route (API.md §1); it is held to the key's merchant.
+      const own = await call(op, { headers: json, body: JSON.stringify({ merchant_id: merchant.merchantId }) });
+      expect({ where, ok: own.status < 400 || own.status === 404 }).toEqual({ where, ok: true });
+      await own.body?.cancel();
+      const other = await call(op, { headers: json, body: '{"merchant_id":"m_someone_else"}' });
+      expect({ where, status: other.status, code: (await errorOf(other)).code }).toEqual({ where, status: 403, code: "MERCHANT_MISMATCH" });
+    }
+  });
 });

@@ -27,6 +27,8 @@ export interface Operation {
   requiredQuery: Record<string, string>;
   /** The documented request body example, if the operation has a JSON body. */
   example: Record<string, unknown> | null;
+  /** The operation documents a request body (the others take none). */
+  hasBody: boolean;
   admin: boolean;
 }
 
@@ -58,6 +60,7 @@ export function documentedOperations(): Operation[] {
       parameters,
       requiredQuery,
       example: (example as Record<string, unknown> | undefined) ?? null,
+      hasBody: bodySchema !== undefined,
       admin: (op.security ?? []).some((s) => "AdminToken" in s),
     };
   });
