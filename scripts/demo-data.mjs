@@ -21,8 +21,8 @@ export const DEMO_MERCHANT = {
         description: "Pay with Apple Pay and get 5% back.", discount_type: "percent", discount_value: 5,
       },
       {
-        offer_id: "klarna_0apr", method_id: "klarna", title: "Pay in 4 with Klarna, 0% interest",
-        description: "Split baskets over $50 into four payments.", discount_type: "fixed", discount_value: 0.01, min_amount: 5000,
+        offer_id: "klarna_0apr", method_id: "klarna", title: "Pay in 4 with Klarna, 0% interest, $5 off",
+        description: "Split baskets over $50 into four interest-free payments and save $5.", discount_type: "fixed", discount_value: 500, min_amount: 5000, currency: "USD",
       },
     ],
     scoring_weights: {},

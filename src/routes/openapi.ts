@@ -31,7 +31,7 @@ const docsRoute = createRoute({
 
 /** An example message per error code (the bodies themselves come from errorBody, as the API renders them). */
 const ERROR_EXAMPLES: Record<ErrorCode, string> = {
-  VALIDATION_ERROR: "customer_id is required",
+  VALIDATION_ERROR: "customer_id: Required",
   INVALID_JSON: "The body is not valid JSON",
   MISSING_API_KEY: "An API key is required (X-API-Key header or Authorization: Bearer)",
   INVALID_API_KEY: "The API key is malformed, unknown or revoked",

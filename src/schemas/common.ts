@@ -82,7 +82,7 @@ export const ErrorBody = z
     example: {
       error: {
         code: "VALIDATION_ERROR",
-        message: "customer_id is required",
+        message: "customer_id: Required",
         request_id: "req_abc123",
         documentation_url: "https://docs.tap2.com/errors#VALIDATION_ERROR",
         details: [{ path: "customer_id", message: "Required" }],

@@ -40,7 +40,7 @@ export const Offer = z
     title: z.string().min(1).max(200),
     description: z.string().max(1000).default(""),
     discount_type: z.enum(["percent", "fixed"]),
-    discount_value: z.number().positive().max(1e12),
+    discount_value: z.number().positive().max(1e12).openapi({ description: "percent: 0 < value ≤ 100; fixed: an integer amount in minor units of the offer's currency" }),
     min_amount: z.number().int().min(0).max(1e12).optional(),
     currency: Currency.optional(),
     countries: z.array(Country).max(250).optional(),
@@ -49,6 +49,7 @@ export const Offer = z
     ends_at: Timestamp.optional(),
   })
   .refine((o) => o.discount_type !== "percent" || o.discount_value <= 100, { message: "a percent discount is at most 100", path: ["discount_value"] })
+  .refine((o) => o.discount_type !== "fixed" || Number.isInteger(o.discount_value), { message: "a fixed discount is an integer amount in minor units (cents)", path: ["discount_value"] })
   .refine((o) => !o.starts_at || !o.ends_at || o.starts_at < o.ends_at, { message: "starts_at must be before ends_at", path: ["ends_at"] })
   .openapi("Offer", { example: OFFER_EXAMPLE });
 export type Offer = z.infer<typeof Offer>;

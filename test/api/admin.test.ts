@@ -120,6 +120,12 @@ describe("merchants", () => {
     });
     const body = await expectError(res, 400, "VALIDATION_ERROR");
     expect(body.error.details?.[0]?.path).toBe("offers.0.method_id");
+    // A fixed discount is minor units: 0.01 (a hundredth of a cent) is a mistake, not an offer.
+    const fractional = await admin(`/v1/admin/merchants/${m.merchantId}`, {
+      method: "PATCH",
+      body: JSON.stringify({ offers: [{ offer_id: "o2", method_id: "visa", title: "t", discount_type: "fixed", discount_value: 0.01 }] }),
+    });
+    expect((await expectError(fractional, 400, "VALIDATION_ERROR")).error.details).toEqual([{ path: "offers.0.discount_value", message: "a fixed discount is an integer amount in minor units (cents)" }]);
   });
 });
 

@@ -434,7 +434,7 @@ export interface components {
          * @example {
          *       "error": {
          *         "code": "VALIDATION_ERROR",
-         *         "message": "customer_id is required",
+         *         "message": "customer_id: Required",
          *         "request_id": "req_abc123",
          *         "documentation_url": "https://docs.tap2.com/errors#VALIDATION_ERROR",
          *         "details": [
@@ -562,6 +562,7 @@ export interface components {
             description: string;
             /** @enum {string} */
             discount_type: "percent" | "fixed";
+            /** @description percent: 0 < value ≤ 100; fixed: an integer amount in minor units of the offer's currency */
             discount_value: number;
             min_amount?: number;
             /** @example USD */
