@@ -5,7 +5,7 @@ import { logField } from "../middleware/logger";
 import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
 import { ConsentResponse, CustomerQuery } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
-import { listConsent } from "../storage/consent";
+import { CONSENT_LIST_MAX, listConsent } from "../storage/consent";
 
 const route = createRoute({
   method: "get",
@@ -13,6 +13,7 @@ const route = createRoute({
   operationId: "getConsent",
   tags: ["Preferences"],
   summary: "The customer's consent log at this merchant, oldest first",
+  description: `The newest ${CONSENT_LIST_MAX} changes at most (\`truncated\` says whether older ones were left out; the export has the whole log).`,
   security: merchantSecurity,
   request: { query: CustomerQuery },
   responses: {
@@ -26,6 +27,6 @@ export function registerConsentRoutes(app: App): void {
     const ref = await customerRef(c.env.PII_KEY, c.req.valid("query").customer_id);
     logField(c, "customer_ref", ref);
     // Kept (and shown) while a deletion is pending: the log is the merchant's proof of consent (API.md §3).
-    return c.json({ entries: await listConsent(c.env.DB, c.get("merchant").merchant_id, ref) }, 200);
+    return c.json(await listConsent(c.env.DB, c.get("merchant").merchant_id, ref), 200);
   });
 }

@@ -141,7 +141,8 @@ export const ConsentResponse = z
         timestamp: Timestamp,
       }),
     ),
+    truncated: z.boolean().openapi({ description: "true when older entries than these exist (the customer export has them all)" }),
   })
   .openapi("ConsentLog", {
-    example: { entries: [{ consent_type: "cross_merchant", action: "granted", merchant_id: "m_demo", timestamp: "2026-02-03T15:30:00.000Z" }] },
+    example: { entries: [{ consent_type: "cross_merchant", action: "granted", merchant_id: "m_demo", timestamp: "2026-02-03T15:30:00.000Z" }], truncated: false },
   });

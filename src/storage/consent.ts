@@ -5,13 +5,25 @@ export interface ConsentEntry {
   timestamp: string;
 }
 
-/** The customer's consent log at this merchant, oldest first (rows are appended in order). */
-export async function listConsent(db: D1Database, merchantId: string, customerRef: string): Promise<ConsentEntry[]> {
+/** Entries GET /consent shows at most: the newest ones (the export has the whole log). */
+export const CONSENT_LIST_MAX = 1000;
+
+/**
+ * The customer's consent log at this merchant, oldest first (rows are appended in order): the newest
+ * CONSENT_LIST_MAX entries, and whether older ones were left out.
+ */
+export async function listConsent(db: D1Database, merchantId: string, customerRef: string, max = CONSENT_LIST_MAX): Promise<{ entries: ConsentEntry[]; truncated: boolean }> {
   const { results } = await db
-    .prepare("SELECT consent_type, action, merchant_id, created_at AS timestamp FROM consent_log WHERE merchant_id = ? AND customer_ref = ? ORDER BY id LIMIT 1000")
-    .bind(merchantId, customerRef)
+    .prepare(
+      `SELECT consent_type, action, merchant_id, timestamp FROM
+         (SELECT id, consent_type, action, merchant_id, created_at AS timestamp FROM consent_log
+           WHERE merchant_id = ?1 AND customer_ref = ?2 ORDER BY id DESC LIMIT ?3)
+       ORDER BY id`,
+    )
+    .bind(merchantId, customerRef, max + 1)
     .all<ConsentEntry>();
-  return results;
+  const truncated = results.length > max;
+  return { entries: truncated ? results.slice(1) : results, truncated };
 }
 
 /**

@@ -137,7 +137,8 @@ describe("hostile input never gets a 5xx or a malformed error", () => {
     for (const op of writes) {
       const where = `${op.method} ${op.path}`;
       // (fetch gives a string body, even an empty one, Content-Type text/plain: that is the 415 below.)
-      for (const init of [{}, { headers: { "Content-Type": "application/json" }, body: "" }, { headers: { "Content-Length": "0" } }]) {
+      const empties: { headers?: Record<string, string>; body?: string }[] = [{}, { headers: { "Content-Type": "application/json" }, body: "" }, { headers: { "Content-Length": "0" } }];
+      for (const init of empties) {
         const res = await call(op, init);
         if (op.method === "PATCH") {
           // Counts as {}: a PATCH that changes nothing.

@@ -70,6 +70,7 @@ class ConsentEntry(TypedDict):
 
 class ConsentLog(TypedDict):
     entries: List[ConsentEntry]
+    truncated: bool
 
 
 class FeedbackSent(TypedDict):

@@ -219,7 +219,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The customer's consent log at this merchant, oldest first */
+        /**
+         * The customer's consent log at this merchant, oldest first
+         * @description The newest 1000 changes at most (`truncated` says whether older ones were left out; the export has the whole log).
+         */
         get: operations["getConsent"];
         put?: never;
         post?: never;
@@ -1072,7 +1075,8 @@ export interface components {
          *           "merchant_id": "m_demo",
          *           "timestamp": "2026-02-03T15:30:00.000Z"
          *         }
-         *       ]
+         *       ],
+         *       "truncated": false
          *     }
          */
         ConsentLog: {
@@ -1086,6 +1090,8 @@ export interface components {
                 /** @example 2026-02-03T15:30:00Z */
                 timestamp: string;
             }[];
+            /** @description true when older entries than these exist (the customer export has them all) */
+            truncated: boolean;
         };
         /**
          * @example {
