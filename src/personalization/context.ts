@@ -1,3 +1,4 @@
+import { ISO_COUNTRIES } from "../catalog/iso";
 import type { DeviceType } from "../schemas/common";
 import { setBounded } from "../storage/boundedMemo";
 import { amountBand } from "./buckets";
@@ -48,11 +49,11 @@ export function deviceFromUserAgent(ua: string | undefined | null): DeviceType |
   return null;
 }
 
-/** CF-IPCountry sends XX for unknown and T1 for Tor: neither is a country. */
+/** CF-IPCountry sends XX for unknown and T1 for Tor: neither is a country (nor is anything else outside ISO 3166-1). */
 export function countryFromSignal(value: string | undefined | null): string | null {
   if (!value) return null;
   const upper = value.trim().toUpperCase();
-  return /^[A-Z]{2}$/.test(upper) && upper !== "XX" && upper !== "T1" ? upper : null;
+  return ISO_COUNTRIES.has(upper) ? upper : null;
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();

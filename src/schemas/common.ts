@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { ISO_COUNTRIES, ISO_CURRENCIES } from "../catalog/iso";
 
 /** Field formats of API.md §1, shared by every route. */
 
@@ -35,9 +36,17 @@ export const AmountQuery = z
   .pipe(Amount)
   .openapi({ type: "integer", example: 9900 });
 
-export const Currency = z.string().regex(/^[A-Z]{3}$/, "must be an ISO 4217 code of three capital letters").openapi({ example: "USD" });
+export const Currency = z
+  .string()
+  .regex(/^[A-Z]{3}$/, "must be an ISO 4217 code of three capital letters")
+  .refine((code) => ISO_CURRENCIES.has(code), "is not an ISO 4217 currency code")
+  .openapi({ example: "USD" });
 
-export const Country = z.string().regex(/^[A-Z]{2}$/, "must be an ISO 3166-1 alpha-2 code").openapi({ example: "US" });
+export const Country = z
+  .string()
+  .regex(/^[A-Z]{2}$/, "must be an ISO 3166-1 alpha-2 code")
+  .refine((code) => ISO_COUNTRIES.has(code), "is not an ISO 3166-1 alpha-2 country code")
+  .openapi({ example: "US" });
 
 export const DeviceType = z.enum(["mobile", "desktop", "tablet"]);
 export type DeviceType = z.infer<typeof DeviceType>;

@@ -313,6 +313,9 @@ describe("validation", () => {
     [{ customer_id: "c", amount: "-5" }, "amount"],
     [{ customer_id: "c", amount: "12.5" }, "amount"],
     [{ customer_id: "c", currency: "usd" }, "currency"],
+    [{ customer_id: "c", currency: "UDS" }, "currency"], // the right shape, not a currency
+    [{ customer_id: "c", country: "ZZ" }, "country"],
+    [{ customer_id: "c", country: "UK" }, "country"], // Great Britain is GB
     [{ customer_id: "c", timezone: "Mars/Olympus_Mons" }, "timezone"],
     [{ customer_id: "c", colour: "red" }, "colour"],
   ])("rejects %j at %s", async (params, path) => {

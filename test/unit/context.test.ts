@@ -39,6 +39,8 @@ describe("countryFromSignal", () => {
     expect(countryFromSignal("XX")).toBeNull();
     expect(countryFromSignal("T1")).toBeNull();
     expect(countryFromSignal("USA")).toBeNull();
+    expect(countryFromSignal("QQ")).toBeNull(); // two letters, no country
+    expect(countryFromSignal("xk")).toBe("XK"); // Kosovo: user-assigned, but what CF-IPCountry sends
     expect(countryFromSignal(undefined)).toBeNull();
   });
 });
