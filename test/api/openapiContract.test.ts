@@ -170,8 +170,8 @@ describe("the sample check catches drift", () => {
 
   it("reports undocumented fields, wrong types, undeclared statuses, unlisted codes, bodies on 204 and missing request ids", async () => {
     const { problems, validated } = await checkSamples([
-      sample("GET", "/v1/personalize/consent?customer_id=c", 200, { entries: [], extra: 1 }),
-      sample("GET", "/v1/personalize/consent?customer_id=c", 200, { entries: [{ consent_type: "personalization", action: "maybe", merchant_id: "m", timestamp: "2026-02-03T15:30:00Z" }] }),
+      sample("GET", "/v1/personalize/consent?customer_id=c", 200, { entries: [], truncated: false, extra: 1 }),
+      sample("GET", "/v1/personalize/consent?customer_id=c", 200, { entries: [{ consent_type: "personalization", action: "maybe", merchant_id: "m", timestamp: "2026-02-03T15:30:00Z" }], truncated: false }),
       sample("GET", "/v1/personalize/consent?customer_id=c", 409, error("CONFLICT")),
       sample("GET", "/v1/admin/merchants/m_1", 401, error("MISSING_API_KEY")),
       sample("DELETE", "/v1/admin/keys/key_1", 204, { revoked: true }),
