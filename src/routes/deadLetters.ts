@@ -33,10 +33,11 @@ const deleteRoute = createRoute({
 });
 
 /** sendBatch takes at most 100 messages and 256 KB; ~100 bytes of metadata per message count too. */
-const SEND_BYTES = 250_000;
-const SEND_OVERHEAD = 100;
+export const SEND_BYTES = 250_000;
+export const SEND_OVERHEAD = 100;
 
-function sendChunks(letters: DeadLetter[]): DeadLetter[][] {
+/** The letters in order, cut into sendBatch calls of at most 100 messages and SEND_BYTES. */
+export function sendChunks(letters: DeadLetter[]): DeadLetter[][] {
   const chunks: DeadLetter[][] = [];
   let current: DeadLetter[] = [];
   let bytes = 0;
