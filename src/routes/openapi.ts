@@ -138,7 +138,8 @@ export function openApiDocument(app: App, serverUrl: string): Json {
       description:
         "Tells a checkout which payment methods to show first for this customer, device, country and basket, and learns from what the customer pays with. " +
         "Errors share one body: {error: {code, message, request_id, documentation_url, details?}}; each error response lists the codes it can carry. " +
-        "Every response carries X-Request-Id; merchant responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset, and a 429 or 503 also Retry-After.",
+        "Every response carries X-Request-Id; merchant responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset, and a 429 or 503 also Retry-After. " +
+        "Outside the operations listed here: a path that does not exist is 404 NOT_FOUND (401 first under /v1 without a key), and a method a path does not take is 405 METHOD_NOT_ALLOWED with an Allow header.",
     },
     servers: [{ url: serverUrl }],
   });
