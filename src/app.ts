@@ -80,8 +80,8 @@ export function createApp(): App {
       return renderError(c, err);
     }
     if (err instanceof HTTPException && err.status < 500) {
-      // Hono's own validators (e.g. a JSON body that cannot be parsed).
-      const code = /json/i.test(err.message) ? "INVALID_JSON" : "VALIDATION_ERROR";
+      // Hono's own validators (a JSON body that cannot be parsed; @hono/zod-openapi's 415 media-type gate).
+      const code = err.status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : err.status === 413 ? "PAYLOAD_TOO_LARGE" : /json/i.test(err.message) ? "INVALID_JSON" : "VALIDATION_ERROR";
       logField(c, "error_code", code);
       return renderError(c, new ApiError(code, err.message || "Invalid request"));
     }

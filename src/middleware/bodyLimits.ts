@@ -30,14 +30,17 @@ export function bodyLimits(): MiddlewareHandler<AppEnv> {
     if (!json && (type !== "" || bytes.byteLength > 0)) {
       throw new ApiError("UNSUPPORTED_MEDIA_TYPE", "The body must be JSON with Content-Type: application/json");
     }
+    // Accepted as JSON here, the body goes on as plain application/json: the route validators
+    // (@hono/zod-openapi) read fewer spellings as JSON (`application/json ; charset=utf-8`, a trailing
+    // `;`, `vnd.x.v2+json`) and would turn the very body accepted here into a 400.
+    const headers = new Headers(raw.headers);
+    headers.set("Content-Type", "application/json");
     if (bytes.byteLength === 0) {
-      const headers = new Headers(raw.headers);
-      headers.set("Content-Type", "application/json");
       headers.delete("Content-Length");
       c.req.raw = new Request(raw, { body: "{}", headers });
       return next();
     }
-    c.req.raw = new Request(raw, { body: bytes });
+    c.req.raw = new Request(raw, { body: bytes, headers });
     try {
       JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
     } catch {

@@ -124,6 +124,22 @@ describe("hostile input never gets a 5xx or a malformed error", () => {
     }
   });
 
+  it("every JSON Content-Type the gateway accepts reaches the route as JSON", async () => {
+    // Spellings RFC 9110 allows (whitespace before ";", a trailing ";", digits in a +json subtype): the
+    // route's validator sees the body and names the unknown field, instead of refusing the media type.
+    const body = JSON.stringify({ not_a_field: 1 });
+    for (const op of operations.filter((o) => o.method !== "GET")) {
+      for (const type of ["application/json ; charset=utf-8", "application/json;", "application/vnd.tap2.v2+json", "application/json;charset=utf-8;"]) {
+        const headers = new Headers(credentials(op, merchant));
+        headers.set("Content-Type", type);
+        const res = await SELF.fetch(`https://api.test${validPath(op.path)}`, { method: op.method, headers, body });
+        const error = ((await res.json()) as { error: { code: string; details?: { path: string }[] } }).error;
+        expect({ where: `${op.method} ${op.path} as ${type}`, status: res.status, code: error.code, unknown: error.details?.some((d) => d.path === "not_a_field") })
+          .toEqual({ where: `${op.method} ${op.path} as ${type}`, status: 400, code: "VALIDATION_ERROR", unknown: true });
+      }
+    }
+  });
+
   it("no body, an empty one, or body fields on a route that takes none: a 4xx that names the problem", async () => {
     const call = (op: Operation, init: { headers?: Record<string, string>; body?: string }) =>
       SELF.fetch(`https://api.test${validPath(op.path)}?${new URLSearchParams(op.requiredQuery)}`, {
