@@ -43,6 +43,20 @@ describe("errors", () => {
     expect(res.headers.get("Allow")).toContain("GET");
   });
 
+  it("answers a plain OPTIONS (no preflight) on a known path with 204 and the Allow list a 405 names", async () => {
+    const answers: [Response, string[]][] = [
+      [await SELF.fetch(`${BASE}/health`, { method: "OPTIONS" }), ["GET", "OPTIONS"]],
+      [await api(m.secretKey, "/v1/personalize/preferences", { method: "OPTIONS" }), ["GET", "OPTIONS", "PUT"]],
+    ];
+    for (const [res, allow] of answers) {
+      expect(res.status).toBe(204);
+      expect(res.headers.get("Allow")?.split(", ").sort()).toEqual(allow);
+      expect(res.headers.get("X-Request-Id")).toBeTruthy();
+    }
+    // Without a key, /v1 stays 401 like any other request there: the API's shape is not told to anonymous callers.
+    await expectError(await SELF.fetch(`${BASE}/v1/personalize/preferences`, { method: "OPTIONS" }), 401, "MISSING_API_KEY");
+  });
+
   it("rejects bodies over 64 KiB with 413", async () => {
     const big = JSON.stringify({ type: "secret", pad: "x".repeat(70 * 1024) });
     await expectError(await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: big }), 413, "PAYLOAD_TOO_LARGE");
