@@ -9,6 +9,21 @@ export const Origin = z
   .max(255)
   .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be an origin like https://shop.example.com (scheme, host, optional port)");
 
+/**
+ * An allowed origin as written by the merchant, stored as a browser serializes its Origin header
+ * (lowercase scheme and host, no default port): `https://Shop.Example:443` would otherwise never
+ * equal any Origin a browser sends, and its checkout would be refused without a word. A value no
+ * browser can send (port over 65535, a malformed IPv4 address) is a 400.
+ */
+const AllowedOrigin = Origin.transform((origin, ctx) => {
+  try {
+    return new URL(origin).origin;
+  } catch {
+    ctx.addIssue({ code: "custom", message: "is not an origin a browser can send" });
+    return z.NEVER;
+  }
+});
+
 export const RateLimitOverride = z.strictObject({
   requests_per_hour: z.number().int().min(1).max(10_000_000),
   burst: z.number().int().min(1).max(1_000_000),
@@ -64,7 +79,7 @@ const merchantFields = {
   name: z.string().min(1).max(200),
   tier: Tier,
   methods: uniqueList(CatalogMethodId, 60).min(1),
-  allowed_origins: uniqueList(Origin, 50),
+  allowed_origins: uniqueList(AllowedOrigin, 50),
   rate_limit: RateLimitOverride.nullable(),
   holdout_percent: z.number().min(0).max(50),
   features: Features,

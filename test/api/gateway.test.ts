@@ -147,6 +147,24 @@ describe("CORS", () => {
     expect(await merchantsAllowingOrigin(env.DB, "https://new.example", later + 61_000)).toEqual([shop.merchantId]);
   });
 
+  it("an allowed origin written with capitals or a default port matches the Origin a browser sends", async () => {
+    const shop = await createMerchant({ allowed_origins: ["https://Shop-Caps.Example:443", "http://plain.example:80"] });
+    const stored = await (await admin(`/v1/admin/merchants/${shop.merchantId}`)).json<{ allowed_origins: string[] }>();
+    expect(stored.allowed_origins).toEqual(["https://shop-caps.example", "http://plain.example"]);
+    const res = await api(shop.publishableKey, "/v1/personalize/methods", { headers: { Origin: "https://shop-caps.example" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("https://shop-caps.example");
+    const preflight = await SELF.fetch(`${BASE}/v1/personalize/methods?merchant_id=${shop.merchantId}`, {
+      method: "OPTIONS",
+      headers: { Origin: "http://plain.example", "Access-Control-Request-Method": "GET" },
+    });
+    expect(preflight.headers.get("Access-Control-Allow-Origin")).toBe("http://plain.example");
+    // One no browser can send is refused, not stored to match nothing.
+    const impossible = await admin(`/v1/admin/merchants/${shop.merchantId}`, { method: "PATCH", body: JSON.stringify({ allowed_origins: ["https://shop.example:99999"] }) });
+    const body = await expectError(impossible, 400, "VALIDATION_ERROR");
+    expect(body.error.details?.map((d) => d.path)).toContain("allowed_origins.0");
+  });
+
   it("a preflight whose Origin is not an origin is refused without a storage lookup", async () => {
     const failing = { prepare: () => { throw new Error("D1 must not be asked"); } } as unknown as D1Database;
     for (const bad of ["null", "https://shop.example/path", "javascript:alert(1)", `https://${"a".repeat(300)}.example`, "https://shop.example\nX: y"]) {
