@@ -51,10 +51,19 @@ export const Country = z
 export const DeviceType = z.enum(["mobile", "desktop", "tablet"]);
 export type DeviceType = z.infer<typeof DeviceType>;
 
+/**
+ * Date.parse rolls impossible dates over ("2026-02-30" is 2 March, "T24:00:00" the next day), so
+ * a typo would silently move a window or an event; only a timestamp that reads back unchanged is one.
+ */
+export function isCalendarTimestamp(s: string): boolean {
+  const ms = Date.parse(s);
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === s.slice(0, 19);
+}
+
 export const Timestamp = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/, "must be ISO 8601 UTC with Z, e.g. 2026-02-03T15:30:00Z")
-  .refine((s) => !Number.isNaN(Date.parse(s)), "is not a valid date")
+  .refine(isCalendarTimestamp, "is not a valid date")
   .openapi({ example: "2026-02-03T15:30:00Z" });
 
 export const Timezone = z

@@ -380,6 +380,9 @@ describe("validation", () => {
     await bad("/v1/analytics/summary?from=2025-01-01T00:00:00Z&to=2025-04-01T00:00:01Z", "to"); // 90 days + 1 s
     await bad("/v1/analytics/summary?from=2026-02-03", "from"); // not a full UTC timestamp
     await bad("/v1/analytics/summary?from=2026-02-03T10:00:00%2B01:00", "from");
+    // Dates that do not exist are typos, not the day they would roll over to (2 March, 4 February).
+    await bad("/v1/analytics/summary?from=2026-02-30T00:00:00Z&to=2026-03-05T00:00:00Z", "from");
+    await bad("/v1/analytics/timeseries?metric=decisions&from=2026-02-01T00:00:00Z&to=2026-02-03T24:00:00Z", "to");
     await bad("/v1/analytics/summary?limit=5", "limit");
     await bad("/v1/analytics/timeseries?metric=revenue", "metric");
     await bad("/v1/analytics/timeseries", "metric");
