@@ -27,8 +27,10 @@ export const REFERENCE_AMOUNT = 10_000;
  * context dimension filters nothing: an offer with min_amount is shown when the amount is unknown.
  */
 export function isOfferEligible(offer: Offer, ctx: OfferContext, nowIso: string): boolean {
-  if (offer.starts_at && offer.starts_at > nowIso) return false;
-  if (offer.ends_at && offer.ends_at <= nowIso) return false;
+  // As instants, not strings: "…12:00:00Z" sorts after "…12:00:00.400Z" ('Z' > '.').
+  const now = Date.parse(nowIso);
+  if (offer.starts_at && Date.parse(offer.starts_at) > now) return false;
+  if (offer.ends_at && Date.parse(offer.ends_at) <= now) return false;
   if (offer.min_amount !== undefined && ctx.amount !== null && ctx.amount < offer.min_amount) return false;
   if (offer.currency && ctx.currency && offer.currency !== ctx.currency) return false;
   if (offer.countries && ctx.country && !offer.countries.includes(ctx.country)) return false;

@@ -65,7 +65,7 @@ export const Offer = z
   })
   .refine((o) => o.discount_type !== "percent" || o.discount_value <= 100, { message: "a percent discount is at most 100", path: ["discount_value"] })
   .refine((o) => o.discount_type !== "fixed" || Number.isInteger(o.discount_value), { message: "a fixed discount is an integer amount in minor units (cents)", path: ["discount_value"] })
-  .refine((o) => !o.starts_at || !o.ends_at || o.starts_at < o.ends_at, { message: "starts_at must be before ends_at", path: ["ends_at"] })
+  .refine((o) => !o.starts_at || !o.ends_at || Date.parse(o.starts_at) < Date.parse(o.ends_at), { message: "starts_at must be before ends_at", path: ["ends_at"] })
   .openapi("Offer", { example: OFFER_EXAMPLE });
 export type Offer = z.infer<typeof Offer>;
 

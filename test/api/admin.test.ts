@@ -83,6 +83,7 @@ describe("merchants", () => {
     ["unknown field", { colour: "blue" }, "colour"],
     ["name too long", { name: "n".repeat(201) }, "name"],
     ["offer on a method not enabled", { offers: [{ offer_id: "o1", method_id: "klarna", title: "t", discount_type: "percent", discount_value: 5 }] }, "offers.0.method_id"],
+    ["offer ending before it starts (milliseconds on one side only)", { offers: [{ offer_id: "o1", method_id: "visa", title: "t", discount_type: "percent", discount_value: 5, starts_at: "2026-02-01T00:00:00.500Z", ends_at: "2026-02-01T00:00:00Z" }] }, "offers.0.ends_at"],
     ["offer percent over 100", { offers: [{ offer_id: "o1", method_id: "visa", title: "t", discount_type: "percent", discount_value: 120 }] }, "offers.0.discount_value"],
   ])("400 VALIDATION_ERROR: %s", async (_name, overrides, path) => {
     const res = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(validMerchant(overrides)) });

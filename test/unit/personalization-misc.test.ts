@@ -26,6 +26,10 @@ describe("offers", () => {
     expect(isOfferEligible(offer({ starts_at: "2026-06-02T00:00:00Z" }), ctx, NOW)).toBe(false);
     expect(isOfferEligible(offer({ ends_at: "2026-06-01T12:00:00.000Z" }), ctx, NOW)).toBe(false); // ends_at is exclusive
     expect(isOfferEligible(offer({ starts_at: "2026-06-01T12:00:00.000Z" }), ctx, NOW)).toBe(true);
+    // Timestamps without milliseconds (as admins write them) are the same instants.
+    const later = "2026-06-01T12:00:00.400Z";
+    expect(isOfferEligible(offer({ ends_at: "2026-06-01T12:00:00Z" }), ctx, later)).toBe(false);
+    expect(isOfferEligible(offer({ starts_at: "2026-06-01T12:00:00Z" }), ctx, later)).toBe(true);
     expect(isOfferEligible(offer({ min_amount: 6000 }), ctx, NOW)).toBe(false);
     expect(isOfferEligible(offer({ currency: "USD" }), ctx, NOW)).toBe(false);
     expect(isOfferEligible(offer({ countries: ["BE"] }), ctx, NOW)).toBe(false);
