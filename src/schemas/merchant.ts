@@ -16,13 +16,22 @@ export const Origin = z
  * browser can send (port over 65535, a malformed IPv4 address) is a 400.
  */
 const AllowedOrigin = Origin.transform((origin, ctx) => {
-  try {
-    return new URL(origin).origin;
-  } catch {
+  const canonical = canonicalOrigin(origin);
+  if (canonical === null) {
     ctx.addIssue({ code: "custom", message: "is not an origin a browser can send" });
     return z.NEVER;
   }
+  return canonical;
 });
+
+/** An origin as a browser serializes it (`https://Shop.Example:443` → `https://shop.example`), or null when no browser can send it. */
+export function canonicalOrigin(origin: string): string | null {
+  try {
+    return new URL(origin).origin;
+  } catch {
+    return null;
+  }
+}
 
 export const RateLimitOverride = z.strictObject({
   requests_per_hour: z.number().int().min(1).max(10_000_000),

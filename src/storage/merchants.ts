@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { type MerchantView, type Offer, Origin } from "../schemas/merchant";
+import { canonicalOrigin, type MerchantView, type Offer, Origin } from "../schemas/merchant";
 import { setBounded } from "./boundedMemo";
 import { cachedRead, invalidate } from "./cachedRead";
 
@@ -28,7 +28,8 @@ function fromRow(row: MerchantRow): Merchant {
     name: row.name,
     tier: row.tier,
     methods: config.methods ?? [],
-    allowed_origins: config.allowed_origins ?? [],
+    // Rows saved before origins were stored canonically may hold "https://Shop.Example:443".
+    allowed_origins: [...new Set((config.allowed_origins ?? []).map((o) => canonicalOrigin(o) ?? o))],
     rate_limit: config.rate_limit ?? null,
     holdout_percent: config.holdout_percent ?? 0,
     features: { targeted_offers: config.features?.targeted_offers ?? false, cross_merchant: config.features?.cross_merchant ?? false },

@@ -1,5 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { clearMemo } from "../../src/storage/cachedRead";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
 import { admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
@@ -163,6 +164,15 @@ describe("CORS", () => {
     const impossible = await admin(`/v1/admin/merchants/${shop.merchantId}`, { method: "PATCH", body: JSON.stringify({ allowed_origins: ["https://shop.example:99999"] }) });
     const body = await expectError(impossible, 400, "VALIDATION_ERROR");
     expect(body.error.details?.map((d) => d.path)).toContain("allowed_origins.0");
+  });
+
+  it("matches origins of merchants saved before origins were stored canonically", async () => {
+    const shop = await createMerchant();
+    await env.DB.prepare("UPDATE merchants SET config = json_set(config, '$.allowed_origins', json('[\"https://Old.Example:443\"]')) WHERE id = ?").bind(shop.merchantId).run();
+    clearMemo();
+    const res = await api(shop.publishableKey, "/v1/personalize/methods", { headers: { Origin: "https://old.example" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("https://old.example");
   });
 
   it("a preflight whose Origin is not an origin is refused without a storage lookup", async () => {
