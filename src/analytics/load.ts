@@ -1,10 +1,13 @@
 import { type Fact, type FactName, type FactRow, FACTS, oneMerchant } from "./facts";
-import { bucketKey, hourPrefix, planWindow } from "./timeBuckets";
+import { bucketKey, floorTo, hourPrefix, planWindow } from "./timeBuckets";
 
 /**
  * Reads facts of one merchant over [from, to) (hour-aligned epoch ms): closed hours and days from
- * the rollups, the open hour from raw rows through the same aggregate the rollups were built with.
- * All queries of one call run in one D1 batch (one consistent snapshot).
+ * the rollups, the open hour — and closed hours whose rollups are stale (dirty marks the 5-minute
+ * rollup job has not cleared yet) — from raw rows through the same aggregate the rollups are built
+ * with, so an answer counts every decision and conversion stored before it (API.md §6). All fact
+ * queries of one call run in one D1 batch (one consistent snapshot), after one primary-key read of
+ * the merchant's dirty marks; an hour that turns dirty between the two is at most one rollup run behind.
  */
 export async function loadFacts(
   db: D1Database,
@@ -15,9 +18,9 @@ export async function loadFacts(
   names: FactName[],
   opts: { useDaily: boolean },
 ): Promise<Record<FactName, FactRow[]>> {
-  const plan = planWindow(fromMs, toMs, nowMs, opts.useDaily);
+  const plan = planWindow(fromMs, toMs, nowMs, opts.useDaily, await staleHours(db, merchantId, fromMs, Math.min(toMs, floorTo(nowMs, "hour"))));
   const ranges: { grain: "h" | "d"; from: string; to: string }[] = [
-    ...(plan.dailyRollups ? [{ grain: "d" as const, from: bucketKey(plan.dailyRollups[0]), to: bucketKey(plan.dailyRollups[1]) }] : []),
+    ...plan.dailyRollups.map(([a, b]) => ({ grain: "d" as const, from: bucketKey(a), to: bucketKey(b) })),
     ...plan.hourlyRollups.map(([a, b]) => ({ grain: "h" as const, from: bucketKey(a), to: bucketKey(b) })),
   ];
 
@@ -25,13 +28,13 @@ export async function loadFacts(
   const owners: FactName[] = [];
   for (const name of names) {
     const fact = FACTS[name];
-    if (ranges.length > 0) {
-      statements.push(rollupQuery(db, fact, merchantId, ranges));
+    for (let i = 0; i < ranges.length; i += D1_COMPOUND_SELECT_TERMS) {
+      statements.push(rollupQuery(db, fact, merchantId, ranges.slice(i, i + D1_COMPOUND_SELECT_TERMS)));
       owners.push(name);
     }
-    if (plan.raw) {
+    for (const [a, b] of plan.raw) {
       const columns = ["bucket", ...fact.dims, ...fact.measures].join(", ");
-      statements.push(db.prepare(`SELECT ${columns} FROM (${fact.aggregate(oneMerchant)})`).bind(merchantId, hourPrefix(plan.raw[0]), hourPrefix(plan.raw[1])));
+      statements.push(db.prepare(`SELECT ${columns} FROM (${fact.aggregate(oneMerchant)})`).bind(merchantId, hourPrefix(a), hourPrefix(b)));
       owners.push(name);
     }
   }
@@ -41,6 +44,19 @@ export async function loadFacts(
   results.forEach((r, i) => out[owners[i]!].push(...r.results));
   return out;
 }
+
+/** Closed hours in [from, closedEnd) with a dirty mark of the merchant (its primary key), as hour starts. */
+async function staleHours(db: D1Database, merchantId: string, fromMs: number, closedEndMs: number): Promise<number[]> {
+  if (closedEndMs <= fromMs) return [];
+  const { results } = await db
+    .prepare("SELECT hour FROM analytics_dirty_hours WHERE merchant_id = ?1 AND hour >= ?2 AND hour < ?3")
+    .bind(merchantId, bucketKey(fromMs), bucketKey(closedEndMs))
+    .all<{ hour: string }>();
+  return results.map((r) => Date.parse(r.hour));
+}
+
+/** D1 refuses a compound SELECT of more than 5 terms ("too many terms in compound SELECT"). */
+const D1_COMPOUND_SELECT_TERMS = 5;
 
 /**
  * One primary-key range search per (grain, range), joined with UNION ALL: an OR of the ranges would

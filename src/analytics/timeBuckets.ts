@@ -32,31 +32,62 @@ export function bucketStarts(fromMs: number, toMs: number, grain: Grain): number
   return out;
 }
 
-/** Where a window's numbers come from: rollups of closed days, of closed hours, and raw rows from the open hour on. */
+/**
+ * Where a window's numbers come from: rollups of closed days and hours, raw rows of the open hour on
+ * and of closed hours whose rollups are stale (a dirty mark the rollup job has not cleared yet).
+ */
 export interface WindowPlan {
-  dailyRollups: [number, number] | null;
+  dailyRollups: [number, number][];
   hourlyRollups: [number, number][];
-  raw: [number, number] | null;
+  raw: [number, number][];
 }
 
+/** Closed stale runs read raw at most; older stale hours keep their rollups (at most one rollup run behind). */
+export const MAX_STALE_RUNS = 4;
+
 /**
- * Splits [from, to) (aligned to hours) at the open hour (the hour of `now`): before it, whole days
- * from daily rollups (when allowed) and the other hours from hourly rollups; from it on, raw rows —
- * never more raw rows than the open hour's (plus any stamped a few minutes ahead).
+ * Splits [from, to) (aligned to hours) at the open hour (the hour of `now`): from it on, raw rows —
+ * never more raw rows than the open hour's (plus any stamped a few minutes ahead). Before it, the
+ * closed hours in `staleHours` (hour starts whose rollups are out of date: a decision or a late
+ * conversion the 5-minute rollup job has not folded in yet) are read raw too, in runs of adjacent
+ * hours, the newest MAX_STALE_RUNS of them; everything else comes from the rollups: whole days from
+ * daily rollups (when allowed), the other hours from hourly ones.
  */
-export function planWindow(fromMs: number, toMs: number, nowMs: number, useDaily: boolean): WindowPlan {
+export function planWindow(fromMs: number, toMs: number, nowMs: number, useDaily: boolean, staleHours: readonly number[] = []): WindowPlan {
   const open = floorTo(nowMs, "hour");
   const closedEnd = Math.min(toMs, open);
-  const plan: WindowPlan = { dailyRollups: null, hourlyRollups: [], raw: toMs > open ? [Math.max(fromMs, open), toMs] : null };
-  if (closedEnd <= fromMs) return plan;
-  const dayStart = ceilTo(fromMs, "day");
-  const dayEnd = floorTo(closedEnd, "day");
-  if (useDaily && dayEnd > dayStart) {
-    plan.dailyRollups = [dayStart, dayEnd];
-    if (dayStart > fromMs) plan.hourlyRollups.push([fromMs, dayStart]);
-    if (closedEnd > dayEnd) plan.hourlyRollups.push([dayEnd, closedEnd]);
-  } else {
-    plan.hourlyRollups.push([fromMs, closedEnd]);
+  const plan: WindowPlan = { dailyRollups: [], hourlyRollups: [], raw: [] };
+  const staleRuns = runsOf(staleHours.filter((h) => h >= fromMs && h < closedEnd)).slice(-MAX_STALE_RUNS);
+  plan.raw.push(...staleRuns);
+  if (toMs > open) plan.raw.push([Math.max(fromMs, open), toMs]);
+  // The closed part of the window minus the stale runs, from rollups.
+  let start = fromMs;
+  for (const [a, b] of [...staleRuns, [closedEnd, closedEnd] as [number, number]]) {
+    if (a > start) rollupSegment(plan, start, a, useDaily);
+    start = Math.max(start, b);
   }
   return plan;
+}
+
+/** Adjacent hour starts joined into [start, end) runs, oldest first. */
+function runsOf(hours: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const h of [...new Set(hours)].sort((a, b) => a - b)) {
+    const last = runs.at(-1);
+    if (last && last[1] === h) last[1] = h + HOUR_MS;
+    else runs.push([h, h + HOUR_MS]);
+  }
+  return runs;
+}
+
+function rollupSegment(plan: WindowPlan, fromMs: number, toMs: number, useDaily: boolean): void {
+  const dayStart = ceilTo(fromMs, "day");
+  const dayEnd = floorTo(toMs, "day");
+  if (useDaily && dayEnd > dayStart) {
+    if (dayStart > fromMs) plan.hourlyRollups.push([fromMs, dayStart]);
+    plan.dailyRollups.push([dayStart, dayEnd]);
+    if (toMs > dayEnd) plan.hourlyRollups.push([dayEnd, toMs]);
+  } else {
+    plan.hourlyRollups.push([fromMs, toMs]);
+  }
 }

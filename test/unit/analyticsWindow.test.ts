@@ -1,38 +1,65 @@
 import { describe, expect, it } from "vitest";
 import { resolveRange } from "../../src/analytics/range";
-import { bucketKey, bucketStarts, planWindow } from "../../src/analytics/timeBuckets";
+import { bucketKey, bucketStarts, MAX_STALE_RUNS, planWindow } from "../../src/analytics/timeBuckets";
 
 const T = (s: string) => Date.parse(s);
 const HOUR = 3_600_000;
 
-describe("planWindow: rollups for closed buckets, raw rows only from the open hour", () => {
+describe("planWindow: rollups for closed buckets, raw rows from the open hour on and for stale closed hours", () => {
   const now = T("2026-02-10T15:42:00Z");
 
   it("whole closed days from daily rollups, edges from hourly, the open hour raw", () => {
     const plan = planWindow(T("2026-02-03T10:00:00Z"), T("2026-02-10T16:00:00Z"), now, true);
-    expect(plan.dailyRollups).toEqual([T("2026-02-04T00:00:00Z"), T("2026-02-10T00:00:00Z")]);
+    expect(plan.dailyRollups).toEqual([[T("2026-02-04T00:00:00Z"), T("2026-02-10T00:00:00Z")]]);
     expect(plan.hourlyRollups).toEqual([
       [T("2026-02-03T10:00:00Z"), T("2026-02-04T00:00:00Z")],
       [T("2026-02-10T00:00:00Z"), T("2026-02-10T15:00:00Z")],
     ]);
-    expect(plan.raw).toEqual([T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z")]);
+    expect(plan.raw).toEqual([[T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z")]]);
   });
 
-  it("never reads raw rows of a closed hour", () => {
+  it("never reads raw rows of a closed hour whose rollup is up to date", () => {
     for (const useDaily of [true, false]) {
       const plan = planWindow(T("2026-01-01T00:00:00Z"), T("2026-02-11T00:00:00Z"), now, useDaily);
-      expect(plan.raw![0]).toBe(T("2026-02-10T15:00:00Z"));
+      expect(plan.raw).toEqual([[T("2026-02-10T15:00:00Z"), T("2026-02-11T00:00:00Z")]]);
     }
+  });
+
+  it("reads stale closed hours raw, in runs, and splits the days they fall in; every hour is read exactly once", () => {
+    const stale = [T("2026-02-05T07:00:00Z"), T("2026-02-05T08:00:00Z"), T("2026-02-10T14:00:00Z"), T("2026-01-01T00:00:00Z"), T("2026-02-10T15:00:00Z")];
+    const from = T("2026-02-03T10:00:00Z");
+    const to = T("2026-02-10T16:00:00Z");
+    const plan = planWindow(from, to, now, true, stale);
+    expect(plan.raw).toEqual([
+      [T("2026-02-05T07:00:00Z"), T("2026-02-05T09:00:00Z")],
+      [T("2026-02-10T14:00:00Z"), T("2026-02-10T15:00:00Z")],
+      [T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z")],
+    ]);
+    expect(plan.dailyRollups).toEqual([
+      [T("2026-02-04T00:00:00Z"), T("2026-02-05T00:00:00Z")],
+      [T("2026-02-06T00:00:00Z"), T("2026-02-10T00:00:00Z")],
+    ]);
+    // Hour by hour: each hour of [from, to) is covered by exactly one range of the plan.
+    const ranges = [...plan.dailyRollups, ...plan.hourlyRollups, ...plan.raw];
+    for (let h = from; h < to; h += HOUR) expect(ranges.filter(([a, b]) => a <= h && h < b), new Date(h).toISOString()).toHaveLength(1);
+    expect(ranges.every(([a, b]) => a >= from && b <= to && a < b)).toBe(true);
+  });
+
+  it("reads at most MAX_STALE_RUNS stale runs raw, the newest", () => {
+    const stale = Array.from({ length: MAX_STALE_RUNS + 3 }, (_, i) => T("2026-02-01T00:00:00Z") + 2 * i * HOUR);
+    const plan = planWindow(T("2026-02-01T00:00:00Z"), T("2026-02-03T00:00:00Z"), now, false, stale);
+    expect(plan.raw).toHaveLength(MAX_STALE_RUNS);
+    expect(plan.raw[0]![0]).toBe(stale[3]);
   });
 
   it("a window in the past reads rollups only; hourly only when daily is off", () => {
     const plan = planWindow(T("2026-02-01T00:00:00Z"), T("2026-02-03T00:00:00Z"), now, false);
-    expect(plan).toEqual({ dailyRollups: null, hourlyRollups: [[T("2026-02-01T00:00:00Z"), T("2026-02-03T00:00:00Z")]], raw: null });
+    expect(plan).toEqual({ dailyRollups: [], hourlyRollups: [[T("2026-02-01T00:00:00Z"), T("2026-02-03T00:00:00Z")]], raw: [] });
   });
 
   it("a window from the open hour on reads raw rows only", () => {
     const plan = planWindow(T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z"), now, true);
-    expect(plan).toEqual({ dailyRollups: null, hourlyRollups: [], raw: [T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z")] });
+    expect(plan).toEqual({ dailyRollups: [], hourlyRollups: [], raw: [[T("2026-02-10T15:00:00Z"), T("2026-02-10T16:00:00Z")]] });
   });
 });
 
