@@ -74,6 +74,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
     duplicates: outcome.duplicates.length,
     dropped_opted_out: dropped.filter((r) => r === "opted_out").length,
     dropped_pending_deletion: dropped.filter((r) => r === "pending_deletion").length,
+    dropped_purged: dropped.filter((r) => r === "purged").length,
     poison,
     duration_ms: Date.now() - started,
   });

@@ -16,7 +16,8 @@ export interface UsageEventRow {
   received_at: string;
 }
 
-export type DropReason = "opted_out" | "pending_deletion";
+/** `purged`: received before the customer's purge, consumed after it (a queue delay or retry). */
+export type DropReason = "opted_out" | "pending_deletion" | "purged";
 
 export interface StoreOutcome {
   /** Indexes (into the input) of the rows actually inserted: first delivery of their event id. */
@@ -29,15 +30,18 @@ export interface StoreOutcome {
 
 /**
  * The opt-out and pending-deletion checks sit inside the INSERT itself, so no consent change can
- * slip in between check and write. A skipped row (duplicate or blocked) fires no trigger, so the
- * aggregates count each stored event exactly once.
+ * slip in between check and write. An event received before the customer's purge is dropped too:
+ * once the tombstone says `purged` the pending check no longer holds, and an event still on the
+ * queue then (a delivery delay, a retry after a D1 failure) would outlive the erasure. A skipped
+ * row (duplicate or blocked) fires no trigger, so the aggregates count each stored event exactly once.
  */
 const INSERT_EVENT = `
 INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type,
   location_country, decision_id, offer_id, amount_band, recency_ref, occurred_at, received_at)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
 WHERE NOT EXISTS (SELECT 1 FROM preferences WHERE merchant_id = ?1 AND customer_ref = ?3 AND personalization_enabled = 0)
-  AND NOT EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ?3 AND status = 'pending')
+  AND NOT EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ?3
+                  AND (status = 'pending' OR (status = 'purged' AND purged_at >= ?14)))
 ON CONFLICT (merchant_id, event_id) DO NOTHING
 RETURNING id`;
 
@@ -46,11 +50,10 @@ const BLOCKED_CUSTOMERS = `
 WITH touched (merchant_id, customer_ref) AS (
   SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)
 )
-SELECT t.merchant_id, t.customer_ref, 'pending_deletion' AS reason
+SELECT t.merchant_id, t.customer_ref, CASE d.status WHEN 'pending' THEN 'pending_deletion' ELSE 'purged' END AS reason, d.purged_at
 FROM touched AS t JOIN customer_deletions AS d ON d.merchant_id = t.merchant_id AND d.customer_ref = t.customer_ref
-WHERE d.status = 'pending'
 UNION ALL
-SELECT t.merchant_id, t.customer_ref, 'opted_out' AS reason
+SELECT t.merchant_id, t.customer_ref, 'opted_out' AS reason, NULL AS purged_at
 FROM touched AS t JOIN preferences AS p ON p.merchant_id = t.merchant_id AND p.customer_ref = t.customer_ref
 WHERE p.personalization_enabled = 0`;
 
@@ -77,17 +80,18 @@ export async function storeUsageEvents(db: D1Database, rows: UsageEventRow[], ex
   ];
   const [blockedResult, ...insertResults] = await db.batch<Record<string, unknown>>(statements);
 
-  const blocked = new Map<string, DropReason>();
-  for (const row of blockedResult!.results as { merchant_id: string; customer_ref: string; reason: DropReason }[]) {
+  // Per customer, in the query's order (a deletion first, so it wins); a purge blocks only the events received before it.
+  const blocked = new Map<string, { reason: DropReason; purged_at: string | null }[]>();
+  for (const row of blockedResult!.results as { merchant_id: string; customer_ref: string; reason: DropReason; purged_at: string | null }[]) {
     const key = pairKey(row.merchant_id, row.customer_ref);
-    if (!blocked.has(key)) blocked.set(key, row.reason); // pending_deletion is listed first and wins
+    blocked.set(key, [...(blocked.get(key) ?? []), row]);
   }
   const outcome: StoreOutcome = { inserted: [], dropped: new Map(), duplicates: [] };
   rows.forEach((r, i) => {
     if (insertResults[i]!.results.length > 0) outcome.inserted.push(i);
     else {
-      const reason = blocked.get(pairKey(r.merchant_id, r.customer_ref));
-      if (reason) outcome.dropped.set(i, reason);
+      const block = blocked.get(pairKey(r.merchant_id, r.customer_ref))?.find((b) => b.reason !== "purged" || b.purged_at! >= r.received_at);
+      if (block) outcome.dropped.set(i, block.reason);
       else outcome.duplicates.push(i);
     }
   });

@@ -3,6 +3,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { retryDelaySeconds } from "../../src/jobs/delivery";
+import { purgeDueCustomers } from "../../src/jobs/purge";
 import { MAX_PEER_DROPS, REFRESH_RETRY_MS } from "../../src/jobs/feedbackConsumer";
 import { recencyRef } from "../../src/personalization/recency";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
@@ -219,6 +220,27 @@ describe("feedback queue consumer", () => {
     expect((await stat(bodies[2]!.customer_ref, "ideal"))?.uses).toBe(1);
     const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
     expect(summary).toMatchObject({ stored: 1, dropped_opted_out: 1, dropped_pending_deletion: 1, duplicates: 0 });
+  });
+
+  it("an event received before the customer's purge but consumed after it is dropped; one received after the purge is stored", async () => {
+    const ref = await customerRef(env.PII_KEY, "cus_purged_in_flight");
+    const requested = new Date(Date.now() - 31 * 86_400_000).toISOString();
+    await env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)")
+      .bind(shop.merchantId, ref, requested, new Date(Date.now() - 86_400_000).toISOString())
+      .run();
+    // Accepted (204) during the grace period, still on the queue when the purge runs (a delay, a retry after a D1 failure).
+    const inFlight = await message("cus_purged_in_flight", { method_id: "ideal" });
+    expect((await purgeDueCustomers(env, new Date())).customers_purged).toBeGreaterThanOrEqual(1);
+    const later = new Date(Date.now() + 1_000).toISOString(); // the customer came back after the purge
+    const cameBack = await message("cus_purged_in_flight", { method_id: "visa", received_at: later, occurred_at: later });
+    const log = vi.spyOn(console, "log");
+    const { ids, result } = await deliver([inFlight, cameBack]);
+    expect(new Set(result.explicitAcks)).toEqual(new Set(ids));
+    expect(await countEvents("customer_ref = ? AND event_id = ?", ref, inFlight.event_id)).toBe(0);
+    expect(await stat(ref, "ideal")).toBeNull();
+    expect(await countEvents("customer_ref = ? AND event_id = ?", ref, cameBack.event_id)).toBe(1);
+    const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
+    expect(summary).toMatchObject({ stored: 1, dropped_purged: 1, duplicates: 0 });
   });
 
   it("a profile KV refused to rewrite (one write per key per second) is reloaded and written again a moment later", async () => {
