@@ -164,6 +164,11 @@ describe("POST /v1/personalize/feedback", () => {
     });
   }
 
+  it("400 for an occurred_at on a day that does not exist, instead of storing the day it rolls over to", async () => {
+    const err = await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: "2026-11-31T10:00:00Z" }), 400, "VALIDATION_ERROR");
+    expect(err.error.details).toContainEqual({ path: "occurred_at", message: "is not a valid date" });
+  });
+
   it("accepts occurred_at 4 minutes ahead and 89 days ago", async () => {
     expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: iso(4 * 60_000) })).status).toBe(204);
     expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: iso(-89 * 86_400_000) })).status).toBe(204);
