@@ -13,10 +13,19 @@ export function decisionKey(decisionId: string): string {
   return dot === -1 ? decisionId : decisionId.slice(dot + 1);
 }
 
+/**
+ * The customer_ref to store for a row of customer `ref` made at `time` (parameters): none when that customer was purged
+ * at or after ?T. Such a message was still on the analytics queue at the purge (a delivery delay, a
+ * retry); stored with its pseudonym it would outlive the erasure, which never comes back for it
+ * (API.md §3), while the row itself still counts in the merchant's numbers (§6).
+ */
+const refUnlessPurged = (ref: string, time: string) =>
+  `CASE WHEN EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ${ref} AND status = 'purged' AND purged_at >= ${time}) THEN NULL ELSE ${ref} END`;
+
 const INSERT_DECISION = `
 INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, fallback_reason,
   ranked, device_type, country, currency, cache)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+SELECT ?1, ?2, ${refUnlessPurged("?3", "?4")}, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE true
 ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
 
 /**
@@ -26,7 +35,7 @@ ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
  */
 const INSERT_IMPRESSION = `
 INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at)
-SELECT ?1, ?2, value, ?4, ?5 FROM json_each(?3) WHERE true
+SELECT ?1, ?2, value, ${refUnlessPurged("?4", "?5")}, ?5 FROM json_each(?3) WHERE true
 ON CONFLICT (merchant_id, impression_id, offer_id) DO NOTHING`;
 
 function decisionStatement(db: D1Database, d: DecisionMessage): D1PreparedStatement {

@@ -225,6 +225,22 @@ describe("customer purge and retention", () => {
     expect(await countRows("analytics_decision_rollups")).toBe(rollupsBefore);
   });
 
+  it("a decision or impression made before the customer's purge but consumed after it is counted without its pseudonym", async () => {
+    const ref = await customerRef(env.PII_KEY, "in_flight");
+    const at = Date.now() - 60_000;
+    await env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)")
+      .bind(shop.merchantId, ref, new Date(at - 31 * DAY).toISOString(), new Date(at - DAY).toISOString()).run();
+    // Answered before the purge, still on the analytics queue when it runs (a delivery delay, a retry).
+    const before = await makeDecision(shop.merchantId, { customer: "in_flight", at, arm: null, fallback: "customer_deleted", ranked: ["visa"] });
+    expect((await purgeDueCustomers(env, new Date())).customers_purged).toBeGreaterThanOrEqual(1);
+    // The customer came back after the purge: that answer is theirs to keep, until their next erasure.
+    const after = await makeDecision(shop.merchantId, { customer: "in_flight", at: Date.now() + 1000, arm: "treatment", fallback: null, ranked: ["visa"] });
+    await deliverAnalytics([before.message, after.message, offersShown(shop.merchantId, "imp_in_flight", ["o_a", "o_b"], at, ref)]);
+    expect(await countRows("analytics_decisions", "customer_ref = ?", ref)).toBe(1); // only the one made after the purge
+    expect(await countRows("analytics_decisions", "decision_key = ? AND customer_ref IS NULL", decisionKey(before.id))).toBe(1);
+    expect(await countRows("analytics_offer_impressions", "impression_id = 'imp_in_flight' AND customer_ref IS NULL")).toBe(2);
+  });
+
   it("raw rows go after 90 days, rollups after 25 months, each strictly older than its window", async () => {
     const now = new Date();
     const raw = now.getTime() - 90 * DAY;
