@@ -44,9 +44,16 @@ export class ApiError extends Error {
     super(message);
     this.name = "ApiError";
     this.status = ERROR_CODES[code];
-    // Every 503 says when to retry (a dependency is down; clients back off from there).
-    this.headers = code === "UNAVAILABLE" && !("Retry-After" in headers) ? { "Retry-After": "1", ...headers } : headers;
+    // Every 503 says when to retry (a dependency is down; clients back off from there), and every 401
+    // names its scheme (RFC 9110 §15.5.2 requires WWW-Authenticate on a 401).
+    this.headers = { ...(code === "UNAVAILABLE" ? { "Retry-After": "1" } : {}), ...(this.status === 401 ? { "WWW-Authenticate": challengeOf(code) } : {}), ...headers };
   }
+}
+
+/** The challenge of a 401: the API key (or admin token) as a bearer credential, with RFC 6750's error code when one was sent. */
+function challengeOf(code: ErrorCode): string {
+  const realm = code === "INVALID_ADMIN_TOKEN" ? "tap2-admin" : "tap2";
+  return code === "MISSING_API_KEY" ? `Bearer realm="${realm}"` : `Bearer realm="${realm}", error="invalid_token"`;
 }
 
 /**

@@ -20,6 +20,15 @@ describe("API keys", () => {
     await expectError(await api("tp2_xx_" + "A".repeat(43), "/v1/payment-methods"), 401, "INVALID_API_KEY");
   });
 
+  it("every 401 names its scheme in WWW-Authenticate (RFC 9110), with invalid_token when a credential was sent", async () => {
+    expect((await api(null, "/v1/payment-methods")).headers.get("WWW-Authenticate")).toBe('Bearer realm="tap2"');
+    expect((await api("nope", "/v1/payment-methods")).headers.get("WWW-Authenticate")).toBe('Bearer realm="tap2", error="invalid_token"');
+    const adminRes = await SELF.fetch(`${BASE}/v1/admin/merchants/m_x`, { headers: { Authorization: "Bearer wrong" } });
+    expect(adminRes.status).toBe(401);
+    expect(adminRes.headers.get("WWW-Authenticate")).toBe('Bearer realm="tap2-admin", error="invalid_token"');
+    expect((await api(a.secretKey, "/v1/payment-methods")).headers.get("WWW-Authenticate")).toBeNull();
+  });
+
   it("accepts the key in X-API-Key, Authorization: Bearer and ?api_key=", async () => {
     expect((await api(a.secretKey, "/v1/payment-methods")).status).toBe(200);
     expect((await SELF.fetch(`${BASE}/v1/payment-methods`, { headers: { Authorization: `Bearer ${a.secretKey}` } })).status).toBe(200);
