@@ -67,6 +67,12 @@ describe("resolveRange", () => {
   const now = T("2026-02-10T15:42:10Z");
   const summary = { align: "hour" as const, maxDays: 90 };
 
+  it("refuses a window whose widened end would leave year 9999 (not an ISO 8601 timestamp any more)", () => {
+    const q = { from: "9999-12-30T00:00:00Z", to: "9999-12-31T23:59:59Z" };
+    expect(resolveRange(q, now, summary)).toEqual({ ok: false, details: [{ path: "to", message: "must be before the last bucket of year 9999" }] });
+    expect(resolveRange({ from: q.from, to: "9999-12-31T22:59:59Z" }, now, summary)).toMatchObject({ ok: true, toMs: T("9999-12-31T23:00:00Z") });
+  });
+
   it("defaults to the last 7 days, widened to whole hours", () => {
     expect(resolveRange({}, now, summary)).toEqual({ ok: true, fromMs: T("2026-02-03T15:00:00Z"), toMs: T("2026-02-10T16:00:00Z") });
   });
