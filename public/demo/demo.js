@@ -6,6 +6,18 @@ const methods = document.getElementById("methods");
 const status = document.getElementById("status");
 const payButton = document.getElementById("pay");
 const names = new Map([...methods.children].map((b) => [b.dataset.tap2Method, b.textContent]));
+const originalOrder = [...methods.children];
+
+/** The page as the merchant built it: what a failed answer must leave, even after an earlier customer's order. */
+function restoreOriginalOrder() {
+  for (const b of originalOrder) {
+    b.removeAttribute("data-tap2-recommended");
+    if (b.hasAttribute("data-tap2-hidden")) b.removeAttribute("hidden");
+    b.removeAttribute("data-tap2-hidden");
+    methods.append(b);
+  }
+  showConfidences(null);
+}
 
 let customers = [];
 let current = { customer: null, result: null, selected: null };
@@ -67,7 +79,9 @@ async function checkout(customerId) {
     setState("ranked");
   } catch (err) {
     if (mine !== generation) return;
-    // The checkout still works without us: the original order stays, nothing is hidden.
+    // The checkout still works without us: the original order, nothing hidden (also after an
+    // earlier customer's answer reordered the buttons).
+    restoreOriginalOrder();
     status.textContent = `Tap2 unavailable, original order kept (${err.code ?? err.message}).`;
     select(null);
     setState("untouched");

@@ -169,6 +169,25 @@ describe("demo checkout in Chromium", () => {
     }
   });
 
+  it("puts the original order back when a later answer fails after an earlier customer's order was shown", async () => {
+    const { page, errors, close } = await openPage();
+    try {
+      await page.goto(demoUrl(pageOrigin, "cus_alice"));
+      await waitForState(page, ["ranked"], "cus_alice");
+      assert.notDeepEqual(await visibleOrder(page), ORIGINAL_ORDER, "Alice's order differs from the page's own");
+      // The network drops the next /methods call (Tap2 unreachable), then the shopper switches customer.
+      await page.route("**/v1/personalize/methods**", (route) => route.abort("connectionrefused"));
+      await page.click('#customers button[data-customer="cus_nina"]');
+      await waitForState(page, ["untouched"], "cus_nina");
+      assert.deepEqual(await visibleOrder(page), ORIGINAL_ORDER);
+      assert.equal(await page.$$eval("#methods [data-tap2-recommended], #methods [hidden], #methods .conf", (els) => els.length), 0);
+      assert.match(await page.textContent("#status"), /original order kept/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+
   it("gives up after the timeout and never touches the page (drop-in script on its own)", async () => {
     const { page, errors, close } = await openPage();
     try {
