@@ -247,7 +247,19 @@ export const RETENTION_RULES: RetentionRule[] = [
     name: "preferences",
     window: "profile",
     sql: `DELETE FROM preferences WHERE (merchant_id, customer_ref) IN
-            (SELECT merchant_id, customer_ref FROM preferences WHERE coalesce(last_used_at, updated_at) < ?1 LIMIT ?2)`,
+            (SELECT merchant_id, customer_ref FROM preferences WHERE coalesce(last_used_at, updated_at) < ?1 AND personalization_enabled = 1 LIMIT ?2)`,
+  },
+  {
+    // An opt-out outlives the profile: deleting the row would turn personalization back on by default,
+    // with no consent change on record, and the next payment would be stored and used again. Past the
+    // window an opted-out row keeps only that (and the cross-merchant flag, so no consent changes
+    // unlogged); its methods and last use go like the rest of an inactive profile.
+    name: "preferences_opted_out",
+    window: "profile",
+    sql: `UPDATE preferences SET default_method = NULL, favorite_methods = '[]', excluded_methods = '[]', last_used_at = NULL
+          WHERE (merchant_id, customer_ref) IN
+            (SELECT merchant_id, customer_ref FROM preferences WHERE coalesce(last_used_at, updated_at) < ?1 AND personalization_enabled = 0
+               AND (default_method IS NOT NULL OR favorite_methods <> '[]' OR excluded_methods <> '[]' OR last_used_at IS NOT NULL) LIMIT ?2)`,
   },
   {
     // Aggregates outlive raw events as the model's memory, but not an inactive customer's profile.

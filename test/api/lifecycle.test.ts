@@ -255,6 +255,24 @@ describe("retention windows at their exact boundaries", () => {
     expect(await counts()).toEqual(expected);
   });
 
+  it("an opt-out outlives the profile window: the row keeps personalization off, its methods and last use go, payments stay unstored", async () => {
+    const m = await createMerchant();
+    await seedPreferences(m.merchantId, "opted_out_long_ago", { updated_at: at(cut.profile, -86400), last_used_at: at(cut.profile, -1), personalization_enabled: false, cross_merchant_consent: true });
+    await seedPreferences(m.merchantId, "opted_out_recently", { updated_at: at(cut.profile, +1), personalization_enabled: false });
+    await cron(T);
+    const row = async (id: string) =>
+      env.DB.prepare("SELECT default_method, favorite_methods, excluded_methods, personalization_enabled, cross_merchant_consent, last_used_at FROM preferences WHERE merchant_id = ? AND customer_ref = ?")
+        .bind(m.merchantId, await refOf(id)).first();
+    expect(await row("opted_out_long_ago")).toEqual({ default_method: null, favorite_methods: "[]", excluded_methods: "[]", personalization_enabled: 0, cross_merchant_consent: 1, last_used_at: null });
+    expect(await row("opted_out_recently")).toMatchObject({ default_method: "paypal", personalization_enabled: 0 });
+    // Idempotent: a second run changes nothing (and does not count the minimized row again).
+    const again = await applyRetention(env, new Date(T));
+    expect(again.deleted.preferences_opted_out).toBe(0);
+    // The opt-out still holds where it is read: /methods answers personalization_disabled.
+    const res = await api(m.secretKey, "/v1/personalize/methods?customer_id=opted_out_long_ago");
+    expect(await res.json()).toMatchObject({ personalized: false, fallback_reason: "personalization_disabled" });
+  });
+
   it("the daily cron also applies the analytics retention (raw facts 90 days)", async () => {
     const m = await createMerchant();
     await seedAnalytics(m.merchantId, "cus_analytics_old");

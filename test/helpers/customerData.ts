@@ -30,15 +30,15 @@ export async function seedEvent(
 export async function seedPreferences(
   merchantId: string,
   customerId: string,
-  p: { updated_at?: string; last_used_at?: string | null; cross_merchant_consent?: boolean; favorite_methods?: string[] } = {},
+  p: { updated_at?: string; last_used_at?: string | null; cross_merchant_consent?: boolean; favorite_methods?: string[]; personalization_enabled?: boolean } = {},
 ): Promise<void> {
   const at = p.updated_at ?? new Date().toISOString();
   await env.DB.prepare(
     `INSERT INTO preferences (merchant_id, customer_ref, default_method, favorite_methods, excluded_methods, personalization_enabled,
        cross_merchant_consent, created_at, updated_at, last_used_at)
-     VALUES (?, ?, 'paypal', ?, '["klarna"]', 1, ?, ?, ?, ?)`,
+     VALUES (?, ?, 'paypal', ?, '["klarna"]', ?, ?, ?, ?, ?)`,
   )
-    .bind(merchantId, await refOf(customerId), JSON.stringify(p.favorite_methods ?? ["paypal"]), p.cross_merchant_consent ? 1 : 0, at, at, p.last_used_at ?? null)
+    .bind(merchantId, await refOf(customerId), JSON.stringify(p.favorite_methods ?? ["paypal"]), p.personalization_enabled === false ? 0 : 1, p.cross_merchant_consent ? 1 : 0, at, at, p.last_used_at ?? null)
     .run();
 }
 
