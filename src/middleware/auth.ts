@@ -3,6 +3,7 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
 import { readMerchant } from "../storage/merchants";
+import { carriesBody } from "./bodyLimits";
 import { logField, logRequestError } from "./logger";
 
 const MERCHANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -76,7 +77,8 @@ export function merchantAuthorization(): MiddlewareHandler<AppEnv> {
 
 async function assertOwnMerchant(c: Context<AppEnv>, own: string): Promise<void> {
   const named: unknown[] = [c.req.query("merchant_id")];
-  if ((c.req.header("Content-Type") ?? "").toLowerCase().includes("json") && c.req.raw.body) {
+  // Only a body bodyLimits has bounded: a GET's is never read (nor does it name a merchant).
+  if (carriesBody(c.req.method) && (c.req.header("Content-Type") ?? "").toLowerCase().includes("json") && c.req.raw.body) {
     try {
       const body = (await c.req.json()) as unknown;
       if (body && typeof body === "object") {

@@ -5,6 +5,13 @@ import { ApiError } from "../errors";
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /**
+ * Whether a request of this method has its body read (and bounded) here. GET, HEAD and OPTIONS
+ * bodies are never read by anyone: the edge passes them through unbounded, so reading one would
+ * let a single request (a public key suffices) fill the isolate's memory.
+ */
+export const carriesBody = (method: string): boolean => method !== "GET" && method !== "HEAD" && method !== "OPTIONS";
+
+/**
  * Bodies: at most 64 KiB (413), JSON only (415: a Content-Type other than JSON, or a body without
  * one), well-formed (400 INVALID_JSON). No body at all, or an empty one, counts as `{}`: a route that
  * needs fields answers 400 VALIDATION_ERROR naming them, a route that takes none goes ahead. The
@@ -13,8 +20,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
  */
 export function bodyLimits(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const method = c.req.method;
-    if (method === "GET" || method === "HEAD" || method === "OPTIONS") return next();
+    if (!carriesBody(c.req.method)) return next();
 
     const declared = Number(c.req.header("Content-Length") ?? "0");
     if (declared > MAX_BODY_BYTES) throw new ApiError("PAYLOAD_TOO_LARGE", `The body exceeds ${MAX_BODY_BYTES} bytes`);

@@ -1,4 +1,5 @@
-import { env, SELF } from "cloudflare:test";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { createApp } from "../../src/app";
 import { beforeAll, describe, expect, it } from "vitest";
 import { clearMemo } from "../../src/storage/cachedRead";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
@@ -80,6 +81,32 @@ describe("errors", () => {
       duplex: "half",
     } as RequestInit);
     await expectError(res, 413, "PAYLOAD_TOO_LARGE");
+    expect(pulled).toBeLessThan(100);
+  });
+
+  it("never reads the body of a GET (outside the 64 KiB limit): a public key could make the isolate parse any amount", async () => {
+    // Browsers' fetch refuses a GET with a body, but the edge passes one through; the Request here
+    // is a POST told to say GET, the way such a request reaches the app.
+    const chunk = new TextEncoder().encode(" ".repeat(8 * 1024));
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"merchant_id": "m_someone_else", "pad": "'));
+      },
+      pull(controller) {
+        pulled += 1;
+        if (pulled > 1_000) {
+          controller.enqueue(new TextEncoder().encode('"}'));
+          controller.close(); // 8 MB in all, if anyone read it to the end
+        } else controller.enqueue(chunk);
+      },
+    });
+    const req = new Request(`${BASE}/v1/personalize/methods?api_key=${m.publishableKey}`, { method: "POST", headers: { "Content-Type": "application/json" }, body, duplex: "half" } as RequestInit);
+    Object.defineProperty(req, "method", { value: "GET" });
+    const ctx = createExecutionContext();
+    const res = await createApp().fetch(req, env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
     expect(pulled).toBeLessThan(100);
   });
 
