@@ -12,6 +12,7 @@ import { jsonCharset } from "./middleware/jsonCharset";
 import { logField, requestLogger } from "./middleware/logger";
 import { rateLimit } from "./middleware/rateLimit";
 import { requestId } from "./middleware/requestId";
+import { responseHeaders } from "./middleware/responseHeaders";
 import { registerAdminRoutes } from "./routes/admin";
 import { registerAnalyticsRoutes } from "./routes/analytics";
 import { registerCatalogRoutes } from "./routes/catalog";
@@ -37,6 +38,7 @@ export function createApp(): App {
 
   // The gateway, in request order.
   app.use("*", requestId());
+  app.use("*", responseHeaders());
   app.use("*", jsonCharset());
   app.use("*", requestLogger());
   app.use("*", cors());

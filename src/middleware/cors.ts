@@ -17,7 +17,12 @@ const EXPOSE_HEADERS = "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, Rate
 export function cors(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const origin = c.req.header("Origin");
-    if (!origin) return next();
+    if (!origin) {
+      // The answer depends on Origin even when none was sent: a cache must not reuse it for one that has.
+      await next();
+      c.res.headers.append("Vary", "Origin");
+      return;
+    }
 
     if (c.req.method === "OPTIONS" && c.req.header("Access-Control-Request-Method")) {
       const headers = new Headers({ Vary: "Origin" });

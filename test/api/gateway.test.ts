@@ -136,6 +136,33 @@ describe("errors", () => {
   });
 });
 
+describe("response headers", () => {
+  it("keeps every answer out of caches and unsniffed, errors and guest answers included", async () => {
+    const answers = [
+      await api(m.secretKey, "/v1/personalize/methods?customer_id=cus_cached"),
+      await SELF.fetch(`${BASE}/v1/personalize/methods?api_key=${m.publishableKey}`),
+      await api(m.secretKey, "/v1/personalize/preferences?customer_id=cus_cached"),
+      await api(null, "/v1/personalize/methods?customer_id=cus_cached"),
+      await api(m.secretKey, "/v1/nope"),
+      await SELF.fetch(`${BASE}/health?deep=1`),
+      await SELF.fetch(`${BASE}/v1/personalize/methods`, { method: "OPTIONS", headers: { Origin: "https://shop.example", "Access-Control-Request-Method": "GET" } }),
+    ];
+    for (const res of answers) {
+      await res.arrayBuffer();
+      expect(res.headers.get("Cache-Control"), res.url).toBe("no-store");
+      expect(res.headers.get("X-Content-Type-Options"), res.url).toBe("nosniff");
+      expect(res.headers.get("Vary"), res.url).toMatch(/Origin/);
+    }
+  });
+
+  it("leaves the public OpenAPI document cacheable", async () => {
+    const res = await SELF.fetch(`${BASE}/v1/openapi.json`);
+    await res.arrayBuffer();
+    expect(res.headers.get("Cache-Control")).toBe("public, max-age=300");
+    expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+  });
+});
+
 describe("CORS", () => {
   it("answers a preflight without a key for an allowed origin", async () => {
     const res = await SELF.fetch(`${BASE}/v1/personalize/methods?merchant_id=${m.merchantId}`, {
