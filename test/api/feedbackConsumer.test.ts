@@ -371,14 +371,15 @@ describe("loadProfiles", () => {
 describe("cross-merchant freshness", () => {
   it("a payment here reaches another consenting merchant's next /methods at once, not after its cache TTL", async () => {
     const peer = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    const here = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } }); // contributes only with the feature on
     const customer = "cus_xm_fresh";
-    for (const m of [peer, shop]) {
+    for (const m of [peer, here]) {
       const res = await api(m.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: customer, cross_merchant_consent: true }) });
       expect(res.status).toBe(200);
     }
     const ask = async () => (await (await api(peer.secretKey, `/v1/personalize/methods?customer_id=${customer}`)).json()) as { personalized: boolean; fallback_reason?: string; methods: { method_id: string }[] };
     expect((await ask()).fallback_reason).toBe("no_history"); // now cached at the peer
-    const bodies = await Promise.all([1, 2, 3].map(() => message(customer, { method_id: "google_pay" })));
+    const bodies = await Promise.all([1, 2, 3].map(() => message(customer, { method_id: "google_pay", merchant_id: here.merchantId })));
     expect((await deliver(bodies)).result.explicitAcks.length).toBe(3);
     const after = await ask();
     expect(after.personalized).toBe(true);

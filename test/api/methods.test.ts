@@ -186,9 +186,19 @@ describe("holdout", () => {
 });
 
 describe("cross-merchant", () => {
+  it("a merchant with the feature off contributes nothing, even with consent at both (its customer ids may be its own)", async () => {
+    const a = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    const local = await createMerchant(); // cross_merchant off
+    const customer = "xm_local_42";
+    await recordPayments(local.merchantId, customer, repeat(8, { method_id: "google_pay" }));
+    await put(local, { customer_id: customer, cross_merchant_consent: true });
+    await put(a, { customer_id: customer, cross_merchant_consent: true });
+    expect((await methods(a, { customer_id: customer })).fallback_reason).toBe("no_history");
+  });
+
   it("uses payments at another merchant only with consent at both, both ways, and the feature on", async () => {
     const a = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
-    const b = await createMerchant();
+    const b = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
     const customer = "xm_1";
     await recordPayments(b.merchantId, customer, repeat(8, { method_id: "google_pay" }));
 
