@@ -147,6 +147,13 @@ export function openApiDocument(app: App, serverUrl: string): Json {
 }
 
 /** The OpenAPI 3.1 document, generated from the route schemas that validate requests, and its reference page. */
+/**
+ * The reference page's script, pinned: Scalar's default is the CDN's latest release, i.e. code that
+ * changes under us on the page where people paste secret keys and the admin token into "Try it".
+ * Raise the version on purpose (npm view @scalar/api-reference version).
+ */
+export const SCALAR_BUNDLE = "https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.0/esm.js";
+
 export function registerOpenApiRoutes(app: App) {
   for (const [name, scheme] of Object.entries(securitySchemes)) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
@@ -165,6 +172,6 @@ export function registerOpenApiRoutes(app: App) {
     return c.json(doc as z.infer<typeof OpenApiDocument>, 200);
   });
   // Declared like every route, so its query is validated too; Scalar renders the page once it passed.
-  const reference = Scalar<AppEnv>({ url: OPENAPI_PATH, pageTitle: "Tap2 Personalize API reference" });
+  const reference = Scalar<AppEnv>({ url: OPENAPI_PATH, pageTitle: "Tap2 Personalize API reference", bundle: SCALAR_BUNDLE });
   app.openapi(docsRoute, async (c) => (await reference(c, async () => undefined)) as Response);
 }

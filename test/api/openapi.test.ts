@@ -1,5 +1,6 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { SCALAR_BUNDLE } from "../../src/routes/openapi";
 import { BASE } from "../helpers/fixtures";
 
 interface OpenApiDoc {
@@ -38,5 +39,8 @@ describe("GET /docs", () => {
     expect(res.headers.get("Content-Type")).toMatch(/text\/html/);
     const html = await res.text();
     expect(html).toContain("/v1/openapi.json");
+    // The page's script is a pinned release, not the CDN's moving "latest".
+    expect(html).toContain(`from '${SCALAR_BUNDLE}'`);
+    expect(SCALAR_BUNDLE).toMatch(/@\d+\.\d+\.\d+\/esm\.js$/);
   });
 });
