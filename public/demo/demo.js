@@ -1,7 +1,19 @@
 // The demo checkout page. It plays a merchant's checkout: its backend (/demo/api/*, local only) opens
 // a checkout session; the page reads the order with the drop-in script; "Pay" sends feedback.
 const params = new URLSearchParams(location.search);
-const apiOverride = params.get("api"); // serve the page from one origin and call the API on another
+// Serve the page from one origin and call the API on another — a loopback one only: the page imports
+// the drop-in script from there, and /demo/?api=https://elsewhere must not run someone's script.
+const apiOverride = loopbackOrigin(params.get("api"));
+
+function loopbackOrigin(value) {
+  if (!value) return null;
+  try {
+    const url = new URL(value);
+    return ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname) ? url.origin : null;
+  } catch {
+    return null;
+  }
+}
 const methods = document.getElementById("methods");
 const status = document.getElementById("status");
 const payButton = document.getElementById("pay");

@@ -188,6 +188,20 @@ describe("demo checkout in Chromium", () => {
     }
   });
 
+  it("ignores an ?api= that is not a loopback origin (the page would import its script from there)", async () => {
+    const { page, errors, close } = await openPage();
+    try {
+      const hosts = new Set();
+      page.on("request", (req) => hosts.add(new URL(req.url()).hostname));
+      await page.goto(`${pageOrigin}/demo/?api=${encodeURIComponent("https://evil.example")}&customer=cus_alice`);
+      await waitForState(page, ["ranked", "untouched"], "cus_alice");
+      assert.equal(hosts.has("evil.example"), false);
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+
   it("gives up after the timeout and never touches the page (drop-in script on its own)", async () => {
     const { page, errors, close } = await openPage();
     try {
