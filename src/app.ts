@@ -71,9 +71,10 @@ export function createApp(): App {
   app.notFound((c) => {
     const allowed = methodsForPath(app, c.req.path);
     if (allowed.length > 0) {
+      const headers = { Allow: allowed.join(", ") };
       // Allow names OPTIONS (cors() answers preflights); a plain OPTIONS gets that list, not a 405 contradicting it.
-      if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allowed.join(", ") });
-      return renderError(c, new ApiError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, undefined, { Allow: allowed.join(", ") }));
+      if (c.req.method === "OPTIONS") return c.body(null, 204, headers);
+      return renderError(c, new ApiError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, undefined, headers));
     }
     return renderError(c, new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`));
   });

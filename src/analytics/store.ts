@@ -1,5 +1,6 @@
 import type { AnalyticsMessage, DecisionMessage, OffersShownMessage } from "../schemas/analytics";
 import type { FeedbackMessage } from "../schemas/feedback";
+import { purgedAtOrAfter } from "../storage/events";
 import { timeToPayBin } from "./stats";
 
 /**
@@ -14,13 +15,14 @@ export function decisionKey(decisionId: string): string {
 }
 
 /**
- * The customer_ref to store for a row of customer `ref` made at `time` (parameters): none when that customer was purged
- * at or after ?T. Such a message was still on the analytics queue at the purge (a delivery delay, a
- * retry); stored with its pseudonym it would outlive the erasure, which never comes back for it
- * (API.md §3), while the row itself still counts in the merchant's numbers (§6).
+ * The customer_ref to store for a row of customer `ref` made at `time` (both parameters): none when
+ * that customer was purged at or after `time`. Such a message was still on the analytics queue at
+ * the purge (a delivery delay, a retry); stored with its pseudonym it would outlive the erasure,
+ * which never comes back for it (API.md §3), while the row itself still counts in the merchant's
+ * numbers (§6).
  */
 const refUnlessPurged = (ref: string, time: string) =>
-  `CASE WHEN EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ${ref} AND status = 'purged' AND purged_at >= ${time}) THEN NULL ELSE ${ref} END`;
+  `CASE WHEN EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ${ref} AND ${purgedAtOrAfter(time)}) THEN NULL ELSE ${ref} END`;
 
 const INSERT_DECISION = `
 INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, fallback_reason,

@@ -146,7 +146,6 @@ export function openApiDocument(app: App, serverUrl: string): Json {
   return describeGateway(JSON.parse(JSON.stringify(doc)) as Json);
 }
 
-/** The OpenAPI 3.1 document, generated from the route schemas that validate requests, and its reference page. */
 /**
  * The reference page's script, pinned: Scalar's default is the CDN's latest release, i.e. code that
  * changes under us on the page where people paste secret keys and the admin token into "Try it".
@@ -154,6 +153,7 @@ export function openApiDocument(app: App, serverUrl: string): Json {
  */
 export const SCALAR_BUNDLE = "https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.0/esm.js";
 
+/** The OpenAPI 3.1 document, generated from the route schemas that validate requests, and its reference page. */
 export function registerOpenApiRoutes(app: App) {
   for (const [name, scheme] of Object.entries(securitySchemes)) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);

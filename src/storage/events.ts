@@ -35,13 +35,20 @@ export interface StoreOutcome {
  * queue then (a delivery delay, a retry after a D1 failure) would outlive the erasure. A skipped
  * row (duplicate or blocked) fires no trigger, so the aggregates count each stored event exactly once.
  */
+/**
+ * A customer_deletions row that says its customer was erased at or after `time` (an SQL expression):
+ * a row made before the purge but written after it (still queued at the purge) must not carry the
+ * customer (API.md §3). Shared with the analytics writes (src/analytics/store.ts).
+ */
+export const purgedAtOrAfter = (time: string) => `status = 'purged' AND purged_at >= ${time}`;
+
 const INSERT_EVENT = `
 INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type,
   location_country, decision_id, offer_id, amount_band, recency_ref, occurred_at, received_at)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
 WHERE NOT EXISTS (SELECT 1 FROM preferences WHERE merchant_id = ?1 AND customer_ref = ?3 AND personalization_enabled = 0)
   AND NOT EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ?3
-                  AND (status = 'pending' OR (status = 'purged' AND purged_at >= ?14)))
+                  AND (status = 'pending' OR (${purgedAtOrAfter("?14")})))
 ON CONFLICT (merchant_id, event_id) DO NOTHING
 RETURNING id`;
 

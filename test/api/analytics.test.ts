@@ -338,7 +338,7 @@ describe("closed hours the rollup job has not reached yet", () => {
   it("a just-closed hour and a late conversion count at once, from raw rows, and the same once rolled up", async () => {
     const shop = await createMerchant({ holdout_percent: 0 });
     await rollupCron(); // everything before is rolled up: what follows is dirty until the next run
-    const hour = floorHour(Date.now()) - 3 * HOUR; // closed, and on the same day as the rolled-up ones nearby, or not: both must hold
+    const hour = floorHour(Date.now()) - 3 * HOUR; // a closed hour, not rolled up yet
     const decisions = [];
     for (let i = 0; i < 3; i++) decisions.push(await makeDecision(shop.merchantId, { customer: `late${i}`, at: hour + i * 60_000, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] }));
     await deliverAnalytics(decisions.map((d) => d.message));
