@@ -3,7 +3,7 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { errorText, logLine } from "../log";
 import type { BucketLimits } from "../ratelimit/bucket";
-import type { RateLimitVerdict } from "../ratelimit/durableObject";
+import type { LimiterConfig, RateLimitVerdict } from "../ratelimit/durableObject";
 import { limitsFor } from "../ratelimit/tiers";
 import { logField } from "./logger";
 
@@ -19,10 +19,11 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (c.env.RATE_LIMIT_ENABLED === "false") return next();
     const merchant = c.get("merchant");
-    const limits = limitsFor(merchant);
-    const verdict = await consultLimiter(c, merchant.merchant_id, limits);
+    const verdict = await consultLimiter(c, merchant.merchant_id, { ...limitsFor(merchant), version: Date.parse(merchant.updated_at) });
     if (!verdict) return next();
 
+    // The limits the bucket applied: this isolate's copy of the config may be older than the object's.
+    const { limits } = verdict;
     const headers = rateLimitHeaders(limits, verdict);
     if (!verdict.allowed) {
       logField(c, "rate_limited", true);
@@ -48,14 +49,14 @@ export function rateLimitHeaders(limits: BucketLimits, verdict: RateLimitVerdict
 }
 
 /** The merchant's bucket verdict, or null (fail open, logged and counted) when the limiter fails. */
-async function consultLimiter(c: Context<AppEnv>, merchantId: string, limits: BucketLimits): Promise<RateLimitVerdict | null> {
+async function consultLimiter(c: Context<AppEnv>, merchantId: string, config: LimiterConfig): Promise<RateLimitVerdict | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const stub = c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(merchantId));
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`rate limiter did not answer within ${LIMITER_TIMEOUT_MS} ms`)), LIMITER_TIMEOUT_MS);
     });
-    return await Promise.race([stub.take(limits), timeout]);
+    return await Promise.race([stub.take(config), timeout]);
   } catch (err) {
     logField(c, "rate_limiter", "unavailable");
     logLine("error", "rate limiter unavailable; request allowed without limiting", {

@@ -16,6 +16,11 @@ export interface BucketState {
   updated_ms: number;
   /** The capacity `tokens` was computed against, so that a changed burst can rescale it. */
   capacity: number;
+  /**
+   * The hourly rate the bucket refills at since `updated_ms`, so that a changed rate applies only
+   * from the moment it is first seen. Absent in buckets stored before it was recorded.
+   */
+  requests_per_hour?: number;
 }
 
 export interface TakeResult {
@@ -37,18 +42,25 @@ const tokensPerMs = (limits: BucketLimits) => limits.requests_per_hour / MS_PER_
 
 /** A bucket seen for the first time: full. */
 export function fullBucket(limits: BucketLimits, now: number): BucketState {
-  return { tokens: limits.burst, updated_ms: now, capacity: limits.burst };
+  return { tokens: limits.burst, updated_ms: now, capacity: limits.burst, requests_per_hour: limits.requests_per_hour };
 }
 
 /**
- * The state at `now` under the current limits. A changed burst keeps the bucket's fill ratio
- * (an upgrade from a full 100 to 500 is full, not 100/500); a clock that went backwards adds nothing.
+ * The state at `now` under `limits`, which may differ from the limits the state was computed under
+ * (an admin changed the merchant's rate_limit or tier). The time since `updated_ms` is earned under
+ * the state's own limits: first the bucket is settled at its own rate, capped at its own capacity;
+ * then a changed burst keeps the fill ratio (an upgrade from a full 100 to 500 is full, not
+ * 100/500), capped at the new burst, and the bucket refills at the new rate from `now` on. A bucket
+ * stored without its rate (before it was recorded) is settled at the new rate. A clock that went
+ * backwards adds nothing.
  */
 export function refill(state: BucketState, limits: BucketLimits, now: number): BucketState {
-  const scaled = state.capacity > 0 && state.capacity !== limits.burst ? (state.tokens * limits.burst) / state.capacity : state.tokens;
+  const own: BucketLimits = { requests_per_hour: state.requests_per_hour ?? limits.requests_per_hour, burst: state.capacity };
   const elapsed = Math.max(0, now - state.updated_ms);
-  const tokens = Math.min(limits.burst, Math.max(0, scaled) + elapsed * tokensPerMs(limits));
-  return { tokens, updated_ms: Math.max(now, state.updated_ms), capacity: limits.burst };
+  const settled = Math.min(own.burst, Math.max(0, state.tokens) + elapsed * tokensPerMs(own));
+  const scaled = own.burst > 0 && own.burst !== limits.burst ? (settled * limits.burst) / own.burst : settled;
+  const tokens = Math.min(limits.burst, Math.max(0, scaled));
+  return { tokens, updated_ms: Math.max(now, state.updated_ms), capacity: limits.burst, requests_per_hour: limits.requests_per_hour };
 }
 
 /** Seconds (whole, rounded up) until the bucket holds `target` tokens. */

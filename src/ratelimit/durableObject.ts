@@ -5,7 +5,32 @@ import { take, type BucketLimits, type BucketState, type TakeResult } from "./bu
 /** The storage key of the one bucket a RateLimiter holds. */
 export const BUCKET_KEY = "bucket";
 
-export type RateLimitVerdict = Omit<TakeResult, "state">;
+/**
+ * How long a config older than the bucket's is ignored after the newer one was first seen. Merchant
+ * config reaches every isolate within 60 s (src/storage/merchants.ts), so until then an isolate may
+ * still send the old limits; past it, every caller sends what D1 holds, and that is adopted even if
+ * it is older (a restored row, clocks that disagreed between two quick PATCHes).
+ */
+export const STALE_CONFIG_MS = 60_000;
+
+/** The merchant's limits as the caller's copy of its config has them. */
+export interface LimiterConfig extends BucketLimits {
+  /** When that config was written (the merchant's `updated_at`, ms): orders configs seen from isolates with caches of different ages. */
+  version: number;
+}
+
+/** What is stored under BUCKET_KEY: the bucket and the config it runs under. */
+export interface StoredBucket extends BucketState {
+  /** The version of the config the bucket runs under; absent in buckets stored before it was recorded. */
+  config_version?: number;
+  /** When (this object's clock, ms) that config was first seen. */
+  config_seen_ms?: number;
+}
+
+export type RateLimitVerdict = Omit<TakeResult, "state"> & {
+  /** The limits the verdict was computed under (the caller's, unless its config was older than the bucket's). */
+  limits: BucketLimits;
+};
 
 /**
  * One per merchant (`idFromName(merchant_id)`): the merchant's exact token bucket.
@@ -16,11 +41,31 @@ export type RateLimitVerdict = Omit<TakeResult, "state">;
  * write is durable, so a restart never hands out a token twice.
  */
 export class RateLimiter extends DurableObject<Env> {
-  /** Takes one token under the caller's current limits (the merchant's config may have changed). */
-  take(limits: BucketLimits): RateLimitVerdict {
+  /**
+   * Takes one token under the caller's current limits. The config reaches the object only this way,
+   * with every request, from the calling isolate's cached copy of the merchant: the object is where
+   * a change is first seen, so the bucket is settled there at the limits it ran under before it
+   * continues at the new ones (bucket.ts `refill`). A config older than the bucket's, from an isolate
+   * whose copy is not yet refreshed, is not allowed to switch it back for STALE_CONFIG_MS.
+   */
+  take(config: LimiterConfig): RateLimitVerdict {
     const kv = this.ctx.storage.kv;
-    const { state, ...verdict } = take(kv.get<BucketState>(BUCKET_KEY) ?? null, limits, Date.now());
-    kv.put(BUCKET_KEY, state);
-    return verdict;
+    const now = Date.now();
+    const stored = kv.get<StoredBucket>(BUCKET_KEY) ?? null;
+    const current = stored ? currentConfig(stored) : null;
+    const stale = current !== null && config.version < current.version && now - current.seen_ms < STALE_CONFIG_MS;
+    const applied: LimiterConfig = stale ? current : config;
+    const limits: BucketLimits = { requests_per_hour: applied.requests_per_hour, burst: applied.burst };
+    const unchanged = current !== null && applied.version === current.version && limits.requests_per_hour === current.requests_per_hour && limits.burst === current.burst;
+    const { state, ...verdict } = take(stored, limits, now);
+    const next: StoredBucket = { ...state, config_version: applied.version, config_seen_ms: unchanged ? current.seen_ms : now };
+    kv.put(BUCKET_KEY, next);
+    return { ...verdict, limits };
   }
+}
+
+/** The config a stored bucket runs under, or null for a bucket stored before it was recorded. */
+function currentConfig(stored: StoredBucket): (LimiterConfig & { seen_ms: number }) | null {
+  if (stored.requests_per_hour === undefined || stored.config_version === undefined) return null;
+  return { requests_per_hour: stored.requests_per_hour, burst: stored.capacity, version: stored.config_version, seen_ms: stored.config_seen_ms ?? 0 };
 }

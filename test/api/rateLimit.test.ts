@@ -1,8 +1,8 @@
 import { createExecutionContext, env, evictAllDurableObjects, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
-import type { BucketState } from "../../src/ratelimit/bucket";
-import { BUCKET_KEY } from "../../src/ratelimit/durableObject";
+import { BUCKET_KEY, STALE_CONFIG_MS, type StoredBucket } from "../../src/ratelimit/durableObject";
+import { clearMemo } from "../../src/storage/cachedRead";
 import { admin, api, BASE, createMerchant, expectError } from "../helpers/fixtures";
 
 const METHODS = "/v1/payment-methods";
@@ -45,10 +45,23 @@ async function spend(key: string, n: number): Promise<Response[]> {
 /** Moves the bucket's last-update time back, as if `seconds` had passed (the DO reads Date.now()). */
 async function ageBucket(merchantId: string, seconds: number): Promise<void> {
   await runInDurableObject(limiterOf(merchantId), (_instance, state) => {
-    const bucket = state.storage.kv.get<BucketState>(BUCKET_KEY);
+    const bucket = state.storage.kv.get<StoredBucket>(BUCKET_KEY);
     if (!bucket) throw new Error("no bucket stored");
     state.storage.kv.put(BUCKET_KEY, { ...bucket, updated_ms: bucket.updated_ms - seconds * 1000 });
   });
+}
+
+/** Moves back the time the bucket first saw its current config, as if `seconds` had passed since. */
+async function ageConfig(merchantId: string, seconds: number): Promise<void> {
+  await runInDurableObject(limiterOf(merchantId), (_instance, state) => {
+    const bucket = state.storage.kv.get<StoredBucket>(BUCKET_KEY);
+    if (!bucket?.config_seen_ms) throw new Error("no config recorded in the bucket");
+    state.storage.kv.put(BUCKET_KEY, { ...bucket, config_seen_ms: bucket.config_seen_ms - seconds * 1000 });
+  });
+}
+
+function patchMerchant(merchantId: string, patch: Record<string, unknown>): Promise<Response> {
+  return admin(`/v1/admin/merchants/${merchantId}`, { method: "PATCH", body: JSON.stringify(patch) });
 }
 
 afterEach(() => {
@@ -208,6 +221,63 @@ describe("isolation, tiers and overrides", () => {
     const [third] = await spend(m.secretKey, 1);
     expect(third!.headers.get("RateLimit-Limit")).toBe("1000");
     expect(third!.headers.get("RateLimit-Remaining")).toBe("84");
+  });
+});
+
+describe("changed limits", () => {
+  it("a raised rate applies from the moment the bucket first sees it: the time before earns at the old rate", async () => {
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 20 } }); // one token per 100 s
+    await spend(m.secretKey, 20);
+    await ageBucket(m.merchantId, 100); // one token earned at the old rate
+    expect((await patchMerchant(m.merchantId, { rate_limit: { requests_per_hour: 360, burst: 20 } })).status).toBe(200);
+
+    // Credited at the new rate (one per 10 s) those 100 s would be 10 tokens.
+    const [res] = await spend(m.secretKey, 1);
+    expect(res!.status).toBe(200);
+    expectHeaders(res!, "360", "0", 10);
+    await expectError(await api(m.secretKey, METHODS), 429, "RATE_LIMITED");
+    // From then on it refills at the new rate.
+    await ageBucket(m.merchantId, 30);
+    expect((await spend(m.secretKey, 4)).map((r) => r.status)).toEqual([200, 200, 200, 429]);
+  });
+
+  it("a lowered rate does not take back what was earned before it was seen", async () => {
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 360, burst: 20 } }); // one token per 10 s
+    await spend(m.secretKey, 20);
+    await ageBucket(m.merchantId, 100); // ten tokens earned at the old rate
+    expect((await patchMerchant(m.merchantId, { rate_limit: { requests_per_hour: 36, burst: 20 } })).status).toBe(200);
+
+    // Credited at the new rate (one per 100 s) those 100 s would be a single token.
+    const [res] = await spend(m.secretKey, 1);
+    expect(res!.status).toBe(200);
+    expect(headersOf(res!)).toMatchObject({ limit: "36", remaining: "9" });
+  });
+
+  it("an isolate whose copy of the config is older does not switch the bucket back (for up to 60 s)", async () => {
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 20 } });
+    await spend(m.secretKey, 1);
+    const before = await (await admin(`/v1/admin/merchants/${m.merchantId}`)).json<{ updated_at: string }>();
+    await new Promise((resolve) => setTimeout(resolve, 5)); // a later updated_at
+    expect((await patchMerchant(m.merchantId, { rate_limit: { requests_per_hour: 360, burst: 10 } })).status).toBe(200);
+    const [fresh] = await spend(m.secretKey, 1); // 19/20 becomes 9.5/10, one request leaves 8.5
+    expect(headersOf(fresh!)).toMatchObject({ limit: "360", remaining: "8" });
+
+    // An isolate that still holds the merchant as it was before the PATCH (its cached copy in KV).
+    const staleCopy = () => env.CACHE.put(`merchant:${m.merchantId}`, JSON.stringify({ v: before, at: Date.now() }));
+    await staleCopy();
+    clearMemo();
+    const [stale] = await spend(m.secretKey, 1);
+    expect(headersOf(stale!)).toMatchObject({ limit: "360", remaining: "7" });
+
+    // Past the bound on config staleness, whatever the callers send is what D1 holds (a restored
+    // row may be older): it is adopted.
+    await ageConfig(m.merchantId, STALE_CONFIG_MS / 1000 + 1);
+    await staleCopy();
+    clearMemo();
+    const [adopted] = await spend(m.secretKey, 1); // 7.5/10 becomes 15/20, one request leaves 14
+    expect(headersOf(adopted!)).toMatchObject({ limit: "36", remaining: "14" });
+    clearMemo();
+    await env.CACHE.delete(`merchant:${m.merchantId}`);
   });
 });
 

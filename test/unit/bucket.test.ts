@@ -84,9 +84,29 @@ describe("refill with changed limits", () => {
     expect(refill(empty, TIER_LIMITS.growth, T0).tokens).toBe(0);
   });
 
-  it("uses the new hourly rate for the time since the last request", () => {
-    const empty: BucketState = { tokens: 0, updated_ms: T0, capacity: 19 };
-    expect(refill(empty, { requests_per_hour: 7200, burst: 19 }, T0 + 1_000).tokens).toBe(2);
+  it("credits the time since the last request at the old rate, then continues at the new one", () => {
+    const empty = drain(perSecond, 19)!; // one token per second
+    const faster: BucketLimits = { requests_per_hour: 7200, burst: 19 };
+    const changed = refill(empty, faster, T0 + 5_000);
+    expect(changed.tokens).toBeCloseTo(5, 9); // 5 s at the old rate, not 10 at the new one
+    expect(changed).toMatchObject({ capacity: 19, requests_per_hour: 7200 });
+    expect(refill(changed, faster, T0 + 6_000).tokens).toBeCloseTo(7, 9); // then two per second
+    const slower = refill(empty, { requests_per_hour: 360, burst: 19 }, T0 + 5_000);
+    expect(slower.tokens).toBeCloseTo(5, 9); // a downgrade does not take back what was earned
+  });
+
+  it("settles at the old capacity before rescaling to the new one, capped at the new burst", () => {
+    const nearlyFull: BucketState = { tokens: 15, updated_ms: T0, capacity: 20, requests_per_hour: 3600 };
+    // 10 s at one per second fills the old bucket (20/20, not 25/20), which rescales to a full 10.
+    expect(refill(nearlyFull, { requests_per_hour: 36, burst: 10 }, T0 + 10_000).tokens).toBe(10);
+    // 2 s: 17/20 rescales to 8.5/10; a larger bucket keeps the ratio too (17/20 → 85/100).
+    expect(refill(nearlyFull, { requests_per_hour: 36, burst: 10 }, T0 + 2_000).tokens).toBeCloseTo(8.5, 9);
+    expect(refill(nearlyFull, { requests_per_hour: 360_000, burst: 100 }, T0 + 2_000).tokens).toBeCloseTo(85, 9);
+  });
+
+  it("a bucket stored without its rate (before it was recorded) is settled at the new rate", () => {
+    const legacy: BucketState = { tokens: 0, updated_ms: T0, capacity: 19 };
+    expect(refill(legacy, { requests_per_hour: 7200, burst: 19 }, T0 + 1_000).tokens).toBe(2);
   });
 });
 
