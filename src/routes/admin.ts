@@ -4,7 +4,7 @@ import { ApiError } from "../errors";
 import { logField } from "../middleware/logger";
 import { ADMIN_ERRORS, errorResponses, jsonResponse, MerchantId, NoQuery } from "../schemas/common";
 import { adminSecurity } from "../schemas/security";
-import { checkOffersUseEnabledMethods, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
+import { checkOffersUseEnabledMethods, checkStoredRateLimit, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
 import { insertMerchant, loadMerchant, type Merchant, saveMerchant } from "../storage/merchants";
 import { noBody, zodDetails } from "../validation";
@@ -85,8 +85,14 @@ export function registerAdminRoutes(app: App) {
       features: { ...current.features, ...Object.fromEntries(Object.entries(patch.features ?? {}).filter(([, v]) => v !== undefined)) },
       updated_at: new Date().toISOString(),
     } as Merchant;
-    // The merged result must still be consistent: offers may only use enabled methods.
-    const check = z.object({}).superRefine((_, ctx) => checkOffersUseEnabledMethods(next, ctx)).safeParse({});
+    // The merged result must still be consistent: offers may only use enabled methods, and a kept rate_limit must be valid.
+    const check = z
+      .object({})
+      .superRefine((_, ctx) => {
+        checkOffersUseEnabledMethods(next, ctx);
+        if (patch.rate_limit === undefined) checkStoredRateLimit(next, ctx);
+      })
+      .safeParse({});
     if (!check.success) throw validationError(zodDetails(check.error));
     if (!(await saveMerchant(c.env, next))) logField(c, "cache_error", "cached merchant not dropped; the change takes effect within 60 s");
     return c.json(next, 200);

@@ -33,10 +33,37 @@ export function canonicalOrigin(origin: string): string | null {
   }
 }
 
-export const RateLimitOverride = z.strictObject({
-  requests_per_hour: z.number().int().min(1).max(10_000_000),
-  burst: z.number().int().min(1).max(1_000_000),
-});
+/**
+ * Why a rate_limit's burst is refused, or null when it is consistent: a bucket larger than an hour's
+ * tokens would admit more than the hourly limit (RateLimit-Limit) in one go.
+ */
+export function burstProblem(r: { requests_per_hour: number; burst: number }): string | null {
+  if (r.burst <= r.requests_per_hour) return null;
+  return `must be at most requests_per_hour (${r.requests_per_hour}): a burst of ${r.burst} would let more than the hourly limit through at once`;
+}
+
+export const RateLimitOverride = z
+  .strictObject({
+    requests_per_hour: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000_000)
+      .openapi({ description: "Tokens added to the bucket per hour, evenly spread: the sustained limit (RateLimit-Limit). An integer from 1 to 10,000,000." }),
+    burst: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .openapi({ description: "Capacity of the bucket: requests allowed at once. An integer from 1 to 1,000,000 and at most requests_per_hour." }),
+  })
+  .refine((r) => burstProblem(r) === null, {
+    path: ["burst"],
+    error: (issue) => burstProblem(issue.input as { requests_per_hour: number; burst: number }) ?? "must be at most requests_per_hour",
+    // Only once both fields are valid: a burst compared with an out-of-range requests_per_hour would be noise.
+    when: (payload) => payload.issues.length === 0,
+  })
+  .openapi({ description: "An explicit token bucket that overrides the tier's limits (burst ≤ requests_per_hour); null uses the tier's." });
 
 export const Features = z.strictObject({
   targeted_offers: z.boolean().default(false),
@@ -142,6 +169,17 @@ export const MerchantView = z
     updated_at: Timestamp,
   })
   .openapi("Merchant", { example: MERCHANT_STORED });
+
+/**
+ * A PATCH that leaves rate_limit out keeps the stored one, which the schema has not seen: one stored
+ * before burst ≤ requests_per_hour was enforced must be replaced (or set to null) in the same PATCH.
+ */
+export function checkStoredRateLimit(m: { rate_limit: { requests_per_hour: number; burst: number } | null }, ctx: z.RefinementCtx) {
+  const problem = m.rate_limit && burstProblem(m.rate_limit);
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: `the merchant's stored rate_limit is invalid: ${problem}; send a valid rate_limit (or null for the tier's limits) with this change`, path: ["rate_limit", "burst"] });
+  }
+}
 
 export function checkOffersUseEnabledMethods(m: { methods?: string[] | undefined; offers?: Offer[] | undefined }, ctx: z.RefinementCtx) {
   if (!m.methods || !m.offers) return;

@@ -80,6 +80,14 @@ describe("merchants", () => {
     ["holdout over 50", { holdout_percent: 51 }, "holdout_percent"],
     ["origin with a path", { allowed_origins: ["https://shop.example/checkout"] }, "allowed_origins.0"],
     ["rate_limit missing burst", { rate_limit: { requests_per_hour: 10 } }, "rate_limit.burst"],
+    ["rate_limit burst over requests_per_hour", { rate_limit: { requests_per_hour: 100, burst: 101 } }, "rate_limit.burst"],
+    ["rate_limit requests_per_hour zero", { rate_limit: { requests_per_hour: 0, burst: 1 } }, "rate_limit.requests_per_hour"],
+    ["rate_limit requests_per_hour over 10,000,000", { rate_limit: { requests_per_hour: 10_000_001, burst: 1 } }, "rate_limit.requests_per_hour"],
+    ["rate_limit requests_per_hour fractional", { rate_limit: { requests_per_hour: 100.5, burst: 1 } }, "rate_limit.requests_per_hour"],
+    ["rate_limit requests_per_hour a string", { rate_limit: { requests_per_hour: "100", burst: 1 } }, "rate_limit.requests_per_hour"],
+    ["rate_limit burst zero", { rate_limit: { requests_per_hour: 100, burst: 0 } }, "rate_limit.burst"],
+    ["rate_limit burst negative", { rate_limit: { requests_per_hour: 100, burst: -5 } }, "rate_limit.burst"],
+    ["rate_limit burst over 1,000,000", { rate_limit: { requests_per_hour: 10_000_000, burst: 1_000_001 } }, "rate_limit.burst"],
     ["unknown field", { colour: "blue" }, "colour"],
     ["name too long", { name: "n".repeat(201) }, "name"],
     ["offer on a method not enabled", { offers: [{ offer_id: "o1", method_id: "klarna", title: "t", discount_type: "percent", discount_value: 5 }] }, "offers.0.method_id"],
@@ -95,6 +103,47 @@ describe("merchants", () => {
     const { tier: _tier, ...rest } = validMerchant();
     const body = await expectError(await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(rest) }), 400, "VALIDATION_ERROR");
     expect(body.error.details).toContainEqual({ path: "tier", message: "Required" });
+  });
+
+  it("a rate_limit's burst may equal but not exceed requests_per_hour (POST and PATCH)", async () => {
+    const body = await expectError(await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(validMerchant({ rate_limit: { requests_per_hour: 100, burst: 101 } })) }), 400, "VALIDATION_ERROR");
+    const message = "must be at most requests_per_hour (100): a burst of 101 would let more than the hourly limit through at once";
+    expect(body.error.details).toEqual([{ path: "rate_limit.burst", message }]);
+    expect(body.error.message).toBe(`rate_limit.burst: ${message}`);
+    // An invalid requests_per_hour is reported alone, not compared with the burst.
+    const outOfRange = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(validMerchant({ rate_limit: { requests_per_hour: 0, burst: 5 } })) });
+    expect((await expectError(outOfRange, 400, "VALIDATION_ERROR")).error.details?.map((d) => d.path)).toEqual(["rate_limit.requests_per_hour"]);
+
+    const created = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(validMerchant({ rate_limit: { requests_per_hour: 100, burst: 100 } })) });
+    expect(created.status).toBe(201);
+    const { merchant_id } = await created.json<{ merchant_id: string }>();
+    const patch = (p: unknown) => admin(`/v1/admin/merchants/${merchant_id}`, { method: "PATCH", body: JSON.stringify(p) });
+    const refused = await expectError(await patch({ rate_limit: { requests_per_hour: 50, burst: 100 } }), 400, "VALIDATION_ERROR");
+    expect(refused.error.details).toEqual([{ path: "rate_limit.burst", message: "must be at most requests_per_hour (50): a burst of 100 would let more than the hourly limit through at once" }]);
+    expect((await (await admin(`/v1/admin/merchants/${merchant_id}`)).json<{ rate_limit: unknown }>()).rate_limit).toEqual({ requests_per_hour: 100, burst: 100 });
+  });
+
+  it("PATCH of the tier alone keeps a valid override in force; a stored invalid one must be replaced in the same PATCH", async () => {
+    const m = await createMerchant({ tier: "starter", rate_limit: { requests_per_hour: 36, burst: 20 } });
+    const tierOnly = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ tier: "scale" }) });
+    expect(tierOnly.status).toBe(200);
+    expect(await tierOnly.json()).toMatchObject({ tier: "scale", rate_limit: { requests_per_hour: 36, burst: 20 } });
+    const res = await api(m.secretKey, "/v1/payment-methods");
+    await res.body?.cancel();
+    expect(res.headers.get("RateLimit-Limit")).toBe("36");
+
+    // A merchant saved before the rule held (burst over requests_per_hour, written straight to D1).
+    await env.DB.prepare("UPDATE merchants SET config = json_set(config, '$.rate_limit', json('{\"requests_per_hour\":10,\"burst\":50}')) WHERE id = ?").bind(m.merchantId).run();
+    const kept = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ tier: "growth" }) });
+    expect((await expectError(kept, 400, "VALIDATION_ERROR")).error.details).toEqual([
+      {
+        path: "rate_limit.burst",
+        message: "the merchant's stored rate_limit is invalid: must be at most requests_per_hour (10): a burst of 50 would let more than the hourly limit through at once; send a valid rate_limit (or null for the tier's limits) with this change",
+      },
+    ]);
+    const replaced = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ tier: "growth", rate_limit: null }) });
+    expect(replaced.status).toBe(200);
+    expect(await replaced.json()).toMatchObject({ tier: "growth", rate_limit: null });
   });
 
   it("PATCH updates fields, merges features and takes effect for merchant routes", async () => {

@@ -517,8 +517,11 @@ export interface components {
             tier: "starter" | "growth" | "scale";
             methods: string[];
             allowed_origins: string[];
+            /** @description An explicit token bucket that overrides the tier's limits (burst ≤ requests_per_hour); null uses the tier's. */
             rate_limit: {
+                /** @description Tokens added to the bucket per hour, evenly spread: the sustained limit (RateLimit-Limit). An integer from 1 to 10,000,000. */
                 requests_per_hour: number;
+                /** @description Capacity of the bucket: requests allowed at once. An integer from 1 to 1,000,000 and at most requests_per_hour. */
                 burst: number;
             } | null;
             holdout_percent: number;
@@ -628,8 +631,11 @@ export interface components {
             methods: string[];
             /** @default [] */
             allowed_origins: string[];
+            /** @description An explicit token bucket that overrides the tier's limits (burst ≤ requests_per_hour); null uses the tier's. */
             rate_limit?: {
+                /** @description Tokens added to the bucket per hour, evenly spread: the sustained limit (RateLimit-Limit). An integer from 1 to 10,000,000. */
                 requests_per_hour: number;
+                /** @description Capacity of the bucket: requests allowed at once. An integer from 1 to 1,000,000 and at most requests_per_hour. */
                 burst: number;
             } | null;
             /** @default 0 */
@@ -670,8 +676,11 @@ export interface components {
             tier?: "starter" | "growth" | "scale";
             methods?: string[];
             allowed_origins?: string[];
+            /** @description An explicit token bucket that overrides the tier's limits (burst ≤ requests_per_hour); null uses the tier's. */
             rate_limit?: {
+                /** @description Tokens added to the bucket per hour, evenly spread: the sustained limit (RateLimit-Limit). An integer from 1 to 10,000,000. */
                 requests_per_hour: number;
+                /** @description Capacity of the bucket: requests allowed at once. An integer from 1 to 1,000,000 and at most requests_per_hour. */
                 burst: number;
             } | null;
             holdout_percent?: number;
