@@ -110,6 +110,7 @@ function methodsForPath(app: App, path: string): string[] {
     .filter((r) => r.method !== "ALL")
     .map((r) => ({ method: r.method, re: new RegExp("^" + r.path.replace(/:[A-Za-z_]+/g, "[^/]+") + "$") }));
   const methods = new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method));
+  if (methods.has("GET")) methods.add("HEAD"); // answered by the GET route, without the body
   if (methods.size > 0) methods.add("OPTIONS");
   return [...methods];
 }

@@ -11,6 +11,12 @@ const MERCHANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 /** The only routes a publishable (browser) key opens (API.md §1). */
 export const PUBLISHABLE_ROUTES = new Set(["GET /v1/personalize/methods", "GET /v1/personalize/offers"]);
 
+/**
+ * The method a request is routed and authorized as: Hono answers HEAD with the GET handler (its
+ * headers, no body), so a HEAD may do exactly what the same GET may, no more and no less.
+ */
+export const routedMethod = (method: string): string => (method === "HEAD" ? "GET" : method);
+
 function presentedKey(c: Context<AppEnv>): string | undefined {
   const header = c.req.header("X-API-Key");
   if (header) return header.trim();
@@ -61,7 +67,7 @@ export function merchantAuthorization(): MiddlewareHandler<AppEnv> {
     const record = c.get("apiKey");
     const merchant = c.get("merchant");
     if (record.type === "publishable") {
-      if (!PUBLISHABLE_ROUTES.has(`${c.req.method} ${c.req.path}`)) {
+      if (!PUBLISHABLE_ROUTES.has(`${routedMethod(c.req.method)} ${c.req.path}`)) {
         throw new ApiError("KEY_NOT_ALLOWED", "A publishable key opens only GET /v1/personalize/methods and /offers; use a secret key");
       }
       const origin = c.req.header("Origin");

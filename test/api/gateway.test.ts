@@ -3,7 +3,7 @@ import { createApp } from "../../src/app";
 import { beforeAll, describe, expect, it } from "vitest";
 import { clearMemo } from "../../src/storage/cachedRead";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
-import { admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { ADMIN_TOKEN, admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
 let m: TestMerchant;
 beforeAll(async () => {
@@ -47,8 +47,8 @@ describe("errors", () => {
 
   it("answers a plain OPTIONS (no preflight) on a known path with 204 and the Allow list a 405 names", async () => {
     const answers: [Response, string[]][] = [
-      [await SELF.fetch(`${BASE}/health`, { method: "OPTIONS" }), ["GET", "OPTIONS"]],
-      [await api(m.secretKey, "/v1/personalize/preferences", { method: "OPTIONS" }), ["GET", "OPTIONS", "PUT"]],
+      [await SELF.fetch(`${BASE}/health`, { method: "OPTIONS" }), ["GET", "HEAD", "OPTIONS"]],
+      [await api(m.secretKey, "/v1/personalize/preferences", { method: "OPTIONS" }), ["GET", "HEAD", "OPTIONS", "PUT"]],
     ];
     for (const [res, allow] of answers) {
       expect(res.status).toBe(204);
@@ -133,6 +133,57 @@ describe("errors", () => {
     const res = await api(m.secretKey, "/v1/payment-methods");
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toMatch(/^application\/json; ?charset=utf-8$/i);
+  });
+});
+
+describe("HEAD", () => {
+  // HEAD answers go through SELF.fetch, not the sampling fixtures: the OpenAPI check reads every
+  // sample's body, and a HEAD answer has none by definition.
+  const head = (path: string, headers: Record<string, string> = {}) => SELF.fetch(`${BASE}${path}`, { method: "HEAD", headers });
+  const sameAsGet = async (path: string, headers: Record<string, string>, status: number) => {
+    const got = await SELF.fetch(`${BASE}${path}`, { headers });
+    const res = await head(path, headers);
+    expect(`${path} ${res.status}`).toBe(`${path} ${got.status}`);
+    expect(res.status).toBe(status);
+    expect(await res.text()).toBe("");
+    expect(res.headers.get("X-Request-Id")).toBeTruthy();
+    expect(res.headers.get("Content-Type")).toBe(got.headers.get("Content-Type"));
+    expect(res.headers.get("Cache-Control")).toBe(got.headers.get("Cache-Control"));
+    expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    return res;
+  };
+
+  it("a publishable key may HEAD /methods and /offers as it may GET them: 200 with GET's headers and no body", async () => {
+    for (const path of ["/v1/personalize/methods", "/v1/personalize/offers"]) {
+      const res = await sameAsGet(path, { "X-API-Key": m.publishableKey }, 200);
+      expect(res.headers.get("RateLimit-Limit")).toBeTruthy();
+    }
+  });
+
+  it("a HEAD opens nothing its GET would not: the publishable key's 403s hold", async () => {
+    await sameAsGet("/v1/payment-methods", { "X-API-Key": m.publishableKey }, 403);
+    await sameAsGet("/v1/personalize/methods?customer_id=c1", { "X-API-Key": m.publishableKey }, 403); // a customer only through a session
+    await sameAsGet("/v1/personalize/methods", { "X-API-Key": m.publishableKey, Origin: "https://elsewhere.example" }, 403); // ORIGIN_NOT_ALLOWED
+    await sameAsGet("/v1/personalize/methods", {}, 401);
+  });
+
+  it("answers like GET with a secret key, the admin token and on the keyless routes", async () => {
+    await sameAsGet("/v1/payment-methods", { "X-API-Key": m.secretKey }, 200);
+    await sameAsGet("/v1/personalize/methods?customer_id=c1", { "X-API-Key": m.secretKey }, 200);
+    await sameAsGet(`/v1/admin/merchants/${m.merchantId}`, { Authorization: `Bearer ${ADMIN_TOKEN}` }, 200);
+    await sameAsGet(`/v1/admin/merchants/${m.merchantId}`, { Authorization: "Bearer wrong" }, 401);
+    await sameAsGet("/health", {}, 200);
+    await sameAsGet("/v1/openapi.json", {}, 200);
+    await sameAsGet("/docs", {}, 200);
+  });
+
+  it("Allow names HEAD wherever GET is taken, and a HEAD where there is no GET is a 405", async () => {
+    const res = await api(m.secretKey, "/v1/payment-methods", { method: "DELETE" });
+    await expectError(res, 405, "METHOD_NOT_ALLOWED");
+    expect(res.headers.get("Allow")?.split(", ").sort()).toEqual(["GET", "HEAD", "OPTIONS"]);
+    const post = await head("/v1/personalize/feedback", { "X-API-Key": m.secretKey });
+    expect(post.status).toBe(405);
+    expect(post.headers.get("Allow")?.split(", ").sort()).toEqual(["OPTIONS", "POST"]);
   });
 });
 
