@@ -125,7 +125,9 @@ export function registerMethodsRoutes(app: App): void {
       context: { device_type: context.device_type, country: context.country, currency: context.currency },
       cache: answer.cache,
     };
-    recordDecision(c.env, c.executionCtx, decision);
+    // A HEAD answer has no body: nobody sees that order or its decision_id (which no feedback can
+    // then name), so it is no decision; counted, it would only dilute the conversion rates.
+    if (c.req.method !== "HEAD") recordDecision(c.env, c.executionCtx, decision);
 
     return c.json(
       {

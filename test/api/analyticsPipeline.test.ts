@@ -1,4 +1,4 @@
-import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { analyticsQueueFailures, recordDecision, recordOffersShown } from "../../src/analytics/record";
 import { applyAnalyticsRetention } from "../../src/analytics/retention";
@@ -12,7 +12,7 @@ import { ROLLUP_MIN_BUDGET, runAnalyticsRollups } from "../../src/jobs/rollups";
 import { QUERY_SHARES } from "../../src/jobs/scheduled";
 import type { SummaryResponse } from "../../src/schemas/analytics";
 import { ANALYTICS_QUEUE, deliverAnalytics, getJson, makeDecision, offersShown, postFeedback, rollupCron, storeFeedback } from "../helpers/analytics";
-import { createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { BASE, createMerchant, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
 
 const HOUR = 3_600_000;
@@ -55,6 +55,21 @@ describe("recording off the hot path", () => {
     await deliverAnalytics([body]);
     const row = await env.DB.prepare("SELECT * FROM analytics_decisions WHERE merchant_id = ? AND decision_key = ?").bind(shop.merchantId, decisionKey(id)).first();
     expect(row).toMatchObject({ customer_ref: ref, arm: "treatment", personalized: 1, fallback_reason: null, ranked: '["visa","paypal"]', device_type: "mobile", country: "NL", currency: "EUR", cache: "hit" });
+  });
+
+  it("a HEAD of /methods or /offers records no decision and no impression: nobody saw that answer", async () => {
+    const offerShop = await createMerchant({ features: { targeted_offers: true, cross_merchant: false }, offers: [{ offer_id: "visa_head", method_id: "visa", title: "5 off", discount_type: "fixed", discount_value: 500 }] });
+    const send = vi.spyOn(env.ANALYTICS_QUEUE, "send").mockResolvedValue(undefined as never);
+    for (const [path, key] of [["/v1/personalize/methods?customer_id=c_head", offerShop.secretKey], ["/v1/personalize/offers?customer_id=c_head", offerShop.secretKey], ["/v1/personalize/methods", offerShop.publishableKey], ["/v1/personalize/offers", offerShop.publishableKey]] as const) {
+      const res = await SELF.fetch(`${BASE}${path}`, { method: "HEAD", headers: { "X-API-Key": key } });
+      expect(`${path} ${res.status}`).toBe(`${path} 200`);
+    }
+    expect(send).not.toHaveBeenCalled();
+    // The same GETs do record (one decision each, one impression each: the offer applies).
+    for (const [path, key] of [["/v1/personalize/methods?customer_id=c_head", offerShop.secretKey], ["/v1/personalize/offers", offerShop.publishableKey]] as const) {
+      expect((await SELF.fetch(`${BASE}${path}`, { headers: { "X-API-Key": key } })).status).toBe(200);
+    }
+    expect(send.mock.calls.map((call) => (call[0] as { kind: string }).kind).sort()).toEqual(["decision", "offers_shown"]);
   });
 
   it("recordOffersShown records one impression per offer, none for an empty answer", async () => {
