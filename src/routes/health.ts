@@ -2,9 +2,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../env";
 import { ApiError } from "../errors";
 import { errorText, logLine } from "../log";
-import { errorResponses } from "../schemas/common";
+import { errorResponses, KeylessQuery } from "../schemas/common";
 
-const HealthQuery = z.strictObject({ deep: z.enum(["0", "1", "true", "false"]).optional() });
+const HealthQuery = KeylessQuery.extend({ deep: z.enum(["0", "1", "true", "false"]).optional() });
 const Health = z
   .object({
     status: z.enum(["ok"]),

@@ -4,7 +4,7 @@ import type { App, AppEnv } from "../env";
 import { ERROR_CODES, type ErrorCode, errorBody } from "../errors";
 import { MAX_BODY_BYTES } from "../middleware/bodyLimits";
 import { PUBLISHABLE_ROUTES } from "../middleware/auth";
-import { errorResponses, NoQuery } from "../schemas/common";
+import { errorResponses, KeylessQuery } from "../schemas/common";
 import { securitySchemes } from "../schemas/security";
 import { setBounded } from "../storage/boundedMemo";
 
@@ -18,14 +18,14 @@ const OpenApiDocument = z
 const documentRoute = createRoute({
   method: "get", path: OPENAPI_PATH, tags: ["Self-description"], operationId: "getOpenApiDocument", security: [],
   summary: "This OpenAPI 3.1 document, generated from the zod schemas that validate requests (no key)",
-  request: { query: NoQuery },
+  request: { query: KeylessQuery },
   responses: { 200: { description: "The document", content: { "application/json": { schema: OpenApiDocument } } }, ...errorResponses(400) },
 });
 
 const docsRoute = createRoute({
   method: "get", path: DOCS_PATH, tags: ["Self-description"], operationId: "getApiReference", security: [],
   summary: "Interactive API reference page rendered from this document (no key)",
-  request: { query: NoQuery },
+  request: { query: KeylessQuery },
   responses: { 200: { description: "The reference page", content: { "text/html": { schema: z.string() } } }, ...errorResponses(400) },
 });
 

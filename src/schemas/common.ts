@@ -80,8 +80,18 @@ export type Tier = z.infer<typeof Tier>;
 /** Accepted on every merchant route: the key may come in the query (compatibility). */
 export const ApiKeyQuery = z.string().max(256).optional().openapi({ description: "API key (headers preferred)" });
 
-/** The query of a route that takes no parameters (admin, self-description): any one is a typo, rejected with 400. */
+/** The query of a route that takes no parameters (admin): any one is a typo, rejected with 400. */
 export const NoQuery = z.strictObject({});
+
+/**
+ * The query of a keyless route (`/health`, `/v1/openapi.json`, `/docs`): `api_key` is accepted and
+ * ignored, since API.md §1 lets a client pass its key that way and a client or monitoring probe that
+ * appends it to every URL must not see its health check fail; any other parameter is still a 400.
+ * (Admin routes keep rejecting it: they take the admin token, and a merchant key there is a mistake.)
+ */
+export const KeylessQuery = z.strictObject({
+  api_key: z.string().max(256).optional().openapi({ description: "Ignored: this route takes no key (accepted so that a client adding api_key to every URL is not refused)" }),
+});
 
 /** The query of a merchant route that takes only what every merchant route accepts (its body names the rest). */
 export const MerchantQuery = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });

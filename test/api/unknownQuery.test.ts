@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { createMerchant, type ErrorJson, recordedFetch, type TestMerchant } from "../helpers/fixtures";
-import { API_MD_ROUTES } from "../helpers/contract";
+import { API_MD_ROUTES, contractOf } from "../helpers/contract";
+import { ADMIN_TOKEN, createMerchant, type ErrorJson, recordedFetch, type TestMerchant } from "../helpers/fixtures";
 import { concretePath, credentials, documentedOperations, type Operation } from "../helpers/operations";
 
 /**
@@ -59,5 +59,38 @@ describe("unknown query parameters are rejected on every documented operation", 
       }
     }
     expect(problems).toEqual([]);
+  });
+});
+
+describe("api_key on the keyless routes", () => {
+  // API.md §1 lets a client pass its key as ?api_key= on merchant routes; a client or monitoring probe
+  // that appends it to every URL must not see /health (or the self-description) fail over it.
+  const keyless = () => contractOf().operations.filter((op) => JSON.stringify(op.security) === "[]").map((op) => `${op.method} ${op.path}`).sort();
+
+  it("the keyless operations are /health, /v1/openapi.json and /docs", () => {
+    expect(keyless()).toEqual(["GET /docs", "GET /health", "GET /v1/openapi.json"]);
+  });
+
+  it("accept and ignore api_key, whatever it holds, and still reject any other unknown parameter", async () => {
+    for (const value of [merchant.secretKey, merchant.publishableKey, "tp2_sk_revoked_or_made_up", "not-a-key"]) {
+      const q = `api_key=${encodeURIComponent(value)}`;
+      const health = await recordedFetch(`/health?${q}`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: "ok" });
+      const deep = await recordedFetch(`/health?${q}&deep=1`);
+      expect(((await deep.json()) as { checks?: unknown }).checks).toBeDefined();
+      for (const path of ["/v1/openapi.json", "/docs"]) expect(`${path} ${(await recordedFetch(`${path}?${q}`)).status}`).toBe(`${path} 200`);
+    }
+    for (const path of ["/health", "/v1/openapi.json", "/docs"]) {
+      const res = await recordedFetch(`${path}?api_key=x&foo=1`);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as ErrorJson).error.details).toEqual([{ path: "foo", message: "Unknown field" }]);
+    }
+  });
+
+  it("admin routes still reject it: they take the admin token, and a merchant key there is a mistake", async () => {
+    const res = await recordedFetch(`/v1/admin/merchants/${merchant.merchantId}?api_key=${merchant.secretKey}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorJson).error.details).toEqual([{ path: "api_key", message: "Unknown field" }]);
   });
 });

@@ -1752,6 +1752,8 @@ export interface operations {
     getHealth: {
         parameters: {
             query?: {
+                /** @description Ignored: this route takes no key (accepted so that a client adding api_key to every URL is not refused) */
+                api_key?: string;
                 deep?: "0" | "1" | "true" | "false";
             };
             header?: {
@@ -4400,7 +4402,10 @@ export interface operations {
     };
     getOpenApiDocument: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Ignored: this route takes no key (accepted so that a client adding api_key to every URL is not refused) */
+                api_key?: string;
+            };
             header?: {
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
@@ -4437,7 +4442,10 @@ export interface operations {
     };
     getApiReference: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Ignored: this route takes no key (accepted so that a client adding api_key to every URL is not refused) */
+                api_key?: string;
+            };
             header?: {
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
