@@ -12,6 +12,12 @@ export interface Env {
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   ASSETS: Fetcher;
   ENVIRONMENT: string;
+  /**
+   * The API's public origin (`https://api.tap2-personalize.com`): the `servers` URL of
+   * /v1/openapi.json, so the document never names whatever Host a request carried. Empty in
+   * development, where the document names the request's origin for a loopback host, else "/".
+   */
+  PUBLIC_BASE_URL?: string;
   /** "false" switches analytics recording off (benchmarks only). */
   ANALYTICS_ENABLED?: string;
   /** "false" switches the per-merchant rate limiter off (benchmarks only); anything else keeps it on. */

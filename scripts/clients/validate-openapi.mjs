@@ -12,7 +12,7 @@ const file = process.argv[2] ?? join(ROOT, "clients", "openapi.json");
 const config = await createConfig({
   extends: ["recommended"],
   rules: {
-    // The committed document names the local dev server (the worker serves its own origin).
+    // The committed document names the local dev server (in development the worker names a loopback request's origin).
     "no-server-example.com": "off",
     // A private API: there is no licence to state.
     "info-license": "off",

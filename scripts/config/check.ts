@@ -105,7 +105,8 @@ for (const stage of Object.keys(FILES) as Stage[]) {
 }
 
 // Deployed environments: the limiter and analytics on, no workers.dev, the demo behind the worker (it
-// answers 404 there), and no Cloudflare invocation logs (they record full URLs with customer ids).
+// answers 404 there), no Cloudflare invocation logs (they record full URLs with customer ids), and the
+// OpenAPI document's servers URL configured.
 for (const stage of DEPLOYED) {
   const c = configs[stage];
   expect(c.vars.RATE_LIMIT_ENABLED === "true", stage, `RATE_LIMIT_ENABLED must be "true" (switching it off is for benchmarks)`);
@@ -115,7 +116,19 @@ for (const stage of DEPLOYED) {
   const first = c.assets?.run_worker_first;
   expect(Array.isArray(first) && first.includes("/demo/*"), stage, `assets.run_worker_first must include "/demo/*" (the demo is local-only)`);
   expect(c.observability?.logs?.invocation_logs === false, stage, "observability.logs.invocation_logs must be false (they would log customer ids in URLs)");
+  // The OpenAPI document's servers URL: configured (never the request's Host header), https, and the
+  // host this environment is routed on (staging's document must not send clients to production).
+  const base = c.vars.PUBLIC_BASE_URL;
+  const hosts = (c.routes ?? []).map((r) => (typeof r === "string" ? r : r.pattern).split("/")[0]);
+  expect(
+    typeof base === "string" && /^https:\/\/[a-z0-9.-]+$/.test(base) && hosts.includes(base.slice("https://".length)),
+    stage,
+    `PUBLIC_BASE_URL ${JSON.stringify(base)} must be https://<host> (no path, no trailing slash) with a host of its routes ${JSON.stringify(hosts)}`,
+  );
 }
+// Development leaves it empty: the document then names a loopback request's own origin (any port:
+// npm run dev, the local tools' random ports) or "/", never a fixed address that is wrong on another port.
+expect(dev.vars.PUBLIC_BASE_URL === "", "development", `PUBLIC_BASE_URL must be "" (the document follows a loopback origin), not ${JSON.stringify(dev.vars.PUBLIC_BASE_URL)}`);
 
 // No environment may share a resource with another: production writing into staging's queue or
 // database would mix their data.

@@ -128,6 +128,23 @@ function exampleError(code: ErrorCode) {
   return errorBody(code, ERROR_EXAMPLES[code], "req_abc123", details);
 }
 
+/** Hosts that only reach the machine itself: a Host header naming one cannot point a reader elsewhere. */
+const isLoopback = (hostname: string) =>
+  hostname === "localhost" || hostname.endsWith(".localhost") || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) || hostname === "[::1]";
+
+/**
+ * The document's `servers` URL. Configured per environment (PUBLIC_BASE_URL in wrangler*.toml): the
+ * request's Host header must not decide it, since a client generator or the reference page's "Try
+ * it" trusts that URL with keys. Without it (development): the request's origin when its host is
+ * loopback (`npm run dev` on any port, the local tools), else the relative "/" (OpenAPI's default:
+ * the host that served the document).
+ */
+export function serverUrlFor(configured: string | undefined, requestUrl: string): string {
+  if (configured) return configured;
+  const url = new URL(requestUrl);
+  return isLoopback(url.hostname) ? url.origin : "/";
+}
+
 /** The OpenAPI 3.1 document of the app, as GET /v1/openapi.json serves it. */
 export function openApiDocument(app: App, serverUrl: string): Json {
   const doc = app.getOpenAPI31Document({
@@ -162,11 +179,11 @@ export function registerOpenApiRoutes(app: App) {
   // ~170 KB and a keyless caller could otherwise make every request rebuild it.
   const built = new Map<string, Json>();
   app.openapi(documentRoute, (c) => {
-    const origin = new URL(c.req.url).origin;
-    let doc = built.get(origin);
+    const server = serverUrlFor(c.env.PUBLIC_BASE_URL, c.req.url);
+    let doc = built.get(server);
     if (doc === undefined) {
-      doc = openApiDocument(app, origin);
-      setBounded(built, origin, doc, 16); // origins are few; bounded anyway
+      doc = openApiDocument(app, server);
+      setBounded(built, server, doc, 16); // one when configured; a few loopback origins in development
     }
     c.header("Cache-Control", "public, max-age=300");
     return c.json(doc as z.infer<typeof OpenApiDocument>, 200);

@@ -1,5 +1,6 @@
-import { SELF } from "cloudflare:test";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
 import { SCALAR_BUNDLE } from "../../src/routes/openapi";
 import { BASE } from "../helpers/fixtures";
 
@@ -22,13 +23,41 @@ describe("GET /v1/openapi.json", () => {
     expect(doc.components.schemas.Error).toBeDefined();
   });
 
-  it("is cacheable, and the same document on every request (built once per isolate and origin)", async () => {
+  it("is cacheable, and the same document on every request (built once per isolate and server URL)", async () => {
     const first = await SELF.fetch(`${BASE}/v1/openapi.json`);
     const second = await SELF.fetch(`${BASE}/v1/openapi.json`);
     expect(first.headers.get("Cache-Control")).toBe("public, max-age=300");
     expect(await second.text()).toBe(await first.text());
-    const other = await (await SELF.fetch("https://staging.api.test/v1/openapi.json")).json<{ servers: { url: string }[] }>();
-    expect(other.servers).toEqual([{ url: "https://staging.api.test" }]);
+  });
+});
+
+describe("the document's servers URL", () => {
+  const serversOf = async (res: Response | Promise<Response>) => (await (await res).json<{ servers: { url: string }[] }>()).servers;
+  /** The worker with wrangler vars as a deployed environment has them (the test config is development's). */
+  const deployed = async (url: string, PUBLIC_BASE_URL: string) => {
+    const ctx = createExecutionContext();
+    const res = await createApp().fetch(new Request(url), { ...env, PUBLIC_BASE_URL }, ctx);
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+
+  it("is PUBLIC_BASE_URL when configured, whatever Host the request names (loopback included)", async () => {
+    for (const url of ["https://evil.example/v1/openapi.json", "https://api-staging.tap2-personalize.com/v1/openapi.json", "http://localhost:8787/v1/openapi.json"]) {
+      expect(await serversOf(deployed(url, "https://api.tap2-personalize.com")), url).toEqual([{ url: "https://api.tap2-personalize.com" }]);
+    }
+  });
+
+  it("without it (development), never a host the request made up: the relative \"/\" unless the host is loopback", async () => {
+    expect(env.PUBLIC_BASE_URL).toBe(""); // wrangler.toml
+    for (const url of ["https://evil.example", BASE, "http://localhost.evil.example", "http://127.0.0.1.evil.example", "http://10.0.0.1:8787"]) {
+      expect(await serversOf(SELF.fetch(`${url}/v1/openapi.json`)), url).toEqual([{ url: "/" }]);
+    }
+    // A Host header, however sent, is the URL's host here: the same rule applies.
+    expect(await serversOf(SELF.fetch(`${BASE}/v1/openapi.json`, { headers: { Host: "evil.example" } }))).toEqual([{ url: "/" }]);
+    // Loopback (npm run dev on any port, the local tools): that origin, so "Try it" and a generated client reach it.
+    for (const origin of ["http://localhost:8787", "http://localhost:8795", "http://127.0.0.1:41234", "http://[::1]:8787", "http://tap2.localhost"]) {
+      expect(await serversOf(SELF.fetch(`${origin}/v1/openapi.json`)), origin).toEqual([{ url: origin }]);
+    }
   });
 });
 
