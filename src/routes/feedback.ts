@@ -54,18 +54,20 @@ type Ctx = Context<AppEnv>;
  */
 async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, receivedAt: string, prefix: string, details: ErrorDetail[]): Promise<FeedbackMessage | null> {
   const merchant = c.get("merchant");
-  const before = details.length;
+  // This event's own problems: the events of a batch are checked concurrently, so the shared
+  // `details` may already hold another event's by the time this one is judged.
+  const problems: ErrorDetail[] = [];
   if (!merchant.methods.includes(event.method_id)) {
-    details.push({ path: `${prefix}method_id`, message: `${event.method_id} is not enabled for merchant ${merchant.merchant_id}` });
+    problems.push({ path: `${prefix}method_id`, message: `${event.method_id} is not enabled for merchant ${merchant.merchant_id}` });
   }
   const ref = await customerRef(c.env.PII_KEY, event.customer_id);
   let decision: FeedbackMessage["decision"] = null;
   if (event.decision_id !== undefined) {
     const claims = await verifyDecision(c.env.SIGNING_KEY, event.decision_id, merchant.merchant_id);
-    if (!claims) details.push({ path: `${prefix}decision_id`, message: "is not a decision id issued to this merchant" });
+    if (!claims) problems.push({ path: `${prefix}decision_id`, message: "is not a decision id issued to this merchant" });
     // A guest's decision (no tag) may convert for the customer the backend knows at payment.
     else if (claims.c !== undefined && claims.c !== (await customerTag(c.env.SIGNING_KEY, merchant.merchant_id, ref))) {
-      details.push({ path: `${prefix}decision_id`, message: "was issued for another customer" });
+      problems.push({ path: `${prefix}decision_id`, message: "was issued for another customer" });
     } else {
       const index = claims.r.indexOf(event.method_id);
       decision = {
@@ -77,7 +79,10 @@ async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, received
       };
     }
   }
-  if (details.length > before) return null;
+  if (problems.length > 0) {
+    details.push(...problems);
+    return null;
+  }
   return {
     v: 1,
     merchant_id: merchant.merchant_id,
@@ -102,6 +107,31 @@ const assignedEventId = () => "evt_" + randomToken(16);
 /** Batch + Idempotency-Key: event i without event_id gets an id derived from the key, stable across retries. */
 async function derivedEventId(key: string, index: number): Promise<string> {
   return "idk_" + (await sha256Hex(`${key}:${index}`)).slice(0, 32);
+}
+
+/**
+ * A batch's events, one per event_id (`accepted` counts what is stored, API.md §2). The same event_id
+ * twice with the same content (the normalised message: same customer, method, amount, instant, …) is
+ * one event, queued once. The same event_id with different content is a client bug that would store
+ * one of them silently, so it is a `400` naming the later index (as a payments API treats an
+ * idempotency key reused with other parameters). Events that failed validation (null) are skipped:
+ * the batch is rejected for them anyway.
+ */
+function distinctEvents(messages: (FeedbackMessage | null)[], details: ErrorDetail[]): FeedbackMessage[] {
+  const seen = new Map<string, { index: number; content: string }>();
+  const out: FeedbackMessage[] = [];
+  messages.forEach((m, i) => {
+    if (!m) return;
+    const content = JSON.stringify(m);
+    const first = seen.get(m.event_id);
+    if (!first) {
+      seen.set(m.event_id, { index: i, content });
+      out.push(m);
+    } else if (first.content !== content) {
+      details.push({ path: `events.${i}.event_id`, message: `repeats the event_id of events.${first.index} with different content` });
+    }
+  });
+  return out;
 }
 
 /** The queue is the only write on this path: if it refuses, the client must hear it (and retry). */
@@ -143,12 +173,13 @@ export function registerFeedbackRoutes(app: App): void {
         return toMessage(c, event, eventId, receivedAt, `events.${i}.`, details);
       }),
     );
+    const distinct = distinctEvents(messages, details);
     if (details.length > 0) {
       details.sort((a, b) => Number(a.path.split(".")[1]) - Number(b.path.split(".")[1]));
       throw validationError(details);
     }
-    logField(c, "events", messages.length);
-    await enqueue(c, messages as FeedbackMessage[]);
-    return c.json({ accepted: messages.length }, 202);
+    logField(c, "events", distinct.length);
+    await enqueue(c, distinct);
+    return c.json({ accepted: distinct.length }, 202);
   });
 }

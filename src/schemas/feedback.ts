@@ -51,7 +51,9 @@ export const FeedbackBatch = z
     },
   });
 
-export const FeedbackAccepted = z.object({ accepted: z.number().int().min(1).openapi({ example: 2 }) }).openapi("FeedbackAccepted", { example: { accepted: 2 } });
+export const FeedbackAccepted = z.object({
+  accepted: z.number().int().min(1).openapi({ description: "Distinct events queued: an event_id repeated in the batch with the same content counts once", example: 2 }),
+}).openapi("FeedbackAccepted", { example: { accepted: 2 } });
 
 /** Hono hands validators lower-cased header names, so the key (and the documented name) is lower case. */
 export const IdempotencyHeaders = z.object({

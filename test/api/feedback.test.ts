@@ -225,6 +225,54 @@ describe("POST /v1/personalize/feedback/batch", () => {
     expect((await waitForRows(m.merchantId, 100)).length).toBe(100);
   });
 
+  it("accepted counts distinct events: an event_id repeated with the same content is one event, queued once", async () => {
+    const m = await createMerchant();
+    const at = new Date(Date.now() - 60_000);
+    at.setUTCMilliseconds(0);
+    const events = [
+      event(0, { occurred_at: at.toISOString().replace(".000Z", "Z") }),
+      event(1),
+      // The same instant written another way, and merchant_id spelled out: the same stored event.
+      event(0, { occurred_at: at.toISOString(), merchant_id: m.merchantId }),
+      event(1),
+      // No event_id: each gets its own id, so identical bodies are distinct events.
+      { customer_id: "cus_anon", method_id: "visa" },
+      { customer_id: "cus_anon", method_id: "visa" },
+    ];
+    const sendBatch = vi.spyOn(env.FEEDBACK_QUEUE, "sendBatch");
+    const res = await post(BATCH, { events }, {}, m.secretKey);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 4 });
+    expect(sendBatch.mock.calls[0]?.[0]).toHaveLength(4);
+    const rows = await waitForRows(m.merchantId, 4);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await waitForRows(m.merchantId, 99, 0)).length).toBe(4);
+    expect(rows.filter((r) => r.event_id.startsWith("b_")).map((r) => r.event_id).sort()).toEqual(["b_0", "b_1"]);
+  });
+
+  it("with Idempotency-Key, events without event_id get per-index ids and all count", async () => {
+    const m = await createMerchant();
+    const same = { customer_id: "cus_anon", method_id: "visa" };
+    const res = await post(BATCH, { events: [same, same, same] }, { "Idempotency-Key": "batch-dup" }, m.secretKey);
+    expect(await res.json()).toEqual({ accepted: 3 });
+    expect((await waitForRows(m.merchantId, 3)).length).toBe(3);
+  });
+
+  it("400 naming events.N.event_id when an event_id repeats with different content; nothing is queued", async () => {
+    const m = await createMerchant();
+    const sendBatch = vi.spyOn(env.FEEDBACK_QUEUE, "sendBatch");
+    const events = [event(0), event(1), event(0, { method_id: "paypal" }), event(3), event(1, { amount: 100 })];
+    const err = await expectError(await post(BATCH, { events }, {}, m.secretKey), 400, "VALIDATION_ERROR");
+    expect(err.error.details).toEqual([
+      { path: "events.2.event_id", message: "repeats the event_id of events.0 with different content" },
+      { path: "events.4.event_id", message: "repeats the event_id of events.1 with different content" },
+    ]);
+    expect(sendBatch).not.toHaveBeenCalled();
+    // Reported together with the other merchant checks, in index order.
+    const mixed = await expectError(await post(BATCH, { events: [event(0), event(0, { amount: 1 }), event(2, { method_id: "sofort" })] }, {}, m.secretKey), 400, "VALIDATION_ERROR");
+    expect(mixed.error.details?.map((d) => d.path)).toEqual(["events.1.event_id", "events.2.method_id"]);
+  });
+
   it("one invalid event rejects the batch, details naming its index", async () => {
     const m = await createMerchant();
     const events = Array.from({ length: 5 }, (_, i) => event(i));

@@ -1157,7 +1157,10 @@ export interface components {
          *     }
          */
         FeedbackAccepted: {
-            /** @example 2 */
+            /**
+             * @description Distinct events queued: an event_id repeated in the batch with the same content counts once
+             * @example 2
+             */
             accepted: number;
         };
         /**
