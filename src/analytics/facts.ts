@@ -27,6 +27,30 @@ export type FactName = "decisions" | "conversions" | "ttp" | "payments" | "offer
 const HOUR = (col: string) => `substr(${col}, 1, 13) || ':00:00Z'`;
 const COUNT_IF = (cond: string) => `sum(CASE WHEN ${cond} THEN 1 ELSE 0 END)`;
 
+/** How long after an offer is shown a payment with its offer_id redeems it: the longest checkout session (86,400 s). The triggers of migration 0010 use the same window. */
+const REDEMPTION_WINDOW = "+1 day";
+/** A stored timestamp (toISOString form, so text order is time order) moved by an SQLite modifier. */
+const shifted = (col: string, modifier: string) => `strftime('%Y-%m-%dT%H:%M:%fZ', ${col}, '${modifier}')`;
+
+/**
+ * Impression i (of offer_id to customer_ref at shown_at) is redeemed when a stored payment u of the
+ * same merchant, customer and offer_id occurred in [shown_at, shown_at + 1 day) and i is the LATEST
+ * impression of that offer to that customer at or before u (ties of shown_at: the greater
+ * impression_id), so a payment redeems at most one impression, and one impression counts once
+ * however many payments name it. An impression without customer_ref (a guest; or stored after the
+ * customer's purge) cannot be matched. The triggers of migration 0010 mark the hours whose answer
+ * a new payment or impression changes.
+ */
+const REDEEMED_IMPRESSION = `i.customer_ref IS NOT NULL AND EXISTS (
+          SELECT 1 FROM usage_events AS u
+          WHERE u.merchant_id = i.merchant_id AND u.customer_ref = i.customer_ref AND u.offer_id = i.offer_id
+            AND u.occurred_at >= i.shown_at AND u.occurred_at < ${shifted("i.shown_at", REDEMPTION_WINDOW)}
+            AND NOT EXISTS (
+              SELECT 1 FROM analytics_offer_impressions AS j
+              WHERE j.merchant_id = i.merchant_id AND j.customer_ref = i.customer_ref AND j.offer_id = i.offer_id
+                AND j.shown_at <= u.occurred_at
+                AND (j.shown_at > i.shown_at OR (j.shown_at = i.shown_at AND j.impression_id > i.impression_id))))`;
+
 export const FACTS: Record<FactName, Fact> = {
   decisions: {
     name: "decisions",
@@ -81,23 +105,21 @@ export const FACTS: Record<FactName, Fact> = {
       WHERE ${scope("u.merchant_id")} AND u.occurred_at >= ?2 AND u.occurred_at < ?3
       GROUP BY 1, 2, 3, 4`,
   },
+  // Offers by the hour they were SHOWN: `shown` counts impressions (offer × /offers answer),
+  // `redeemed` those of them a payment redeemed (REDEEMED_IMPRESSION), so redeemed <= shown in every
+  // bucket and every window. A payment's offer_id is stored as sent and never checked; one that no
+  // impression matches (junk, a removed offer, a guest's answer) counts as a payment only.
   offers: {
     name: "offers",
     table: "analytics_offer_rollups",
     dims: ["offer_id"],
     measures: ["shown", "redeemed"],
     aggregate: (scope) => `
-      SELECT merchant_id, bucket, offer_id, sum(shown) AS shown, sum(redeemed) AS redeemed FROM (
-        SELECT merchant_id, ${HOUR("shown_at")} AS bucket, offer_id, count(*) AS shown, 0 AS redeemed
-        FROM analytics_offer_impressions
-        WHERE ${scope("merchant_id")} AND shown_at >= ?2 AND shown_at < ?3
-        GROUP BY 1, 2, 3
-        UNION ALL
-        SELECT merchant_id, ${HOUR("occurred_at")} AS bucket, offer_id, 0 AS shown, count(*) AS redeemed
-        FROM usage_events
-        WHERE ${scope("merchant_id")} AND occurred_at >= ?2 AND occurred_at < ?3 AND offer_id IS NOT NULL
-        GROUP BY 1, 2, 3
-      ) GROUP BY 1, 2, 3`,
+      SELECT i.merchant_id AS merchant_id, ${HOUR("i.shown_at")} AS bucket, i.offer_id AS offer_id,
+        count(*) AS shown, ${COUNT_IF(REDEEMED_IMPRESSION)} AS redeemed
+      FROM analytics_offer_impressions AS i
+      WHERE ${scope("i.merchant_id")} AND i.shown_at >= ?2 AND i.shown_at < ?3
+      GROUP BY 1, 2, 3`,
   },
 };
 

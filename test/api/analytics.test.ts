@@ -4,6 +4,7 @@ import { loadFacts } from "../../src/analytics/load";
 import { recomputeDayStatements } from "../../src/analytics/rollups";
 import { buildSummary } from "../../src/analytics/summary";
 import { bucketKey } from "../../src/analytics/timeBuckets";
+import { customerRef } from "../../src/crypto/pseudonym";
 import { signDecision } from "../../src/personalization/decision";
 import type { SummaryResponse, TimeseriesResponse } from "../../src/schemas/analytics";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
@@ -48,7 +49,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * Noise that must not add conversions: t0's event redelivered, t1's event retried by the client
  * (same event_id), a second event for t2's decision (paypal, new event_id: a payment, no conversion),
  * the decision messages delivered twice. Also an unattributed payment (u0, google_pay, offer gpay_bonus)
- * and t3 redeems offer applepay_5off.
+ * and t3 redeems offer applepay_5off; both were shown their offer before paying.
  */
 let A: TestMerchant;
 let B: TestMerchant;
@@ -148,9 +149,15 @@ beforeAll(async () => {
   await storeFeedback([await postFeedback(A, feedbackBody("t2", "paypal", 700, "USD", 100, { event_id: "ev_t2_again" }))]);
   await storeFeedback([await postFeedback(A, { customer_id: "u0", method_id: "google_pay", amount: 1500, currency: "USD", offer_id: "gpay_bonus", event_id: "ev_u0", occurred_at: iso(base + 40 * 60_000) })]);
 
-  // Offers shown: 4 offers in 3 answers; the last answer's message is delivered twice.
-  const imp3 = offersShown(A.merchantId, "imp_3", ["applepay_5off"], base + 5 * 60_000);
-  await deliverAnalytics([offersShown(A.merchantId, "imp_1", ["applepay_5off", "gpay_bonus"], base), offersShown(A.merchantId, "imp_2", ["applepay_5off"], base + 60_000), imp3]);
+  // Offers shown: 4 offers in 3 answers; the last answer's message is delivered twice. u0 was shown
+  // gpay_bonus (and paid with it 40 min later); t3 was shown applepay_5off before paying with it
+  // (imp_2) and again after (imp_3, which that payment cannot redeem). They arrive after the payments.
+  const imp3 = offersShown(A.merchantId, "imp_3", ["applepay_5off"], base + 5 * 60_000, await customerRef(env.PII_KEY, "t3"));
+  await deliverAnalytics([
+    offersShown(A.merchantId, "imp_1", ["applepay_5off", "gpay_bonus"], base, await customerRef(env.PII_KEY, "u0")),
+    offersShown(A.merchantId, "imp_2", ["applepay_5off"], base + 60_000, await customerRef(env.PII_KEY, "t3")),
+    imp3,
+  ]);
   await deliverAnalytics([imp3], 2);
 
   // Merchant B: its own small experiment, in the same hours.
@@ -369,6 +376,82 @@ describe("closed hours the rollup job has not reached yet", () => {
     const raw = await loadFacts(env.DB, A.merchantId, from, to, from, [...names], { useDaily: false });
     expect(buildSummary(meta, mixed)).toEqual(buildSummary(meta, raw));
     await rollupCron();
+  });
+});
+
+describe("offer redemptions", () => {
+  /*
+   * Hour H (closed, 30 h ago), offer o1 unless said. Impressions → payments with that offer_id:
+   *   c1 shown [o1, o2] at H+1m → pays o1 at H+2m and again at H+3m     one redemption (o1)
+   *   c2 never shown            → pays o1 at H+2m                       none
+   *   c3 never shown            → pays "nope" at H+2m                   none (no such offer)
+   *   c4 shown at H+1m and H+4m → pays at H+5m                          the H+4m impression only
+   *   c5 shown at H+10m         → pays at H+5m (before it was shown)    none
+   *   c7 shown at H+10m         → pays at H+1h30m                       the H+10m impression
+   *   c8 shown at H+20m         → pays 25 h later                       none (window: 1 day)
+   *   a guest shown at H+2m; c9 pays at H+3m                            none (nobody to match)
+   * → shown 8, redeemed 3, although 9 payments carry an offer_id (all stored).
+   */
+  it("count only offers shown to that customer before the payment, once each; rollups and raw rows agree", async () => {
+    const shop = await createMerchant();
+    const H = floorHour(Date.now()) - 30 * HOUR;
+    const m = (min: number) => H + min * 60_000;
+    const ref = (c: string) => customerRef(env.PII_KEY, c);
+    await deliverAnalytics([
+      offersShown(shop.merchantId, "imp_a", ["o1", "o2"], m(1), await ref("c1")),
+      offersShown(shop.merchantId, "imp_b", ["o1"], m(1), await ref("c4")),
+      offersShown(shop.merchantId, "imp_c", ["o1"], m(4), await ref("c4")),
+      offersShown(shop.merchantId, "imp_d", ["o1"], m(10), await ref("c5")),
+      offersShown(shop.merchantId, "imp_e", ["o1"], m(10), await ref("c7")),
+      offersShown(shop.merchantId, "imp_g", ["o1"], m(20), await ref("c8")),
+      offersShown(shop.merchantId, "imp_h", ["o1"], m(2), null),
+    ]);
+    const pay = async (customer: string, at: number, offer = "o1", event = `ev_${customer}_${at}`) =>
+      storeFeedback([await postFeedback(shop, { customer_id: customer, method_id: "visa", offer_id: offer, event_id: event, occurred_at: iso(at) })]);
+    await pay("c1", m(2));
+    await pay("c1", m(3));
+    await pay("c2", m(2));
+    await pay("c3", m(2), "nope");
+    await pay("c4", m(5));
+    await pay("c5", m(5));
+    await pay("c7", m(90));
+    await pay("c8", m(20) + 25 * HOUR);
+    await pay("c9", m(3));
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ? AND offer_id IS NOT NULL").bind(shop.merchantId).first<number>("n");
+    expect(stored).toBe(9);
+
+    const range = `?from=${iso(H)}&to=${iso(floorHour(Date.now()) + HOUR)}`.replace(/\.000Z/g, "Z");
+    const expectBothPaths = async (offers: SummaryResponse["offers"]) => {
+      // Raw rows first (the hours are dirty), then the same from the rollups.
+      expect((await summaryOf(shop, range)).offers).toEqual(offers);
+      await rollupCron();
+      expect((await summaryOf(shop, range)).offers).toEqual(offers);
+      const names = ["offers"] as const;
+      const meta = { merchant_id: shop.merchantId, from: "f", to: "t", holdout_percent: 0 };
+      const from = H;
+      const to = floorHour(Date.now()) + HOUR;
+      const rolled = await loadFacts(env.DB, shop.merchantId, from, to, Date.now(), [...names], { useDaily: false });
+      const raw = await loadFacts(env.DB, shop.merchantId, from, to, from, [...names], { useDaily: false });
+      expect(buildSummary(meta, { ...rolled, decisions: [], conversions: [], ttp: [], payments: [] }).offers).toEqual(offers);
+      expect(buildSummary(meta, { ...raw, decisions: [], conversions: [], ttp: [], payments: [] }).offers).toEqual(offers);
+    };
+    await expectBothPaths({ shown: 8, redeemed: 3, redemption_rate: 3 / 8 });
+    const hourRows = async (hour: number) =>
+      (await env.DB.prepare("SELECT offer_id, shown, redeemed FROM analytics_offer_rollups WHERE merchant_id = ? AND grain = 'h' AND bucket = ? ORDER BY offer_id").bind(shop.merchantId, bucketKey(hour)).all()).results;
+    expect(await hourRows(H)).toEqual([{ offer_id: "o1", shown: 7, redeemed: 3 }, { offer_id: "o2", shown: 1, redeemed: 0 }]);
+
+    // Late arrivals after the rollup, each changing the clean hour H from another hour (triggers of
+    // migration 0010 mark H). c7 is shown o1 again at H+70m (the analytics queue was slow): its
+    // payment at H+90m now redeems that impression (hour H+1), no longer the one of H+10m.
+    await deliverAnalytics([offersShown(shop.merchantId, "imp_f", ["o1"], m(70), await ref("c7"))]);
+    await expectBothPaths({ shown: 9, redeemed: 3, redemption_rate: 3 / 9 });
+    expect(await hourRows(H)).toEqual([{ offer_id: "o1", shown: 7, redeemed: 2 }, { offer_id: "o2", shown: 1, redeemed: 0 }]);
+    // c5 pays at H+65m, after its impression of H+10m (hour H), which is now redeemed.
+    await pay("c5", m(65));
+    await expectBothPaths({ shown: 9, redeemed: 4, redemption_rate: 4 / 9 });
+    expect(await hourRows(H)).toEqual([{ offer_id: "o1", shown: 7, redeemed: 3 }, { offer_id: "o2", shown: 1, redeemed: 0 }]);
+    expect(await hourRows(H + HOUR)).toEqual([{ offer_id: "o1", shown: 1, redeemed: 1 }]);
+    expect(await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ? AND offer_id IS NOT NULL").bind(shop.merchantId).first<number>("n")).toBe(10);
   });
 });
 

@@ -58,6 +58,15 @@ describe("query plans", () => {
     }
   });
 
+  it("the offers aggregate finds a redemption by the impression's customer and offer, on the read path and in the rollup job", async () => {
+    for (const scope of [oneMerchant, dirtyMerchants]) {
+      const plan = await planOf(FACTS.offers.aggregate(scope));
+      expect(plan).toContainEqual(expect.stringMatching(/^SEARCH i USING INDEX idx_analytics_impressions_time \(merchant_id=\? AND shown_at>\? AND shown_at<\?\)/));
+      expect(plan).toContainEqual(expect.stringMatching(/^SEARCH u USING INDEX idx_usage_events_customer \(merchant_id=\? AND customer_ref=\? AND occurred_at>\? AND occurred_at<\?\)/));
+      expect(plan).toContainEqual(expect.stringMatching(/^SEARCH j USING COVERING INDEX idx_analytics_impressions_customer \(merchant_id=\? AND customer_ref=\? AND offer_id=\? AND shown_at>\? AND shown_at<\?\)/));
+    }
+  });
+
   it("the rollup job and the analytics read path never scan a table, whatever the merchant count", async () => {
     const now = Date.now();
     const hour = Math.floor(now / HOUR) * HOUR - 2 * HOUR;
