@@ -56,12 +56,16 @@ export const FACTS: Record<FactName, Fact> = {
     name: "decisions",
     table: "analytics_decision_rollups",
     dims: ["arm", "fallback_reason", "device_type", "country", "currency"],
-    measures: ["decisions", "personalized", "cache_hits", "cache_misses"],
+    // holdout_ppm_sum / holdout_known: the holdout_percent each decision was assigned with, summed
+    // in millionths of the share (integers: rollups and raw rows sum exactly alike), and how many
+    // decisions recorded one (migration 0011); the SRM's expected share is their weighted mean.
+    measures: ["decisions", "personalized", "cache_hits", "cache_misses", "holdout_ppm_sum", "holdout_known"],
     aggregate: (scope) => `
       SELECT merchant_id, ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, coalesce(fallback_reason, '') AS fallback_reason,
         coalesce(device_type, '') AS device_type, coalesce(country, '') AS country, coalesce(currency, '') AS currency,
         count(*) AS decisions, sum(personalized) AS personalized,
-        ${COUNT_IF("cache = 'hit'")} AS cache_hits, ${COUNT_IF("cache = 'miss'")} AS cache_misses
+        ${COUNT_IF("cache = 'hit'")} AS cache_hits, ${COUNT_IF("cache = 'miss'")} AS cache_misses,
+        coalesce(sum(CAST(round(holdout_percent * 10000) AS INTEGER)), 0) AS holdout_ppm_sum, count(holdout_percent) AS holdout_known
       FROM analytics_decisions
       WHERE ${scope("merchant_id")} AND decided_at >= ?2 AND decided_at < ?3
       GROUP BY 1, 2, 3, 4, 5, 6, 7`,

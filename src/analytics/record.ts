@@ -31,6 +31,8 @@ export interface DecisionRecord {
   ranked: string[];
   context: { device_type: string | null; country: string | null; currency?: string | null };
   cache: "hit" | "miss" | null;
+  /** The merchant's holdout_percent the arm was assigned with (the config this answer used). */
+  holdout_percent: number;
 }
 
 export interface OffersShownRecord {
@@ -60,6 +62,7 @@ export function decisionMessage(d: DecisionRecord): DecisionMessage {
     country: d.context.country ?? null,
     currency: d.context.currency ?? null,
     cache: d.cache,
+    holdout_percent: d.holdout_percent,
   };
 }
 

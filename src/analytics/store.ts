@@ -26,8 +26,8 @@ const refUnlessPurged = (ref: string, time: string) =>
 
 const INSERT_DECISION = `
 INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, fallback_reason,
-  ranked, device_type, country, currency, cache)
-SELECT ?1, ?2, ${refUnlessPurged("?3", "?4")}, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE true
+  ranked, device_type, country, currency, cache, holdout_percent)
+SELECT ?1, ?2, ${refUnlessPurged("?3", "?4")}, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE true
 ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
 
 /**
@@ -45,7 +45,7 @@ function decisionStatement(db: D1Database, d: DecisionMessage): D1PreparedStatem
     .prepare(INSERT_DECISION)
     .bind(
       d.merchant_id, decisionKey(d.decision_id), d.customer_ref, d.issued_at, d.arm, d.personalized ? 1 : 0, d.fallback_reason,
-      JSON.stringify(d.ranked), d.device_type, d.country, d.currency, d.cache,
+      JSON.stringify(d.ranked), d.device_type, d.country, d.currency, d.cache, d.holdout_percent ?? null,
     );
 }
 

@@ -16,6 +16,9 @@ const num = (v: string | number | undefined) => Number(v ?? 0);
 
 interface ArmTotals {
   decisions: number;
+  /** holdout_percent in force at the arm's decisions, summed in millionths of the share, and how many recorded one. */
+  holdoutPpm: number;
+  holdoutKnown: number;
   conversions: number;
   top1: number;
   rrSum: number;
@@ -27,8 +30,13 @@ function add<K>(map: Map<K, number>, key: K, n: number): void {
 }
 
 export function armTotals(facts: Pick<Record<FactName, FactRow[]>, "decisions" | "conversions" | "ttp">): Record<Arm, ArmTotals> {
-  const totals = Object.fromEntries(ARMS.map((a) => [a, { decisions: 0, conversions: 0, top1: 0, rrSum: 0, ttp: new Map() }])) as Record<Arm, ArmTotals>;
-  for (const r of facts.decisions) if (isArm(r.arm)) totals[r.arm].decisions += num(r.decisions);
+  const totals = Object.fromEntries(ARMS.map((a) => [a, { decisions: 0, holdoutPpm: 0, holdoutKnown: 0, conversions: 0, top1: 0, rrSum: 0, ttp: new Map() }])) as Record<Arm, ArmTotals>;
+  for (const r of facts.decisions) {
+    if (!isArm(r.arm)) continue;
+    totals[r.arm].decisions += num(r.decisions);
+    totals[r.arm].holdoutPpm += num(r.holdout_ppm_sum);
+    totals[r.arm].holdoutKnown += num(r.holdout_known);
+  }
   for (const r of facts.conversions) {
     if (!isArm(r.arm)) continue;
     const n = num(r.conversions);
@@ -81,7 +89,7 @@ export function buildSummary(
       conversion_rate: relativeLift(t.treatment.conversions, t.treatment.decisions, t.holdout.conversions, t.holdout.decisions),
       top1_rate: relativeLift(t.treatment.top1, t.treatment.conversions, t.holdout.top1, t.holdout.conversions),
     },
-    srm: sampleRatioMismatch(t.treatment.decisions, t.holdout.decisions, meta.holdout_percent),
+    srm: sampleRatioMismatch(t.treatment.decisions, t.holdout.decisions, holdoutPercentInForce(t, meta.holdout_percent)),
     aov: aovByCurrency(facts.conversions),
     methods: methodShares(facts.payments),
     offers: offerTotals(facts.offers),
@@ -89,6 +97,18 @@ export function buildSummary(
     cache_hit_rate: rate(hits, lookups),
     fallbacks,
   };
+}
+
+/**
+ * The holdout_percent the arms' decisions were assigned with, as their decision-weighted mean, so a
+ * percent changed inside the window is no sample-ratio mismatch. Decisions recorded before the
+ * percent was stored (migration 0011) count with the current one, as does a window without decisions.
+ */
+export function holdoutPercentInForce(t: Record<Arm, ArmTotals>, currentPercent: number): number {
+  const n = t.treatment.decisions + t.holdout.decisions;
+  if (n === 0) return currentPercent;
+  const unknown = n - t.treatment.holdoutKnown - t.holdout.holdoutKnown;
+  return (t.treatment.holdoutPpm + t.holdout.holdoutPpm + Math.round(currentPercent * 10_000) * unknown) / (n * 10_000);
 }
 
 function aovByCurrency(rows: FactRow[]): SummaryResponse["aov"] {

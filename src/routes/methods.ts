@@ -124,6 +124,9 @@ export function registerMethodsRoutes(app: App): void {
       ranked,
       context: { device_type: context.device_type, country: context.country, currency: context.currency },
       cache: answer.cache,
+      // The config rankForCustomer assigned the arm with (the same cached merchant): SRM compares
+      // the split with the percent in force at each decision.
+      holdout_percent: merchant.holdout_percent,
     };
     // A HEAD answer has no body: nobody sees that order or its decision_id (which no feedback can
     // then name), so it is no decision; counted, it would only dilute the conversion rates.

@@ -21,6 +21,8 @@ export const DecisionMessage = z.object({
   country: Country.nullable(),
   currency: Currency.nullable(),
   cache: z.enum(["hit", "miss"]).nullable(),
+  /** The merchant's holdout_percent the arm was assigned with. Absent in messages queued before it existed. */
+  holdout_percent: z.number().min(0).max(100).nullable().optional(),
 });
 export type DecisionMessage = z.infer<typeof DecisionMessage>;
 
@@ -86,11 +88,14 @@ export const SummaryResponse = z
     merchant_id: MerchantId,
     from: Timestamp,
     to: Timestamp,
-    holdout_percent: z.number(),
+    holdout_percent: z.number().openapi({ description: "The merchant's current holdout_percent" }),
     arms: z.object({ treatment: ArmStats, holdout: ArmStats }),
     lift: z.object({ conversion_rate: LiftSchema, top1_rate: LiftSchema }),
     srm: z.object({
-      expected_holdout_share: z.number(),
+      expected_holdout_share: z.number().openapi({
+        description:
+          "Mean of the holdout_percent in force at each of the window's decisions with an arm, / 100 (decisions recorded before it was stored count with the current one); the current one when there are none",
+      }),
       observed_holdout_share: Rate,
       p_value: Rate,
       warning: z.boolean(),

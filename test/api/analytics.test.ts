@@ -379,6 +379,54 @@ describe("closed hours the rollup job has not reached yet", () => {
   });
 });
 
+describe("SRM when holdout_percent changed inside the window", () => {
+  /*
+   * Merchant at 30 % now. In one closed hour: 600 decisions assigned at 10 % (60 holdout), 400 at
+   * 30 % (120 holdout), and 100 recorded before the percent was stored (30 holdout; they count with
+   * the current 30 %). Expected share = (600·10 + 400·30 + 100·30) / 1100 / 100 = 21/110, observed
+   * 210/1100 = 21/110: no mismatch. Against the current 30 % alone it would be χ² ≈ 55, a warning.
+   */
+  it("expects the decision-weighted mean of the percent in force at each decision, from raw rows and rollups alike", async () => {
+    const shop = await createMerchant({ holdout_percent: 30 });
+    const hour = floorHour(Date.now()) - 5 * HOUR;
+    const messages = [];
+    const groups: [number, number, number | undefined][] = [[600, 60, 10], [400, 120, 30], [100, 30, undefined]];
+    let i = 0;
+    for (const [n, holdout, holdoutPercent] of groups) {
+      for (let k = 0; k < n; k++, i++) {
+        const arm = k < holdout ? "holdout" : "treatment";
+        const spec: DecisionSpec = { customer: `srm${i}`, at: hour + (i % 3600) * 1000, arm, fallback: arm === "holdout" ? "holdout" : null, ranked: ["visa"], holdoutPercent };
+        messages.push((await makeDecision(shop.merchantId, spec)).message);
+      }
+    }
+    // A guest decision has no arm and does not count in the SRM, whatever its percent.
+    messages.push((await makeDecision(shop.merchantId, { customer: null, at: hour, arm: null, fallback: "guest", ranked: ["visa"], holdoutPercent: 50 })).message);
+    for (let k = 0; k < messages.length; k += 100) await deliverAnalytics(messages.slice(k, k + 100));
+    const range = `?from=${iso(hour)}&to=${iso(hour + HOUR)}`.replace(/\.000Z/g, "Z");
+
+    const check = (s: SummaryResponse) => {
+      expect(s.holdout_percent).toBe(30);
+      expect(s.arms.holdout.decisions).toBe(210);
+      expect(s.arms.treatment.decisions).toBe(890);
+      expect(s.srm.expected_holdout_share).toBeCloseTo(21 / 110, 12);
+      expect(s.srm.observed_holdout_share).toBeCloseTo(21 / 110, 12);
+      expect(s.srm.p_value).toBeCloseTo(1, 6);
+      expect(s.srm.warning).toBe(false);
+    };
+    const raw = await summaryOf(shop, range); // the hour is dirty: raw rows
+    check(raw);
+    await rollupCron();
+    const rolled = await summaryOf(shop, range);
+    check(rolled);
+    expect(rolled).toEqual(raw);
+    const rows = await env.DB.prepare("SELECT sum(holdout_ppm_sum) AS ppm, sum(holdout_known) AS known FROM analytics_decision_rollups WHERE merchant_id = ? AND grain = 'h' AND arm != ''").bind(shop.merchantId).first();
+    expect(rows).toEqual({ ppm: 600 * 100_000 + 400 * 300_000, known: 1000 });
+    // The daily rollup carries the same sums (a daily series reads it).
+    const day = await env.DB.prepare("SELECT sum(holdout_ppm_sum) AS ppm, sum(holdout_known) AS known FROM analytics_decision_rollups WHERE merchant_id = ? AND grain = 'd' AND arm != ''").bind(shop.merchantId).first();
+    expect(day).toEqual(rows);
+  });
+});
+
 describe("offer redemptions", () => {
   /*
    * Hour H (closed, 30 h ago), offer o1 unless said. Impressions → payments with that offer_id:

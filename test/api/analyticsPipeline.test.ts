@@ -10,9 +10,9 @@ import { purgeDueCustomers } from "../../src/jobs/purge";
 import { monthsBefore } from "../../src/jobs/retention";
 import { ROLLUP_MIN_BUDGET, runAnalyticsRollups } from "../../src/jobs/rollups";
 import { QUERY_SHARES } from "../../src/jobs/scheduled";
-import type { SummaryResponse } from "../../src/schemas/analytics";
+import type { DecisionMessage, SummaryResponse } from "../../src/schemas/analytics";
 import { ANALYTICS_QUEUE, deliverAnalytics, getJson, makeDecision, offersShown, postFeedback, rollupCron, storeFeedback } from "../helpers/analytics";
-import { BASE, createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { api, BASE, createMerchant, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
 
 const HOUR = 3_600_000;
@@ -46,6 +46,7 @@ describe("recording off the hot path", () => {
       ranked: ["visa", "paypal"],
       context: { device_type: "mobile", country: "NL", currency: "EUR" },
       cache: "hit",
+      holdout_percent: 12.5,
     });
     // Handed to waitUntil, not awaited by the caller (the response does not wait for the queue).
     expect(waitUntil).toHaveBeenCalledTimes(1);
@@ -54,7 +55,20 @@ describe("recording off the hot path", () => {
     const body = send.mock.calls[0]![0];
     await deliverAnalytics([body]);
     const row = await env.DB.prepare("SELECT * FROM analytics_decisions WHERE merchant_id = ? AND decision_key = ?").bind(shop.merchantId, decisionKey(id)).first();
-    expect(row).toMatchObject({ customer_ref: ref, arm: "treatment", personalized: 1, fallback_reason: null, ranked: '["visa","paypal"]', device_type: "mobile", country: "NL", currency: "EUR", cache: "hit" });
+    expect(row).toMatchObject({ customer_ref: ref, arm: "treatment", personalized: 1, fallback_reason: null, ranked: '["visa","paypal"]', device_type: "mobile", country: "NL", currency: "EUR", cache: "hit", holdout_percent: 12.5 });
+  });
+
+  it("a /methods answer records the holdout_percent its arm was assigned with", async () => {
+    const send = vi.spyOn(env.ANALYTICS_QUEUE, "send").mockResolvedValue(undefined as never);
+    const res = await api(shop.secretKey, "/v1/personalize/methods?customer_id=c_pct&device_type=mobile&country=US");
+    expect(res.status).toBe(200);
+    const { decision_id } = await res.json<{ decision_id: string }>();
+    await vi.waitFor(() => expect(send).toHaveBeenCalledTimes(1));
+    const body = send.mock.calls[0]![0] as DecisionMessage;
+    expect(body).toMatchObject({ kind: "decision", decision_id, holdout_percent: 10 });
+    await deliverAnalytics([body]);
+    const row = await env.DB.prepare("SELECT holdout_percent FROM analytics_decisions WHERE merchant_id = ? AND decision_key = ?").bind(shop.merchantId, decisionKey(decision_id)).first();
+    expect(row).toEqual({ holdout_percent: 10 });
   });
 
   it("a HEAD of /methods or /offers records no decision and no impression: nobody saw that answer", async () => {
@@ -90,7 +104,7 @@ describe("recording off the hot path", () => {
     const failures = analyticsQueueFailures();
     const ctx = createExecutionContext();
     const { id } = await makeDecision(shop.merchantId, { customer: null, at: Date.now(), arm: null, fallback: "guest", ranked: ["visa"] });
-    const record = { decision_id: id, merchant_id: shop.merchantId, customer_ref: null, issued_at: new Date().toISOString(), arm: null, personalized: false, fallback_reason: "guest", ranked: ["visa"], context: { device_type: null, country: null }, cache: null };
+    const record = { decision_id: id, merchant_id: shop.merchantId, customer_ref: null, issued_at: new Date().toISOString(), arm: null, personalized: false, fallback_reason: "guest", ranked: ["visa"], context: { device_type: null, country: null }, cache: null, holdout_percent: 0 };
     expect(() => recordDecision(env, ctx, record)).not.toThrow();
     await waitOnExecutionContext(ctx);
     expect(analyticsQueueFailures()).toBe(failures + 1);

@@ -23,6 +23,8 @@ export interface DecisionSpec {
   cache?: "hit" | "miss" | null;
   device?: "mobile" | "desktop" | "tablet" | null;
   country?: string | null;
+  /** The holdout_percent in force; left out, the message has none (as messages queued before it existed). */
+  holdoutPercent?: number;
 }
 
 let nonce = 0;
@@ -48,6 +50,7 @@ export async function makeDecision(merchantId: string, d: DecisionSpec): Promise
       country: d.country ?? "US",
       currency: null,
       cache: d.cache === undefined ? "miss" : d.cache,
+      ...(d.holdoutPercent === undefined ? {} : { holdout_percent: d.holdoutPercent }),
     },
   };
 }

@@ -1589,6 +1589,7 @@ export interface components {
             from: string;
             /** @example 2026-02-03T15:30:00Z */
             to: string;
+            /** @description The merchant's current holdout_percent */
             holdout_percent: number;
             arms: {
                 treatment: {
@@ -1627,6 +1628,7 @@ export interface components {
                 };
             };
             srm: {
+                /** @description Mean of the holdout_percent in force at each of the window's decisions with an arm, / 100 (decisions recorded before it was stored count with the current one); the current one when there are none */
                 expected_holdout_share: number;
                 observed_holdout_share: number | null;
                 p_value: number | null;
