@@ -8,6 +8,7 @@ import { logField } from "../middleware/logger";
 import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
 import { CustomerExport, CustomerPath, CustomerQuery, CustomerRestored, DeletionAccepted } from "../schemas/customers";
 import { merchantSecurity } from "../schemas/security";
+import { crossMerchantPeers, MAX_PEER_PROFILES } from "../storage/consent";
 import { type AuditStamp, cancelDeletion, recordAudit, requestDeletion } from "../storage/deletions";
 import { readCustomerData } from "../storage/export";
 import { invalidateProfile } from "../storage/profile";
@@ -52,14 +53,18 @@ async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: s
 }
 
 /**
- * Drops every cached profile that may carry this customer's data: here and at merchants reading it
- * cross-merchant. After a deletion a stale entry would still show the customer's data, so a KV failure is a 503 (the
+ * Drops every cached profile that may carry this customer's data: here and at every merchant reading
+ * it cross-merchant (all of them, paged: crossMerchantPeers, up to MAX_PEER_PROFILES, which KV's
+ * 1,000 operations per invocation bound; any past that are logged and left to their cache TTL).
+ * After a deletion a stale entry would still show the customer's data, so a KV failure is a 503 (the
  * request is idempotent: a retry clears again). After a restore a stale entry only keeps the
  * customer hidden until its TTL (300 s), so the failure is logged and the restore still answers 200.
  */
-async function clearProfiles(c: Context<AppEnv>, merchantIds: string[], ref: string, mustSucceed: boolean): Promise<void> {
+async function clearProfiles(c: Context<AppEnv>, merchantId: string, ref: string, firstPeerPage: string[], mustSucceed: boolean): Promise<void> {
   try {
-    await Promise.all(merchantIds.map((m) => invalidateProfile(c.env, m, ref)));
+    const { peers, complete } = await crossMerchantPeers(c.env.DB, merchantId, ref, { firstPage: firstPeerPage });
+    if (!complete) logField(c, "cache_peers_left", `more than ${MAX_PEER_PROFILES} cross-merchant peer profiles; the rest expire with their TTL`);
+    await Promise.all([merchantId, ...peers].map((m) => invalidateProfile(c.env, m, ref)));
   } catch (err) {
     logField(c, "cache_error", errorText(err));
     if (mustSucceed) throw new ApiError("UNAVAILABLE", "The deletion is recorded but cached data could not be cleared yet; retry the same request");
@@ -72,7 +77,7 @@ export function registerCustomersRoutes(app: App): void {
     const merchantId = c.get("merchant").merchant_id;
     const { ref, stamp } = await subject(c, customer_id);
     const result = await requestDeletion(c.env.DB, merchantId, ref, stamp);
-    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref, true);
+    await clearProfiles(c, merchantId, ref, result.firstPeerPage, true);
     logField(c, "deletion", result.created ? "requested" : "already_pending");
     return c.json({ customer_id, status: "pending_deletion" as const, purge_after: result.purge_after }, 202);
   });
@@ -85,7 +90,7 @@ export function registerCustomersRoutes(app: App): void {
     if (!result.restored) {
       throw new ApiError("NOT_FOUND", "No pending deletion for this customer: never deleted, already restored, or purged");
     }
-    await clearProfiles(c, [merchantId, ...result.crossMerchants], ref, false);
+    await clearProfiles(c, merchantId, ref, result.firstPeerPage, false);
     return c.json({ customer_id, status: "active" as const }, 200);
   });
 

@@ -8,7 +8,7 @@ import { mergePreferences, type PreferenceValues, preferenceProblems } from "../
 import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
 import { CustomerQuery, PreferencesPut, PreferencesUpdated, PreferencesView } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
-import { crossMerchantPeers } from "../storage/consent";
+import { crossMerchantPeers, MAX_PEER_PROFILES } from "../storage/consent";
 import { DEFAULT_PREFERENCES, type PreferencesPatch, readPreferences, savePreferences, type StoredPreferences } from "../storage/preferences";
 import { invalidateProfile, refreshProfile } from "../storage/profile";
 
@@ -91,7 +91,8 @@ async function refreshCaches(c: Context<AppEnv>, merchantId: string, ref: string
     });
   }
   if (dropPeers) {
-    const peers = await crossMerchantPeers(c.env.DB, merchantId, ref);
+    const { peers, complete } = await crossMerchantPeers(c.env.DB, merchantId, ref);
+    if (!complete) logField(c, "cache_peers_left", `more than ${MAX_PEER_PROFILES} cross-merchant peer profiles; the rest expire with their TTL`);
     await Promise.all(peers.map((peer) => invalidateProfile(c.env, peer, ref))).catch((e: unknown) => {
       throw unavailable(e);
     });

@@ -26,16 +26,64 @@ export async function listConsent(db: D1Database, merchantId: string, customerRe
   return { entries: truncated ? results.slice(1) : results, truncated };
 }
 
+/** Peer merchants read per statement (one page of crossMerchantPeers). */
+export const PEER_PAGE_SIZE = 100;
+
+/**
+ * Peer profiles one request clears at most. KV allows 1,000 operations per Worker invocation and a
+ * request past it fails as a whole, so an unbounded fan-out would make a deletion fail on every
+ * retry; the request's own reads (key, merchant) and its own profile take a few operations more.
+ */
+export const MAX_PEER_PROFILES = 900;
+
+/**
+ * One page of the other merchants where this customer granted cross-merchant consent, in merchant id
+ * order after `after` (keyset paging over idx_preferences_cross). ?1 customer_ref, ?2 this merchant,
+ * ?3 the last merchant id of the previous page ('' for the first), ?4 the page size.
+ */
+export function crossMerchantPeerPage(db: D1Database, merchantId: string, customerRef: string, after = "", limit = PEER_PAGE_SIZE): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT merchant_id FROM preferences
+        WHERE customer_ref = ?1 AND cross_merchant_consent = 1 AND merchant_id <> ?2 AND merchant_id > ?3
+        ORDER BY merchant_id LIMIT ?4`,
+    )
+    .bind(customerRef, merchantId, after, limit);
+}
+
+export interface PeerPaging {
+  /** The first page, when the caller read it already (with `crossMerchantPeerPage` and `pageSize`) in its own batch. */
+  firstPage?: string[];
+  pageSize?: number;
+  /** At most this many peers are returned. */
+  max?: number;
+}
+
 /**
  * Other merchants whose cached profile of this customer may hold usage from `merchantId` (they
- * consented there too). When consent changes here, their caches must be dropped.
+ * consented there too): when consent or the customer's state changes here, their caches must be
+ * dropped. Every one of them, page by page (each statement reads at most `pageSize`), up to `max`;
+ * `complete` is false when more exist than that.
  */
-export async function crossMerchantPeers(db: D1Database, merchantId: string, customerRef: string): Promise<string[]> {
-  const { results } = await db
-    .prepare("SELECT merchant_id FROM preferences WHERE customer_ref = ? AND cross_merchant_consent = 1 AND merchant_id <> ? LIMIT 500")
-    .bind(customerRef, merchantId)
-    .all<{ merchant_id: string }>();
-  return results.map((r) => r.merchant_id);
+export async function crossMerchantPeers(
+  db: D1Database,
+  merchantId: string,
+  customerRef: string,
+  { firstPage, pageSize = PEER_PAGE_SIZE, max = MAX_PEER_PROFILES }: PeerPaging = {},
+): Promise<{ peers: string[]; complete: boolean }> {
+  const read = async (after: string, limit: number) =>
+    (await crossMerchantPeerPage(db, merchantId, customerRef, after, limit).all<{ merchant_id: string }>()).results.map((r) => r.merchant_id);
+  const peers: string[] = [];
+  let limit = pageSize;
+  let page = firstPage ?? (await read("", limit));
+  for (;;) {
+    peers.push(...page);
+    if (peers.length > max) return { peers: peers.slice(0, max), complete: false };
+    if (page.length < limit) return { peers, complete: true };
+    // One more than `max` is asked for, so that "exactly max" and "more than max" can be told apart.
+    limit = Math.min(pageSize, max + 1 - peers.length);
+    page = await read(page[page.length - 1]!, limit);
+  }
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 
 import { ANALYTICS_CUSTOMER_TABLES } from "../analytics/store";
+import { crossMerchantPeerPage } from "./consent";
 import { DEAD_LETTERS_PURGE, DEAD_LETTERS_RETENTION } from "./deadLetters";
 
 export const GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
@@ -33,15 +34,16 @@ const INSERT_AUDIT_IF = (condition: string) =>
 /**
  * Starts the grace period, or keeps the one that runs (a repeated request keeps its first
  * `purge_after`). A purged tombstone is reopened: the customer came back and is being erased again.
- * Returns the pending state, whether this call created it, and the other merchants whose cached
- * profiles may hold this customer's counts through cross-merchant consent.
+ * Returns the pending state, whether this call created it, and the first page of the other merchants
+ * whose cached profiles may hold this customer's counts through cross-merchant consent (the caller
+ * reads the rest with crossMerchantPeers).
  */
 export async function requestDeletion(
   db: D1Database,
   merchantId: string,
   customerRef: string,
   stamp: AuditStamp,
-): Promise<{ purge_after: string; created: boolean; crossMerchants: string[] }> {
+): Promise<{ purge_after: string; created: boolean; firstPeerPage: string[] }> {
   const purgeAfter = new Date(Date.parse(stamp.at) + GRACE_PERIOD_MS).toISOString();
   const [, audit, state, cross] = await db.batch([
     db
@@ -56,32 +58,32 @@ export async function requestDeletion(
     // Audited once per grace period: only when this call (re)started it.
     db.prepare(INSERT_AUDIT_IF("status = 'pending' AND requested_at = ?6")).bind(merchantId, customerRef, "delete", stamp.actor, stamp.requestId, stamp.at),
     db.prepare("SELECT purge_after FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?").bind(merchantId, customerRef),
-    crossMerchantSql(db, merchantId, customerRef),
+    crossMerchantPeerPage(db, merchantId, customerRef),
   ]);
   const row = state!.results[0] as { purge_after: string };
   return {
     purge_after: row.purge_after,
     created: (audit!.meta.changes ?? 0) > 0,
-    crossMerchants: (cross!.results as { merchant_id: string }[]).map((r) => r.merchant_id),
+    firstPeerPage: (cross!.results as { merchant_id: string }[]).map((r) => r.merchant_id),
   };
 }
 
-/** Ends a pending deletion within its grace period. False when there is none (unknown, restored, purged or past due). */
+/** Ends a pending deletion within its grace period. False when there is none (unknown, restored, purged or past due); also the first page of cross-merchant peers, as above. */
 export async function cancelDeletion(
   db: D1Database,
   merchantId: string,
   customerRef: string,
   stamp: AuditStamp,
-): Promise<{ restored: boolean; crossMerchants: string[] }> {
+): Promise<{ restored: boolean; firstPeerPage: string[] }> {
   const inGrace = "status = 'pending' AND purge_after > ?6";
   const [, removed, cross] = await db.batch([
     db.prepare(INSERT_AUDIT_IF(inGrace)).bind(merchantId, customerRef, "restore", stamp.actor, stamp.requestId, stamp.at),
     db.prepare(`DELETE FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ?2 AND ${inGrace.replace("?6", "?3")}`).bind(merchantId, customerRef, stamp.at),
-    crossMerchantSql(db, merchantId, customerRef),
+    crossMerchantPeerPage(db, merchantId, customerRef),
   ]);
   return {
     restored: (removed!.meta.changes ?? 0) > 0,
-    crossMerchants: (cross!.results as { merchant_id: string }[]).map((r) => r.merchant_id),
+    firstPeerPage: (cross!.results as { merchant_id: string }[]).map((r) => r.merchant_id),
   };
 }
 
@@ -98,13 +100,6 @@ export async function recordAudit(db: D1Database, merchantId: string, customerRe
     .prepare("INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
     .bind(merchantId, customerRef, action, stamp.actor, stamp.requestId, stamp.at)
     .run();
-}
-
-/** Other merchants whose profile of this customer reads this merchant's counts (cross-merchant consent). */
-function crossMerchantSql(db: D1Database, merchantId: string, customerRef: string): D1PreparedStatement {
-  return db
-    .prepare("SELECT merchant_id FROM preferences WHERE customer_ref = ? AND merchant_id <> ? AND cross_merchant_consent = 1 LIMIT 100")
-    .bind(customerRef, merchantId);
 }
 
 // ---------------------------------------------------------------------------------------------

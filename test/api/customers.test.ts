@@ -1,9 +1,11 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { purgeDueCustomers } from "../../src/jobs/purge";
+import { crossMerchantPeers } from "../../src/storage/consent";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
 import { customerRowCounts, DAY_MS, refOf, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
 import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { countD1Queries } from "../helpers/queryCount";
 
 const path = (id: string, suffix = "") => `/v1/personalize/customers/${encodeURIComponent(id)}${suffix}`;
 const del = (m: TestMerchant, id: string) => api(m.secretKey, path(id), { method: "DELETE" });
@@ -93,6 +95,61 @@ describe("DELETE /v1/personalize/customers/{customer_id}", () => {
     // B's own data and state are untouched.
     expect((await profileOf(b, id)).pending_deletion).toBe(false);
     expect((await customerRowCounts(b.merchantId, id)).preferences).toBe(1);
+  });
+});
+
+describe("cross-merchant peers' cached profiles, past one page", () => {
+  /** `n` other merchants where the customer granted cross-merchant consent (preferences rows only), each with a cached profile. */
+  async function seedPeers(id: string, prefix: string, n: number): Promise<string[]> {
+    const ref = await refOf(id);
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?3)
+       INSERT INTO preferences (merchant_id, customer_ref, favorite_methods, excluded_methods, personalization_enabled, cross_merchant_consent, created_at, updated_at)
+       SELECT ?1 || printf('%04d', i), ?2, '[]', '[]', 1, 1, ?4, ?4 FROM n`,
+    ).bind(prefix, ref, n, new Date().toISOString()).run();
+    const peers = Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(4, "0")}`);
+    await Promise.all(peers.map((p) => env.CACHE.put(profileKey(p, ref), "{}")));
+    return peers;
+  }
+  const cached = async (peers: string[], ref: string) => (await Promise.all(peers.map((p) => env.CACHE.get(profileKey(p, ref))))).filter((v) => v !== null).length;
+
+  it("a deletion clears the cached profile at every one of 150 consenting merchants (pages of 100), and so does a restore", async () => {
+    const id = "cus_many_peers";
+    const ref = await refOf(id);
+    await seedPreferences(a.merchantId, id, { cross_merchant_consent: true });
+    const peers = await seedPeers(id, "m_peer_del_", 150);
+    expect(await cached(peers, ref)).toBe(150);
+    expect((await del(a, id)).status).toBe(202);
+    expect(await cached(peers, ref)).toBe(0);
+
+    await Promise.all(peers.map((p) => env.CACHE.put(profileKey(p, ref), "{}")));
+    expect((await restore(a, id)).status).toBe(200);
+    expect(await cached(peers, ref)).toBe(0);
+  });
+
+  it("a PUT of cross_merchant_consent clears every one of 520 consenting merchants' cached profiles", async () => {
+    const id = "cus_many_peers_put";
+    const ref = await refOf(id);
+    const peers = await seedPeers(id, "m_peer_put_", 520); // it stopped at 500 before
+    const res = await api(a.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: id, cross_merchant_consent: false }) });
+    expect(res.status).toBe(200);
+    expect(await cached(peers, ref)).toBe(0);
+  });
+
+  it("crossMerchantPeers pages by merchant id, each statement bounded, up to its maximum", async () => {
+    const id = "cus_paged_peers";
+    const ref = await refOf(id);
+    const peers = await seedPeers(id, "m_peer_page_", 7);
+    await seedPreferences(a.merchantId, id, { cross_merchant_consent: true }); // the asking merchant is never its own peer
+    await seedPreferences("m_peer_page_none", id, { cross_merchant_consent: false }); // no consent there: not a peer
+    const { result, queries } = await countD1Queries(() => crossMerchantPeers(env.DB, a.merchantId, ref, { pageSize: 2 }));
+    expect(result).toEqual({ peers, complete: true });
+    expect(queries).toBe(4); // 2 + 2 + 2 + 1
+    expect(await crossMerchantPeers(env.DB, a.merchantId, ref, { pageSize: 2, max: 7 })).toEqual({ peers, complete: true });
+    expect(await crossMerchantPeers(env.DB, a.merchantId, ref, { pageSize: 2, max: 5 })).toEqual({ peers: peers.slice(0, 5), complete: false });
+    expect(await crossMerchantPeers(env.DB, a.merchantId, ref, { pageSize: 3, max: 6 })).toEqual({ peers: peers.slice(0, 6), complete: false });
+    // A first page read elsewhere (in the deletion's batch) is continued after its last merchant.
+    expect(await crossMerchantPeers(env.DB, a.merchantId, ref, { pageSize: 2, firstPage: peers.slice(0, 2) })).toEqual({ peers, complete: true });
   });
 });
 

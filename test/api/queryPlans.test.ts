@@ -4,6 +4,7 @@ import { FACTS, dirtyMerchants, oneMerchant } from "../../src/analytics/facts";
 import { loadFacts } from "../../src/analytics/load";
 import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/rollups";
 import { runDataLifecycle } from "../../src/jobs/scheduled";
+import { crossMerchantPeers } from "../../src/storage/consent";
 import { purgeSql } from "../../src/storage/deletions";
 import { readCustomerData } from "../../src/storage/export";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
@@ -49,6 +50,13 @@ describe("query plans", () => {
     expect(sql).toHaveLength(1);
     const plan = await planOf(sql[0]!);
     expect(plan).toEqual([expect.stringMatching(/^SEARCH merchant_origins USING PRIMARY KEY \(origin=\?\)$/)]);
+  });
+
+  it("a page of a customer's cross-merchant peers is a search of the consenting rows' index by customer and merchant id", async () => {
+    const sql = await sqlOf((db) => crossMerchantPeers(db, "m_plan", "c_plan"));
+    expect(sql).toHaveLength(1);
+    const plan = await planOf(sql[0]!);
+    expect(plan).toEqual([expect.stringMatching(/^SEARCH preferences USING COVERING INDEX idx_preferences_cross \(customer_ref=\? AND merchant_id>\?\)$/)]);
   });
 
   it("the payments aggregate joins a payment's conversion by event id, on the read path and in the rollup job", async () => {
