@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { applyRetentionChunk, RETENTION_RULES, type RetentionRule } from "../storage/deletions";
+import { applyRetentionChunk, RETENTION_RULES, retentionChunkQueries, type RetentionRule } from "../storage/deletions";
 import { QueryBudget } from "./budget";
 
 /**
@@ -47,14 +47,15 @@ export interface RetentionReport {
 }
 
 export async function applyRetention(env: Pick<Env, "DB">, now: Date, opts: RetentionOptions = {}): Promise<RetentionReport> {
-  const { chunk = 500, maxRounds = 20, rules = RETENTION_RULES, budget = new QueryBudget(rules.length * maxRounds) } = opts;
+  const { chunk = 500, maxRounds = 20, rules = RETENTION_RULES } = opts;
+  const budget = opts.budget ?? new QueryBudget(rules.reduce((n, rule) => n + retentionChunkQueries(rule), 0) * maxRounds);
   const cutoffs = retentionCutoffs(now);
   const report: RetentionReport = { deleted: {}, unfinished: [] };
   for (const rule of rules) {
     let total = 0;
     let last = chunk;
-    for (let round = 0; round < maxRounds && last >= chunk && budget.take(1); round++) {
-      last = await applyRetentionChunk(env.DB, rule, cutoffs[rule.window], chunk);
+    for (let round = 0; round < maxRounds && last >= chunk && budget.take(retentionChunkQueries(rule)); round++) {
+      last = await applyRetentionChunk(env.DB, rule, cutoffs[rule.window], chunk, now.toISOString());
       total += last;
     }
     report.deleted[rule.name] = total;

@@ -17,7 +17,7 @@ export const ANALYTICS_ROLLUP_CRON = "*/5 * * * *";
  * ROLLUP_MIN_BUDGET (src/jobs/rollups.ts) or a full dirty day could never be rebuilt.
  */
 export const QUERY_SHARES = {
-  daily: { optimize: 1, purge: 540, retention: 180, analytics_retention: 170 },
+  daily: { optimize: 1, purge: 540, retention: 200, analytics_retention: 170 },
   frequent: { rollups: 600, purge: 250 },
 } as const;
 

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { ApiKeyQuery, Country, Currency, CustomerId, MerchantId, MethodId, OfferId, Timestamp } from "./common";
+import { ApiKeyQuery, Country, Currency, CustomerId, MerchantId, MethodId, OfferId, Timestamp, ConsentReason } from "./common";
 
 /** Customer data rights (API.md §3). */
 export const CustomerPath = z.strictObject({
@@ -65,6 +65,7 @@ export const ExportedConsent = z
     consent_type: z.enum(["personalization", "cross_merchant"]),
     action: z.enum(["granted", "revoked"]),
     timestamp: Timestamp,
+    reason: ConsentReason,
   })
   .openapi("ExportedConsent");
 

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { isKnownTimeZone } from "../personalization/context";
 import { checkoutCustomerQueryFields } from "./checkout";
-import { AmountQuery, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp, Timezone } from "./common";
+import { AmountQuery, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp, Timezone, ConsentReason } from "./common";
 
 const KnownTimezone = Timezone.refine(isKnownTimeZone, "is not a known IANA time zone");
 
@@ -139,6 +139,7 @@ export const ConsentResponse = z
         action: z.enum(["granted", "revoked"]),
         merchant_id: MerchantId,
         timestamp: Timestamp,
+        reason: ConsentReason,
       }),
     ),
     truncated: z.boolean().openapi({ description: "true when older entries than these exist (the customer export has them all)" }),

@@ -3,6 +3,15 @@ export interface ConsentEntry {
   action: "granted" | "revoked";
   merchant_id: string;
   timestamp: string;
+  /** Only on a change the customer did not make (migration 0010): 'retention', the consent lapsed with an expired profile. */
+  reason?: ConsentReason;
+}
+
+export type ConsentReason = "retention";
+
+/** A consent_log row's `reason` column as the API shows it: left out when NULL (the customer's own change). */
+export function withReason<T extends object>({ reason, ...entry }: T & { reason: ConsentReason | null }): T & { reason?: ConsentReason } {
+  return (reason === null ? entry : { ...entry, reason }) as T & { reason?: ConsentReason };
 }
 
 /** Entries GET /consent shows at most: the newest ones (the export has the whole log). */
@@ -15,15 +24,15 @@ export const CONSENT_LIST_MAX = 1000;
 export async function listConsent(db: D1Database, merchantId: string, customerRef: string, max = CONSENT_LIST_MAX): Promise<{ entries: ConsentEntry[]; truncated: boolean }> {
   const { results } = await db
     .prepare(
-      `SELECT consent_type, action, merchant_id, timestamp FROM
-         (SELECT id, consent_type, action, merchant_id, created_at AS timestamp FROM consent_log
+      `SELECT consent_type, action, merchant_id, timestamp, reason FROM
+         (SELECT id, consent_type, action, merchant_id, created_at AS timestamp, reason FROM consent_log
            WHERE merchant_id = ?1 AND customer_ref = ?2 ORDER BY id DESC LIMIT ?3)
        ORDER BY id`,
     )
     .bind(merchantId, customerRef, max + 1)
-    .all<ConsentEntry>();
+    .all<Omit<ConsentEntry, "reason"> & { reason: ConsentReason | null }>();
   const truncated = results.length > max;
-  return { entries: truncated ? results.slice(1) : results, truncated };
+  return { entries: (truncated ? results.slice(1) : results).map(withReason), truncated };
 }
 
 /** Peer merchants read per statement (one page of crossMerchantPeers). */

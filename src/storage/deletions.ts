@@ -223,13 +223,45 @@ export async function markPurged(
 // ---------------------------------------------------------------------------------------------
 // Retention
 
-/** A chunked delete of rows older than a cutoff. Parameters: ?1 cutoff (ISO text), ?2 chunk size. */
+/** A chunked delete (or reduction) of rows older than a cutoff. Parameters: ?1 cutoff (ISO text), ?2 chunk size. */
 export interface RetentionRule {
   name: string;
   /** Which window applies (src/jobs/retention.ts turns it into a cutoff). */
   window: "raw_events" | "profile" | "legal_proof";
+  /** The delete or update; its changes are the rows the rule removed. */
   sql: string;
+  /**
+   * Runs first, in the same D1 batch (one transaction): the consent-log rows of the consents the
+   * `sql` lapses. Parameters as `sql`, and ?3 the run's clock (ISO text).
+   */
+  log?: string;
 }
+
+/**
+ * A chunk of expired preferences rows. Ordered by the whole key of idx_preferences_last_used (the
+ * expression, then the primary key its entries carry), so the log and the change of one rule pick
+ * the very same rows inside their transaction.
+ */
+const expiredPreferences = (condition: string) =>
+  `SELECT merchant_id, customer_ref, cross_merchant_consent FROM preferences
+    WHERE coalesce(last_used_at, updated_at) < ?1 AND ${condition}
+    ORDER BY coalesce(last_used_at, updated_at), merchant_id, customer_ref LIMIT ?2`;
+
+/**
+ * The consent-log row of a cross-merchant consent that lapses with its expired preferences row: the
+ * row goes (or keeps only an opt-out), so the consent reads as not given from now on. Logged as
+ * revoked with reason 'retention' (migration 0010), so that the log, the merchant's proof of
+ * consent, still tells the consent's story and tells it apart from the customer's own revocation.
+ */
+const lapsedCrossMerchantConsent = (chunk: string) =>
+  `INSERT INTO consent_log (merchant_id, customer_ref, consent_type, action, created_at, reason)
+   SELECT merchant_id, customer_ref, 'cross_merchant', 'revoked', ?3, 'retention' FROM (${chunk}) WHERE cross_merchant_consent = 1`;
+
+const EXPIRED_PROFILES = expiredPreferences("personalization_enabled = 1");
+// An opted-out row is reduced once: the condition holds only while something is left to remove.
+const EXPIRED_OPT_OUTS = expiredPreferences(
+  "personalization_enabled = 0 AND (default_method IS NOT NULL OR favorite_methods <> '[]' OR excluded_methods <> '[]' OR last_used_at IS NOT NULL OR cross_merchant_consent = 1)",
+);
 
 export const RETENTION_RULES: RetentionRule[] = [
   {
@@ -241,20 +273,19 @@ export const RETENTION_RULES: RetentionRule[] = [
     // The expression matches idx_preferences_last_used.
     name: "preferences",
     window: "profile",
-    sql: `DELETE FROM preferences WHERE (merchant_id, customer_ref) IN
-            (SELECT merchant_id, customer_ref FROM preferences WHERE coalesce(last_used_at, updated_at) < ?1 AND personalization_enabled = 1 LIMIT ?2)`,
+    log: lapsedCrossMerchantConsent(EXPIRED_PROFILES),
+    sql: `DELETE FROM preferences WHERE (merchant_id, customer_ref) IN (SELECT merchant_id, customer_ref FROM (${EXPIRED_PROFILES}))`,
   },
   {
     // An opt-out outlives the profile: deleting the row would turn personalization back on by default,
     // with no consent change on record, and the next payment would be stored and used again. Past the
-    // window an opted-out row keeps only that (and the cross-merchant flag, so no consent changes
-    // unlogged); its methods and last use go like the rest of an inactive profile.
+    // window an opted-out row keeps only that; its methods and last use go like the rest of an
+    // inactive profile, and a cross-merchant consent lapses as it does with a deleted row (logged).
     name: "preferences_opted_out",
     window: "profile",
-    sql: `UPDATE preferences SET default_method = NULL, favorite_methods = '[]', excluded_methods = '[]', last_used_at = NULL
-          WHERE (merchant_id, customer_ref) IN
-            (SELECT merchant_id, customer_ref FROM preferences WHERE coalesce(last_used_at, updated_at) < ?1 AND personalization_enabled = 0
-               AND (default_method IS NOT NULL OR favorite_methods <> '[]' OR excluded_methods <> '[]' OR last_used_at IS NOT NULL) LIMIT ?2)`,
+    log: lapsedCrossMerchantConsent(EXPIRED_OPT_OUTS),
+    sql: `UPDATE preferences SET default_method = NULL, favorite_methods = '[]', excluded_methods = '[]', last_used_at = NULL, cross_merchant_consent = 0
+          WHERE (merchant_id, customer_ref) IN (SELECT merchant_id, customer_ref FROM (${EXPIRED_OPT_OUTS}))`,
   },
   {
     // Aggregates outlive raw events as the model's memory, but not an inactive customer's profile.
@@ -282,7 +313,12 @@ export const RETENTION_RULES: RetentionRule[] = [
   DEAD_LETTERS_RETENTION, // migration 0007
 ];
 
-export async function applyRetentionChunk(db: D1Database, rule: RetentionRule, cutoff: string, chunk: number): Promise<number> {
-  const result = await db.prepare(rule.sql).bind(cutoff, chunk).run();
-  return result.meta.changes ?? 0;
+/** D1 queries one chunk of the rule costs. */
+export const retentionChunkQueries = (rule: RetentionRule) => (rule.log ? 2 : 1);
+
+export async function applyRetentionChunk(db: D1Database, rule: RetentionRule, cutoff: string, chunk: number, now: string): Promise<number> {
+  const change = db.prepare(rule.sql).bind(cutoff, chunk);
+  if (!rule.log) return (await change.run()).meta.changes ?? 0;
+  const [, result] = await db.batch([db.prepare(rule.log).bind(cutoff, chunk, now), change]);
+  return result!.meta.changes ?? 0;
 }

@@ -1,5 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import type * as schemas from "../schemas/customers";
+import { type ConsentReason, withReason } from "./consent";
 import type { DeletionState } from "./deletions";
 import type { UsageEventRow } from "./events";
 import { fromPreferenceRow, PREFERENCE_COLUMNS, type PreferenceRow, type StoredPreferences } from "./preferences";
@@ -70,7 +71,7 @@ export async function readCustomerData(db: D1Database, merchantId: string, custo
        FROM usage_events WHERE merchant_id = ? AND customer_ref = ? ORDER BY occurred_at, id`,
     ),
     bind("SELECT bucket, method_id, uses, last_used_at FROM method_stats WHERE merchant_id = ? AND customer_ref = ? ORDER BY bucket, method_id"),
-    bind("SELECT consent_type, action, created_at AS timestamp FROM consent_log WHERE merchant_id = ? AND customer_ref = ? ORDER BY id"),
+    bind("SELECT consent_type, action, created_at AS timestamp, reason FROM consent_log WHERE merchant_id = ? AND customer_ref = ? ORDER BY id"),
     bind(
       `SELECT decision_key, decided_at, arm, personalized, fallback_reason, ranked, device_type, country, currency, cache
        FROM analytics_decisions WHERE merchant_id = ? AND customer_ref = ? ORDER BY decided_at, decision_key`,
@@ -92,7 +93,7 @@ export async function readCustomerData(db: D1Database, merchantId: string, custo
     preferences: prefRow ? fromPreferenceRow(prefRow) : null,
     usage_events: events!.results as ExportedUsageEvent[],
     usage_summary: stats!.results as ExportedUsageSummary[],
-    consent_log: consent!.results as ExportedConsent[],
+    consent_log: (consent!.results as (Omit<ExportedConsent, "reason"> & { reason: ConsentReason | null })[]).map(withReason),
     analytics: {
       decisions: (decisions!.results as DecisionRow[]).map((d) => ({ ...d, personalized: d.personalized === 1, ranked: JSON.parse(d.ranked) as string[] })),
       conversions: conversions!.results as ExportedConversion[],

@@ -5,7 +5,7 @@ import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "../../src/jobs/budget";
 import { purgeDueCustomers } from "../../src/jobs/purge";
 import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/retention";
 import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, QUERY_SHARES, runScheduled } from "../../src/jobs/scheduled";
-import { CUSTOMER_DATA_TABLES, KEPT_AFTER_PURGE } from "../../src/storage/deletions";
+import { CUSTOMER_DATA_TABLES, KEPT_AFTER_PURGE, RETENTION_RULES } from "../../src/storage/deletions";
 import { EXPORTED_TABLES, NOT_EXPORTED } from "../../src/storage/export";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
 import { customerTables, DAY_MS, iso, refOf, rowsFor, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
@@ -263,7 +263,8 @@ describe("retention windows at their exact boundaries", () => {
     const row = async (id: string) =>
       env.DB.prepare("SELECT default_method, favorite_methods, excluded_methods, personalization_enabled, cross_merchant_consent, last_used_at FROM preferences WHERE merchant_id = ? AND customer_ref = ?")
         .bind(m.merchantId, await refOf(id)).first();
-    expect(await row("opted_out_long_ago")).toEqual({ default_method: null, favorite_methods: "[]", excluded_methods: "[]", personalization_enabled: 0, cross_merchant_consent: 1, last_used_at: null });
+    // The cross-merchant consent lapses with the profile, logged (the next test).
+    expect(await row("opted_out_long_ago")).toEqual({ default_method: null, favorite_methods: "[]", excluded_methods: "[]", personalization_enabled: 0, cross_merchant_consent: 0, last_used_at: null });
     expect(await row("opted_out_recently")).toMatchObject({ default_method: "paypal", personalization_enabled: 0 });
     // Idempotent: a second run changes nothing (and does not count the minimized row again).
     const again = await applyRetention(env, new Date(T));
@@ -271,6 +272,65 @@ describe("retention windows at their exact boundaries", () => {
     // The opt-out still holds where it is read: /methods answers personalization_disabled.
     const res = await api(m.secretKey, "/v1/personalize/methods?customer_id=opted_out_long_ago");
     expect(await res.json()).toMatchObject({ personalized: false, fallback_reason: "personalization_disabled" });
+  });
+
+  it("a cross-merchant consent that lapses with its expired preferences is logged as revoked by retention, in the same batch", async () => {
+    const m = await createMerchant();
+    const old = { updated_at: at(cut.profile, -86400), last_used_at: at(cut.profile, -1) };
+    await seedPreferences(m.merchantId, "lapse_deleted", { ...old, cross_merchant_consent: true });
+    await seedPreferences(m.merchantId, "lapse_opted_out", { ...old, cross_merchant_consent: true, personalization_enabled: false });
+    await seedPreferences(m.merchantId, "lapse_no_consent", old);
+    await seedPreferences(m.merchantId, "lapse_recent", { cross_merchant_consent: true, updated_at: at(cut.profile, +1) });
+    const log = async (id: string) =>
+      (await env.DB.prepare("SELECT consent_type, action, created_at, reason FROM consent_log WHERE merchant_id = ? AND customer_ref = ? ORDER BY id")
+        .bind(m.merchantId, await refOf(id)).all()).results;
+
+    await cron(T);
+    const lapsed = [{ consent_type: "cross_merchant", action: "revoked", created_at: iso(T), reason: "retention" }];
+    expect(await rowsFor("preferences", m.merchantId, "lapse_deleted")).toBe(0);
+    expect(await log("lapse_deleted")).toEqual(lapsed);
+    expect(await log("lapse_opted_out")).toEqual(lapsed); // reduced: the opt-out stays, the cross-merchant consent goes
+    expect(await log("lapse_no_consent")).toEqual([]); // nothing changed that the log records (personalization stays on by default)
+    expect(await log("lapse_recent")).toEqual([]);
+
+    // A second run logs nothing more.
+    await applyRetention(env, new Date(T));
+    expect(await log("lapse_deleted")).toHaveLength(1);
+    expect(await log("lapse_opted_out")).toHaveLength(1);
+
+    // Where the merchant reads the log: the entry says it was retention, not the customer.
+    const consent = await (await api(m.secretKey, "/v1/personalize/consent?customer_id=lapse_deleted")).json<{ entries: unknown[] }>();
+    expect(consent.entries).toEqual([{ consent_type: "cross_merchant", action: "revoked", merchant_id: m.merchantId, timestamp: iso(T), reason: "retention" }]);
+    const exported = await (await api(m.secretKey, "/v1/personalize/customers/lapse_opted_out/export")).json<{ consent_log: unknown[]; preferences: unknown }>();
+    expect(exported.consent_log).toEqual([{ consent_type: "cross_merchant", action: "revoked", timestamp: iso(T), reason: "retention" }]);
+    expect(exported.preferences).toMatchObject({ personalization_enabled: false, cross_merchant_consent: false });
+    // The customer's own changes carry no reason.
+    await api(m.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: "lapse_deleted", cross_merchant_consent: true }) });
+    const after = await (await api(m.secretKey, "/v1/personalize/consent?customer_id=lapse_deleted")).json<{ entries: Record<string, unknown>[] }>();
+    expect(after.entries.map((e) => [e.action, e.reason])).toEqual([["revoked", "retention"], ["granted", undefined]]);
+  });
+
+  it("logs exactly the consents of the rows a bounded chunk removed (the log and the delete pick the same rows)", async () => {
+    const m = await createMerchant();
+    // Six expired rows at one instant older than any other test's rows (the chunks take the oldest
+    // first), consent on every other one: within the instant, chunks follow the primary key.
+    const ids = ["chunk_a", "chunk_b", "chunk_c", "chunk_d", "chunk_e", "chunk_f"];
+    for (const [i, id] of ids.entries()) {
+      await seedPreferences(m.merchantId, id, { updated_at: iso(Date.UTC(2001, 0, 1)), cross_merchant_consent: i % 2 === 0 });
+    }
+    const state = async () => {
+      const out: Record<string, [number, number]> = {};
+      for (const id of ids) out[id] = [await rowsFor("preferences", m.merchantId, id), await rowsFor("consent_log", m.merchantId, id)];
+      return out;
+    };
+    const rule = RETENTION_RULES.find((r) => r.name === "preferences")!;
+    for (let round = 1; round <= 3; round++) {
+      await applyRetention(env, new Date(T), { chunk: 2, maxRounds: 1, rules: [rule] });
+      const s = await state();
+      const removed = ids.filter((id) => s[id]![0] === 0);
+      expect(removed).toHaveLength(2 * round);
+      for (const [i, id] of ids.entries()) expect({ id, logged: s[id]![1] }).toEqual({ id, logged: s[id]![0] === 0 && i % 2 === 0 ? 1 : 0 });
+    }
   });
 
   it("the daily cron also applies the analytics retention (raw facts 90 days)", async () => {

@@ -5,7 +5,7 @@ import { loadFacts } from "../../src/analytics/load";
 import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/rollups";
 import { runDataLifecycle } from "../../src/jobs/scheduled";
 import { crossMerchantPeers } from "../../src/storage/consent";
-import { purgeSql } from "../../src/storage/deletions";
+import { purgeSql, RETENTION_RULES } from "../../src/storage/deletions";
 import { readCustomerData } from "../../src/storage/export";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
 import { loadProfiles } from "../../src/storage/profile";
@@ -57,6 +57,16 @@ describe("query plans", () => {
     expect(sql).toHaveLength(1);
     const plan = await planOf(sql[0]!);
     expect(plan).toEqual([expect.stringMatching(/^SEARCH preferences USING COVERING INDEX idx_preferences_cross \(customer_ref=\? AND merchant_id>\?\)$/)]);
+  });
+
+  it("retention's logged preferences rules read the expired chunk in idx_preferences_last_used's own order (no sort of every expired row)", async () => {
+    const rules = RETENTION_RULES.filter((r) => r.log);
+    expect(rules.map((r) => r.name)).toEqual(["preferences", "preferences_opted_out"]);
+    for (const s of rules.flatMap((r) => [r.log!, r.sql])) {
+      const plan = await planOf(s);
+      expect(plan).toContainEqual(expect.stringMatching(/^SEARCH preferences USING INDEX idx_preferences_last_used \(<expr><\?\)$/));
+      expect({ sql: s.replace(/\s+/g, " ").slice(0, 80), sorts: plan.filter((d) => /TEMP B-TREE/.test(d)), wasteful: wasteful(plan) }).toEqual({ sql: expect.any(String), sorts: [], wasteful: [] });
+    }
   });
 
   it("the payments aggregate joins a payment's conversion by event id, on the read path and in the rollup job", async () => {

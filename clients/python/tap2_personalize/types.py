@@ -61,11 +61,16 @@ class PreferencesUpdated(TypedDict):
     preferences: Preferences
 
 
-class ConsentEntry(TypedDict):
+class _ConsentEntryRequired(TypedDict):
     consent_type: Literal["personalization", "cross_merchant"]
     action: Literal["granted", "revoked"]
     merchant_id: str
     timestamp: str
+
+
+class ConsentEntry(_ConsentEntryRequired, total=False):
+    #: only on a change the customer did not make: "retention" (the consent lapsed with the profile)
+    reason: Literal["retention"]
 
 
 class ConsentLog(TypedDict):

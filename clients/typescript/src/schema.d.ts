@@ -1098,6 +1098,11 @@ export interface components {
                 merchant_id: string;
                 /** @example 2026-02-03T15:30:00Z */
                 timestamp: string;
+                /**
+                 * @description Present only when the change was not the customer's: retention, the consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use (API.md §3). Absent: the customer's own change (PUT /v1/personalize/preferences).
+                 * @enum {string}
+                 */
+                reason?: "retention";
             }[];
             /** @description true when older entries than these exist (the customer export has them all) */
             truncated: boolean;
@@ -1309,6 +1314,11 @@ export interface components {
             action: "granted" | "revoked";
             /** @example 2026-02-03T15:30:00Z */
             timestamp: string;
+            /**
+             * @description Present only when the change was not the customer's: retention, the consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use (API.md §3). Absent: the customer's own change (PUT /v1/personalize/preferences).
+             * @enum {string}
+             */
+            reason?: "retention";
         };
         /** @description The raw experiment facts recorded about the customer (the merchant's reports only hold counts) */
         ExportedAnalytics: {
