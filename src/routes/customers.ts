@@ -11,7 +11,7 @@ import { merchantSecurity } from "../schemas/security";
 import { crossMerchantPeers, MAX_PEER_PROFILES } from "../storage/consent";
 import { type AuditStamp, cancelDeletion, recordAudit, requestDeletion } from "../storage/deletions";
 import { readCustomerData } from "../storage/export";
-import { invalidateProfile } from "../storage/profile";
+import { CROSS_MERCHANT_FRESH_MS, invalidateProfile } from "../storage/profile";
 import { noBody } from "../validation";
 
 const security = merchantSecurity;
@@ -55,7 +55,8 @@ async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: s
 /**
  * Drops every cached profile that may carry this customer's data: here and at every merchant reading
  * it cross-merchant (all of them, paged: crossMerchantPeers, up to MAX_PEER_PROFILES, which KV's
- * 1,000 operations per invocation bound; any past that are logged and left to their cache TTL).
+ * 1,000 operations per invocation bound; any past that are logged, and use the customer's counts
+ * for CROSS_MERCHANT_FRESH_MS at most, as every cached cross-merchant part).
  * After a deletion a stale entry would still show the customer's data, so a KV failure is a 503 (the
  * request is idempotent: a retry clears again). After a restore a stale entry only keeps the
  * customer hidden until its TTL (300 s), so the failure is logged and the restore still answers 200.
@@ -63,7 +64,7 @@ async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: s
 async function clearProfiles(c: Context<AppEnv>, merchantId: string, ref: string, firstPeerPage: string[], mustSucceed: boolean): Promise<void> {
   try {
     const { peers, complete } = await crossMerchantPeers(c.env.DB, merchantId, ref, { firstPage: firstPeerPage });
-    if (!complete) logField(c, "cache_peers_left", `more than ${MAX_PEER_PROFILES} cross-merchant peer profiles; the rest expire with their TTL`);
+    if (!complete) logField(c, "cache_peers_left", `more than ${MAX_PEER_PROFILES} cross-merchant peer profiles; the rest use its counts for at most ${CROSS_MERCHANT_FRESH_MS / 1000} s more`);
     await Promise.all([merchantId, ...peers].map((m) => invalidateProfile(c.env, m, ref)));
   } catch (err) {
     logField(c, "cache_error", errorText(err));

@@ -23,6 +23,12 @@ export interface Profile {
   pending_deletion: boolean;
   /** Empty unless the merchant's `cross_merchant` feature is on and the customer consented here. */
   cross_merchant: CrossMerchantStat[];
+  /**
+   * When the cross-merchant part was read (the feature on, the customer consenting here): the time
+   * (epoch ms) until which a cached copy may use it, CROSS_MERCHANT_FRESH_MS after the read began.
+   * Null when it was not read. Absent from entries written before it existed.
+   */
+  cross_merchant_until?: number | null;
 }
 
 export type CacheOutcome = "hit" | "miss";
@@ -33,6 +39,19 @@ interface ProfileEnv {
 }
 
 export const PROFILE_TTL_SECONDS = 300;
+
+/**
+ * How long a cached profile's cross-merchant part may be used. Other merchants' counts depend on
+ * state this cache is not told about: a merchant switching its `cross_merchant` feature off (admin
+ * PATCH, "within 60 seconds at most", API.md §4) would otherwise stay in every peer's cached profile
+ * for its 300 s TTL. The cross statement reads each contributor's feature from D1 itself, so a load
+ * that begins after the PATCH leaves that merchant out; 45 s (the trust of a cached merchant config,
+ * src/storage/merchants.ts) bounds the rest with margin. It also bounds a peer's entry that a consent
+ * change, a deletion or a payment elsewhere could not drop (past MAX_PEER_PROFILES, a failed KV
+ * delete, KV's ~60 s propagation). Only profiles with a cross-merchant part pay: one D1 read per
+ * customer and merchant every 45 s instead of every 300 s.
+ */
+export const CROSS_MERCHANT_FRESH_MS = 45_000;
 export const profileKey = (merchantId: string, customerRef: string) => `profile:${merchantId}:${customerRef}`;
 
 /**
@@ -77,8 +96,8 @@ function byKey<T>(rows: Tagged<T>[]): Map<number, T[]> {
   return out;
 }
 
-export async function loadProfile(db: D1Database, merchantId: string, customerRef: string, crossMerchant: boolean): Promise<Profile> {
-  return (await loadProfiles(db, [{ merchantId, customerRef, crossMerchant }]))[0]!;
+export async function loadProfile(db: D1Database, merchantId: string, customerRef: string, crossMerchant: boolean, now = Date.now()): Promise<Profile> {
+  return (await loadProfiles(db, [{ merchantId, customerRef, crossMerchant }], now))[0]!;
 }
 
 export interface ProfileKey {
@@ -92,8 +111,10 @@ export interface ProfileKey {
  * refreshes every customer a batch touched; one statement set per profile made its worst path 903 of
  * D1's 1,000 queries per invocation).
  */
-export async function loadProfiles(db: D1Database, keys: readonly ProfileKey[]): Promise<Profile[]> {
+export async function loadProfiles(db: D1Database, keys: readonly ProfileKey[], now = Date.now()): Promise<Profile[]> {
   if (keys.length === 0) return [];
+  // Taken before the read: what the read saw is at most this old.
+  const crossUntil = now + CROSS_MERCHANT_FRESH_MS;
   const json = JSON.stringify(keys.map((k) => [k.merchantId, k.customerRef, k.crossMerchant ? 1 : 0]));
   const [prefs, stats, pending, cross] = await db.batch<unknown>(
     [PROFILE_SQL.preferences, PROFILE_SQL.stats, PROFILE_SQL.pending, PROFILE_SQL.cross].map((sql) => db.prepare(sql).bind(json)),
@@ -105,35 +126,63 @@ export async function loadProfiles(db: D1Database, keys: readonly ProfileKey[]):
   return keys.map((k, key) => {
     const prefRow = prefsBy.get(key)?.[0];
     const preferences = prefRow ? fromPreferenceRow(prefRow) : null;
-    const consented = preferences?.cross_merchant_consent ?? false;
+    const crossRead = k.crossMerchant && (preferences?.cross_merchant_consent ?? false);
     return {
       preferences,
       stats: statsBy.get(key) ?? [],
       pending_deletion: pendingBy.has(key),
-      cross_merchant: k.crossMerchant && consented ? (crossBy.get(key) ?? []) : [],
+      cross_merchant: crossRead ? (crossBy.get(key) ?? []) : [],
+      cross_merchant_until: crossRead ? crossUntil : null,
     };
   });
 }
 
 /**
+ * Whether a cached profile can answer for a merchant whose `cross_merchant` feature is as given, at
+ * `now`: its cross-merchant part must have been read (the customer consents here) and still be
+ * fresh (CROSS_MERCHANT_FRESH_MS). A customer who does not consent here needs no cross part.
+ */
+function cachedCrossIsFresh(cached: Profile, crossMerchant: boolean, now: number): boolean {
+  if (!crossMerchant || !cached.preferences?.cross_merchant_consent) return true;
+  return typeof cached.cross_merchant_until === "number" && now < cached.cross_merchant_until;
+}
+
+/** A profile without its cross-merchant part (the merchant's feature is off, or the part is stale). */
+const withoutCross = (p: Profile): Profile => (p.cross_merchant.length === 0 ? p : { ...p, cross_merchant: [] });
+
+/**
  * Read-through KV (TTL 300 s) over D1. No isolate memory on purpose: a preference change must be
- * visible to the next /methods call wherever it lands. A KV failure degrades to a D1 read; a D1
- * failure is thrown (the route answers with the `degraded` fallback).
+ * visible to the next /methods call wherever it lands. The cross-merchant part of an entry is used
+ * for CROSS_MERCHANT_FRESH_MS only; past that the entry is read again (for the profiles that have
+ * one), and a merchant with the feature off never uses one. A KV failure degrades to a D1 read; a D1
+ * failure is thrown (the route answers with the `degraded` fallback), unless an entry whose only
+ * fault is a stale cross-merchant part is at hand: it answers without that part.
  */
 export async function readProfile(
   env: ProfileEnv,
   merchantId: string,
   customerRef: string,
-  opts: { crossMerchant: boolean; waitUntil?: (p: Promise<unknown>) => void; onCacheError?: (err: unknown) => void },
+  opts: { crossMerchant: boolean; waitUntil?: (p: Promise<unknown>) => void; onCacheError?: (err: unknown) => void; now?: number },
 ): Promise<{ profile: Profile; cache: CacheOutcome }> {
+  const now = opts.now ?? Date.now();
   const key = profileKey(merchantId, customerRef);
+  let stale: Profile | null = null;
   try {
     const cached = await env.CACHE.get<Profile>(key, "json");
-    if (cached) return { profile: cached, cache: "hit" };
+    if (cached && cachedCrossIsFresh(cached, opts.crossMerchant, now)) {
+      return { profile: opts.crossMerchant ? cached : withoutCross(cached), cache: "hit" };
+    }
+    stale = cached;
   } catch (err) {
     opts.onCacheError?.(err);
   }
-  const profile = await loadProfile(env.DB, merchantId, customerRef, opts.crossMerchant);
+  let profile: Profile;
+  try {
+    profile = await loadProfile(env.DB, merchantId, customerRef, opts.crossMerchant, now);
+  } catch (err) {
+    if (stale) return { profile: withoutCross(stale), cache: "hit" };
+    throw err;
+  }
   const write = writeProfile(env.CACHE, key, profile).catch((err: unknown) => opts.onCacheError?.(err));
   if (opts.waitUntil) opts.waitUntil(write);
   else await write;

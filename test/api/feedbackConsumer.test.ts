@@ -354,17 +354,18 @@ describe("loadProfiles", () => {
     for (const id of ["lp_1", "lp_2", "lp_3", "lp_unknown"]) {
       for (const m of [a, b]) for (const crossMerchant of [true, false]) keys.push({ merchantId: m.merchantId, customerRef: await customerRef(env.PII_KEY, id), crossMerchant });
     }
-    const { result: many, queries } = await countD1Queries(() => loadProfiles(env.DB, keys));
+    const now = Date.now(); // one clock for both reads: a cross-merchant part is stamped with it (cross_merchant_until)
+    const { result: many, queries } = await countD1Queries(() => loadProfiles(env.DB, keys, now));
     expect(queries).toBe(4);
     const each = [];
-    for (const k of keys) each.push(await loadProfile(env.DB, k.merchantId, k.customerRef, k.crossMerchant));
+    for (const k of keys) each.push(await loadProfile(env.DB, k.merchantId, k.customerRef, k.crossMerchant, now));
     expect(many).toEqual(each);
     // The mix really covers the cases: cross-merchant counts, a pending deletion, stats, no row at all.
     expect(many[0]!.cross_merchant).toEqual([expect.objectContaining({ method_id: "google_pay", uses: 2 })]);
     expect(many[1]!.cross_merchant).toEqual([]);
     expect(many.filter((p) => p.pending_deletion)).toHaveLength(2); // lp_3 at a, read with and without cross-merchant
     expect(many.filter((p) => p.stats.length > 0).length).toBeGreaterThan(4);
-    expect(many.at(-1)).toEqual({ preferences: null, stats: [], pending_deletion: false, cross_merchant: [] });
+    expect(many.at(-1)).toEqual({ preferences: null, stats: [], pending_deletion: false, cross_merchant: [], cross_merchant_until: null });
   });
 });
 

@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { verifyDecision } from "../../src/personalization/decision";
 import { assignArm } from "../../src/personalization/holdout";
-import { api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { CROSS_MERCHANT_FRESH_MS, profileKey, readProfile } from "../../src/storage/profile";
+import { admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 import { recordPayments, refOf, repeat } from "../helpers/usage";
 
 interface MethodsBody {
@@ -230,6 +231,68 @@ describe("cross-merchant", () => {
     await put(off, { customer_id: "xm_2", cross_merchant_consent: true });
     await put(b, { customer_id: "xm_2", cross_merchant_consent: true });
     expect((await methods(off, { customer_id: "xm_2" })).fallback_reason).toBe("no_history");
+  });
+});
+
+describe("cross-merchant part of a cached profile (API.md §4: a PATCH takes effect within 60 s)", () => {
+  const features = (cross: boolean) => ({ features: { targeted_offers: false, cross_merchant: cross } });
+  const patch = (m: TestMerchant, cross: boolean) =>
+    admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify(features(cross)) });
+  const read = async (m: TestMerchant, id: string, crossMerchant: boolean, inMs = 0, testEnv: typeof env = env) =>
+    readProfile(testEnv, m.merchantId, await refOf(id), { crossMerchant, now: Date.now() + inMs });
+
+  it("a merchant switching its feature off is out of every peer's cached profile within 45 s, not the 300 s TTL", async () => {
+    const off = await createMerchant(features(true));
+    const peer = await createMerchant(features(true));
+    const customer = "xm_switch_off";
+    await recordPayments(off.merchantId, customer, repeat(6, { method_id: "google_pay" }));
+    await put(off, { customer_id: customer, cross_merchant_consent: true });
+    await put(peer, { customer_id: customer, cross_merchant_consent: true });
+    const first = await read(peer, customer, true);
+    expect(first.profile.cross_merchant.map((x) => x.method_id)).toEqual(["google_pay"]);
+    // Within the window the cached entry answers as before (no extra D1 read on the hot path).
+    expect((await read(peer, customer, true, 10_000)).cache).toBe("hit");
+
+    expect((await patch(off, false)).status).toBe(200);
+    const later = await read(peer, customer, true, CROSS_MERCHANT_FRESH_MS);
+    expect(later.cache).toBe("miss");
+    expect(later.profile.cross_merchant).toEqual([]);
+    expect(CROSS_MERCHANT_FRESH_MS).toBeLessThan(60_000);
+  });
+
+  it("a merchant with the feature off does not use the cross-merchant part of its own cached profile; switched on, it reads one", async () => {
+    const m = await createMerchant(features(true));
+    const other = await createMerchant(features(true));
+    const customer = "xm_switch_reader";
+    await recordPayments(other.merchantId, customer, repeat(6, { method_id: "paypal" }));
+    await put(other, { customer_id: customer, cross_merchant_consent: true });
+    await put(m, { customer_id: customer, cross_merchant_consent: true });
+    expect((await read(m, customer, true)).profile.cross_merchant).toHaveLength(1);
+    // The merchant's own config now says off (cached up to ~55 s): the cached counts go unused.
+    const offNow = await read(m, customer, false);
+    expect(offNow).toMatchObject({ cache: "hit", profile: { cross_merchant: [] } });
+
+    // An entry written while the feature was off holds no cross-merchant part: on again, it is read at once.
+    await env.CACHE.delete(profileKey(m.merchantId, await refOf(customer)));
+    await read(m, customer, false);
+    const onAgain = await read(m, customer, true);
+    expect(onAgain.cache).toBe("miss");
+    expect(onAgain.profile.cross_merchant.map((x) => x.method_id)).toEqual(["paypal"]);
+  });
+
+  it("when D1 fails, an entry whose cross-merchant part is stale still answers, without that part", async () => {
+    const m = await createMerchant(features(true));
+    const other = await createMerchant(features(true));
+    const customer = "xm_stale_d1_down";
+    await recordPayments(m.merchantId, customer, repeat(3, { method_id: "visa" }));
+    await recordPayments(other.merchantId, customer, repeat(6, { method_id: "paypal" }));
+    await put(other, { customer_id: customer, cross_merchant_consent: true });
+    await put(m, { customer_id: customer, cross_merchant_consent: true });
+    await read(m, customer, true);
+    const down = await read(m, customer, true, CROSS_MERCHANT_FRESH_MS, { ...env, DB: env.UNMIGRATED_DB });
+    expect(down.cache).toBe("hit");
+    expect(down.profile.cross_merchant).toEqual([]);
+    expect(down.profile.stats.length).toBeGreaterThan(0);
   });
 });
 
