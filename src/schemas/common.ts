@@ -66,7 +66,7 @@ export const Timestamp = z
   .refine(isCalendarTimestamp, "is not a valid date")
   .openapi({ example: "2026-02-03T15:30:00Z" });
 
-/** Why a consent changed, on a consent-log entry the customer did not make (migration 0010); absent on the customer's own changes. */
+/** Why a consent changed, on a consent-log entry the customer did not make (migration 0012); absent on the customer's own changes. */
 export const ConsentReason = z.literal("retention").optional().openapi({
   description:
     "Present only when the change was not the customer's: retention, the consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use (API.md §3). Absent: the customer's own change (PUT /v1/personalize/preferences).",

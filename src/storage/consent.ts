@@ -3,7 +3,7 @@ export interface ConsentEntry {
   action: "granted" | "revoked";
   merchant_id: string;
   timestamp: string;
-  /** Only on a change the customer did not make (migration 0010): 'retention', the consent lapsed with an expired profile. */
+  /** Only on a change the customer did not make (migration 0012): 'retention', the consent lapsed with an expired profile. */
   reason?: ConsentReason;
 }
 

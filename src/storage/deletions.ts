@@ -250,7 +250,7 @@ const expiredPreferences = (condition: string) =>
 /**
  * The consent-log row of a cross-merchant consent that lapses with its expired preferences row: the
  * row goes (or keeps only an opt-out), so the consent reads as not given from now on. Logged as
- * revoked with reason 'retention' (migration 0010), so that the log, the merchant's proof of
+ * revoked with reason 'retention' (migration 0012), so that the log, the merchant's proof of
  * consent, still tells the consent's story and tells it apart from the customer's own revocation.
  */
 const lapsedCrossMerchantConsent = (chunk: string) =>
