@@ -6,7 +6,7 @@ import { ADMIN_ERRORS, errorResponses, jsonResponse, MerchantId, NoQuery } from 
 import { adminSecurity } from "../schemas/security";
 import { checkOffersUseEnabledMethods, checkStoredRateLimit, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
-import { insertMerchant, loadMerchant, type Merchant, saveMerchant } from "../storage/merchants";
+import { insertMerchant, loadMerchant, type Merchant, updateMerchant } from "../storage/merchants";
 import { noBody, zodDetails } from "../validation";
 import { validationError } from "../errors";
 
@@ -27,7 +27,7 @@ const getMerchant = createRoute({
 const patchMerchant = createRoute({
   method: "patch", path: "/v1/admin/merchants/{merchant_id}", operationId: "updateMerchant", tags: ["Admin"], security: adminSecurity, summary: "Update a merchant (effective within 60 s)",
   request: { params: MerchantPath, query: NoQuery, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
-  responses: { 200: jsonResponse(MerchantView, "The updated merchant"), ...adminErrors },
+  responses: { 200: jsonResponse(MerchantView, "The updated merchant"), ...adminErrors, ...errorResponses(409) },
 });
 const createKey = createRoute({
   method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "createKey", tags: ["Admin"], security: adminSecurity, summary: "Create an API key (the plain key is shown only here)",
@@ -77,25 +77,31 @@ export function registerAdminRoutes(app: App) {
   app.openapi(getMerchant, async (c) => c.json(await mustLoad(c.env.DB, c.req.valid("param").merchant_id), 200));
 
   app.openapi(patchMerchant, async (c) => {
-    const current = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
+    const { merchant_id } = c.req.valid("param");
     const patch = c.req.valid("json");
-    const next: Merchant = {
-      ...current,
-      ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)),
-      features: { ...current.features, ...Object.fromEntries(Object.entries(patch.features ?? {}).filter(([, v]) => v !== undefined)) },
-      updated_at: new Date().toISOString(),
-    } as Merchant;
-    // The merged result must still be consistent: offers may only use enabled methods, and a kept rate_limit must be valid.
-    const check = z
-      .object({})
-      .superRefine((_, ctx) => {
-        checkOffersUseEnabledMethods(next, ctx);
-        if (patch.rate_limit === undefined) checkStoredRateLimit(next, ctx);
-      })
-      .safeParse({});
-    if (!check.success) throw validationError(zodDetails(check.error));
-    if (!(await saveMerchant(c.env, next))) logField(c, "cache_error", "cached merchant not dropped; the change takes effect within 60 s");
-    return c.json(next, 200);
+    // Merged with the stored merchant as it is when written: a concurrent PATCH of another field is
+    // kept, not overwritten (updateMerchant retries the merge when another write got in between).
+    const result = await updateMerchant(c.env, merchant_id, (current) => {
+      const next = {
+        ...current,
+        ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)),
+        features: { ...current.features, ...Object.fromEntries(Object.entries(patch.features ?? {}).filter(([, v]) => v !== undefined)) },
+      } as Merchant;
+      // The merged result must still be consistent: offers may only use enabled methods, and a kept rate_limit must be valid.
+      const check = z
+        .object({})
+        .superRefine((_, ctx) => {
+          checkOffersUseEnabledMethods(next, ctx);
+          if (patch.rate_limit === undefined) checkStoredRateLimit(next, ctx);
+        })
+        .safeParse({});
+      if (!check.success) throw validationError(zodDetails(check.error));
+      return next;
+    });
+    if (result.status === "not_found") throw new ApiError("NOT_FOUND", `No merchant ${merchant_id}`);
+    if (result.status === "contended") throw new ApiError("CONFLICT", `Merchant ${merchant_id} is being changed by other requests at the same time; nothing was changed, retry`);
+    if (!result.cacheCleared) logField(c, "cache_error", "cached merchant not dropped; the change takes effect within 60 s");
+    return c.json(result.merchant, 200);
   });
 
   app.openapi(createKey, async (c) => {

@@ -13,6 +13,7 @@ interface MerchantRow {
   config: string;
   created_at: string;
   updated_at: string;
+  version: number;
 }
 
 const merchantKey = (id: string) => `merchant:${id}`;
@@ -53,8 +54,12 @@ function configOf(m: Merchant): string {
   return JSON.stringify(config);
 }
 
+function selectRow(db: D1Database, id: string): Promise<MerchantRow | null> {
+  return db.prepare("SELECT id, name, tier, config, created_at, updated_at, version FROM merchants WHERE id = ?").bind(id).first<MerchantRow>();
+}
+
 export async function loadMerchant(db: D1Database, id: string): Promise<Merchant | null> {
-  const row = await db.prepare("SELECT id, name, tier, config, created_at, updated_at FROM merchants WHERE id = ?").bind(id).first<MerchantRow>();
+  const row = await selectRow(db, id);
   return row ? fromRow(row) : null;
 }
 
@@ -81,12 +86,45 @@ export async function insertMerchant(db: D1Database, m: Merchant): Promise<boole
   return (res.meta.changes ?? 0) > 0;
 }
 
-/** Saves the merchant; false when its cached copy could not be dropped (it then expires within 60 s). */
-export async function saveMerchant(env: { DB: D1Database; CACHE: KVNamespace }, m: Merchant): Promise<boolean> {
-  await env.DB.prepare("UPDATE merchants SET name = ?, tier = ?, config = ?, updated_at = ? WHERE id = ?")
-    .bind(m.name, m.tier, configOf(m), m.updated_at, m.merchant_id)
-    .run();
-  return invalidate(env.CACHE, merchantKey(m.merchant_id));
+export type MerchantUpdate =
+  | { status: "not_found" }
+  /** Every attempt lost the race to another write of the same merchant. */
+  | { status: "contended" }
+  /** `cacheCleared` false: its cached copy could not be dropped (it then expires within 60 s). */
+  | { status: "updated"; merchant: Merchant; cacheCleared: boolean };
+
+/**
+ * Enough for every writer of a burst of concurrent PATCHes of one merchant to get through: each
+ * round of conflicting writes lets at least one through, so 10 attempts serve 10 writers at once.
+ */
+const UPDATE_ATTEMPTS = 10;
+
+/**
+ * Read-modify-write of one merchant that loses no concurrent write: `change` gets the stored
+ * merchant and returns it changed (it may throw, e.g. a validation error of the merged result); the
+ * write is a compare-and-swap on the row's version (migration 0010), so when another write got in
+ * between, the row is read again and `change` applied to it anew. Name, tier, config and with it
+ * allowed_origins (merchant_origins, kept by a trigger in the same statement) and the offers change
+ * together, in one statement: a reader sees the merchant before or after, never half of it.
+ */
+export async function updateMerchant(
+  env: { DB: D1Database; CACHE: KVNamespace },
+  id: string,
+  change: (current: Merchant) => Omit<Merchant, "updated_at">,
+): Promise<MerchantUpdate> {
+  for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+    const row = await selectRow(env.DB, id);
+    if (!row) return { status: "not_found" };
+    const current = fromRow(row);
+    const next: Merchant = { ...change(current), merchant_id: current.merchant_id, created_at: current.created_at, updated_at: new Date().toISOString() };
+    const res = await env.DB.prepare("UPDATE merchants SET name = ?, tier = ?, config = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?")
+      .bind(next.name, next.tier, configOf(next), next.updated_at, id, row.version)
+      .run();
+    // No row changed: another write moved the version on since the read (or the merchant is gone).
+    if ((res.meta.changes ?? 0) === 0) continue;
+    return { status: "updated", merchant: next, cacheCleared: await invalidate(env.CACHE, merchantKey(id)) };
+  }
+  return { status: "contended" };
 }
 
 /**

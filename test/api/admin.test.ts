@@ -179,6 +179,101 @@ describe("merchants", () => {
   });
 });
 
+describe("concurrent PATCHes", () => {
+  type Stored = { name: string; tier: string; methods: string[]; allowed_origins: string[]; rate_limit: unknown; holdout_percent: number; features: Record<string, boolean>; offers: { offer_id: string }[]; scoring_weights: Record<string, number> };
+  const patch = (id: string, body: unknown) => admin(`/v1/admin/merchants/${id}`, { method: "PATCH", body: JSON.stringify(body) });
+  const read = async (id: string) => (await admin(`/v1/admin/merchants/${id}`)).json<Stored>();
+
+  it("PATCHes of different fields sent at once are all applied (none is lost to another's write)", async () => {
+    const m = await createMerchant();
+    const offer = { offer_id: "o_race", method_id: "visa", title: "t", discount_type: "percent", discount_value: 5 };
+    const bodies = [
+      { name: "Raced" },
+      { tier: "growth" },
+      { holdout_percent: 7 },
+      { features: { targeted_offers: true } },
+      { features: { cross_merchant: true } },
+      { methods: ["visa", "paypal", "klarna"] },
+      { allowed_origins: ["https://raced.example"] },
+      { rate_limit: { requests_per_hour: 1234, burst: 12 } },
+      { scoring_weights: { favorite_boost: 2 } },
+      { offers: [offer] },
+    ];
+    const answers = await Promise.all(bodies.map((b) => patch(m.merchantId, b)));
+    expect(answers.map((r) => r.status)).toEqual(bodies.map(() => 200));
+    const { name, tier, holdout_percent, features, methods, allowed_origins, rate_limit, scoring_weights, offers } = await read(m.merchantId);
+    expect({ name, tier, holdout_percent, features, methods, allowed_origins, rate_limit, scoring_weights, offers: offers.map((o) => o.offer_id) }).toEqual({
+      name: "Raced", tier: "growth", holdout_percent: 7, features: { targeted_offers: true, cross_merchant: true },
+      methods: ["visa", "paypal", "klarna"], allowed_origins: ["https://raced.example"], rate_limit: { requests_per_hour: 1234, burst: 12 },
+      scoring_weights: { favorite_boost: 2 }, offers: ["o_race"],
+    });
+    // The child rows follow the merchant row: the CORS lookup table holds exactly the stored origins.
+    const origins = await env.DB.prepare("SELECT origin FROM merchant_origins WHERE merchant_id = ?").bind(m.merchantId).all<{ origin: string }>();
+    expect(origins.results.map((r) => r.origin)).toEqual(["https://raced.example"]);
+  });
+
+  /**
+   * Runs `interfere` (a real write to D1) between the PATCH's read and its write, `times` times: the
+   * write a concurrent request or an operator would make in that gap.
+   */
+  function writeInTheGap(times: number, interfere: () => Promise<unknown>) {
+    const prepare = env.DB.prepare.bind(env.DB);
+    let left = times;
+    return vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+      const stmt = prepare(sql);
+      if (!/ WHERE id = \? AND version = \?$/.test(sql)) return stmt; // only the PATCH's own write
+      const bind = stmt.bind.bind(stmt);
+      stmt.bind = (...values: unknown[]) => {
+        const bound = bind(...values);
+        const run = bound.run.bind(bound);
+        bound.run = (async () => {
+          if (left > 0) {
+            left -= 1;
+            await interfere();
+          }
+          return run();
+        }) as typeof bound.run;
+        return bound;
+      };
+      return stmt;
+    });
+  }
+
+  it("a write that lands between a PATCH's read and its write is kept, even one that does not know of versions (an operator's SQL)", async () => {
+    const m = await createMerchant();
+    let holdout = 0;
+    const operator = () => env.DB.prepare("UPDATE merchants SET config = json_set(config, '$.holdout_percent', ?) WHERE id = ?").bind(++holdout, m.merchantId).run();
+    const gap = writeInTheGap(3, operator);
+    try {
+      const res = await patch(m.merchantId, { name: "After the gap" });
+      expect(res.status).toBe(200);
+      expect((await res.json<Stored>()).holdout_percent).toBe(3);
+    } finally {
+      gap.mockRestore();
+    }
+    expect(await read(m.merchantId)).toMatchObject({ name: "After the gap", holdout_percent: 3 });
+  });
+
+  it("409 CONFLICT, and nothing of the PATCH written, when every attempt loses the race", async () => {
+    const m = await createMerchant();
+    const before = await read(m.merchantId);
+    let n = 0;
+    const rival = () => env.DB.prepare("UPDATE merchants SET name = ? WHERE id = ?").bind(`Rival ${++n}`, m.merchantId).run();
+    const gap = writeInTheGap(Infinity, rival);
+    let res: Response;
+    try {
+      res = await patch(m.merchantId, { holdout_percent: 9 });
+    } finally {
+      gap.mockRestore();
+    }
+    const body = await expectError(res, 409, "CONFLICT");
+    expect(body.error.message).toMatch(/retry/);
+    expect(n).toBe(10); // bounded: ten attempts, then the answer
+    const after = await read(m.merchantId);
+    expect(after).toMatchObject({ name: "Rival 10", holdout_percent: before.holdout_percent });
+  });
+});
+
 describe("keys", () => {
   it("creates keys of both types, shows the plain key once", async () => {
     const m = await createMerchant();
