@@ -41,7 +41,7 @@ function fromRow(row: MerchantRow): Merchant {
   };
 }
 
-function configOf(m: Merchant): string {
+function configOf(m: MerchantConfig): string {
   const config: MerchantConfig = {
     methods: m.methods,
     allowed_origins: m.allowed_origins,
@@ -91,7 +91,9 @@ export type MerchantUpdate =
   /** Every attempt lost the race to another write of the same merchant. */
   | { status: "contended" }
   /** `cacheCleared` false: its cached copy could not be dropped (it then expires within 60 s). */
-  | { status: "updated"; merchant: Merchant; cacheCleared: boolean };
+  | { status: "updated"; merchant: Merchant; cacheCleared: boolean }
+  /** The change left every field as it was: nothing written, `updated_at` kept, the cache untouched. */
+  | { status: "unchanged"; merchant: Merchant };
 
 /**
  * Enough for every writer of a burst of concurrent PATCHes of one merchant to get through: each
@@ -116,7 +118,9 @@ export async function updateMerchant(
     const row = await selectRow(env.DB, id);
     if (!row) return { status: "not_found" };
     const current = fromRow(row);
-    const next: Merchant = { ...change(current), merchant_id: current.merchant_id, created_at: current.created_at, updated_at: new Date().toISOString() };
+    const changed = change(current);
+    if (sameContent(changed, current)) return { status: "unchanged", merchant: current };
+    const next: Merchant = { ...changed, merchant_id: current.merchant_id, created_at: current.created_at, updated_at: new Date().toISOString() };
     const res = await env.DB.prepare("UPDATE merchants SET name = ?, tier = ?, config = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?")
       .bind(next.name, next.tier, configOf(next), next.updated_at, id, row.version)
       .run();
@@ -125,6 +129,19 @@ export async function updateMerchant(
     return { status: "updated", merchant: next, cacheCleared: await invalidate(env.CACHE, merchantKey(id)) };
   }
   return { status: "contended" };
+}
+
+/** Whether two merchants hold the same values (timestamps aside); object keys in any order, list order counts. */
+function sameContent(a: Omit<Merchant, "updated_at">, b: Merchant): boolean {
+  return a.name === b.name && a.tier === b.tier && stableJson(JSON.parse(configOf(a))) === stableJson(JSON.parse(configOf(b)));
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
 }
 
 /**

@@ -161,6 +161,36 @@ describe("merchants", () => {
     expect(catalog.methods.filter((x) => x.enabled).map((x) => x.method_id)).toEqual(["pix"]);
   });
 
+  it("a PATCH that changes nothing (an empty body, or the current values) writes nothing: 200 with the merchant as it was, updated_at kept", async () => {
+    const offer = { offer_id: "o1", method_id: "visa", title: "t", discount_type: "percent", discount_value: 5 };
+    const m = await createMerchant({ allowed_origins: ["https://same.example"], scoring_weights: { favorite_boost: 1, default_boost: 2 }, offers: [offer] });
+    const stored = async () => env.DB.prepare("SELECT config, updated_at, version FROM merchants WHERE id = ?").bind(m.merchantId).first();
+    const before = await (await admin(`/v1/admin/merchants/${m.merchantId}`)).json<{ updated_at: string }>();
+    const row = await stored();
+    await new Promise((r) => setTimeout(r, 5)); // a write now would carry a later updated_at
+    const deletes = vi.spyOn(env.CACHE, "delete");
+    try {
+      for (const body of [
+        {},
+        { name: "Test Shop", features: {}, holdout_percent: 0 },
+        // Equal once canonicalized or merged: another spelling of the origin, weights in another order, a feature as it is.
+        { allowed_origins: ["https://Same.Example:443"], scoring_weights: { default_boost: 2, favorite_boost: 1 }, features: { cross_merchant: false } },
+        { offers: [{ ...offer, description: "" }], rate_limit: null },
+      ]) {
+        const res = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify(body) });
+        expect(res.status, JSON.stringify(body)).toBe(200);
+        expect(await res.json(), JSON.stringify(body)).toEqual(before);
+      }
+      expect(deletes).not.toHaveBeenCalled(); // no cache churn
+    } finally {
+      deletes.mockRestore();
+    }
+    expect(await stored()).toEqual(row);
+    // A real change still writes, and moves updated_at on.
+    const changed = await (await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ holdout_percent: 1 }) })).json<{ updated_at: string }>();
+    expect(changed.updated_at > before.updated_at).toBe(true);
+  });
+
   it("PATCH rejects unknown fields and inconsistent offers", async () => {
     const m = await createMerchant();
     await expectError(await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: '{"merchant_id":"other"}' }), 400, "VALIDATION_ERROR");
