@@ -29,7 +29,8 @@ function fromRow(row: MerchantRow): Merchant {
     name: row.name,
     tier: row.tier,
     methods: config.methods ?? [],
-    // Rows saved before origins were stored canonically may hold "https://Shop.Example:443".
+    // Rows saved before origins were stored canonically held "https://Shop.Example:443"; migration
+    // 0011 rewrote them, except spellings SQL cannot canonicalize like URL does ("http://127.1").
     allowed_origins: [...new Set((config.allowed_origins ?? []).map((o) => canonicalOrigin(o) ?? o))],
     rate_limit: config.rate_limit ?? null,
     holdout_percent: config.holdout_percent ?? 0,
