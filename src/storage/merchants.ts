@@ -30,7 +30,7 @@ function fromRow(row: MerchantRow): Merchant {
     tier: row.tier,
     methods: config.methods ?? [],
     // Rows saved before origins were stored canonically held "https://Shop.Example:443"; migration
-    // 0011 rewrote them, except spellings SQL cannot canonicalize like URL does ("http://127.1").
+    // 0014 rewrote them, except spellings SQL cannot canonicalize like URL does ("http://127.1").
     allowed_origins: [...new Set((config.allowed_origins ?? []).map((o) => canonicalOrigin(o) ?? o))],
     rate_limit: config.rate_limit ?? null,
     holdout_percent: config.holdout_percent ?? 0,
@@ -105,7 +105,7 @@ const UPDATE_ATTEMPTS = 10;
 /**
  * Read-modify-write of one merchant that loses no concurrent write: `change` gets the stored
  * merchant and returns it changed (it may throw, e.g. a validation error of the merged result); the
- * write is a compare-and-swap on the row's version (migration 0010), so when another write got in
+ * write is a compare-and-swap on the row's version (migration 0013), so when another write got in
  * between, the row is read again and `change` applied to it anew. Name, tier, config and with it
  * allowed_origins (merchant_origins, kept by a trigger in the same statement) and the offers change
  * together, in one statement: a reader sees the merchant before or after, never half of it.

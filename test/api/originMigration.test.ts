@@ -5,13 +5,13 @@ import { merchantsAllowingOrigin } from "../../src/storage/merchants";
 import { admin, BASE, uniqueMerchantId } from "../helpers/fixtures";
 
 /**
- * Migration 0011 rewrites allowed_origins saved before they were stored canonically. The schema of
+ * Migration 0014 rewrites allowed_origins saved before they were stored canonically. The schema of
  * this file's D1 came from every migration (setup.ts) on an empty database; here rows are written
  * as the code before canonicalization wrote them, and the migration's own statements (as
  * readD1Migrations split them) run again over them. It is safe to run again: its work table is
  * dropped at the end, and an origin already canonical is left alone.
  */
-const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0011_"));
+const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0014_"));
 const runMigration = () => env.DB.batch(migration!.queries.map((q) => env.DB.prepare(q)));
 
 /** A merchant row as the API wrote it before origins were canonicalized (the 0009 trigger fills merchant_origins). */
@@ -32,9 +32,9 @@ const originsOf = async (id: string) =>
 let clock = Date.now() + 3_600_000;
 const lookup = (origin: string) => merchantsAllowingOrigin(env.DB, origin, (clock += 61_000));
 
-describe("migration 0011: allowed_origins in canonical form", () => {
+describe("migration 0014: allowed_origins in canonical form", () => {
   it("exists and is the last migration", () => {
-    expect(migration?.name).toBe("0011_canonical_origins.sql");
+    expect(migration?.name).toBe("0014_canonical_origins.sql");
     expect(env.TEST_MIGRATIONS.at(-1)?.name).toBe(migration?.name);
   });
 

@@ -14,10 +14,10 @@
 -- a port over 65535; anything not shaped scheme://host[:port]. The API read of a merchant
 -- canonicalizes its origins again (src/storage/merchants.ts fromRow), so what it shows does not
 -- change, and the next PATCH that changes anything of such a merchant stores them canonical.
--- updated_at is kept (nothing a merchant set changed); the version moves on (0010's trigger), so a
+-- updated_at is kept (nothing a merchant set changed); the version moves on (0013's trigger), so a
 -- PATCH merged from the row before this is merged again. test/api/originMigration.test.ts.
 
-CREATE TABLE migration_0011_origins AS
+CREATE TABLE migration_0014_origins AS
 WITH
   spelled (legacy) AS (
     SELECT origin FROM merchant_origins
@@ -77,14 +77,14 @@ SET config = json_set(config, '$.allowed_origins', json((
   SELECT json_group_array(origin) FROM (
     SELECT coalesce(c.canonical, o.value) AS origin, min(o.key) AS first_at
     FROM json_each(merchants.config, '$.allowed_origins') AS o
-    LEFT JOIN migration_0011_origins AS c ON c.legacy = o.value
+    LEFT JOIN migration_0014_origins AS c ON c.legacy = o.value
     GROUP BY 1
     ORDER BY first_at
   )
 )))
 WHERE EXISTS (
   SELECT 1 FROM json_each(merchants.config, '$.allowed_origins') AS o
-  JOIN migration_0011_origins AS c ON c.legacy = o.value
+  JOIN migration_0014_origins AS c ON c.legacy = o.value
   WHERE c.canonical <> c.legacy
 );
 
@@ -93,9 +93,9 @@ WHERE EXISTS (
 -- canonical row goes in unless it is there, then every rewritten spelling goes.
 INSERT OR IGNORE INTO merchant_origins (origin, merchant_id)
 SELECT c.canonical, mo.merchant_id
-FROM merchant_origins AS mo JOIN migration_0011_origins AS c ON c.legacy = mo.origin
+FROM merchant_origins AS mo JOIN migration_0014_origins AS c ON c.legacy = mo.origin
 WHERE c.canonical <> c.legacy;
 
-DELETE FROM merchant_origins WHERE origin IN (SELECT legacy FROM migration_0011_origins WHERE canonical <> legacy);
+DELETE FROM merchant_origins WHERE origin IN (SELECT legacy FROM migration_0014_origins WHERE canonical <> legacy);
 
-DROP TABLE migration_0011_origins;
+DROP TABLE migration_0014_origins;
