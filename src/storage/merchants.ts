@@ -121,7 +121,7 @@ export async function updateMerchant(
     const current = fromRow(row);
     const changed = change(current);
     if (sameContent(changed, current)) return { status: "unchanged", merchant: current };
-    const next: Merchant = { ...changed, merchant_id: current.merchant_id, created_at: current.created_at, updated_at: new Date().toISOString() };
+    const next: Merchant = { ...changed, merchant_id: current.merchant_id, created_at: current.created_at, updated_at: nextUpdatedAt(current.updated_at) };
     const res = await env.DB.prepare("UPDATE merchants SET name = ?, tier = ?, config = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?")
       .bind(next.name, next.tier, configOf(next), next.updated_at, id, row.version)
       .run();
@@ -130,6 +130,18 @@ export async function updateMerchant(
     return { status: "updated", merchant: next, cacheCleared: await invalidate(env.CACHE, merchantKey(id)) };
   }
   return { status: "contended" };
+}
+
+/**
+ * The updated_at of a write: now, but always later than the stored one. The rate limiter orders the
+ * configs it is sent by updated_at (src/ratelimit/durableObject.ts), so a write must never look
+ * older than, or as old as, the one before it: two PATCHes in one millisecond, or one after a write
+ * by a machine whose clock ran ahead, would otherwise have their limits ignored (for up to
+ * STALE_CONFIG_MS) or alternate with the previous ones.
+ */
+function nextUpdatedAt(stored: string): string {
+  const previous = Date.parse(stored);
+  return new Date(Number.isNaN(previous) ? Date.now() : Math.max(Date.now(), previous + 1)).toISOString();
 }
 
 /** Whether two merchants hold the same values (timestamps aside); object keys in any order, list order counts. */

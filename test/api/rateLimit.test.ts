@@ -281,6 +281,26 @@ describe("changed limits", () => {
   });
 });
 
+describe("changed limits: the config version", () => {
+  it("a PATCH of the limits applies at once even when the stored updated_at is ahead of this machine's clock", async () => {
+    // The limiter orders configs by updated_at. A row last written by a machine whose clock ran
+    // ahead (or in the same millisecond) must not make the next PATCH's config look older than it.
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 20 } });
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    await env.DB.prepare("UPDATE merchants SET updated_at = ? WHERE id = ?").bind(ahead, m.merchantId).run();
+    await env.CACHE.delete(`merchant:${m.merchantId}`);
+    clearMemo();
+    const [seen] = await spend(m.secretKey, 1); // the limiter now knows the config of `ahead`
+    expect(headersOf(seen!)).toMatchObject({ limit: "36" });
+
+    const res = await patchMerchant(m.merchantId, { rate_limit: { requests_per_hour: 360, burst: 10 } });
+    expect(res.status).toBe(200);
+    expect((await res.json<{ updated_at: string }>()).updated_at > ahead).toBe(true);
+    const [after] = await spend(m.secretKey, 1);
+    expect(headersOf(after!)).toMatchObject({ limit: "360" });
+  });
+});
+
 describe("exactness under concurrency", () => {
   it("40 concurrent requests against 19 tokens let exactly 19 through", async () => {
     const m = await createMerchant({ rate_limit: SLOW });
