@@ -100,9 +100,8 @@ export function registerAdminRoutes(app: App) {
     });
     if (result.status === "not_found") throw new ApiError("NOT_FOUND", `No merchant ${merchant_id}`);
     if (result.status === "contended") throw new ApiError("CONFLICT", `Merchant ${merchant_id} is being changed by other requests at the same time; nothing was changed, retry`);
-    // A PATCH that changes nothing (`{}`, or the current values) writes nothing and keeps updated_at.
-    if (result.status === "unchanged") return c.json(result.merchant, 200);
-    if (!result.cacheCleared) logField(c, "cache_error", "cached merchant not dropped; the change takes effect within 60 s");
+    // A PATCH that changes nothing (`{}`, or the current values) writes nothing and keeps updated_at ("unchanged").
+    if (result.status === "updated" && !result.cacheCleared) logField(c, "cache_error", "cached merchant not dropped; the change takes effect within 60 s");
     return c.json(result.merchant, 200);
   });
 

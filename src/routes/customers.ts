@@ -8,10 +8,10 @@ import { logField } from "../middleware/logger";
 import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantId } from "../schemas/common";
 import { CustomerExport, CustomerPath, CustomerQuery, CustomerRestored, DeletionAccepted } from "../schemas/customers";
 import { merchantSecurity } from "../schemas/security";
-import { crossMerchantPeers, MAX_PEER_PROFILES } from "../storage/consent";
+import { crossMerchantPeers, PEERS_LEFT_NOTE } from "../storage/consent";
 import { type AuditStamp, cancelDeletion, recordAudit, requestDeletion } from "../storage/deletions";
 import { readCustomerData } from "../storage/export";
-import { CROSS_MERCHANT_FRESH_MS, invalidateProfile } from "../storage/profile";
+import { invalidateProfile } from "../storage/profile";
 import { noBody } from "../validation";
 
 const security = merchantSecurity;
@@ -64,7 +64,7 @@ async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: s
 async function clearProfiles(c: Context<AppEnv>, merchantId: string, ref: string, firstPeerPage: string[], mustSucceed: boolean): Promise<void> {
   try {
     const { peers, complete } = await crossMerchantPeers(c.env.DB, merchantId, ref, { firstPage: firstPeerPage });
-    if (!complete) logField(c, "cache_peers_left", `more than ${MAX_PEER_PROFILES} cross-merchant peer profiles; the rest use its counts for at most ${CROSS_MERCHANT_FRESH_MS / 1000} s more`);
+    if (!complete) logField(c, "cache_peers_left", PEERS_LEFT_NOTE);
     await Promise.all([merchantId, ...peers].map((m) => invalidateProfile(c.env, m, ref)));
   } catch (err) {
     logField(c, "cache_error", errorText(err));

@@ -8,9 +8,9 @@ import { mergePreferences, type PreferenceValues, preferenceProblems } from "../
 import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
 import { CustomerQuery, PreferencesPut, PreferencesUpdated, PreferencesView } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
-import { crossMerchantPeers, MAX_PEER_PROFILES } from "../storage/consent";
+import { crossMerchantPeers, PEERS_LEFT_NOTE } from "../storage/consent";
 import { DEFAULT_PREFERENCES, type PreferencesPatch, readPreferences, savePreferences, type StoredPreferences } from "../storage/preferences";
-import { CROSS_MERCHANT_FRESH_MS, invalidateProfile, refreshProfile } from "../storage/profile";
+import { invalidateProfile, refreshProfile } from "../storage/profile";
 
 
 const getRoute = createRoute({
@@ -92,7 +92,7 @@ async function refreshCaches(c: Context<AppEnv>, merchantId: string, ref: string
   }
   if (dropPeers) {
     const { peers, complete } = await crossMerchantPeers(c.env.DB, merchantId, ref);
-    if (!complete) logField(c, "cache_peers_left", `more than ${MAX_PEER_PROFILES} cross-merchant peer profiles; the rest use its counts for at most ${CROSS_MERCHANT_FRESH_MS / 1000} s more`);
+    if (!complete) logField(c, "cache_peers_left", PEERS_LEFT_NOTE);
     await Promise.all(peers.map((peer) => invalidateProfile(c.env, peer, ref))).catch((e: unknown) => {
       throw unavailable(e);
     });

@@ -1,3 +1,5 @@
+import { CROSS_MERCHANT_FRESH_MS } from "./profile";
+
 export interface ConsentEntry {
   consent_type: "personalization" | "cross_merchant";
   action: "granted" | "revoked";
@@ -44,6 +46,9 @@ export const PEER_PAGE_SIZE = 100;
  * retry; the request's own reads (key, merchant) and its own profile take a few operations more.
  */
 export const MAX_PEER_PROFILES = 900;
+
+/** The `cache_peers_left` log field when crossMerchantPeers was not complete. */
+export const PEERS_LEFT_NOTE = `more than ${MAX_PEER_PROFILES} cross-merchant peer profiles; the rest use its counts for at most ${CROSS_MERCHANT_FRESH_MS / 1000} s more`;
 
 /**
  * One page of the other merchants where this customer granted cross-merchant consent, in merchant id
