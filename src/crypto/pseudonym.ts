@@ -2,8 +2,10 @@ import { setBounded } from "../storage/boundedMemo";
 import { toBase64Url } from "./encoding";
 import { hmacSha256 } from "./hash";
 
-const refs = new Map<string, string>();
+/** Memo per key: one isolate normally holds one PII_KEY, but the memo must never answer a ref of another key. */
+const refsByKey = new Map<string, Map<string, string>>();
 const MAX_MEMO = 10_000;
+const MAX_KEYS = 4;
 
 /**
  * The keyed pseudonym that stands for a customer id everywhere at rest (D1, KV keys, logs).
@@ -11,10 +13,14 @@ const MAX_MEMO = 10_000;
  * It does not depend on the merchant, so cross-merchant consent can join a customer's rows.
  */
 export async function customerRef(piiKey: string, customerId: string): Promise<string> {
-  const memoKey = `${piiKey.length}:${piiKey.slice(0, 8)}:${customerId}`;
-  const hit = refs.get(memoKey);
+  let refs = refsByKey.get(piiKey);
+  const hit = refs?.get(customerId);
   if (hit) return hit;
   const ref = "c_" + toBase64Url(await hmacSha256(piiKey, "customer:" + customerId));
-  setBounded(refs, memoKey, ref, MAX_MEMO);
+  if (!refs) {
+    refs = new Map();
+    setBounded(refsByKey, piiKey, refs, MAX_KEYS);
+  }
+  setBounded(refs, customerId, ref, MAX_MEMO);
   return ref;
 }

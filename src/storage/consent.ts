@@ -1,3 +1,5 @@
+import type { z } from "zod";
+import type { ConsentReason as ConsentReasonSchema } from "../schemas/common";
 import { CROSS_MERCHANT_FRESH_MS } from "./profile";
 
 export interface ConsentEntry {
@@ -9,7 +11,8 @@ export interface ConsentEntry {
   reason?: ConsentReason;
 }
 
-export type ConsentReason = "retention";
+/** The schema's value (schemas/common.ts declares it once, for validation and the OpenAPI document). */
+export type ConsentReason = NonNullable<z.infer<typeof ConsentReasonSchema>>;
 
 /** A consent_log row's `reason` column as the API shows it: left out when NULL (the customer's own change). */
 export function withReason<T extends object>({ reason, ...entry }: T & { reason: ConsentReason | null }): T & { reason?: ConsentReason } {

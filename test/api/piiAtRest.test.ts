@@ -104,4 +104,12 @@ describe("PII at rest", () => {
     expect(await customerRef("another-key-0123456789abcdef0123456789", RAW_ID)).not.toBe(ref);
     expect(ref).not.toContain(await sha256Hex(RAW_ID));
   });
+
+  it("the memo never answers one key's ref for another key that shares its length and first characters", async () => {
+    const { customerRef } = await import("../../src/crypto/pseudonym");
+    const first = await customerRef("rotation-key-0123456789abcdef-A", RAW_ID);
+    const second = await customerRef("rotation-key-0123456789abcdef-B", RAW_ID);
+    expect(second).not.toBe(first);
+    expect(await customerRef("rotation-key-0123456789abcdef-A", RAW_ID)).toBe(first);
+  });
 });
