@@ -10,7 +10,7 @@ export interface RankOptions {
   publishableKey: string;
   /** The checkout session's client secret from the merchant's backend; without it: the guest order. */
   clientSecret?: string | null;
-  /** Where the API lives, e.g. https://api.tap2.com (default: this page's origin). */
+  /** Where the API lives, e.g. https://api.tap2-personalize.com (default: this page's origin). */
   baseUrl?: string;
   /** Give up after this many milliseconds (default 800). */
   timeoutMs?: number;

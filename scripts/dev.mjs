@@ -41,7 +41,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code) => process.exit(code ?? 0));
 
 // `wrangler dev` never runs the cron triggers by itself: at each UTC minute, ask it to run the due ones
-// (rollups every 5 minutes, purge and retention daily), as Cloudflare would.
+// (rollups and purge every 5 minutes; planner statistics, purge and retention daily), as Cloudflare would.
 const tick = async () => {
   const now = new Date();
   for (const cron of crons.filter((c) => cronDue(c, now))) {
