@@ -81,6 +81,17 @@ const PROFILE_SQL = {
                       WHERE d.merchant_id = s.merchant_id AND d.customer_ref = s.customer_ref AND d.status = 'pending')
     GROUP BY k.i, s.method_id
     ORDER BY s.method_id`,
+  // What a cached copy must agree with D1 on, as one string per key: the preference row, the stats
+  // (each event adds to uses, the purge and retention remove rows) and a pending deletion. Read in the
+  // load's own batch (one transaction, so it describes that snapshot) and again after each KV write
+  // (writeChecked). The cross-merchant part has its own bound (CROSS_MERCHANT_FRESH_MS).
+  version: `SELECT k.i AS k_i, json_array(
+      (SELECT json_array(p.default_method, p.favorite_methods, p.excluded_methods, p.personalization_enabled, p.cross_merchant_consent, p.updated_at)
+         FROM preferences AS p WHERE p.merchant_id = k.m AND p.customer_ref = k.r),
+      (SELECT json_array(count(*), total(s.uses), total(s.weight_ref), max(s.last_used_at))
+         FROM method_stats AS s WHERE s.merchant_id = k.m AND s.customer_ref = k.r),
+      EXISTS (SELECT 1 FROM customer_deletions AS d WHERE d.merchant_id = k.m AND d.customer_ref = k.r AND d.status = 'pending')
+    ) AS v FROM (${KEYS}) AS k`,
 } as const;
 
 type Tagged<T> = T & { k_i: number };
@@ -107,23 +118,28 @@ export interface ProfileKey {
 }
 
 /**
- * Many profiles with one D1 batch of four statements, whatever their number (the feedback consumer
+ * Many profiles with one D1 batch of five statements, whatever their number (the feedback consumer
  * refreshes every customer a batch touched; one statement set per profile made its worst path 903 of
  * D1's 1,000 queries per invocation).
  */
 export async function loadProfiles(db: D1Database, keys: readonly ProfileKey[], now = Date.now()): Promise<Profile[]> {
-  if (keys.length === 0) return [];
+  return (await loadSnapshots(db, keys, now)).profiles;
+}
+
+/** Profiles as loadProfiles reads them, with the version (PROFILE_SQL.version) of each snapshot. */
+export async function loadSnapshots(db: D1Database, keys: readonly ProfileKey[], now: number): Promise<{ profiles: Profile[]; versions: string[] }> {
+  if (keys.length === 0) return { profiles: [], versions: [] };
   // Taken before the read: what the read saw is at most this old.
   const crossUntil = now + CROSS_MERCHANT_FRESH_MS;
-  const json = JSON.stringify(keys.map((k) => [k.merchantId, k.customerRef, k.crossMerchant ? 1 : 0]));
-  const [prefs, stats, pending, cross] = await db.batch<unknown>(
-    [PROFILE_SQL.preferences, PROFILE_SQL.stats, PROFILE_SQL.pending, PROFILE_SQL.cross].map((sql) => db.prepare(sql).bind(json)),
+  const json = keysJson(keys);
+  const [prefs, stats, pending, cross, version] = await db.batch<unknown>(
+    [PROFILE_SQL.preferences, PROFILE_SQL.stats, PROFILE_SQL.pending, PROFILE_SQL.cross, PROFILE_SQL.version].map((sql) => db.prepare(sql).bind(json)),
   );
   const prefsBy = byKey(prefs!.results as Tagged<PreferenceRow>[]);
   const statsBy = byKey(stats!.results as Tagged<MethodStat>[]);
   const pendingBy = byKey(pending!.results as Tagged<object>[]);
   const crossBy = byKey(cross!.results as Tagged<CrossMerchantStat>[]);
-  return keys.map((k, key) => {
+  const profiles = keys.map((k, key) => {
     const prefRow = prefsBy.get(key)?.[0];
     const preferences = prefRow ? fromPreferenceRow(prefRow) : null;
     const crossRead = k.crossMerchant && (preferences?.cross_merchant_consent ?? false);
@@ -135,6 +151,20 @@ export async function loadProfiles(db: D1Database, keys: readonly ProfileKey[], 
       cross_merchant_until: crossRead ? crossUntil : null,
     };
   });
+  return { profiles, versions: versionsOf(keys, version!.results as Tagged<{ v: string }>[]) };
+}
+
+const keysJson = (keys: readonly ProfileKey[]) => JSON.stringify(keys.map((k) => [k.merchantId, k.customerRef, k.crossMerchant ? 1 : 0]));
+
+function versionsOf(keys: readonly ProfileKey[], rows: Tagged<{ v: string }>[]): string[] {
+  const by = byKey(rows);
+  return keys.map((_, i) => by.get(i)?.[0]?.v ?? "");
+}
+
+/** The current version of each profile in D1, one statement for all of them. */
+async function readVersions(db: D1Database, keys: readonly ProfileKey[]): Promise<string[]> {
+  const { results } = await db.prepare(PROFILE_SQL.version).bind(keysJson(keys)).all<Tagged<{ v: string }>>();
+  return versionsOf(keys, results);
 }
 
 /**
@@ -176,40 +206,104 @@ export async function readProfile(
   } catch (err) {
     opts.onCacheError?.(err);
   }
-  let profile: Profile;
+  const keys = [{ merchantId, customerRef, crossMerchant: opts.crossMerchant }];
+  let snapshot: { profiles: Profile[]; versions: string[] };
   try {
-    profile = await loadProfile(env.DB, merchantId, customerRef, opts.crossMerchant, now);
+    snapshot = await loadSnapshots(env.DB, keys, now);
   } catch (err) {
     if (stale) return { profile: withoutCross(stale), cache: "hit" };
     throw err;
   }
-  const write = writeProfile(env.CACHE, key, profile).catch((err: unknown) => opts.onCacheError?.(err));
+  const profile = snapshot.profiles[0]!;
+  const write = writeChecked(env, keys, snapshot).then(({ error }) => {
+    if (error !== null) opts.onCacheError?.(error);
+  });
   if (opts.waitUntil) opts.waitUntil(write);
   else await write;
   return { profile, cache: "miss" };
 }
 
-/** Reloads from D1 and rewrites the cache entry (after a preference change or a feedback batch). */
+/**
+ * Reloads from D1 and rewrites the cache entry (after a preference change). Throws when D1 fails or
+ * the entry could be neither written nor, after a concurrent change, dropped.
+ */
 export async function refreshProfile(env: ProfileEnv, merchantId: string, customerRef: string, crossMerchant: boolean): Promise<Profile> {
-  const profile = await loadProfile(env.DB, merchantId, customerRef, crossMerchant);
-  await writeProfile(env.CACHE, profileKey(merchantId, customerRef), profile);
-  return profile;
+  const { profiles, unwritten, error } = await refreshProfiles(env, [{ merchantId, customerRef, crossMerchant }]);
+  if (unwritten.length > 0) throw error;
+  return profiles[0]!;
 }
 
 /**
  * Reloads many profiles with one D1 batch and rewrites their cache entries in parallel; returns them,
- * aligned with `keys`, and the keys whose KV write failed (KV also refuses a second write to one key
- * within a second). Throws when D1 fails.
+ * aligned with `keys`, and the keys whose entry may still be stale: the KV write failed (KV also
+ * refuses a second write to one key within a second) and could not be dropped either. Throws when
+ * the D1 load fails.
  */
 export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<{ profiles: Profile[]; unwritten: ProfileKey[]; error: unknown }> {
-  const profiles = await loadProfiles(env.DB, keys);
-  const writes = await Promise.allSettled(keys.map((k, i) => writeProfile(env.CACHE, profileKey(k.merchantId, k.customerRef), profiles[i]!)));
-  const failed = writes.flatMap((w, i) => (w.status === "rejected" ? [{ key: keys[i]!, reason: w.reason as unknown }] : []));
-  return { profiles, unwritten: failed.map((f) => f.key), error: failed[0]?.reason ?? null };
+  const snapshot = await loadSnapshots(env.DB, keys, Date.now());
+  return { profiles: snapshot.profiles, ...(await writeChecked(env, keys, snapshot)) };
 }
 
 export async function invalidateProfile(env: ProfileEnv, merchantId: string, customerRef: string): Promise<void> {
   await env.CACHE.delete(profileKey(merchantId, customerRef));
+}
+
+/** Waits between attempts to drop an entry that was written a moment ago (KV: one write per key per second). */
+export const DROP_RETRY_MS = 1_100;
+const DROP_ATTEMPTS = 3;
+
+/**
+ * Writes each snapshot to KV, then reads the versions again from D1 and drops every entry whose
+ * profile changed in between. KV has no conditional write, so without the second read a writer that
+ * read D1 just before a change and wrote KV just after the change's own refresh (a /methods miss
+ * racing a PUT /preferences, a feedback refresh racing a deletion) would leave the old profile in the
+ * cache for its 300 s TTL. With it, whichever write lands last, either it holds the current profile
+ * or its writer sees the change and drops it: every change to a profile is followed by its own
+ * refresh or drop, and every write by this check. Costs one D1 query per call, for all its keys.
+ * Returns the keys whose entry may be stale: written but not checkable (D1 failed) or found stale and
+ * not droppable (KV refused DROP_ATTEMPTS times); failed writes are retried by the callers that need
+ * them (a miss needs none: no entry is no harm).
+ */
+export async function writeChecked(env: ProfileEnv, keys: readonly ProfileKey[], snapshot: { profiles: Profile[]; versions: string[] }): Promise<{ unwritten: ProfileKey[]; error: unknown }> {
+  const writes = await Promise.allSettled(keys.map((k, i) => writeProfile(env.CACHE, profileKey(k.merchantId, k.customerRef), snapshot.profiles[i]!)));
+  let error: unknown = null;
+  const unwritten: ProfileKey[] = [];
+  const written: number[] = [];
+  writes.forEach((w, i) => {
+    if (w.status === "fulfilled") written.push(i);
+    else {
+      unwritten.push(keys[i]!);
+      error ??= w.reason;
+    }
+  });
+  if (written.length === 0) return { unwritten, error };
+  let current: string[];
+  try {
+    current = await readVersions(env.DB, written.map((i) => keys[i]!));
+  } catch (err) {
+    return { unwritten: [...unwritten, ...written.map((i) => keys[i]!)], error: error ?? err };
+  }
+  const changed = written.filter((i, j) => current[j] !== snapshot.versions[i]);
+  const drops = await Promise.allSettled(changed.map((i) => dropWithRetry(env.CACHE, profileKey(keys[i]!.merchantId, keys[i]!.customerRef))));
+  drops.forEach((d, j) => {
+    if (d.status === "rejected") {
+      unwritten.push(keys[changed[j]!]!);
+      error ??= d.reason;
+    }
+  });
+  return { unwritten, error };
+}
+
+async function dropWithRetry(kv: KVNamespace, key: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await kv.delete(key);
+      return;
+    } catch (err) {
+      if (attempt >= DROP_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_MS));
+    }
+  }
 }
 
 function writeProfile(kv: KVNamespace, key: string, profile: Profile): Promise<void> {

@@ -1,0 +1,133 @@
+import { env } from "cloudflare:test";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { customerRef } from "../../src/crypto/pseudonym";
+import { DROP_RETRY_MS, loadSnapshots, type ProfileKey, profileKey, writeChecked } from "../../src/storage/profile";
+import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { countD1Queries } from "../helpers/queryCount";
+
+/**
+ * KV has no conditional write. A writer that read D1 just before a change and writes KV just after the
+ * change's own refresh (a /methods miss racing a PUT /preferences or a deletion, a feedback refresh
+ * racing either) would otherwise leave the old profile cached for its 300 s TTL. These tests replay
+ * the race step by step: the snapshot is taken first, the change lands, then the late write.
+ */
+interface MethodsBody {
+  methods: { method_id: string }[];
+  personalized: boolean;
+  fallback_reason: string | null;
+}
+
+let m: TestMerchant;
+afterEach(() => vi.restoreAllMocks());
+beforeAll(async () => {
+  m = await createMerchant({ holdout_percent: 0 }); // every customer personalized
+});
+
+const put = (id: string, body: object) => api(m.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: id, ...body }) });
+const methods = async (id: string): Promise<MethodsBody> => {
+  const res = await api(m.secretKey, `/v1/personalize/methods?customer_id=${id}&device_type=desktop&country=DE&currency=EUR`);
+  expect(res.status).toBe(200);
+  return res.json<MethodsBody>();
+};
+const shown = async (id: string) => (await methods(id)).methods.map((x) => x.method_id);
+const keyOf = async (id: string): Promise<ProfileKey> => ({ merchantId: m.merchantId, customerRef: await customerRef(env.PII_KEY, id), crossMerchant: false });
+const kvKey = (k: ProfileKey) => profileKey(k.merchantId, k.customerRef);
+
+describe("a cache write that lost a race with a change", () => {
+  it("a late write of the profile read before a PUT /preferences does not survive it: the next /methods shows the change", async () => {
+    const id = "race_put";
+    expect((await put(id, { favorite_methods: ["klarna"] })).status).toBe(200);
+    const k = await keyOf(id);
+    const before = await loadSnapshots(env.DB, [k], Date.now()); // the /methods miss reads D1 …
+    expect((await put(id, { excluded_methods: ["paypal"] })).status).toBe(200); // … the PUT commits and refreshes …
+    expect(await shown(id)).not.toContain("paypal");
+
+    // The race is real: written without the check, the old snapshot is what /methods answers from.
+    await env.CACHE.put(kvKey(k), JSON.stringify(before.profiles[0]), { expirationTtl: 300 });
+    expect(await shown(id)).toContain("paypal");
+
+    expect((await put(id, { excluded_methods: ["paypal"] })).status).toBe(200);
+    const result = await writeChecked(env, [k], before); // … and the miss's write lands last.
+    expect(result).toEqual({ unwritten: [], error: null });
+    expect(await env.CACHE.get(kvKey(k))).toBeNull(); // dropped: the next read fills from D1
+    expect(await shown(id)).not.toContain("paypal");
+  });
+
+  it("a late write of the profile read before a deletion does not bring the customer back", async () => {
+    const id = "race_delete";
+    expect((await put(id, { default_method: "paypal" })).status).toBe(200);
+    const k = await keyOf(id);
+    const before = await loadSnapshots(env.DB, [k], Date.now());
+    expect((await api(m.secretKey, `/v1/personalize/customers/${id}`, { method: "DELETE" })).status).toBe(202);
+    await writeChecked(env, [k], before);
+    const answer = await methods(id);
+    expect(answer).toMatchObject({ personalized: false, fallback_reason: "customer_deleted" });
+  });
+
+  it("a late write of the profile read before a payment was counted does not hide the payment", async () => {
+    const id = "race_feedback";
+    const k = await keyOf(id);
+    const before = await loadSnapshots(env.DB, [k], Date.now()); // no history yet
+    // The feedback consumer's insert, as its trigger-fed aggregates record it.
+    await env.DB.prepare(
+      "INSERT INTO method_stats (merchant_id, customer_ref, bucket, method_id, weight_ref, uses, last_used_at) VALUES (?, ?, '*', 'klarna', 1, 1, ?)",
+    )
+      .bind(k.merchantId, k.customerRef, new Date().toISOString())
+      .run();
+    const after = await loadSnapshots(env.DB, [k], Date.now());
+    expect(after.versions[0]).not.toBe(before.versions[0]);
+    await writeChecked(env, [k], before);
+    expect(await env.CACHE.get(kvKey(k))).toBeNull();
+  });
+
+  it("without a change in between the entry stays, and the next /methods is a hit with no D1 query", async () => {
+    const id = "race_none";
+    expect((await put(id, { excluded_methods: ["visa"] })).status).toBe(200);
+    const k = await keyOf(id);
+    await env.CACHE.delete(kvKey(k));
+    const snapshot = await loadSnapshots(env.DB, [k], Date.now());
+    expect(await writeChecked(env, [k], snapshot)).toEqual({ unwritten: [], error: null });
+    expect(JSON.parse((await env.CACHE.get(kvKey(k)))!)).toEqual(snapshot.profiles[0]);
+    const { result, queries } = await countD1Queries(() => shown(id));
+    expect(result).not.toContain("visa");
+    expect(result.length).toBeGreaterThan(3);
+    expect(queries).toBe(0);
+  });
+
+  it("checks many keys with one D1 query and drops only the changed ones", async () => {
+    const ids = ["race_many_0", "race_many_1", "race_many_2"];
+    for (const id of ids) expect((await put(id, { default_method: "paypal" })).status).toBe(200);
+    const keys = await Promise.all(ids.map(keyOf));
+    const before = await loadSnapshots(env.DB, keys, Date.now());
+    expect((await put("race_many_1", { default_method: "klarna" })).status).toBe(200);
+    const { result, queries } = await countD1Queries(() => writeChecked(env, keys, before));
+    expect(result.unwritten).toEqual([]);
+    expect(queries).toBe(1);
+    const cached = await Promise.all(keys.map((k) => env.CACHE.get(kvKey(k))));
+    expect(cached.map((c) => c !== null)).toEqual([true, false, true]);
+  });
+
+  it("KV refusing the drop (one write per key per second) is retried, and a key it keeps refusing is reported, not ignored", async () => {
+    const ids = ["race_refused_0", "race_refused_1"];
+    for (const id of ids) expect((await put(id, { favorite_methods: ["klarna"] })).status).toBe(200);
+    const keys = await Promise.all(ids.map(keyOf));
+    const before = await loadSnapshots(env.DB, keys, Date.now());
+    for (const id of ids) expect((await put(id, { excluded_methods: ["paypal"] })).status).toBe(200);
+
+    const refusal = new Error("KV DELETE failed: 429 Too Many Requests");
+    const original = env.CACHE.delete.bind(env.CACHE);
+    const deletes = vi.spyOn(env.CACHE, "delete").mockImplementation(async (key: string) => {
+      // The first key is refused once, the second every time.
+      if (key === kvKey(keys[1]!) || deletes.mock.calls.filter(([k]) => k === key).length === 1) throw refusal;
+      return original(key);
+    });
+    const started = Date.now();
+    const result = await writeChecked(env, keys, before);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * DROP_RETRY_MS - 50); // the second key was tried three times
+    expect(result).toEqual({ unwritten: [keys[1]], error: refusal });
+    expect(deletes.mock.calls.map(([k]) => k).sort()).toEqual([kvKey(keys[0]!), kvKey(keys[0]!), kvKey(keys[1]!), kvKey(keys[1]!), kvKey(keys[1]!)].sort());
+    vi.restoreAllMocks();
+    expect(await env.CACHE.get(kvKey(keys[0]!))).toBeNull();
+    expect(await env.CACHE.get(kvKey(keys[1]!))).not.toBeNull(); // still the stale entry: that is why it is reported
+  });
+});
