@@ -235,9 +235,9 @@ export async function refreshProfile(env: ProfileEnv, merchantId: string, custom
 
 /**
  * Reloads many profiles with one D1 batch and rewrites their cache entries in parallel; returns them,
- * aligned with `keys`, and the keys whose entry may still be stale: the KV write failed (KV also
- * refuses a second write to one key within a second) and could not be dropped either. Throws when
- * the D1 load fails.
+ * aligned with `keys`, and the keys whose entry may still be stale (see writeChecked): the KV write
+ * failed (KV also refuses a second write to one key within a second), the check after it could not
+ * read D1, or a change found by the check could not be dropped. Throws when the D1 load fails.
  */
 export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<{ profiles: Profile[]; unwritten: ProfileKey[]; error: unknown }> {
   const snapshot = await loadSnapshots(env.DB, keys, Date.now());
