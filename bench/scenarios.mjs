@@ -95,7 +95,7 @@ export const SCENARIOS = [
     id: "methods-cold",
     run: "main",
     title: "GET /methods, cold cache (never-seen customers)",
-    measures: "A new customer id on every request: KV miss, then the D1 profile read (one batch of 3 queries) and the KV write (waitUntil); answer is the no_history fallback.",
+    measures: "A new customer id on every request: KV miss, then the D1 profile read (one batch of 5 statements), the KV write and its version check (one D1 query; both in waitUntil); answer is the no_history fallback.",
     probe: methodsProbe,
     next: neverSeen("new"),
     cache: true,

@@ -10,7 +10,7 @@ import { invalidateProfile, type ProfileKey, refreshProfiles } from "../storage/
 import { errorText, logLine } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
 
-/** Profiles refreshed per D1 batch (four statements whatever the count; the chunk bounds the JSON parameter and the KV writes in flight). */
+/** Profiles refreshed per D1 batch (five statements whatever the count, then one version check; the chunk bounds the JSON parameter and the KV writes in flight). */
 const REFRESH_CHUNK = 50;
 /**
  * KV allows 1,000 operations per Worker invocation; a batch of 100 messages spends up to ~200 (a

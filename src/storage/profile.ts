@@ -56,7 +56,7 @@ export const profileKey = (merchantId: string, customerRef: string) => `profile:
 
 /**
  * The profiles to read, as a JSON array of [merchant_id, customer_ref, cross_merchant (0/1)] bound to
- * ?1: the same four statements read one profile (/methods) or a hundred (the feedback consumer),
+ * ?1: the same five statements read one profile (/methods) or a hundred (the feedback consumer),
  * each row tagged with the index of its key (k_i) so they can be told apart.
  */
 const KEYS = "SELECT key AS i, json_extract(value, '$[0]') AS m, json_extract(value, '$[1]') AS r, json_extract(value, '$[2]') AS x FROM json_each(?1)";
