@@ -235,9 +235,9 @@ export async function refreshProfile(env: ProfileEnv, merchantId: string, custom
 
 /**
  * Reloads many profiles with one D1 batch and rewrites their cache entries in parallel; returns them,
- * aligned with `keys`, and the keys whose entry may still be stale (see writeChecked): the KV write
- * failed (KV also refuses a second write to one key within a second), the check after it could not
- * read D1, or a change found by the check could not be dropped. Throws when the D1 load fails.
+ * aligned with `keys`, and the keys whose entry was not rewritten and may be stale (see writeChecked):
+ * the KV write failed (KV also refuses a second write to one key within a second), or an entry that
+ * had to be dropped could not be. Throws when the D1 load fails.
  */
 export async function refreshProfiles(env: ProfileEnv, keys: readonly ProfileKey[]): Promise<{ profiles: Profile[]; unwritten: ProfileKey[]; error: unknown }> {
   const snapshot = await loadSnapshots(env.DB, keys, Date.now());
@@ -260,38 +260,47 @@ const DROP_ATTEMPTS = 3;
  * cache for its 300 s TTL. With it, whichever write lands last, either it holds the current profile
  * or its writer sees the change and drops it: every change to a profile is followed by its own
  * refresh or drop, and every write by this check. Costs one D1 query per call, for all its keys.
- * Returns the keys whose entry may be stale: written but not checkable (D1 failed) or found stale and
- * not droppable (KV refused DROP_ATTEMPTS times); failed writes are retried by the callers that need
- * them (a miss needs none: no entry is no harm).
+ *
+ * A failed put is checked too (it may have landed: a timeout); when the check itself cannot read D1,
+ * every key is dropped, since a drop is always safe. Returns the keys whose entry may still be stale
+ * or was not rewritten as asked: the put failed, or a drop was refused DROP_ATTEMPTS times (KV takes
+ * one write per key per second). A key dropped instead of rewritten is not among them: no entry
+ * means the next read fills from D1. `error` is the first failure seen (null when none), also when
+ * every key ended up safe (a check that failed, its drops done).
+ *
+ * Not covered: the cross-merchant part (other merchants' counts), which CROSS_MERCHANT_FRESH_MS
+ * bounds, and preferences' created_at / last_used_at, which scoring does not read.
  */
 export async function writeChecked(env: ProfileEnv, keys: readonly ProfileKey[], snapshot: { profiles: Profile[]; versions: string[] }): Promise<{ unwritten: ProfileKey[]; error: unknown }> {
+  if (keys.length === 0) return { unwritten: [], error: null };
   const writes = await Promise.allSettled(keys.map((k, i) => writeProfile(env.CACHE, profileKey(k.merchantId, k.customerRef), snapshot.profiles[i]!)));
   let error: unknown = null;
-  const unwritten: ProfileKey[] = [];
-  const written: number[] = [];
+  const note = (reason: unknown) => {
+    error ??= reason ?? new Error("KV operation failed");
+  };
+  const unwritten = new Set<number>();
   writes.forEach((w, i) => {
-    if (w.status === "fulfilled") written.push(i);
-    else {
-      unwritten.push(keys[i]!);
-      error ??= w.reason;
+    if (w.status === "rejected") {
+      unwritten.add(i);
+      note(w.reason);
     }
   });
-  if (written.length === 0) return { unwritten, error };
-  let current: string[];
+  let changed: number[];
   try {
-    current = await readVersions(env.DB, written.map((i) => keys[i]!));
+    const current = await readVersions(env.DB, keys);
+    changed = keys.flatMap((_, i) => (current[i] !== snapshot.versions[i] ? [i] : []));
   } catch (err) {
-    return { unwritten: [...unwritten, ...written.map((i) => keys[i]!)], error: error ?? err };
+    note(err);
+    changed = keys.map((_, i) => i);
   }
-  const changed = written.filter((i, j) => current[j] !== snapshot.versions[i]);
   const drops = await Promise.allSettled(changed.map((i) => dropWithRetry(env.CACHE, profileKey(keys[i]!.merchantId, keys[i]!.customerRef))));
   drops.forEach((d, j) => {
     if (d.status === "rejected") {
-      unwritten.push(keys[changed[j]!]!);
-      error ??= d.reason;
+      unwritten.add(changed[j]!);
+      note(d.reason);
     }
   });
-  return { unwritten, error };
+  return { unwritten: [...unwritten].sort((a, b) => a - b).map((i) => keys[i]!), error };
 }
 
 async function dropWithRetry(kv: KVNamespace, key: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
-import { DROP_RETRY_MS, loadSnapshots, type ProfileKey, profileKey, writeChecked } from "../../src/storage/profile";
+import { DROP_RETRY_MS, loadSnapshots, type ProfileKey, profileKey, readProfile, writeChecked } from "../../src/storage/profile";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
 
@@ -59,7 +59,8 @@ describe("a cache write that lost a race with a change", () => {
     const k = await keyOf(id);
     const before = await loadSnapshots(env.DB, [k], Date.now());
     expect((await api(m.secretKey, `/v1/personalize/customers/${id}`, { method: "DELETE" })).status).toBe(202);
-    await writeChecked(env, [k], before);
+    expect(await writeChecked(env, [k], before)).toEqual({ unwritten: [], error: null });
+    expect(await env.CACHE.get(kvKey(k))).toBeNull();
     const answer = await methods(id);
     expect(answer).toMatchObject({ personalized: false, fallback_reason: "customer_deleted" });
   });
@@ -129,5 +130,42 @@ describe("a cache write that lost a race with a change", () => {
     vi.restoreAllMocks();
     expect(await env.CACHE.get(kvKey(keys[0]!))).toBeNull();
     expect(await env.CACHE.get(kvKey(keys[1]!))).not.toBeNull(); // still the stale entry: that is why it is reported
+  });
+
+  it("/methods' own miss: a PUT that commits between its D1 read and its KV write does not leave the old profile behind", async () => {
+    const id = "race_miss_wired";
+    const k = await keyOf(id);
+    const original = env.CACHE.put.bind(env.CACHE);
+    let raced = false;
+    vi.spyOn(env.CACHE, "put").mockImplementation(async (...args: Parameters<KVNamespace["put"]>) => {
+      if (!raced && args[0] === kvKey(k)) {
+        raced = true; // the miss has read D1 (a never-seen customer); now the PUT commits and refreshes first
+        expect((await put(id, { excluded_methods: ["paypal"] })).status).toBe(200);
+      }
+      return original(...args);
+    });
+    const { profile, cache } = await readProfile(env, k.merchantId, k.customerRef, { crossMerchant: false }); // no waitUntil: the write is awaited
+    expect(raced).toBe(true);
+    expect({ cache, preferences: profile.preferences }).toEqual({ cache: "miss", preferences: null }); // it answered from the old read
+    vi.restoreAllMocks();
+    expect(await env.CACHE.get(kvKey(k))).toBeNull(); // its late write was dropped
+    expect(await shown(id)).not.toContain("paypal");
+  });
+
+  it("when the check cannot read D1, the written entries are dropped (a drop is always safe) and the failure is reported", async () => {
+    const id = "race_check_fails";
+    expect((await put(id, { favorite_methods: ["klarna"] })).status).toBe(200);
+    const k = await keyOf(id);
+    const snapshot = await loadSnapshots(env.DB, [k], Date.now());
+    const failure = new Error("D1_ERROR: Network connection lost.");
+    const prepare = env.DB.prepare.bind(env.DB);
+    vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+      if (sql.includes("AS v FROM")) throw failure; // the version check only
+      return prepare(sql);
+    });
+    expect(await writeChecked(env, [k], snapshot)).toEqual({ unwritten: [], error: failure });
+    vi.restoreAllMocks();
+    expect(await env.CACHE.get(kvKey(k))).toBeNull();
+    expect(await shown(id)).toContain("klarna");
   });
 });
