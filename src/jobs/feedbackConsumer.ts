@@ -6,7 +6,7 @@ import { FeedbackMessage } from "../schemas/feedback";
 import { storeUsageEvents, type UsageEventRow } from "../storage/events";
 import { readMerchant } from "../storage/merchants";
 import { crossMerchantPeersOf } from "../storage/consent";
-import { invalidateProfile, type ProfileKey, refreshProfiles } from "../storage/profile";
+import { invalidateProfile, KV_REWRITE_WAIT_MS, type ProfileKey, refreshProfiles } from "../storage/profile";
 import { errorText, logLine } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
 
@@ -135,7 +135,7 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
 }
 
 /** Wait before rewriting profiles whose refresh failed (KV takes one write per key per second). */
-export const REFRESH_RETRY_MS = 1_100;
+export const REFRESH_RETRY_MS = KV_REWRITE_WAIT_MS;
 
 async function refreshInChunks(env: Env, keys: ProfileKey[], consenting: ProfileKey[]): Promise<{ failed: ProfileKey[]; error: unknown }> {
   const failed: ProfileKey[] = [];

@@ -248,8 +248,11 @@ export async function invalidateProfile(env: ProfileEnv, merchantId: string, cus
   await env.CACHE.delete(profileKey(merchantId, customerRef));
 }
 
-/** Waits between attempts to drop an entry that was written a moment ago (KV: one write per key per second). */
-export const DROP_RETRY_MS = 1_100;
+/**
+ * How long to wait before writing a key again that was written a moment ago: KV takes one write per
+ * key per second. Used by the drops below and by the feedback consumer's second refresh.
+ */
+export const KV_REWRITE_WAIT_MS = 1_100;
 const DROP_ATTEMPTS = 3;
 
 /**
@@ -293,7 +296,7 @@ export async function writeChecked(env: ProfileEnv, keys: readonly ProfileKey[],
     note(err);
     changed = keys.map((_, i) => i);
   }
-  const drops = await Promise.allSettled(changed.map((i) => dropWithRetry(env.CACHE, profileKey(keys[i]!.merchantId, keys[i]!.customerRef))));
+  const drops = await Promise.allSettled(changed.map((i) => dropWithRetry(env, keys[i]!)));
   drops.forEach((d, j) => {
     if (d.status === "rejected") {
       unwritten.add(changed[j]!);
@@ -303,14 +306,14 @@ export async function writeChecked(env: ProfileEnv, keys: readonly ProfileKey[],
   return { unwritten: [...unwritten].sort((a, b) => a - b).map((i) => keys[i]!), error };
 }
 
-async function dropWithRetry(kv: KVNamespace, key: string): Promise<void> {
+async function dropWithRetry(env: ProfileEnv, key: ProfileKey): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await kv.delete(key);
+      await invalidateProfile(env, key.merchantId, key.customerRef);
       return;
     } catch (err) {
       if (attempt >= DROP_ATTEMPTS) throw err;
-      await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_MS));
+      await new Promise((resolve) => setTimeout(resolve, KV_REWRITE_WAIT_MS));
     }
   }
 }

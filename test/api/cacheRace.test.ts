@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
-import { DROP_RETRY_MS, loadSnapshots, type ProfileKey, profileKey, readProfile, writeChecked } from "../../src/storage/profile";
+import { KV_REWRITE_WAIT_MS, loadSnapshots, type ProfileKey, profileKey, readProfile, writeChecked } from "../../src/storage/profile";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
 
@@ -124,7 +124,7 @@ describe("a cache write that lost a race with a change", () => {
     });
     const started = Date.now();
     const result = await writeChecked(env, keys, before);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * DROP_RETRY_MS - 50); // the second key was tried three times
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * KV_REWRITE_WAIT_MS - 50); // the second key was tried three times
     expect(result).toEqual({ unwritten: [keys[1]], error: refusal });
     expect(deletes.mock.calls.map(([k]) => k).sort()).toEqual([kvKey(keys[0]!), kvKey(keys[0]!), kvKey(keys[1]!), kvKey(keys[1]!), kvKey(keys[1]!)].sort());
     vi.restoreAllMocks();
