@@ -7,7 +7,7 @@ import { QueryBudget } from "./budget";
  * Erases customers whose grace period has passed (API.md §3): every row in every customer table
  * (the list is CUSTOMER_DATA_TABLES in src/storage/deletions.ts: add new tables there), the cached
  * profile, then marks the deletion `purged` and audits it. Consent-log rows stay for their legal
- * retention.
+ * retention, with an entry (reason 'erasure') for each consent the erasure changes.
  *
  * Set-based: a run takes the oldest `maxCustomers` due deletions and each round is one DELETE per
  * table over all of them, so a run costs a few queries plus one per table per `chunk` rows, however
@@ -45,8 +45,10 @@ export async function purgeDueCustomers(env: Pick<Env, "DB" | "CACHE">, now: Dat
   if (!budget.take(1 + MARK_QUERIES)) return report;
   const bound = await purgeBound(env.DB, at, maxCustomers);
   if (bound === null) return report;
-  for (let round = 0; round < maxRounds && budget.take(tables.length); round++) {
-    const result = await purgeRound(env.DB, bound, chunk, tables);
+  // A round is one statement per table, and one more per table that logs what its delete changes.
+  const roundQueries = tables.length + tables.filter((t) => t.log).length;
+  for (let round = 0; round < maxRounds && budget.take(roundQueries); round++) {
+    const result = await purgeRound(env.DB, bound, chunk, at, tables);
     report.rows_deleted += result.deleted;
     if (result.complete) break;
   }

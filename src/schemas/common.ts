@@ -66,10 +66,10 @@ export const Timestamp = z
   .refine(isCalendarTimestamp, "is not a valid date")
   .openapi({ example: "2026-02-03T15:30:00Z" });
 
-/** Why a consent changed, on a consent-log entry the customer did not make (migration 0012); absent on the customer's own changes. */
-export const ConsentReason = z.literal("retention").optional().openapi({
+/** Why a consent changed, on a consent-log entry the customer did not make (migrations 0012, 0015); absent on the customer's own changes. */
+export const ConsentReason = z.enum(["retention", "erasure"]).optional().openapi({
   description:
-    "Present only when the change was not the customer's: retention, the consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use (API.md §3). Absent: the customer's own change (PUT /v1/personalize/preferences).",
+    "Present only when the change was not the customer's own. `retention`: a cross-merchant consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use. `erasure`: the customer's data was purged at the end of a deletion's grace period, so a cross-merchant consent reads as not given (`revoked`) and an opt-out as the default, personalization on (`granted`). Absent: the customer's own change (PUT /v1/personalize/preferences).",
 });
 
 export const Timezone = z

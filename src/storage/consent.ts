@@ -7,7 +7,7 @@ export interface ConsentEntry {
   action: "granted" | "revoked";
   merchant_id: string;
   timestamp: string;
-  /** Only on a change the customer did not make (migration 0012): 'retention', the consent lapsed with an expired profile. */
+  /** Only on a change the customer did not make: 'retention', the consent lapsed with an expired profile (migration 0012); 'erasure', the purge erased the customer's preferences (0015). */
   reason?: ConsentReason;
 }
 

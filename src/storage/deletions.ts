@@ -110,7 +110,8 @@ export async function recordAudit(db: D1Database, merchantId: string, customerRe
  * works on every due customer of a run at once (src/jobs/purge.ts), so its cost grows with the rows
  * to delete, not with the number of customers. A later table holding customer_ref adds ONE line to
  * CUSTOMER_DATA_TABLES, e.g. `customerRows("analytics_decisions", ["decision_key"])`.
- * Not listed on purpose: consent_log (kept 3 years as proof of consent, API.md §3),
+ * Not listed on purpose: consent_log (kept 3 years as proof of consent, API.md §3; the preferences
+ * delete appends the consents the erasure changes to it),
  * method_popularity (merchant-level aggregate without customer ids), data_rights_audit and the
  * customer_deletions tombstone (hold only the pseudonym and the fact of the erasure).
  */
@@ -120,18 +121,38 @@ export interface CustomerTablePurge {
   keyColumns: readonly string[];
   /** SQL: row `t` of this table belongs to the customer of deletion `d` (a customer_deletions row). */
   match: string;
+  /**
+   * SQL that runs first in the same D1 batch and logs what deleting a chunk changes, given that
+   * chunk (a subquery whose rows are whole rows `t.*` of the table). Parameters: ?1 the bound, ?2 the
+   * chunk size, ?3 the run's clock. The chunk is then ordered by `keyColumns`, so the log and the
+   * delete pick the very same rows inside their transaction.
+   */
+  log?: (chunk: string) => string;
 }
 
 const SAME_CUSTOMER = "t.merchant_id = d.merchant_id AND t.customer_ref = d.customer_ref";
 
-export function customerRows(table: string, keyColumns: readonly string[], match = SAME_CUSTOMER): CustomerTablePurge {
-  return { table, keyColumns, match };
+export function customerRows(table: string, keyColumns: readonly string[], match = SAME_CUSTOMER, log?: CustomerTablePurge["log"]): CustomerTablePurge {
+  return log ? { table, keyColumns, match, log } : { table, keyColumns, match };
 }
+
+/**
+ * The consent-log rows of the consents an erasure changes (migration 0015): with the preferences row
+ * gone, a cross-merchant consent reads as not given and an opt-out of personalization as the default
+ * (on). Logged with reason 'erasure' and dated at the run, so that the log, which outlives the purge
+ * as the merchant's proof of consent, still tells the consent's whole story, and tells these apart
+ * from the customer's own changes.
+ */
+const erasedConsents = (chunk: string) =>
+  `INSERT INTO consent_log (merchant_id, customer_ref, consent_type, action, created_at, reason)
+   SELECT merchant_id, customer_ref, 'cross_merchant', 'revoked', ?3, 'erasure' FROM (${chunk}) WHERE cross_merchant_consent = 1
+   UNION ALL
+   SELECT merchant_id, customer_ref, 'personalization', 'granted', ?3, 'erasure' FROM (${chunk}) WHERE personalization_enabled = 0`;
 
 export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
   customerRows("usage_events", ["id"]),
   customerRows("method_stats", ["merchant_id", "customer_ref", "bucket", "method_id"]),
-  customerRows("preferences", ["merchant_id", "customer_ref"]),
+  customerRows("preferences", ["merchant_id", "customer_ref"], SAME_CUSTOMER, erasedConsents),
   // Raw analytics facts (migration 0005); their rollups hold no customer ids and stay (API.md §6).
   ...ANALYTICS_CUSTOMER_TABLES.map((t) => customerRows(t.table, ["merchant_id", ...t.keyColumns])),
   DEAD_LETTERS_PURGE, // migration 0007; also letters whose body named no merchant
@@ -147,6 +168,15 @@ export const KEPT_AFTER_PURGE = ["consent_log", "customer_deletions", "data_righ
  */
 const RUN_DELETIONS = "customer_deletions AS d INDEXED BY idx_customer_deletions_due";
 const IN_RUN = "d.status = 'pending' AND d.purge_after <= ?1";
+
+/**
+ * The rows of `t` one purge round deletes: at most ?2 of the run's customers' rows. CROSS JOIN keeps
+ * the run's deletions as the outer loop, so the table is searched per customer. A logged table's
+ * chunk is ordered by purge_after and its key, so its log statement and its delete see the same rows.
+ */
+const purgeChunk = (t: CustomerTablePurge) =>
+  `SELECT t.* FROM ${RUN_DELETIONS} CROSS JOIN ${t.table} AS t ON ${t.match}
+   WHERE ${IN_RUN}${t.log ? ` ORDER BY d.purge_after, ${t.keyColumns.map((c) => `t.${c}`).join(", ")}` : ""} LIMIT ?2`;
 
 /**
  * The SQL of a purge run over `tables`. Parameters: `bound` ?1 the run's clock, ?2 the most customers
@@ -165,11 +195,10 @@ export function purgeSql(tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_T
       (SELECT purge_after FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1 ORDER BY purge_after LIMIT ?2)`,
     deletes: tables.map((t) => {
       const key = t.keyColumns.length === 1 ? t.keyColumns[0]! : `(${t.keyColumns.join(", ")})`;
-      // CROSS JOIN keeps the run's deletions as the outer loop; the table is searched per customer.
-      return `DELETE FROM ${t.table} WHERE ${key} IN
-        (SELECT ${t.keyColumns.map((c) => `t.${c}`).join(", ")} FROM ${RUN_DELETIONS} CROSS JOIN ${t.table} AS t ON ${t.match}
-         WHERE ${IN_RUN} LIMIT ?2)`;
+      return `DELETE FROM ${t.table} WHERE ${key} IN (SELECT ${t.keyColumns.join(", ")} FROM (${purgeChunk(t)}))`;
     }),
+    /** Per table, the statement that logs what its delete changes (null: nothing to log). Parameters as `deletes`, and ?3 the run's clock. */
+    logs: tables.map((t) => (t.log ? t.log(purgeChunk(t)) : null)),
     audit: `INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at)
       SELECT merchant_id, customer_ref, 'purge', 'cron', NULL, ?2 FROM (${finished})`,
     mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ?2
@@ -188,15 +217,27 @@ export async function purgeBound(db: D1Database, now: string, limit: number): Pr
   return db.prepare(purgeSql().bound).bind(now, limit).first<string | null>("bound");
 }
 
-/** One round: each table deletes at most `chunk` rows of the run's customers. `complete` when every table had fewer left. */
+/**
+ * One round, one D1 batch: each table deletes at most `chunk` rows of the run's customers, a logged
+ * table right after its log statement. `complete` when every table had fewer left.
+ */
 export async function purgeRound(
   db: D1Database,
   bound: string,
   chunk: number,
+  now: string,
   tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_TABLES,
 ): Promise<{ deleted: number; complete: boolean }> {
-  const results = await db.batch(purgeSql(tables).deletes.map((sql) => db.prepare(sql).bind(bound, chunk)));
-  const counts = results.map((r) => r.meta.changes ?? 0);
+  const sql = purgeSql(tables);
+  const statements: D1PreparedStatement[] = [];
+  const deletes: number[] = [];
+  sql.deletes.forEach((del, i) => {
+    const log = sql.logs[i];
+    if (log) statements.push(db.prepare(log).bind(bound, chunk, now));
+    deletes.push(statements.push(db.prepare(del).bind(bound, chunk)) - 1);
+  });
+  const results = await db.batch(statements);
+  const counts = deletes.map((i) => results[i]!.meta.changes ?? 0);
   return { deleted: counts.reduce((a, b) => a + b, 0), complete: counts.every((n) => n < chunk) };
 }
 

@@ -182,6 +182,88 @@ describe("purge after the grace period (scheduled handler)", () => {
     expect((await loadProfile(env.DB, m.merchantId, await refOf(id), false)).pending_deletion).toBe(true);
   });
 
+  it("an erasure logs each consent it changes (reason erasure) and nothing else, once, and a restore logs nothing", async () => {
+    const m = await createMerchant();
+    const cases = {
+      er_cross: { cross_merchant_consent: true },
+      er_opted_out: { personalization_enabled: false },
+      er_both: { personalization_enabled: false, cross_merchant_consent: true },
+      er_plain: {},
+      er_restored: { personalization_enabled: false, cross_merchant_consent: true },
+    };
+    let due = 0;
+    for (const [id, p] of Object.entries(cases)) {
+      await seedPreferences(m.merchantId, id, p);
+      await seedConsent(m.merchantId, id, iso(Date.now() - DAY_MS), "revoked"); // the customer's own change: no reason
+      due = Math.max(due, Date.parse((await deleteCustomer(m, id)).purge_after));
+    }
+    expect((await api(m.secretKey, "/v1/personalize/customers/er_restored/restore", { method: "POST" })).status).toBe(200);
+
+    await cron(due);
+    const logOf = async (id: string) =>
+      (await (await api(m.secretKey, `/v1/personalize/consent?customer_id=${id}`)).json<{ entries: { consent_type: string; action: string; timestamp: string; reason?: string }[] }>()).entries.map(
+        ({ consent_type, action, timestamp, reason }) => ({ consent_type, action, timestamp, reason }),
+      );
+    const own = { consent_type: "personalization", action: "revoked", timestamp: expect.any(String), reason: undefined };
+    const crossRevoked = { consent_type: "cross_merchant", action: "revoked", timestamp: iso(due), reason: "erasure" };
+    const personalizationBack = { consent_type: "personalization", action: "granted", timestamp: iso(due), reason: "erasure" };
+    const expected = {
+      er_cross: [own, crossRevoked],
+      er_opted_out: [own, personalizationBack],
+      er_both: [own, crossRevoked, personalizationBack],
+      er_plain: [own],
+      er_restored: [own],
+    };
+    const logs = async () => Object.fromEntries(await Promise.all(Object.keys(cases).map(async (id) => [id, await logOf(id)] as const)));
+    expect(await logs()).toEqual(expected);
+    expect(await rowsFor("preferences", m.merchantId, "er_both")).toBe(0);
+    expect(await rowsFor("preferences", m.merchantId, "er_restored")).toBe(1);
+
+    // The state the log now ends with is the state the API reads; the export of a purged customer is the log.
+    const prefs = await (await api(m.secretKey, "/v1/personalize/preferences?customer_id=er_both")).json<{ personalization_enabled: boolean; cross_merchant_consent: boolean }>();
+    expect(prefs).toMatchObject({ personalization_enabled: true, cross_merchant_consent: false });
+    const exported = await (await api(m.secretKey, "/v1/personalize/customers/er_both/export")).json<{ status: string; consent_log: unknown[] }>();
+    expect(exported.status).toBe("purged");
+    expect(exported.consent_log).toEqual(expected.er_both.map(({ consent_type, action, timestamp, reason }) => ({ consent_type, action, timestamp, ...(reason ? { reason } : {}) })));
+
+    // Re-runs log nothing more.
+    await cron(due + 1000);
+    await purgeDueCustomers(env, new Date(due + 2000));
+    expect(await logs()).toEqual(expected);
+  });
+
+  it("a bounded purge logs exactly the consents of the preferences rows it removed (the log and the delete pick the same rows)", async () => {
+    const m = await createMerchant();
+    const ids = ["er_chunk_a", "er_chunk_b", "er_chunk_c", "er_chunk_d"];
+    let due = 0;
+    for (const id of ids) {
+      await seedPreferences(m.merchantId, id, { cross_merchant_consent: true, personalization_enabled: id !== "er_chunk_b" });
+      due = Math.max(due, Date.parse((await deleteCustomer(m, id)).purge_after));
+    }
+    const state = async () => {
+      const out: Record<string, { preferences: number; erasure: string[] }> = {};
+      for (const id of ids) {
+        const { results } = await env.DB.prepare("SELECT consent_type FROM consent_log WHERE merchant_id = ? AND customer_ref = ? AND reason = 'erasure' ORDER BY id")
+          .bind(m.merchantId, await refOf(id))
+          .all<{ consent_type: string }>();
+        out[id] = { preferences: await rowsFor("preferences", m.merchantId, id), erasure: results.map((r) => r.consent_type) };
+      }
+      return out;
+    };
+    const logged = (id: string) => (id === "er_chunk_b" ? ["cross_merchant", "personalization"] : ["cross_merchant"]);
+    // Each run deletes at most 2 preferences rows (other due customers' rows may take some of them).
+    const removed: number[] = [0];
+    for (let run = 0; run < 20 && removed.at(-1)! < ids.length; run++) {
+      await purgeDueCustomers(env, new Date(due), { chunk: 2, maxRounds: 1 });
+      const now = await state();
+      for (const id of ids) expect({ id, ...now[id] }).toEqual({ id, preferences: now[id]!.preferences, erasure: now[id]!.preferences === 1 ? [] : logged(id) });
+      removed.push(Object.values(now).filter((s) => s.preferences === 0).length);
+    }
+    expect(removed.at(-1)).toBe(ids.length);
+    expect(removed.some((n) => n > 0 && n < ids.length)).toBe(true); // some run stopped half-way
+    for (let i = 1; i < removed.length; i++) expect(removed[i]! - removed[i - 1]!).toBeLessThanOrEqual(2);
+  });
+
   it("the 5-minute cron purges as well (an erasure is done minutes after purge_after); unknown crons leave data alone", async () => {
     const m = await createMerchant();
     const id = "cus_other_crons";
@@ -403,9 +485,11 @@ describe("each cron invocation stays within D1's 1,000 queries (Miniflare does n
     const m = await dueCustomers(250, due - 1000);
     const first = await countD1Queries(() => purgeDueCustomers(env, new Date(due), { budget: new QueryBudget(QUERY_SHARES.frequent.purge) }));
     expect(first.result).toMatchObject({ customers_purged: 200, unfinished: 50 });
-    // 1 bound + 7 deletes per round (500 rows each; 250 customers' stats rows take two rounds) + 3 for the mark.
-    // Per customer, as before, it was ~10 queries each: 2,500.
-    expect(first.queries).toBeLessThanOrEqual(1 + CUSTOMER_DATA_TABLES.length * 3 + 3);
+    // 1 bound + per round a delete per table and the preferences' consent log (500 rows each; 250
+    // customers' stats rows take two rounds) + 3 for the mark. Per customer, as before, it was ~10 queries each: 2,500.
+    const perRound = CUSTOMER_DATA_TABLES.length + CUSTOMER_DATA_TABLES.filter((t) => t.log).length;
+    expect(perRound).toBe(CUSTOMER_DATA_TABLES.length + 1);
+    expect(first.queries).toBeLessThanOrEqual(1 + perRound * 3 + 3);
     expect(await pending(m)).toBe(50);
     const audits = await env.DB.prepare("SELECT count(*) AS n FROM data_rights_audit WHERE merchant_id = ? AND action = 'purge'").bind(m.merchantId).first<{ n: number }>();
     expect(audits!.n).toBe(200);

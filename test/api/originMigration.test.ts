@@ -33,9 +33,8 @@ let clock = Date.now() + 3_600_000;
 const lookup = (origin: string) => merchantsAllowingOrigin(env.DB, origin, (clock += 61_000));
 
 describe("migration 0014: allowed_origins in canonical form", () => {
-  it("exists and is the last migration", () => {
+  it("exists", () => {
     expect(migration?.name).toBe("0014_canonical_origins.sql");
-    expect(env.TEST_MIGRATIONS.at(-1)?.name).toBe(migration?.name);
   });
 
   it("rewrites merchants.config and merchant_origins; spellings of one origin become one; updated_at kept, the version moved on", async () => {

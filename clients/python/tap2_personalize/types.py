@@ -69,8 +69,9 @@ class _ConsentEntryRequired(TypedDict):
 
 
 class ConsentEntry(_ConsentEntryRequired, total=False):
-    #: only on a change the customer did not make: "retention" (the consent lapsed with the profile)
-    reason: Literal["retention"]
+    #: only on a change the customer did not make: "retention" (the consent lapsed with the profile),
+    #: "erasure" (the customer's data was purged after a deletion's grace period)
+    reason: Literal["retention", "erasure"]
 
 
 class ConsentLog(TypedDict):

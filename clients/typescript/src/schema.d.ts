@@ -1099,10 +1099,10 @@ export interface components {
                 /** @example 2026-02-03T15:30:00Z */
                 timestamp: string;
                 /**
-                 * @description Present only when the change was not the customer's: retention, the consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use (API.md §3). Absent: the customer's own change (PUT /v1/personalize/preferences).
+                 * @description Present only when the change was not the customer's own. `retention`: a cross-merchant consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use. `erasure`: the customer's data was purged at the end of a deletion's grace period, so a cross-merchant consent reads as not given (`revoked`) and an opt-out as the default, personalization on (`granted`). Absent: the customer's own change (PUT /v1/personalize/preferences).
                  * @enum {string}
                  */
-                reason?: "retention";
+                reason?: "retention" | "erasure";
             }[];
             /** @description true when older entries than these exist (the customer export has them all) */
             truncated: boolean;
@@ -1315,10 +1315,10 @@ export interface components {
             /** @example 2026-02-03T15:30:00Z */
             timestamp: string;
             /**
-             * @description Present only when the change was not the customer's: retention, the consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use (API.md §3). Absent: the customer's own change (PUT /v1/personalize/preferences).
+             * @description Present only when the change was not the customer's own. `retention`: a cross-merchant consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use. `erasure`: the customer's data was purged at the end of a deletion's grace period, so a cross-merchant consent reads as not given (`revoked`) and an opt-out as the default, personalization on (`granted`). Absent: the customer's own change (PUT /v1/personalize/preferences).
              * @enum {string}
              */
-            reason?: "retention";
+            reason?: "retention" | "erasure";
         };
         /** @description The raw experiment facts recorded about the customer (the merchant's reports only hold counts) */
         ExportedAnalytics: {
