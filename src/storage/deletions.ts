@@ -124,8 +124,8 @@ export interface CustomerTablePurge {
   /**
    * SQL that runs first in the same D1 batch and logs what deleting a chunk changes, given that
    * chunk (a subquery whose rows are whole rows `t.*` of the table). Parameters: ?1 the bound, ?2 the
-   * chunk size, ?3 the run's clock. The chunk is then ordered by `keyColumns`, so the log and the
-   * delete pick the very same rows inside their transaction.
+   * chunk size, ?3 the run's clock. The chunk is then ordered by purge_after and `keyColumns`, so
+   * the log and the delete pick the very same rows inside their transaction.
    */
   log?: (chunk: string) => string;
 }
