@@ -10,6 +10,8 @@ export interface Env {
   FEEDBACK_QUEUE: Queue<unknown>;
   ANALYTICS_QUEUE: Queue<unknown>;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  /** Workers Rate Limiting binding: requests per visitor (client IP) and merchant for publishable keys (src/middleware/rateLimit.ts). */
+  VISITOR_LIMITER: RateLimit;
   ASSETS: Fetcher;
   ENVIRONMENT: string;
   /**

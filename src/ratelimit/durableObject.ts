@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { take, type BucketLimits, type BucketState, type TakeResult } from "./bucket";
+import { describe, fullBucket, refill, take, type BucketLimits, type BucketState, type TakeResult } from "./bucket";
 
 /** The storage key of the one bucket a RateLimiter holds. */
 export const BUCKET_KEY = "bucket";
@@ -52,16 +52,38 @@ export class RateLimiter extends DurableObject<Env> {
     const kv = this.ctx.storage.kv;
     const now = Date.now();
     const stored = kv.get<StoredBucket>(BUCKET_KEY) ?? null;
-    const current = stored ? currentConfig(stored) : null;
-    const stale = current !== null && config.version < current.version && now - current.seen_ms < STALE_CONFIG_MS;
-    const applied: LimiterConfig = stale ? current : config;
-    const limits: BucketLimits = { requests_per_hour: applied.requests_per_hour, burst: applied.burst };
+    const { applied, limits, current } = settle(stored, config, now);
     const unchanged = current !== null && applied.version === current.version && limits.requests_per_hour === current.requests_per_hour && limits.burst === current.burst;
     const { state, ...verdict } = take(stored, limits, now);
     const next: StoredBucket = { ...state, config_version: applied.version, config_seen_ms: unchanged ? current.seen_ms : now };
     kv.put(BUCKET_KEY, next);
     return { ...verdict, limits };
   }
+
+  /**
+   * The bucket as `take` would see it, without taking a token or writing anything: the RateLimit-*
+   * headers of a request refused before it reached the bucket (a visitor over its own limit), so
+   * that such a request never spends the merchant's tokens. `allowed` says whether a token is there.
+   */
+  peek(config: LimiterConfig): RateLimitVerdict {
+    const now = Date.now();
+    const stored = this.ctx.storage.kv.get<StoredBucket>(BUCKET_KEY) ?? null;
+    const { limits } = settle(stored, config, now);
+    const state = refill(stored ?? fullBucket(limits, now), limits, now);
+    return { allowed: describe(state, limits).retry_after_seconds === 0, ...describe(state, limits), limits };
+  }
+}
+
+/**
+ * The config a call runs under: the caller's, unless it is older than the bucket's and that one was
+ * first seen less than STALE_CONFIG_MS ago (an isolate whose cached merchant is not yet refreshed).
+ */
+function settle(stored: StoredBucket | null, config: LimiterConfig, now: number) {
+  const current = stored ? currentConfig(stored) : null;
+  const stale = current !== null && config.version < current.version && now - current.seen_ms < STALE_CONFIG_MS;
+  const applied: LimiterConfig = stale ? current : config;
+  const limits: BucketLimits = { requests_per_hour: applied.requests_per_hour, burst: applied.burst };
+  return { applied, limits, current };
 }
 
 /** The config a stored bucket runs under, or null for a bucket stored before it was recorded. */

@@ -65,9 +65,13 @@ export const RateLimitOverride = z
   })
   .openapi({ description: "An explicit token bucket that overrides the tier's limits (burst ≤ requests_per_hour); null uses the tier's." });
 
+const VISITOR_LIMIT_DESCRIPTION =
+  "Extension: when true, requests with this merchant's publishable key are also limited per visitor (client IP, an IPv6 /64) to 120 a minute per Cloudflare location, before the merchant's bucket, so one script replaying the key from a checkout page cannot spend the bucket the merchant's backend shares (a refused request takes no token). Off by default: the contract's per-merchant bucket alone.";
+
 export const Features = z.strictObject({
   targeted_offers: z.boolean().default(false),
   cross_merchant: z.boolean().default(false),
+  visitor_limit: z.boolean().default(false).openapi({ description: VISITOR_LIMIT_DESCRIPTION }),
 });
 
 /** Examples of API.md §4, shared by the create, read and patch schemas. */
@@ -132,7 +136,7 @@ export const MerchantCreate = z
     allowed_origins: merchantFields.allowed_origins.default([]),
     rate_limit: merchantFields.rate_limit.optional(),
     holdout_percent: merchantFields.holdout_percent.default(0),
-    features: merchantFields.features.default({ targeted_offers: false, cross_merchant: false }),
+    features: merchantFields.features.default({ targeted_offers: false, cross_merchant: false, visitor_limit: false }),
     offers: merchantFields.offers.default([]),
     scoring_weights: merchantFields.scoring_weights.optional(),
   })
@@ -147,7 +151,7 @@ export const MerchantPatch = z
     allowed_origins: merchantFields.allowed_origins.optional(),
     rate_limit: merchantFields.rate_limit.optional(),
     holdout_percent: merchantFields.holdout_percent.optional(),
-    features: z.strictObject({ targeted_offers: z.boolean().optional(), cross_merchant: z.boolean().optional() }).optional(),
+    features: z.strictObject({ targeted_offers: z.boolean().optional(), cross_merchant: z.boolean().optional(), visitor_limit: z.boolean().optional() }).optional(),
     offers: merchantFields.offers.optional(),
     scoring_weights: merchantFields.scoring_weights.optional(),
   })
@@ -162,7 +166,7 @@ export const MerchantView = z
     allowed_origins: z.array(Origin),
     rate_limit: RateLimitOverride.nullable(),
     holdout_percent: z.number(),
-    features: z.object({ targeted_offers: z.boolean(), cross_merchant: z.boolean() }),
+    features: z.object({ targeted_offers: z.boolean(), cross_merchant: z.boolean(), visitor_limit: z.boolean().openapi({ description: VISITOR_LIMIT_DESCRIPTION }) }),
     offers: z.array(Offer),
     scoring_weights: ScoringWeightsOverride,
     created_at: Timestamp,

@@ -34,7 +34,11 @@ function fromRow(row: MerchantRow): Merchant {
     allowed_origins: [...new Set((config.allowed_origins ?? []).map((o) => canonicalOrigin(o) ?? o))],
     rate_limit: config.rate_limit ?? null,
     holdout_percent: config.holdout_percent ?? 0,
-    features: { targeted_offers: config.features?.targeted_offers ?? false, cross_merchant: config.features?.cross_merchant ?? false },
+    features: {
+      targeted_offers: config.features?.targeted_offers ?? false,
+      cross_merchant: config.features?.cross_merchant ?? false,
+      visitor_limit: config.features?.visitor_limit ?? false,
+    },
     offers: (config.offers ?? []) as Offer[],
     scoring_weights: config.scoring_weights ?? {},
     created_at: row.created_at,

@@ -49,7 +49,7 @@ describe("merchants", () => {
     const created = await res.json<Record<string, unknown>>();
     expect(created).toMatchObject({
       merchant_id: body.merchant_id, tier: "starter", methods: ["visa", "paypal"], allowed_origins: [], holdout_percent: 0,
-      rate_limit: null, features: { targeted_offers: false, cross_merchant: false }, offers: [],
+      rate_limit: null, features: { targeted_offers: false, cross_merchant: false, visitor_limit: false }, offers: [],
     });
     const read = await admin(`/v1/admin/merchants/${body.merchant_id}`);
     expect(read.status).toBe(200);
@@ -155,7 +155,7 @@ describe("merchants", () => {
     expect(res.status).toBe(200);
     const patched = await res.json<{ methods: string[]; features: Record<string, boolean>; holdout_percent: number }>();
     expect(patched.methods).toEqual(["pix"]);
-    expect(patched.features).toEqual({ targeted_offers: true, cross_merchant: false });
+    expect(patched.features).toEqual({ targeted_offers: true, cross_merchant: false, visitor_limit: false });
     expect(patched.holdout_percent).toBe(10);
     const catalog = await (await api(m.secretKey, "/v1/payment-methods")).json<{ methods: { method_id: string; enabled: boolean }[] }>();
     expect(catalog.methods.filter((x) => x.enabled).map((x) => x.method_id)).toEqual(["pix"]);
@@ -233,7 +233,7 @@ describe("concurrent PATCHes", () => {
     expect(answers.map((r) => r.status)).toEqual(bodies.map(() => 200));
     const { name, tier, holdout_percent, features, methods, allowed_origins, rate_limit, scoring_weights, offers } = await read(m.merchantId);
     expect({ name, tier, holdout_percent, features, methods, allowed_origins, rate_limit, scoring_weights, offers: offers.map((o) => o.offer_id) }).toEqual({
-      name: "Raced", tier: "growth", holdout_percent: 7, features: { targeted_offers: true, cross_merchant: true },
+      name: "Raced", tier: "growth", holdout_percent: 7, features: { targeted_offers: true, cross_merchant: true, visitor_limit: false },
       methods: ["visa", "paypal", "klarna"], allowed_origins: ["https://raced.example"], rate_limit: { requests_per_hour: 1234, burst: 12 },
       scoring_weights: { favorite_boost: 2 }, offers: ["o_race"],
     });

@@ -528,6 +528,8 @@ export interface components {
             features: {
                 targeted_offers: boolean;
                 cross_merchant: boolean;
+                /** @description Extension: when true, requests with this merchant's publishable key are also limited per visitor (client IP, an IPv6 /64) to 120 a minute per Cloudflare location, before the merchant's bucket, so one script replaying the key from a checkout page cannot spend the bucket the merchant's backend shares (a refused request takes no token). Off by default: the contract's per-merchant bucket alone. */
+                visitor_limit: boolean;
             };
             offers: components["schemas"]["Offer"][];
             scoring_weights: {
@@ -643,7 +645,8 @@ export interface components {
             /**
              * @default {
              *       "targeted_offers": false,
-             *       "cross_merchant": false
+             *       "cross_merchant": false,
+             *       "visitor_limit": false
              *     }
              */
             features: {
@@ -651,6 +654,11 @@ export interface components {
                 targeted_offers: boolean;
                 /** @default false */
                 cross_merchant: boolean;
+                /**
+                 * @description Extension: when true, requests with this merchant's publishable key are also limited per visitor (client IP, an IPv6 /64) to 120 a minute per Cloudflare location, before the merchant's bucket, so one script replaying the key from a checkout page cannot spend the bucket the merchant's backend shares (a refused request takes no token). Off by default: the contract's per-merchant bucket alone.
+                 * @default false
+                 */
+                visitor_limit: boolean;
             };
             /** @default [] */
             offers: components["schemas"]["Offer"][];
@@ -687,6 +695,7 @@ export interface components {
             features?: {
                 targeted_offers?: boolean;
                 cross_merchant?: boolean;
+                visitor_limit?: boolean;
             };
             offers?: components["schemas"]["Offer"][];
             scoring_weights?: {
