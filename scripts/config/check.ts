@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { unstable_readConfig } from "wrangler";
 import { queueRouteOf } from "../../src/jobs/queueRoutes";
 import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON } from "../../src/jobs/scheduled";
+import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS } from "../../src/ratelimit/visitor";
 
 type Config = ReturnType<typeof unstable_readConfig>;
 
@@ -101,6 +102,14 @@ for (const stage of Object.keys(FILES) as Stage[]) {
   // Durable Objects: every class is created by a migration, as SQLite-backed.
   const sqliteClasses = new Set(c.migrations.flatMap((m) => m.new_sqlite_classes ?? []));
   for (const d of c.durable_objects.bindings) expect(sqliteClasses.has(d.class_name), stage, `Durable Object class ${d.class_name} has no new_sqlite_classes migration`);
+
+  // The per-visitor limit: the one binding the middleware calls, with the numbers its errors and the OpenAPI document state.
+  const visitor = (c.ratelimits ?? []).find((r) => r.name === "VISITOR_LIMITER");
+  expect(
+    visitor?.simple.limit === VISITOR_LIMIT && visitor.simple.period === VISITOR_PERIOD_SECONDS,
+    stage,
+    `VISITOR_LIMITER must be simple = { limit = ${VISITOR_LIMIT}, period = ${VISITOR_PERIOD_SECONDS} } (src/ratelimit/visitor.ts), not ${JSON.stringify(visitor?.simple ?? null)}`,
+  );
 
   expect(c.vars.ENVIRONMENT === stage, stage, `ENVIRONMENT is ${JSON.stringify(c.vars.ENVIRONMENT)}, not "${stage}" (the demo and dev-only routes key on it)`);
 }

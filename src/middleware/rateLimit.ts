@@ -5,18 +5,11 @@ import { errorText, logLine } from "../log";
 import type { BucketLimits } from "../ratelimit/bucket";
 import type { LimiterConfig, RateLimitVerdict } from "../ratelimit/durableObject";
 import { limitsFor } from "../ratelimit/tiers";
+import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS, visitorOf } from "../ratelimit/visitor";
 import { logField } from "./logger";
 
 /** A limiter slower than this counts as unreachable: checkout availability beats strict limiting. */
 export const LIMITER_TIMEOUT_MS = 500;
-
-/**
- * Requests one visitor may send per minute with a publishable key, per merchant and Cloudflare
- * location: the VISITOR_LIMITER binding's `simple` limit in every wrangler config (check:config
- * holds them equal), repeated here for the error message.
- */
-export const VISITOR_LIMIT_PER_MINUTE = 120;
-export const VISITOR_PERIOD_SECONDS = 60;
 
 /**
  * Per-merchant token bucket (API.md §1). Runs after auth on every merchant route: one Durable
@@ -38,11 +31,13 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     if (merchant.features.visitor_limit && c.get("apiKey").type === "publishable" && !(await visitorAllowed(c, merchant.merchant_id))) {
       logField(c, "rate_limited", "visitor");
       const bucket = await consultLimiter(c, merchant.merchant_id, config, "peek");
+      // Not sooner than the bucket itself would let the request through, when it is empty too.
+      const retry = Math.max(VISITOR_PERIOD_SECONDS, bucket && !bucket.allowed ? bucket.retry_after_seconds : 0);
       throw new ApiError(
         "RATE_LIMITED",
-        `More than ${VISITOR_LIMIT_PER_MINUTE} requests a minute from this client with a publishable key; retry in ${VISITOR_PERIOD_SECONDS} s`,
+        `More than ${VISITOR_LIMIT} requests in ${VISITOR_PERIOD_SECONDS} s from this client with a publishable key; retry in ${retry} s`,
         undefined,
-        { "Retry-After": String(VISITOR_PERIOD_SECONDS), ...(bucket ? rateLimitHeaders(bucket.limits, bucket) : {}) },
+        { "Retry-After": String(retry), ...(bucket ? rateLimitHeaders(bucket.limits, bucket) : {}) },
       );
     }
     const verdict = await consultLimiter(c, merchant.merchant_id, config, "take");
@@ -72,25 +67,6 @@ export function rateLimitHeaders(limits: BucketLimits, verdict: RateLimitVerdict
     "RateLimit-Remaining": String(verdict.remaining),
     "RateLimit-Reset": String(verdict.reset_seconds),
   };
-}
-
-/**
- * The visitor of a request: its client address as Cloudflare reports it (`CF-Connecting-IP`, which a
- * client cannot set through Cloudflare), an IPv6 address cut to its /64 (one subscriber's network).
- * Null when there is none (a request that did not come through Cloudflare's edge).
- */
-export function visitorOf(address: string | undefined): string | null {
-  const ip = address?.trim().toLowerCase();
-  if (!ip) return null;
-  if (!ip.includes(":")) return /^\d{1,3}(\.\d{1,3}){3}$/.test(ip) ? ip : null;
-  const mapped = /^::ffff:(\d{1,3}(\.\d{1,3}){3})$/.exec(ip); // an IPv4 client seen through IPv6
-  if (mapped) return mapped[1]!;
-  const [head = "", tail] = ip.split("::");
-  const groups = head === "" ? [] : head.split(":");
-  // Only the first four groups matter; "::" stands for zeros (none at all when the address has all eight).
-  if (tail !== undefined) while (groups.length < 4) groups.push("0");
-  if (groups.length < 4 || !groups.slice(0, 4).every((g) => /^[0-9a-f]{1,4}$/.test(g))) return null;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
 }
 
 /** Whether the visitor is within its per-minute limit; true (fail open, logged) when the binding fails or no visitor is known. */
@@ -130,8 +106,10 @@ async function consultLimiter(c: Context<AppEnv>, merchantId: string, config: Li
     return await withTimeout(mode === "take" ? stub.take(config) : stub.peek(config), "rate limiter");
   } catch (err) {
     logField(c, "rate_limiter", "unavailable");
-    logLine("error", "rate limiter unavailable; request allowed without limiting", {
+    const outcome = mode === "take" ? "request allowed without limiting" : "request refused by the visitor limit, without RateLimit headers";
+    logLine("error", `rate limiter unavailable; ${outcome}`, {
       metric: "rate_limiter_unavailable",
+      mode,
       request_id: c.get("requestId"),
       merchant_id: merchantId,
       error: errorText(err),

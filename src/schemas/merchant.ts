@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { CATALOG_BY_ID } from "../catalog/methods";
 import { Country, Currency, DeviceType, MerchantId, MethodId, OfferId, Tier, Timestamp } from "./common";
+import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS } from "../ratelimit/visitor";
 
 const CatalogMethodId = MethodId.refine((id) => CATALOG_BY_ID.has(id), "is not a method of the catalog (GET /v1/payment-methods)");
 
@@ -65,8 +66,7 @@ export const RateLimitOverride = z
   })
   .openapi({ description: "An explicit token bucket that overrides the tier's limits (burst ≤ requests_per_hour); null uses the tier's." });
 
-const VISITOR_LIMIT_DESCRIPTION =
-  "Extension: when true, requests with this merchant's publishable key are also limited per visitor (client IP, an IPv6 /64) to 120 a minute per Cloudflare location, before the merchant's bucket, so one script replaying the key from a checkout page cannot spend the bucket the merchant's backend shares (a refused request takes no token). Off by default: the contract's per-merchant bucket alone.";
+const VISITOR_LIMIT_DESCRIPTION = `Extension: when true, requests with this merchant's publishable key are also limited per visitor (client IP, an IPv6 /64) to ${VISITOR_LIMIT} per ${VISITOR_PERIOD_SECONDS} s per Cloudflare location, before the merchant's bucket, so one script replaying the key from a checkout page cannot spend the bucket the merchant's backend shares (a refused request takes no token). Off by default: the contract's per-merchant bucket alone.`;
 
 export const Features = z.strictObject({
   targeted_offers: z.boolean().default(false),
@@ -86,7 +86,7 @@ const MERCHANT_EXAMPLE = {
   features: { targeted_offers: true, cross_merchant: false },
   offers: [OFFER_EXAMPLE],
 };
-const MERCHANT_STORED = { ...MERCHANT_EXAMPLE, rate_limit: null, scoring_weights: {}, created_at: "2026-02-03T15:30:00.000Z", updated_at: "2026-02-03T15:30:00.000Z" };
+const MERCHANT_STORED = { ...MERCHANT_EXAMPLE, features: { ...MERCHANT_EXAMPLE.features, visitor_limit: false }, rate_limit: null, scoring_weights: {}, created_at: "2026-02-03T15:30:00.000Z", updated_at: "2026-02-03T15:30:00.000Z" };
 
 export const Offer = z
   .strictObject({
