@@ -18,10 +18,9 @@ export const LIMITER_TIMEOUT_MS = 500;
  *
  * A publishable key sits in a public page, so for a merchant with `features.visitor_limit` on, a
  * browser request first passes a limit of its own per visitor (client IP; an IPv6 address counts as
- * its /64) and merchant: one script
- * replaying the key is refused there and never spends the merchant's tokens, which its checkout
- * pages and backend share. Refused, it is a 429 whose RateLimit-* headers are the merchant bucket's
- * as it stands (read without taking a token).
+ * its /64) and merchant: one script replaying the key is refused there and never spends the
+ * merchant's tokens, which its checkout pages and backend share. Refused, it is a 429 whose
+ * RateLimit-* headers are the merchant bucket's as it stands (read without taking a token).
  */
 export function rateLimit(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -69,7 +68,7 @@ export function rateLimitHeaders(limits: BucketLimits, verdict: RateLimitVerdict
   };
 }
 
-/** Whether the visitor is within its per-minute limit; true (fail open, logged) when the binding fails or no visitor is known. */
+/** Whether the visitor is within its limit for the period; true (fail open, logged) when the binding fails or no visitor is known. */
 async function visitorAllowed(c: Context<AppEnv>, merchantId: string): Promise<boolean> {
   const visitor = visitorOf(c.req.header("CF-Connecting-IP"));
   if (visitor === null) return true;
