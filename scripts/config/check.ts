@@ -41,7 +41,7 @@ function bindingsOf(c: Config) {
     kv: sorted(c.kv_namespaces.map((k) => k.binding)),
     queues: sorted((c.queues.producers ?? []).map((p) => p.binding)),
     durable_objects: sorted(c.durable_objects.bindings.map((d) => `${d.name}:${d.class_name}`)),
-    ratelimits: sorted((c.ratelimits ?? []).map((r) => `${r.name}:${r.simple.limit}/${r.simple.period}s`)),
+    ratelimits: sorted((c.ratelimits ?? []).map((r) => r.name)),
     assets: c.assets ? [c.assets.binding ?? "", c.assets.directory ?? ""] : [],
     vars: sorted(Object.keys(c.vars)),
   };
@@ -164,7 +164,7 @@ const envBody = /export interface Env \{([\s\S]*?)\n\}/.exec(envText)?.[1] ?? ""
 const envKeys = sorted([...envBody.matchAll(/^\s{2}([A-Z][A-Z0-9_]*)\??:/gm)].map((m) => m[1] ?? ""));
 const secrets = [...readFileSync(".dev.vars.example", "utf8").matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1] ?? "");
 const b = bindingsOf(dev);
-const declared = sorted(new Set([...b.d1, ...b.kv, ...b.queues, ...b.durable_objects.map((d) => d.split(":")[0] ?? ""), ...b.ratelimits.map((r) => r.split(":")[0] ?? ""), ...(b.assets[0] ? [b.assets[0]] : []), ...b.vars, ...secrets]));
+const declared = sorted(new Set([...b.d1, ...b.kv, ...b.queues, ...b.durable_objects.map((d) => d.split(":")[0] ?? ""), ...b.ratelimits, ...(b.assets[0] ? [b.assets[0]] : []), ...b.vars, ...secrets]));
 expect(same(envKeys, declared), "all", `src/env.ts Env has ${JSON.stringify(envKeys)}, the configs and .dev.vars.example ${JSON.stringify(declared)}`);
 
 // The README's one-time setup (its staging example) puts exactly those secrets.

@@ -6,6 +6,7 @@ import type { BucketLimits } from "../ratelimit/bucket";
 import type { LimiterConfig, RateLimitVerdict } from "../ratelimit/durableObject";
 import { limitsFor } from "../ratelimit/tiers";
 import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS, visitorOf } from "../ratelimit/visitor";
+import { withTimeout } from "../storage/timeout";
 import { logField } from "./logger";
 
 /** A limiter slower than this counts as unreachable: checkout availability beats strict limiting. */
@@ -73,7 +74,7 @@ async function visitorAllowed(c: Context<AppEnv>, merchantId: string): Promise<b
   const visitor = visitorOf(c.req.header("CF-Connecting-IP"));
   if (visitor === null) return true;
   try {
-    return (await withTimeout(c.env.VISITOR_LIMITER.limit({ key: `${merchantId}|${visitor}` }), "visitor limiter")).success;
+    return (await withTimeout(c.env.VISITOR_LIMITER.limit({ key: `${merchantId}|${visitor}` }), "visitor limiter", LIMITER_TIMEOUT_MS)).success;
   } catch (err) {
     logField(c, "visitor_limiter", "unavailable");
     logLine("error", "visitor limiter unavailable; request allowed to the merchant bucket", {
@@ -86,23 +87,11 @@ async function visitorAllowed(c: Context<AppEnv>, merchantId: string): Promise<b
   }
 }
 
-async function withTimeout<T>(work: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${LIMITER_TIMEOUT_MS} ms`)), LIMITER_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
-}
-
 /** The merchant's bucket verdict (`peek`: without taking a token), or null (fail open, logged and counted) when the limiter fails. */
 async function consultLimiter(c: Context<AppEnv>, merchantId: string, config: LimiterConfig, mode: "take" | "peek"): Promise<RateLimitVerdict | null> {
   try {
     const stub = c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(merchantId));
-    return await withTimeout(mode === "take" ? stub.take(config) : stub.peek(config), "rate limiter");
+    return await withTimeout(mode === "take" ? stub.take(config) : stub.peek(config), "rate limiter", LIMITER_TIMEOUT_MS);
   } catch (err) {
     logField(c, "rate_limiter", "unavailable");
     const outcome = mode === "take" ? "request allowed without limiting" : "request refused by the visitor limit, without RateLimit headers";

@@ -69,8 +69,8 @@ export class RateLimiter extends DurableObject<Env> {
     const now = Date.now();
     const stored = this.ctx.storage.kv.get<StoredBucket>(BUCKET_KEY) ?? null;
     const { limits } = settle(stored, config, now);
-    const state = refill(stored ?? fullBucket(limits, now), limits, now);
-    return { allowed: describe(state, limits).retry_after_seconds === 0, ...describe(state, limits), limits };
+    const headers = describe(refill(stored ?? fullBucket(limits, now), limits, now), limits);
+    return { allowed: headers.retry_after_seconds === 0, ...headers, limits };
   }
 }
 
