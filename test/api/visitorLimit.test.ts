@@ -140,6 +140,25 @@ describe("per-visitor limit of publishable keys", () => {
     expect(both.headers.get("Retry-After")).toBe(both.headers.get("RateLimit-Reset"));
   }, LONG);
 
+  it("when the bucket cannot be read for a refused visitor, the 429 still carries Retry-After, goes without RateLimit headers, and is logged", async () => {
+    const m = await createMerchant({ features: { visitor_limit: true } });
+    await freshWindow();
+    await spend(() => browser(m, "192.0.2.60"), VISITOR_LIMIT);
+    // The real binding, with get() wrapped to hand out a stub whose calls fail as an unreachable object's do.
+    const get = vi.spyOn(env.RATE_LIMITER, "get").mockImplementation(
+      () => ({ peek: () => Promise.reject(new Error("Durable Object is overloaded")) }) as unknown as ReturnType<typeof env.RATE_LIMITER.get>,
+    );
+    const errors = vi.spyOn(console, "error");
+    const refused = await browser(m, "192.0.2.60");
+    await expectError(refused, 429, "RATE_LIMITED");
+    expect(refused.headers.get("Retry-After")).toBe(String(VISITOR_PERIOD_SECONDS));
+    expect(refused.headers.get("RateLimit-Limit")).toBeNull();
+    const line = errors.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>).find((l) => l.metric === "rate_limiter_unavailable");
+    expect(line).toMatchObject({ level: "error", mode: "peek", merchant_id: m.merchantId });
+    get.mockRestore();
+    errors.mockRestore();
+  }, LONG);
+
   it("fails open: when the binding fails, the request goes on to the merchant bucket, logged as an error", async () => {
     const m = await createMerchant({ features: { visitor_limit: true } });
     const limit = vi.spyOn(env.VISITOR_LIMITER, "limit").mockRejectedValue(new Error("rate limiting unavailable"));
