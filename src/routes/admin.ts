@@ -6,28 +6,35 @@ import { ADMIN_ERRORS, errorResponses, jsonResponse, MerchantId, NoQuery } from 
 import { adminSecurity } from "../schemas/security";
 import { checkOffersUseEnabledMethods, checkStoredRateLimit, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
-import { insertMerchant, loadMerchant, type Merchant, updateMerchant } from "../storage/merchants";
+import { etagOf, IfMatchHeaders, parseIfMatch } from "../schemas/etag";
+import { insertMerchant, loadMerchant, loadVersionedMerchant, type Merchant, updateMerchant } from "../storage/merchants";
 import { noBody, zodDetails } from "../validation";
 import { validationError } from "../errors";
 
 const MerchantPath = z.strictObject({ merchant_id: MerchantId.openapi({ param: { name: "merchant_id", in: "path" } }) });
 const KeyPath = z.strictObject({ key_id: z.string().regex(/^key_[A-Za-z0-9_-]{1,64}$/, "is not a key id").openapi({ param: { name: "key_id", in: "path" } }) });
 const adminErrors = errorResponses(...ADMIN_ERRORS);
+/** The merchant's version as an entity tag, on every answer that holds the merchant (and on a 412, the current one). */
+const etagHeader = { ETag: { description: 'The merchant\'s version, e.g. "v7": send it back in If-Match to PATCH only that version', schema: { type: "string" as const }, example: '"v7"' } };
+const withEtag = <T extends object>(response: T) => ({ ...response, headers: etagHeader });
 
 const createMerchant = createRoute({
   method: "post", path: "/v1/admin/merchants", operationId: "createMerchant", tags: ["Admin"], security: adminSecurity, summary: "Create a merchant",
   request: { query: NoQuery, body: { content: { "application/json": { schema: MerchantCreate } }, required: true } },
-  responses: { 201: jsonResponse(MerchantView, "Created"), ...adminErrors, ...errorResponses(409) },
+  responses: { 201: withEtag(jsonResponse(MerchantView, "Created")), ...adminErrors, ...errorResponses(409) },
 });
 const getMerchant = createRoute({
   method: "get", path: "/v1/admin/merchants/{merchant_id}", operationId: "getMerchant", tags: ["Admin"], security: adminSecurity, summary: "Read a merchant",
   request: { params: MerchantPath, query: NoQuery },
-  responses: { 200: jsonResponse(MerchantView, "The merchant"), ...adminErrors },
+  responses: { 200: withEtag(jsonResponse(MerchantView, "The merchant")), ...adminErrors },
 });
 const patchMerchant = createRoute({
   method: "patch", path: "/v1/admin/merchants/{merchant_id}", operationId: "updateMerchant", tags: ["Admin"], security: adminSecurity, summary: "Update a merchant (effective within 60 s)",
-  request: { params: MerchantPath, query: NoQuery, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
-  responses: { 200: jsonResponse(MerchantView, "The updated merchant"), ...adminErrors, ...errorResponses(409) },
+  request: { params: MerchantPath, query: NoQuery, headers: IfMatchHeaders, body: { content: { "application/json": { schema: MerchantPatch } }, required: true } },
+  responses: {
+    200: withEtag(jsonResponse(MerchantView, "The updated merchant")), ...adminErrors, ...errorResponses(409),
+    412: withEtag(errorResponses(412)[412]!),
+  },
 });
 const createKey = createRoute({
   method: "post", path: "/v1/admin/merchants/{merchant_id}/keys", operationId: "createKey", tags: ["Admin"], security: adminSecurity, summary: "Create an API key (the plain key is shown only here)",
@@ -71,14 +78,22 @@ export function registerAdminRoutes(app: App) {
       updated_at: now,
     };
     if (!(await insertMerchant(c.env.DB, merchant))) throw new ApiError("CONFLICT", `Merchant ${body.merchant_id} already exists`);
+    c.header("ETag", etagOf(0)); // a new row's version (migration 0013's default)
     return c.json(merchant, 201);
   });
 
-  app.openapi(getMerchant, async (c) => c.json(await mustLoad(c.env.DB, c.req.valid("param").merchant_id), 200));
+  app.openapi(getMerchant, async (c) => {
+    const { merchant_id } = c.req.valid("param");
+    const found = await loadVersionedMerchant(c.env.DB, merchant_id);
+    if (!found) throw new ApiError("NOT_FOUND", `No merchant ${merchant_id}`);
+    c.header("ETag", etagOf(found.version));
+    return c.json(found.merchant, 200);
+  });
 
   app.openapi(patchMerchant, async (c) => {
     const { merchant_id } = c.req.valid("param");
     const patch = c.req.valid("json");
+    const ifMatch = c.req.valid("header")["if-match"];
     // Merged with the stored merchant as it is when written: a concurrent PATCH of another field is
     // kept, not overwritten (updateMerchant retries the merge when another write got in between).
     const result = await updateMerchant(c.env, merchant_id, (current) => {
@@ -97,11 +112,15 @@ export function registerAdminRoutes(app: App) {
         .safeParse({});
       if (!check.success) throw validationError(zodDetails(check.error));
       return next;
-    });
+    }, ifMatch === undefined ? undefined : (parseIfMatch(ifMatch) ?? []));
     if (result.status === "not_found") throw new ApiError("NOT_FOUND", `No merchant ${merchant_id}`);
+    if (result.status === "precondition_failed") {
+      throw new ApiError("PRECONDITION_FAILED", `Merchant ${merchant_id} is at ${etagOf(result.version)}, which If-Match does not name: nothing was changed; read it again, apply your change to that and send its ETag`, undefined, { ETag: etagOf(result.version) });
+    }
     if (result.status === "contended") throw new ApiError("CONFLICT", `Merchant ${merchant_id} is being changed by other requests at the same time; nothing was changed, retry`);
     // A PATCH that changes nothing (`{}`, or the current values) writes nothing and keeps updated_at ("unchanged").
     if (result.status === "updated" && !result.cacheCleared) logField(c, "cache_error", "cached merchant not dropped; the change takes effect within 60 s");
+    c.header("ETag", etagOf(result.version));
     return c.json(result.merchant, 200);
   });
 

@@ -43,6 +43,7 @@ const ERROR_EXAMPLES: Record<ErrorCode, string> = {
   NOT_FOUND: "No merchant m_unknown",
   METHOD_NOT_ALLOWED: "DELETE is not allowed on /v1/personalize/methods",
   CONFLICT: "Merchant m_demo already exists",
+  PRECONDITION_FAILED: 'Merchant m_demo is at "v8", which If-Match does not name: nothing was changed; read it again, apply your change to that and send its ETag',
   PAYLOAD_TOO_LARGE: `The body exceeds ${MAX_BODY_BYTES} bytes`,
   UNSUPPORTED_MEDIA_TYPE: "The body must be JSON with Content-Type: application/json",
   RATE_LIMITED: "Rate limit of 1000 requests per hour (burst 100) exceeded; retry in 4 s",
@@ -51,7 +52,7 @@ const ERROR_EXAMPLES: Record<ErrorCode, string> = {
 };
 
 const STATUS_TEXT: Record<number, string> = {
-  400: "Invalid request", 401: "Missing or invalid credentials", 403: "Forbidden", 404: "Not found", 409: "Conflict",
+  400: "Invalid request", 401: "Missing or invalid credentials", 403: "Forbidden", 404: "Not found", 409: "Conflict", 412: "Precondition failed",
   413: "Payload too large", 415: "Unsupported media type", 429: "Rate limited", 500: "Internal error", 503: "A dependency is unavailable; retry",
 };
 

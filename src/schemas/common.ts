@@ -132,6 +132,7 @@ export function errorResponses(...statuses: number[]) {
     403: "Forbidden (MERCHANT_MISMATCH, KEY_NOT_ALLOWED, ORIGIN_NOT_ALLOWED)",
     404: "Not found",
     409: "Conflict",
+    412: "Precondition failed (If-Match names a version that is no longer current)",
     413: "Payload too large",
     415: "Unsupported media type",
     429: "Rate limited",

@@ -64,8 +64,16 @@ function selectRow(db: D1Database, id: string): Promise<MerchantRow | null> {
 }
 
 export async function loadMerchant(db: D1Database, id: string): Promise<Merchant | null> {
+  return (await loadVersionedMerchant(db, id))?.merchant ?? null;
+}
+
+/**
+ * The merchant with its row's version (migration 0013): every write moves it on, an operator's SQL
+ * included (the trigger), so it is the admin API's entity tag (ETag / If-Match).
+ */
+export async function loadVersionedMerchant(db: D1Database, id: string): Promise<{ merchant: Merchant; version: number } | null> {
   const row = await selectRow(db, id);
-  return row ? fromRow(row) : null;
+  return row ? { merchant: fromRow(row), version: row.version } : null;
 }
 
 /** The merchant's config through the cache; null when no such merchant. */
@@ -95,10 +103,18 @@ export type MerchantUpdate =
   | { status: "not_found" }
   /** Every attempt lost the race to another write of the same merchant. */
   | { status: "contended" }
+  /** The stored version is none of those the caller's precondition names: nothing changed (`version` is the stored one). */
+  | { status: "precondition_failed"; version: number }
   /** `cacheCleared` false: its cached copy could not be dropped (it then expires within 60 s). */
-  | { status: "updated"; merchant: Merchant; cacheCleared: boolean }
-  /** The change left every field as it was: nothing written, `updated_at` kept, the cache untouched. */
-  | { status: "unchanged"; merchant: Merchant };
+  | { status: "updated"; merchant: Merchant; version: number; cacheCleared: boolean }
+  /** The change left every field as it was: nothing written, `updated_at` and the version kept, the cache untouched. */
+  | { status: "unchanged"; merchant: Merchant; version: number };
+
+/**
+ * A precondition on the stored version (If-Match): `"any"` (If-Match: *) holds whenever the merchant
+ * exists; a list holds when the stored version is one of them.
+ */
+export type VersionPrecondition = "any" | readonly number[];
 
 /**
  * Enough for every writer of a burst of concurrent PATCHes of one merchant to get through: each
@@ -113,25 +129,32 @@ const UPDATE_ATTEMPTS = 10;
  * between, the row is read again and `change` applied to it anew. Name, tier, config and with it
  * allowed_origins (merchant_origins, kept by a trigger in the same statement) and the offers change
  * together, in one statement: a reader sees the merchant before or after, never half of it.
+ *
+ * With `ifMatch`, the change applies only to a version the caller has seen: the precondition is
+ * checked on every read, before `change` runs, so a write that got in between ends the loop with
+ * "precondition_failed" instead of a merge (the caller may have computed its change, e.g. a whole
+ * offers list, from the version it read).
  */
 export async function updateMerchant(
   env: { DB: D1Database; CACHE: KVNamespace },
   id: string,
   change: (current: Merchant) => Omit<Merchant, "updated_at">,
+  ifMatch?: VersionPrecondition,
 ): Promise<MerchantUpdate> {
   for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
     const row = await selectRow(env.DB, id);
     if (!row) return { status: "not_found" };
+    if (ifMatch !== undefined && ifMatch !== "any" && !ifMatch.includes(row.version)) return { status: "precondition_failed", version: row.version };
     const current = fromRow(row);
     const changed = change(current);
-    if (sameContent(changed, current)) return { status: "unchanged", merchant: current };
+    if (sameContent(changed, current)) return { status: "unchanged", merchant: current, version: row.version };
     const next: Merchant = { ...changed, merchant_id: current.merchant_id, created_at: current.created_at, updated_at: nextUpdatedAt(current.updated_at) };
     const res = await env.DB.prepare("UPDATE merchants SET name = ?, tier = ?, config = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?")
       .bind(next.name, next.tier, configOf(next), next.updated_at, id, row.version)
       .run();
     // No row changed: another write moved the version on since the read (or the merchant is gone).
     if ((res.meta.changes ?? 0) === 0) continue;
-    return { status: "updated", merchant: next, cacheCleared: await invalidate(env.CACHE, merchantKey(id)) };
+    return { status: "updated", merchant: next, version: row.version + 1, cacheCleared: await invalidate(env.CACHE, merchantKey(id)) };
   }
   return { status: "contended" };
 }

@@ -302,6 +302,91 @@ describe("concurrent PATCHes", () => {
     const after = await read(m.merchantId);
     expect(after).toMatchObject({ name: "Rival 10", holdout_percent: before.holdout_percent });
   });
+
+  describe("ETag and If-Match (a PATCH computed from one version applies to that version only)", () => {
+    const patchIf = (id: string, ifMatch: string, body: unknown) =>
+      admin(`/v1/admin/merchants/${id}`, { method: "PATCH", headers: { "If-Match": ifMatch }, body: JSON.stringify(body) });
+    const etag = async (id: string) => (await admin(`/v1/admin/merchants/${id}`)).headers.get("ETag");
+
+    it("every answer holding the merchant carries its version; a write moves it on, a no-op PATCH keeps it", async () => {
+      const body = validMerchant();
+      const created = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(body) });
+      expect(created.status).toBe(201);
+      expect(created.headers.get("ETag")).toBe('"v0"');
+      expect(await etag(body.merchant_id)).toBe('"v0"');
+      const changed = await patch(body.merchant_id, { holdout_percent: 3 });
+      expect(changed.headers.get("ETag")).toBe('"v1"');
+      expect(await etag(body.merchant_id)).toBe('"v1"');
+      const same = await patch(body.merchant_id, { holdout_percent: 3 });
+      expect(same.status).toBe(200);
+      expect(same.headers.get("ETag")).toBe('"v1"');
+      // A write that does not know of versions (an operator's SQL) moves it on too (migration 0013's trigger).
+      await env.DB.prepare("UPDATE merchants SET name = 'By hand' WHERE id = ?").bind(body.merchant_id).run();
+      expect(await etag(body.merchant_id)).toBe('"v2"');
+    });
+
+    it("two operators edit the offers list from the same read: the first wins, the second gets 412 with nothing written, then succeeds from a fresh read", async () => {
+      const m = await createMerchant();
+      const offer = (id: string) => ({ offer_id: id, method_id: "visa", title: id, discount_type: "percent", discount_value: 5 });
+      const seen = await admin(`/v1/admin/merchants/${m.merchantId}`);
+      const tag = seen.headers.get("ETag")!;
+      const before = await seen.json<Stored>();
+      const offers = before.offers;
+
+      const first = await patchIf(m.merchantId, tag, { offers: [...offers, offer("o_first")] });
+      expect(first.status).toBe(200);
+      const second = await patchIf(m.merchantId, tag, { offers: [...offers, offer("o_second")], name: "Second" });
+      const refused = await expectError(second, 412, "PRECONDITION_FAILED");
+      expect(second.headers.get("ETag")).toBe(first.headers.get("ETag"));
+      expect(refused.error.message).toContain(first.headers.get("ETag")!);
+      const stored = await admin(`/v1/admin/merchants/${m.merchantId}`);
+      expect(stored.headers.get("ETag")).toBe(first.headers.get("ETag"));
+      const kept = await stored.json<Stored & { updated_at: string }>();
+      expect({ name: kept.name, offers: kept.offers.map((o) => o.offer_id) }).toEqual({ name: before.name, offers: ["o_first"] });
+
+      const retried = await patchIf(m.merchantId, stored.headers.get("ETag")!, { offers: [...kept.offers, offer("o_second")] });
+      expect(retried.status).toBe(200);
+      expect((await retried.json<Stored>()).offers.map((o) => o.offer_id)).toEqual(["o_first", "o_second"]);
+    });
+
+    it("a write between the PATCH's read and its write fails the precondition instead of being merged (no retry under If-Match)", async () => {
+      const m = await createMerchant();
+      const tag = (await etag(m.merchantId))!;
+      let n = 0;
+      const rival = () => env.DB.prepare("UPDATE merchants SET name = ? WHERE id = ?").bind(`Rival ${++n}`, m.merchantId).run();
+      const gap = writeInTheGap(1, rival);
+      let res: Response;
+      try {
+        res = await patchIf(m.merchantId, tag, { holdout_percent: 9 });
+      } finally {
+        gap.mockRestore();
+      }
+      await expectError(res, 412, "PRECONDITION_FAILED");
+      expect(res.headers.get("ETag")).toBe('"v1"');
+      expect(n).toBe(1);
+      expect(await read(m.merchantId)).toMatchObject({ name: "Rival 1", holdout_percent: 0 });
+    });
+
+    it("If-Match: * or a list naming the current version applies; a weak or unknown tag is 412; a malformed value is 400", async () => {
+      const m = await createMerchant();
+      expect((await patchIf(m.merchantId, "*", { name: "Any" })).status).toBe(200);
+      expect((await patchIf(m.merchantId, '"v0", "v1"', { name: "Listed" })).status).toBe(200);
+      for (const stale of ['W/"v2"', '"v1"', '"not-ours"']) await expectError(await patchIf(m.merchantId, stale, { name: "No" }), 412, "PRECONDITION_FAILED");
+      for (const bad of ["v2", '"v2', '"v2" "v3"']) {
+        const body = await expectError(await patchIf(m.merchantId, bad, { name: "No" }), 400, "VALIDATION_ERROR");
+        expect(body.error.details).toEqual([{ path: "if-match", message: expect.stringMatching(/quoted entity tags/) }]);
+      }
+      expect(await read(m.merchantId)).toMatchObject({ name: "Listed" });
+      expect(await etag(m.merchantId)).toBe('"v2"');
+    });
+
+    it("an unknown merchant is 404 whatever If-Match says; a body that fails validation is 400 before the precondition", async () => {
+      await expectError(await patchIf("m_unknown_etag", "*", { name: "x" }), 404, "NOT_FOUND");
+      await expectError(await patchIf("m_unknown_etag", '"v0"', { name: "x" }), 404, "NOT_FOUND");
+      const m = await createMerchant();
+      await expectError(await patchIf(m.merchantId, '"v9"', { holdout_percent: 99 }), 400, "VALIDATION_ERROR");
+    });
+  });
 });
 
 describe("keys", () => {

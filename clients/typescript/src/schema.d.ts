@@ -1849,6 +1849,11 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /**
+                     * @description The merchant's version, e.g. "v7": send it back in If-Match to PATCH only that version
+                     * @example "v7"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1959,6 +1964,11 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /**
+                     * @description The merchant's version, e.g. "v7": send it back in If-Match to PATCH only that version
+                     * @example "v7"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2022,6 +2032,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Apply the PATCH only if the merchant is still at this version: the `ETag` of the GET (or of the last write) it was computed from. When another write came first: 412 PRECONDITION_FAILED, nothing changed. Without it, the PATCH is merged into whatever is stored. */
+                "if-match"?: string;
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
                  * @example order-42-methods
@@ -2043,6 +2055,11 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /**
+                     * @description The merchant's version, e.g. "v7": send it back in If-Match to PATCH only that version
+                     * @example "v7"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2083,6 +2100,21 @@ export interface operations {
             409: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Precondition failed: `PRECONDITION_FAILED` */
+            412: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /**
+                     * @description The merchant's version, e.g. "v7": send it back in If-Match to PATCH only that version
+                     * @example "v7"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
