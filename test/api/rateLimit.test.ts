@@ -299,6 +299,27 @@ describe("changed limits: the config version", () => {
     const [after] = await spend(m.secretKey, 1);
     expect(headersOf(after!)).toMatchObject({ limit: "360" });
   });
+
+  it("an operator's SQL change of the limits is a newer version too: an isolate still holding the old copy does not switch the bucket back", async () => {
+    // Before migration 0016 such a write kept updated_at, so the old copy and the new one had the
+    // same version and the bucket took whichever came last until every cache had refreshed.
+    const m = await createMerchant({ rate_limit: { requests_per_hour: 36, burst: 20 } });
+    await spend(m.secretKey, 1);
+    const before = await (await admin(`/v1/admin/merchants/${m.merchantId}`)).json<{ updated_at: string }>();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await env.DB.prepare("UPDATE merchants SET config = json_set(config, '$.rate_limit', json('{\"requests_per_hour\":360,\"burst\":10}')) WHERE id = ?").bind(m.merchantId).run();
+    await env.CACHE.delete(`merchant:${m.merchantId}`);
+    clearMemo();
+    const [fresh] = await spend(m.secretKey, 1); // 19/20 becomes 9.5/10, one request leaves 8.5
+    expect(headersOf(fresh!)).toMatchObject({ limit: "360", remaining: "8" });
+
+    await env.CACHE.put(`merchant:${m.merchantId}`, JSON.stringify({ v: before, at: Date.now() }));
+    clearMemo();
+    const [stale] = await spend(m.secretKey, 1);
+    expect(headersOf(stale!)).toMatchObject({ limit: "360", remaining: "7" });
+    clearMemo();
+    await env.CACHE.delete(`merchant:${m.merchantId}`);
+  });
 });
 
 describe("exactness under concurrency", () => {
