@@ -68,11 +68,31 @@ export const RateLimitOverride = z
 
 const VISITOR_LIMIT_DESCRIPTION = `Extension: when true, requests with this merchant's publishable key are also limited per visitor (client IP, an IPv6 /64) to ${VISITOR_LIMIT} per ${VISITOR_PERIOD_SECONDS} s per Cloudflare location, before the merchant's bucket, so one script replaying the key from a checkout page cannot spend the bucket the merchant's backend shares (a refused request takes no token). Off by default: the contract's per-merchant bucket alone.`;
 
-export const Features = z.strictObject({
-  targeted_offers: z.boolean().default(false),
-  cross_merchant: z.boolean().default(false),
-  visitor_limit: z.boolean().default(false).openapi({ description: VISITOR_LIMIT_DESCRIPTION }),
-});
+/**
+ * The merchant's feature switches, each off until ops turn it on, with the description (if any) the
+ * OpenAPI document gives it. The create, patch and read schemas and the stored row's defaults are all
+ * made from this list, so a new switch is one line here.
+ */
+const FEATURE_DESCRIPTIONS = {
+  targeted_offers: undefined,
+  cross_merchant: undefined,
+  visitor_limit: VISITOR_LIMIT_DESCRIPTION,
+} as const satisfies Record<string, string | undefined>;
+export type FeatureName = keyof typeof FEATURE_DESCRIPTIONS;
+export const FEATURE_NAMES = Object.keys(FEATURE_DESCRIPTIONS) as FeatureName[];
+
+/** One schema per switch, made by `make` and described. */
+function featureShape<S extends z.ZodType>(make: () => S): Record<FeatureName, S> {
+  return Object.fromEntries(FEATURE_NAMES.map((name) => {
+    const description = FEATURE_DESCRIPTIONS[name];
+    return [name, description === undefined ? make() : make().openapi({ description })];
+  })) as Record<FeatureName, S>;
+}
+
+/** Every switch off: a new merchant's features, and a stored row's for a switch it predates. */
+export const FEATURES_OFF = Object.fromEntries(FEATURE_NAMES.map((name) => [name, false])) as Record<FeatureName, boolean>;
+
+export const Features = z.strictObject(featureShape(() => z.boolean().default(false)));
 
 /** Examples of API.md §4, shared by the create, read and patch schemas. */
 const OFFER_EXAMPLE = { offer_id: "applepay_5off", method_id: "apple_pay", title: "5% back with Apple Pay", description: "On orders over $20", discount_type: "percent", discount_value: 5, min_amount: 2000, currency: "USD", countries: ["US"], device_types: ["mobile"], starts_at: "2026-02-01T00:00:00Z", ends_at: "2026-03-01T00:00:00Z" };
@@ -136,7 +156,7 @@ export const MerchantCreate = z
     allowed_origins: merchantFields.allowed_origins.default([]),
     rate_limit: merchantFields.rate_limit.optional(),
     holdout_percent: merchantFields.holdout_percent.default(0),
-    features: merchantFields.features.default({ targeted_offers: false, cross_merchant: false, visitor_limit: false }),
+    features: merchantFields.features.default(FEATURES_OFF),
     offers: merchantFields.offers.default([]),
     scoring_weights: merchantFields.scoring_weights.optional(),
   })
@@ -151,7 +171,8 @@ export const MerchantPatch = z
     allowed_origins: merchantFields.allowed_origins.optional(),
     rate_limit: merchantFields.rate_limit.optional(),
     holdout_percent: merchantFields.holdout_percent.optional(),
-    features: z.strictObject({ targeted_offers: z.boolean().optional(), cross_merchant: z.boolean().optional(), visitor_limit: z.boolean().optional() }).optional(),
+    // Each switch optional and without a default: a PATCH merges the switches it names into the stored ones.
+    features: z.strictObject(featureShape(() => z.boolean().optional())).optional(),
     offers: merchantFields.offers.optional(),
     scoring_weights: merchantFields.scoring_weights.optional(),
   })
@@ -166,7 +187,7 @@ export const MerchantView = z
     allowed_origins: z.array(Origin),
     rate_limit: RateLimitOverride.nullable(),
     holdout_percent: z.number(),
-    features: z.object({ targeted_offers: z.boolean(), cross_merchant: z.boolean(), visitor_limit: z.boolean().openapi({ description: VISITOR_LIMIT_DESCRIPTION }) }),
+    features: z.object(featureShape(() => z.boolean())),
     offers: z.array(Offer),
     scoring_weights: ScoringWeightsOverride,
     created_at: Timestamp,

@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { canonicalOrigin, type MerchantView, type Offer, Origin } from "../schemas/merchant";
+import { canonicalOrigin, FEATURE_NAMES, FEATURES_OFF, type MerchantView, type Offer, Origin } from "../schemas/merchant";
 import { setBounded } from "./boundedMemo";
 import { cachedRead, invalidate } from "./cachedRead";
 
@@ -34,16 +34,17 @@ function fromRow(row: MerchantRow): Merchant {
     allowed_origins: [...new Set((config.allowed_origins ?? []).map((o) => canonicalOrigin(o) ?? o))],
     rate_limit: config.rate_limit ?? null,
     holdout_percent: config.holdout_percent ?? 0,
-    features: {
-      targeted_offers: config.features?.targeted_offers ?? false,
-      cross_merchant: config.features?.cross_merchant ?? false,
-      visitor_limit: config.features?.visitor_limit ?? false,
-    },
+    features: { ...FEATURES_OFF, ...pickFeatures(config.features) },
     offers: (config.offers ?? []) as Offer[],
     scoring_weights: config.scoring_weights ?? {},
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
+}
+
+/** The stored switches this code knows (a row may predate some, or hold one since removed). */
+function pickFeatures(stored: Partial<Merchant["features"]> | undefined): Partial<Merchant["features"]> {
+  return Object.fromEntries(FEATURE_NAMES.flatMap((name) => (typeof stored?.[name] === "boolean" ? [[name, stored[name]]] : [])));
 }
 
 function configOf(m: MerchantConfig): string {

@@ -696,6 +696,7 @@ export interface components {
             features?: {
                 targeted_offers?: boolean;
                 cross_merchant?: boolean;
+                /** @description Extension: when true, requests with this merchant's publishable key are also limited per visitor (client IP, an IPv6 /64) to 120 per 60 s per Cloudflare location, before the merchant's bucket, so one script replaying the key from a checkout page cannot spend the bucket the merchant's backend shares (a refused request takes no token). Off by default: the contract's per-merchant bucket alone. */
                 visitor_limit?: boolean;
             };
             offers?: components["schemas"]["Offer"][];
