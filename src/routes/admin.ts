@@ -4,10 +4,10 @@ import { ApiError } from "../errors";
 import { logField } from "../middleware/logger";
 import { ADMIN_ERRORS, errorResponses, jsonResponse, MerchantId, NoQuery } from "../schemas/common";
 import { adminSecurity } from "../schemas/security";
-import { checkOffersUseEnabledMethods, checkStoredRateLimit, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantPatch, MerchantView } from "../schemas/merchant";
+import { checkOffersUseEnabledMethods, checkStoredRateLimit, DEFAULT_MERCHANT_PAGE, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantList, MerchantListQuery, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
 import { etagOf, IfMatchHeaders, parseIfMatch } from "../schemas/etag";
-import { insertMerchant, loadMerchant, loadVersionedMerchant, type Merchant, updateMerchant } from "../storage/merchants";
+import { insertMerchant, listMerchants, loadMerchant, loadVersionedMerchant, type Merchant, updateMerchant } from "../storage/merchants";
 import { noBody, zodDetails } from "../validation";
 import { validationError } from "../errors";
 
@@ -22,6 +22,11 @@ const createMerchant = createRoute({
   method: "post", path: "/v1/admin/merchants", operationId: "createMerchant", tags: ["Admin"], security: adminSecurity, summary: "Create a merchant",
   request: { query: NoQuery, body: { content: { "application/json": { schema: MerchantCreate } }, required: true } },
   responses: { 201: withEtag(jsonResponse(MerchantView, "Created")), ...adminErrors, ...errorResponses(409) },
+});
+const listMerchantsRoute = createRoute({
+  method: "get", path: "/v1/admin/merchants", operationId: "listMerchants", tags: ["Admin"], security: adminSecurity, summary: "List the merchants, a page at a time, in the order of their ids",
+  request: { query: MerchantListQuery },
+  responses: { 200: jsonResponse(MerchantList, "A page of merchants"), ...adminErrors },
 });
 const getMerchant = createRoute({
   method: "get", path: "/v1/admin/merchants/{merchant_id}", operationId: "getMerchant", tags: ["Admin"], security: adminSecurity, summary: "Read a merchant",
@@ -80,6 +85,12 @@ export function registerAdminRoutes(app: App) {
     if (!(await insertMerchant(c.env.DB, merchant))) throw new ApiError("CONFLICT", `Merchant ${body.merchant_id} already exists`);
     c.header("ETag", etagOf(0)); // a new row's version (migration 0013's default)
     return c.json(merchant, 201);
+  });
+
+  app.openapi(listMerchantsRoute, async (c) => {
+    const { limit, cursor } = c.req.valid("query");
+    const { merchants, next } = await listMerchants(c.env.DB, limit ?? DEFAULT_MERCHANT_PAGE, cursor);
+    return c.json({ merchants, next_cursor: next }, 200);
   });
 
   app.openapi(getMerchant, async (c) => {

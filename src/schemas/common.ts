@@ -99,6 +99,15 @@ export const KeylessQuery = z.strictObject({
   api_key: z.string().max(256).optional().openapi({ description: "Ignored: this route takes no key (accepted so that a client adding api_key to every URL is not refused)" }),
 });
 
+/** A page size in a query string (text): a whole number from 1 to `max`. */
+export const pageLimit = (items: string, max: number, defaultSize: number) =>
+  z
+    .string()
+    .regex(/^\d{1,3}$/, `must be a whole number from 1 to ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(max))
+    .openapi({ type: "integer", description: `${items} per page, 1–${max} (default ${defaultSize})`, example: defaultSize });
+
 /** The query of a merchant route that takes only what every merchant route accepts (its body names the rest). */
 export const MerchantQuery = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });
 

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { MerchantId, Timestamp } from "./common";
+import { MerchantId, pageLimit, Timestamp } from "./common";
 
 /** Admin view of the dead letters (migration 0007, src/routes/deadLetters.ts). */
 
@@ -8,13 +8,7 @@ export const DEFAULT_PAGE = 50;
 
 export const DeadLetterQueueName = z.enum(["feedback", "analytics"]).openapi({ description: "The original queue of the message", example: "feedback" });
 
-/** Query strings carry text: a whole number 1–100. */
-const PageLimit = z
-  .string()
-  .regex(/^\d{1,3}$/, "must be a whole number from 1 to 100")
-  .transform(Number)
-  .pipe(z.number().int().min(1).max(MAX_PAGE))
-  .openapi({ type: "integer", description: `Letters per page, 1–${MAX_PAGE} (default ${DEFAULT_PAGE})`, example: 50 });
+const PageLimit = pageLimit("Letters", MAX_PAGE, DEFAULT_PAGE);
 
 const Cursor = z
   .string()

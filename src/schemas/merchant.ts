@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { CATALOG_BY_ID } from "../catalog/methods";
-import { Country, Currency, DeviceType, MerchantId, MethodId, OfferId, Tier, Timestamp } from "./common";
+import { Country, Currency, DeviceType, MerchantId, MethodId, OfferId, pageLimit, Tier, Timestamp } from "./common";
 import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS } from "../ratelimit/visitor";
 
 const CatalogMethodId = MethodId.refine((id) => CATALOG_BY_ID.has(id), "is not a method of the catalog (GET /v1/payment-methods)");
@@ -240,3 +240,18 @@ export const KeyView = z
     revoked_at: Timestamp.nullable(),
   })
   .openapi("Key", { example: { key_id: "key_9f2c4e1a7b3d", type: "secret", prefix: "tp2_sk_4f1c", created_at: "2026-02-03T15:30:00.000Z", revoked_at: null } });
+
+export const MAX_MERCHANT_PAGE = 100;
+export const DEFAULT_MERCHANT_PAGE = 20;
+
+export const MerchantListQuery = z.strictObject({
+  limit: pageLimit("Merchants", MAX_MERCHANT_PAGE, DEFAULT_MERCHANT_PAGE).optional(),
+  cursor: MerchantId.optional().openapi({ description: "next_cursor of the previous page (merchants come in the order of their ids)" }),
+});
+
+export const MerchantList = z
+  .object({
+    merchants: z.array(MerchantView),
+    next_cursor: MerchantId.nullable().openapi({ description: "Pass as cursor for the next page; null on the last page" }),
+  })
+  .openapi("MerchantList", { example: { merchants: [MERCHANT_STORED], next_cursor: null } });

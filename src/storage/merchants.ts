@@ -77,6 +77,19 @@ export async function loadVersionedMerchant(db: D1Database, id: string): Promise
   return row ? { merchant: fromRow(row), version: row.version } : null;
 }
 
+/**
+ * One page of merchants in the order of their ids, from just after `after`; `next` is the last id
+ * of the page when more follow (one row more is read to know), else null.
+ */
+export async function listMerchants(db: D1Database, limit: number, after?: string): Promise<{ merchants: Merchant[]; next: string | null }> {
+  const { results } = await db
+    .prepare("SELECT id, name, tier, config, created_at, updated_at, version FROM merchants WHERE id > ? ORDER BY id LIMIT ?")
+    .bind(after ?? "", limit + 1)
+    .all<MerchantRow>();
+  const page = results.slice(0, limit).map(fromRow);
+  return { merchants: page, next: results.length > limit ? page.at(-1)!.merchant_id : null };
+}
+
 /** The merchant's config through the cache; null when no such merchant. */
 export function readMerchant(env: { DB: D1Database; CACHE: KVNamespace }, id: string, waitUntil?: (p: Promise<unknown>) => void): Promise<Merchant | null> {
   return cachedRead({

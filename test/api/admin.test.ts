@@ -56,6 +56,39 @@ describe("merchants", () => {
     expect(await read.json()).toEqual(created);
   });
 
+  it("lists merchants a page at a time in the order of their ids; every merchant once, as GET shows it", async () => {
+    const prefix = `m_list_${Date.now().toString(36)}`;
+    const ids = ["c", "a", "e", "b", "d"].map((x) => `${prefix}_${x}`);
+    for (const id of ids) await createMerchant({ merchant_id: id });
+    // Walk every page from just before the prefix (other tests' merchants come before or after it).
+    const seen: Record<string, unknown>[] = [];
+    let cursor: string | null = `${prefix}`;
+    let pages = 0;
+    while (cursor !== null && pages < 10) {
+      const res = await admin(`/v1/admin/merchants?limit=2&cursor=${cursor}`);
+      expect(res.status).toBe(200);
+      const page = await res.json<{ merchants: Record<string, unknown>[]; next_cursor: string | null }>();
+      expect(page.merchants.length).toBeLessThanOrEqual(2);
+      seen.push(...page.merchants.filter((m) => String(m.merchant_id).startsWith(prefix)));
+      if (page.merchants.some((m) => !String(m.merchant_id).startsWith(prefix))) break; // past the prefix
+      cursor = page.next_cursor;
+      if (cursor !== null) expect(cursor).toBe(page.merchants.at(-1)!.merchant_id);
+      pages += 1;
+    }
+    expect(seen.map((m) => m.merchant_id)).toEqual([...ids].sort());
+    expect(seen[0]).toEqual(await (await admin(`/v1/admin/merchants/${ids.sort()[0]}`)).json());
+  });
+
+  it("the merchant list: default page of 20, next_cursor null on the last page, bad limit or cursor 400", async () => {
+    const first = await (await admin("/v1/admin/merchants")).json<{ merchants: unknown[]; next_cursor: string | null }>();
+    expect(first.merchants.length).toBeLessThanOrEqual(20);
+    const last = await (await admin("/v1/admin/merchants?cursor=zzzz")).json<{ merchants: unknown[]; next_cursor: string | null }>();
+    expect(last).toEqual({ merchants: [], next_cursor: null });
+    for (const q of ["limit=0", "limit=101", "limit=abc", "cursor=", "cursor=bad%20id", "page=2"]) {
+      await expectError(await admin(`/v1/admin/merchants?${q}`), 400, "VALIDATION_ERROR");
+    }
+  });
+
   it("409 CONFLICT for an existing id", async () => {
     const body = validMerchant();
     expect((await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(body) })).status).toBe(201);

@@ -106,6 +106,7 @@ describe("a sample answer of every route validates against its documented schema
     await ok(recordedFetch("/docs"), 200);
     await ok(recordedFetch("/v1/openapi.json"), 200);
     await ok(admin(`/v1/admin/merchants/${id}`), 200);
+    await ok(admin(`/v1/admin/merchants?limit=1&cursor=${id.slice(0, -1)}`), 200);
     await ok(admin(`/v1/admin/merchants/${id}`, json({ name: "Renamed Shop", rate_limit: { requests_per_hour: 5000, burst: 500 } }, "PATCH")), 200);
     const extra = await createKey(id, "secret");
     await ok(admin(`/v1/admin/merchants/${id}/keys`), 200);

@@ -7,7 +7,7 @@ import { runDataLifecycle } from "../../src/jobs/scheduled";
 import { crossMerchantPeers } from "../../src/storage/consent";
 import { purgeSql, RETENTION_RULES } from "../../src/storage/deletions";
 import { readCustomerData } from "../../src/storage/export";
-import { merchantsAllowingOrigin } from "../../src/storage/merchants";
+import { listMerchants, merchantsAllowingOrigin } from "../../src/storage/merchants";
 import { loadProfiles } from "../../src/storage/profile";
 
 /**
@@ -50,6 +50,13 @@ describe("query plans", () => {
     expect(sql).toHaveLength(1);
     const plan = await planOf(sql[0]!);
     expect(plan).toEqual([expect.stringMatching(/^SEARCH merchant_origins USING PRIMARY KEY \(origin=\?\)$/)]);
+  });
+
+  it("a page of the merchant list is a search of the merchants' primary key from the cursor, in its order (no sort)", async () => {
+    const sql = await sqlOf((db) => listMerchants(db, 20, "m_plan"));
+    expect(sql).toHaveLength(1);
+    const plan = await planOf(sql[0]!);
+    expect(plan).toEqual([expect.stringMatching(/^SEARCH merchants USING (INDEX sqlite_autoindex_merchants_1|PRIMARY KEY) \(id>\?\)$/)]);
   });
 
   it("a page of a customer's cross-merchant peers is a search of the consenting rows' index by customer and merchant id", async () => {

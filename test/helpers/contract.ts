@@ -47,7 +47,8 @@ export const API_MD_ROUTES = [
   "GET /v1/analytics/summary",
   "GET /v1/analytics/timeseries",
   "POST /v1/checkout/sessions",
-  // Ops: dead letters (src/routes/deadLetters.ts), not yet in API.md §4.
+  // Ops: dead letters (src/routes/deadLetters.ts) and the merchant list (src/routes/admin.ts), not yet in API.md §4.
+  "GET /v1/admin/merchants",
   "GET /v1/admin/dead-letters",
   "POST /v1/admin/dead-letters/redrive",
   "DELETE /v1/admin/dead-letters/{id}",

@@ -29,7 +29,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** List the merchants, a page at a time, in the order of their ids */
+        get: operations["listMerchants"];
         put?: never;
         /** Create a merchant */
         post: operations["createMerchant"];
@@ -666,6 +667,66 @@ export interface components {
             scoring_weights?: {
                 [key: string]: number;
             };
+        };
+        /**
+         * @example {
+         *       "merchants": [
+         *         {
+         *           "merchant_id": "m_demo",
+         *           "name": "Demo Shop",
+         *           "tier": "growth",
+         *           "methods": [
+         *             "apple_pay",
+         *             "visa",
+         *             "mastercard",
+         *             "paypal",
+         *             "klarna"
+         *           ],
+         *           "allowed_origins": [
+         *             "https://shop.example"
+         *           ],
+         *           "holdout_percent": 10,
+         *           "features": {
+         *             "targeted_offers": true,
+         *             "cross_merchant": false,
+         *             "visitor_limit": false
+         *           },
+         *           "offers": [
+         *             {
+         *               "offer_id": "applepay_5off",
+         *               "method_id": "apple_pay",
+         *               "title": "5% back with Apple Pay",
+         *               "description": "On orders over $20",
+         *               "discount_type": "percent",
+         *               "discount_value": 5,
+         *               "min_amount": 2000,
+         *               "currency": "USD",
+         *               "countries": [
+         *                 "US"
+         *               ],
+         *               "device_types": [
+         *                 "mobile"
+         *               ],
+         *               "starts_at": "2026-02-01T00:00:00Z",
+         *               "ends_at": "2026-03-01T00:00:00Z"
+         *             }
+         *           ],
+         *           "rate_limit": null,
+         *           "scoring_weights": {},
+         *           "created_at": "2026-02-03T15:30:00.000Z",
+         *           "updated_at": "2026-02-03T15:30:00.000Z"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
+        MerchantList: {
+            merchants: components["schemas"]["Merchant"][];
+            /**
+             * @description Pass as cursor for the next page; null on the last page
+             * @example m_demo
+             */
+            next_cursor: string | null;
         };
         /**
          * @example {
@@ -1806,6 +1867,89 @@ export interface operations {
             };
             /** @description Invalid request: `VALIDATION_ERROR` */
             400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry: `UNAVAILABLE` */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listMerchants: {
+        parameters: {
+            query?: {
+                /** @description Merchants per page, 1–100 (default 20) */
+                limit?: number;
+                /** @description next_cursor of the previous page (merchants come in the order of their ids) */
+                cursor?: string;
+            };
+            header?: {
+                /**
+                 * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
+                 * @example order-42-methods
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of merchants */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MerchantList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials: `INVALID_ADMIN_TOKEN` */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error: `INTERNAL_ERROR` */
+            500: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
