@@ -10,7 +10,7 @@ import { CustomerExport, CustomerPath, CustomerQuery, CustomerRestored, Deletion
 import { merchantSecurity } from "../schemas/security";
 import { crossMerchantPeers, PEERS_LEFT_NOTE } from "../storage/consent";
 import { type AuditStamp, cancelDeletion, recordAudit, requestDeletion } from "../storage/deletions";
-import { readCustomerData } from "../storage/export";
+import { type CustomerData, readCustomerData } from "../storage/export";
 import { invalidateProfile } from "../storage/profile";
 import { noBody } from "../validation";
 
@@ -101,7 +101,9 @@ export function registerCustomersRoutes(app: App): void {
     const { ref, stamp } = await subject(c, customer_id);
     const data = await readCustomerData(c.env.DB, merchantId, ref);
     await recordAudit(c.env.DB, merchantId, ref, "export", stamp);
-    const status = !data.deletion ? "active" : data.deletion.status === "pending" ? "pending_deletion" : "purged";
+    // A purged customer who came back (paid, or set preferences, after the purge) is active again:
+    // "purged" says the erasable data is gone, so it is only said while none has been stored since.
+    const status = !data.deletion ? "active" : data.deletion.status === "pending" ? "pending_deletion" : holdsErasableData(data) ? "active" : "purged";
     const body = {
       customer_id,
       merchant_id: merchantId,
@@ -118,4 +120,10 @@ export function registerCustomersRoutes(app: App): void {
     } as z.infer<typeof CustomerExport>;
     return c.json(body, 200);
   });
+}
+
+/** Whether the export holds any of the rows a purge erases (everything but the consent log). */
+function holdsErasableData(data: CustomerData): boolean {
+  const { decisions, conversions, offer_impressions } = data.analytics;
+  return data.preferences !== null || [data.usage_events, data.usage_summary, decisions, conversions, offer_impressions, data.undelivered_messages].some((rows) => rows.length > 0);
 }

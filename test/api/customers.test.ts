@@ -326,6 +326,14 @@ describe("GET /v1/personalize/customers/{customer_id}/export", () => {
     expect(purged.consent_log).toHaveLength(1);
     expect(purged.analytics).toEqual({ decisions: [], conversions: [], offer_impressions: [] });
     expect(purged.undelivered_messages).toEqual([]);
+
+    // The customer comes back after the purge: what is stored from then on is theirs, and they are active again.
+    await seedPreferences(a.merchantId, id, { favorite_methods: ["paypal"] });
+    const back = await (await exportOf(a, id)).json<ExportBody>();
+    expect(back.status).toBe("active");
+    expect(back.purge_after).toBeNull();
+    expect(back.preferences).not.toBeNull();
+    expect(back.usage_events).toEqual([]);
   });
 
   it("an unknown customer exports as empty (nothing is stored)", async () => {
