@@ -1,4 +1,5 @@
 import { type Fact, type FactName, type FactRow, FACTS, oneMerchant } from "./facts";
+import { rawHorizonMs, rollupHorizonMs } from "./retention";
 import { bucketKey, floorTo, hourPrefix, planWindow } from "./timeBuckets";
 
 /**
@@ -18,7 +19,10 @@ export async function loadFacts(
   names: FactName[],
   opts: { useDaily: boolean },
 ): Promise<Record<FactName, FactRow[]>> {
-  const plan = planWindow(fromMs, toMs, nowMs, opts.useDaily, await staleHours(db, merchantId, fromMs, Math.min(toMs, floorTo(nowMs, "hour"))));
+  // A dirty hour before the raw horizon is final: its raw rows may be gone (a late conversion of an
+  // old decision, a re-driven dead letter), so it is read from its rollup like the rollup job leaves it.
+  const stale = await staleHours(db, merchantId, Math.max(fromMs, rawHorizonMs(nowMs)), Math.min(toMs, floorTo(nowMs, "hour")));
+  const plan = planWindow(fromMs, toMs, nowMs, opts.useDaily, stale, rollupHorizonMs(nowMs));
   const ranges: { grain: "h" | "d"; from: string; to: string }[] = [
     ...plan.dailyRollups.map(([a, b]) => ({ grain: "d" as const, from: bucketKey(a), to: bucketKey(b) })),
     ...plan.hourlyRollups.map(([a, b]) => ({ grain: "h" as const, from: bucketKey(a), to: bucketKey(b) })),

@@ -1,9 +1,22 @@
 import { QueryBudget } from "../jobs/budget";
 import { monthsBefore } from "../jobs/retention";
+import { floorTo } from "./timeBuckets";
 
 /** API.md §6: raw decisions (and the other raw analytics rows) 90 days, like usage events; rollups 25 months. */
 export const RAW_ANALYTICS_DAYS = 90;
 export const ROLLUP_MONTHS = 25;
+
+/**
+ * The start of the oldest hour whose raw rows are all kept: retention deletes raw rows older than
+ * this, hour-aligned (so up to an hour more than 90 days), because rollups are rebuilt from raw rows
+ * hour by hour. Every payment or decision the API still accepts (at most 90 days old) falls in an
+ * hour from here on, whose raw rows are complete; hours before it are final (their rollups are
+ * never rebuilt, and nothing reads them from raw rows).
+ */
+export const rawHorizonMs = (nowMs: number) => floorTo(nowMs - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000, "hour");
+
+/** The start of the oldest hour whose rollups are kept (25 calendar months back, hour-aligned). */
+export const rollupHorizonMs = (nowMs: number) => floorTo(monthsBefore(new Date(nowMs), ROLLUP_MONTHS).getTime(), "hour");
 
 const RAW_RULES = [
   { table: "analytics_decisions", time: "decided_at", key: "merchant_id, decision_key" },
@@ -21,11 +34,13 @@ const ROLLUP_TABLES = [
 
 /**
  * The daily retention deletes of analytics, each bounded (`chunk` raw rows, or `chunk` rollup
- * buckets); run the list again until nothing is deleted. A row goes once strictly older than its window.
+ * buckets); run the list again until nothing is deleted. A row goes once it is older than its
+ * window's horizon (above); a rollup bucket once it starts before the rollup horizon (a daily one
+ * that straddles it goes too: reads of that day use its hourly rows, src/analytics/load.ts).
  */
 export function analyticsRetentionStatements(db: D1Database, now: Date, chunk = 500): D1PreparedStatement[] {
-  const rawCutoff = new Date(now.getTime() - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000).toISOString();
-  const rollupCutoff = monthsBefore(now, ROLLUP_MONTHS).toISOString().slice(0, 13) + ":00:00Z";
+  const rawCutoff = new Date(rawHorizonMs(now.getTime())).toISOString();
+  const rollupCutoff = new Date(rollupHorizonMs(now.getTime())).toISOString().slice(0, 13) + ":00:00Z";
   return [
     ...RAW_RULES.map((r) =>
       db.prepare(`DELETE FROM ${r.table} WHERE (${r.key}) IN (SELECT ${r.key} FROM ${r.table} WHERE ${r.time} < ?1 LIMIT ?2)`).bind(rawCutoff, chunk),

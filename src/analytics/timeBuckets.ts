@@ -51,9 +51,11 @@ export const MAX_STALE_RUNS = 4;
  * closed hours in `staleHours` (hour starts whose rollups are out of date: a decision or a late
  * conversion the 5-minute rollup job has not folded in yet) are read raw too, in runs of adjacent
  * hours, the newest MAX_STALE_RUNS of them; everything else comes from the rollups: whole days from
- * daily rollups (when allowed), the other hours from hourly ones.
+ * daily rollups (when allowed), the other hours from hourly ones. A day that starts before
+ * `dailyFromMs` (the rollup horizon: retention has deleted its daily row and its older hours) is
+ * read from its hourly rollups, so a window over it counts the hours still kept.
  */
-export function planWindow(fromMs: number, toMs: number, nowMs: number, useDaily: boolean, staleHours: readonly number[] = []): WindowPlan {
+export function planWindow(fromMs: number, toMs: number, nowMs: number, useDaily: boolean, staleHours: readonly number[] = [], dailyFromMs = -Infinity): WindowPlan {
   const open = floorTo(nowMs, "hour");
   const closedEnd = Math.min(toMs, open);
   const plan: WindowPlan = { dailyRollups: [], hourlyRollups: [], raw: [] };
@@ -63,7 +65,7 @@ export function planWindow(fromMs: number, toMs: number, nowMs: number, useDaily
   // The closed part of the window minus the stale runs, from rollups.
   let start = fromMs;
   for (const [a, b] of [...staleRuns, [closedEnd, closedEnd] as [number, number]]) {
-    if (a > start) rollupSegment(plan, start, a, useDaily);
+    if (a > start) rollupSegment(plan, start, a, useDaily, dailyFromMs);
     start = Math.max(start, b);
   }
   return plan;
@@ -80,8 +82,9 @@ function runsOf(hours: readonly number[]): [number, number][] {
   return runs;
 }
 
-function rollupSegment(plan: WindowPlan, fromMs: number, toMs: number, useDaily: boolean): void {
-  const dayStart = ceilTo(fromMs, "day");
+/** Daily rollups for the whole days in [from, to) that start at or after `dailyFromMs`; hourly ones for the rest. */
+function rollupSegment(plan: WindowPlan, fromMs: number, toMs: number, useDaily: boolean, dailyFromMs: number): void {
+  const dayStart = ceilTo(Math.max(fromMs, dailyFromMs), "day");
   const dayEnd = floorTo(toMs, "day");
   if (useDaily && dayEnd > dayStart) {
     if (dayStart > fromMs) plan.hourlyRollups.push([fromMs, dayStart]);

@@ -1,3 +1,4 @@
+import { floorTo } from "../analytics/timeBuckets";
 import type { Env } from "../env";
 import { applyRetentionChunk, RETENTION_RULES, retentionChunkQueries, type RetentionRule } from "../storage/deletions";
 import { QueryBudget } from "./budget";
@@ -5,7 +6,8 @@ import { QueryBudget } from "./budget";
 /**
  * Retention windows (API.md §3): raw usage events (and dead letters, migration 0007) 90 days; a customer's profile (preferences and
  * the method_stats aggregates) 18 months after last use; proof (consent log, purge tombstones,
- * data-rights audit) 3 years. A row is removed once it is strictly older than its window.
+ * data-rights audit) 3 years. A row is removed once it is strictly older than its window (raw
+ * events: than the start of the hour 90 days back).
  */
 export const RAW_EVENTS_DAYS = 90;
 export const PROFILE_MONTHS = 18;
@@ -24,7 +26,10 @@ export function monthsBefore(now: Date, months: number): Date {
 
 export function retentionCutoffs(now: Date): Record<RetentionRule["window"], string> {
   return {
-    raw_events: new Date(now.getTime() - RAW_EVENTS_DAYS * 24 * 3600 * 1000).toISOString(),
+    // Hour-aligned (up to an hour more than 90 days) like the raw analytics rows (src/analytics/retention.ts
+    // rawHorizonMs): payment rollups are rebuilt hour by hour from these rows, so an hour that can
+    // still get a late payment must keep all of them.
+    raw_events: new Date(floorTo(now.getTime() - RAW_EVENTS_DAYS * 24 * 3600 * 1000, "hour")).toISOString(),
     profile: monthsBefore(now, PROFILE_MONTHS).toISOString(),
     legal_proof: monthsBefore(now, LEGAL_PROOF_MONTHS).toISOString(),
   };

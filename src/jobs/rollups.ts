@@ -1,6 +1,6 @@
 import { closedDirtyHours, type DirtyHour, dropStaleDirtyHours, recomputeDayStatementCount, recomputeDayStatements } from "../analytics/rollups";
 import { floorTo } from "../analytics/timeBuckets";
-import { RAW_ANALYTICS_DAYS } from "../analytics/retention";
+import { rawHorizonMs } from "../analytics/retention";
 import type { Env } from "../env";
 import { QueryBudget } from "./budget";
 
@@ -36,7 +36,7 @@ export async function runAnalyticsRollups(env: Pick<Env, "DB">, now: Date, opts:
   const budget = opts.budget ?? new QueryBudget(600);
   const report: RollupReport = { hours: 0, merchant_hours: 0, days: 0, stale_dropped: 0, unfinished: false, statements: 0 };
   if (!budget.take(1)) return { ...report, unfinished: true };
-  report.stale_dropped = await dropStaleDirtyHours(env.DB, floorTo(nowMs - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000, "hour"));
+  report.stale_dropped = await dropStaleDirtyHours(env.DB, rawHorizonMs(nowMs));
   for (;;) {
     if (!budget.take(1)) {
       report.unfinished = true;

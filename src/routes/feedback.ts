@@ -6,6 +6,7 @@ import type { App, AppEnv } from "../env";
 import { ApiError, type ErrorDetail, validationError } from "../errors";
 import { errorText } from "../log";
 import { logField } from "../middleware/logger";
+import { RAW_ANALYTICS_DAYS } from "../analytics/retention";
 import { customerTag, verifyDecision } from "../personalization/decision";
 import { errorResponses, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
 import { FeedbackAccepted, FeedbackBatch, FeedbackEvent, type FeedbackMessage, IdempotencyHeaders } from "../schemas/feedback";
@@ -68,6 +69,9 @@ async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, received
     // A guest's decision (no tag) may convert for the customer the backend knows at payment.
     else if (claims.c !== undefined && claims.c !== (await customerTag(c.env.SIGNING_KEY, merchant.merchant_id, ref))) {
       problems.push({ path: `${prefix}decision_id`, message: "was issued for another customer" });
+    } else if (claims.t < Date.parse(receivedAt) - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000) {
+      // Its decision is past the analytics retention (rolled up for good): it can no longer convert.
+      problems.push({ path: `${prefix}decision_id`, message: `is older than ${RAW_ANALYTICS_DAYS} days, past the analytics retention; send the payment without it` });
     } else {
       const index = claims.r.indexOf(event.method_id);
       decision = {

@@ -270,9 +270,9 @@ describe("customer purge and retention", () => {
     expect(await countRows("analytics_offer_impressions", "impression_id = 'imp_in_flight' AND customer_ref IS NULL")).toBe(2);
   });
 
-  it("raw rows go after 90 days, rollups after 25 months, each strictly older than its window", async () => {
+  it("raw rows go after 90 days (from the start of that hour), rollups after 25 months, each strictly older than its window", async () => {
     const now = new Date();
-    const raw = now.getTime() - 90 * DAY;
+    const raw = floorHour(now.getTime() - 90 * DAY);
     const db = env.DB;
     const insertDecision = (key: string, at: number) =>
       db.prepare("INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, ranked) VALUES (?, ?, 'r', ?, 'treatment', 1, '[]')")

@@ -1,0 +1,119 @@
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { applyAnalyticsRetention } from "../../src/analytics/retention";
+import { applyRetention, retentionCutoffs } from "../../src/jobs/retention";
+import type { SummaryResponse } from "../../src/schemas/analytics";
+import type { FeedbackMessage } from "../../src/schemas/feedback";
+import { deliverAnalytics, getJson, makeDecision, postFeedback, rollupCron, storeFeedback } from "../helpers/analytics";
+import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+
+/**
+ * The edges of the analytics retention: raw rows 90 days (hour-aligned: src/analytics/retention.ts
+ * rawHorizonMs), rollups 25 months. Numbers already rolled up never change because retention took
+ * raw rows away from under them, and a window at the rollup horizon counts the hours still kept.
+ */
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const floorHour = (ms: number) => Math.floor(ms / HOUR) * HOUR;
+const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
+
+afterEach(() => vi.restoreAllMocks());
+
+const summaryOf = (m: TestMerchant, query = "") => getJson<SummaryResponse>(m.secretKey, `/v1/analytics/summary${query}`);
+
+describe("a decision older than the raw retention (90 days)", () => {
+  async function oldDecisions(shop: TestMerchant) {
+    const H = floorHour(Date.now()) - 95 * DAY;
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push(await makeDecision(shop.merchantId, { customer: null, at: H + i * 60_000, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] }));
+    await deliverAnalytics(decisions.map((d) => d.message));
+    await rollupCron(H + 2 * HOUR); // rolled up back then, then the raw rows aged out
+    await applyAnalyticsRetention(env.DB, new Date());
+    return { H, decisions, range: `?from=${iso(H - HOUR)}&to=${iso(H + 89 * DAY)}` };
+  }
+
+  it("feedback naming it is a 400 on decision_id (it can no longer convert); one just inside 90 days is accepted", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const { decisions } = await oldDecisions(shop);
+    const res = await api(shop.secretKey, "/v1/personalize/feedback", { method: "POST", body: JSON.stringify({ customer_id: "late_c", method_id: "visa", decision_id: decisions[0]!.id }) });
+    const body = await expectError(res, 400, "VALIDATION_ERROR");
+    expect(body.error.details).toEqual([{ path: "decision_id", message: expect.stringMatching(/older than 90 days/) }]);
+    const recent = await makeDecision(shop.merchantId, { customer: null, at: Date.now() - 90 * DAY + 60_000, arm: "treatment", fallback: null, ranked: ["visa"] });
+    await postFeedback(shop, { customer_id: "late_c", method_id: "visa", decision_id: recent.id }); // 204
+  });
+
+  it("a conversion of it that still arrives (a message consumed late, a re-driven dead letter) leaves the rolled-up decisions as they are", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const { decisions, range } = await oldDecisions(shop);
+    const before = await summaryOf(shop, range);
+    expect(before.arms.treatment).toMatchObject({ decisions: 4, conversions: 0 });
+
+    // The message as the API built it while the decision was young enough.
+    const message = await postFeedback(shop, { customer_id: "late_c", method_id: "visa", event_id: "ev_old_decision" });
+    const late: FeedbackMessage = { ...message, decision: { decision_id: decisions[0]!.id, arm: "treatment", fallback_reason: null, rank: 1, issued_at: decisions[0]!.message.issued_at } };
+    await storeFeedback([late]);
+    const after = await summaryOf(shop, range);
+    expect(after.arms.treatment.decisions).toBe(4);
+    await rollupCron();
+    expect(await summaryOf(shop, range)).toEqual(after);
+  });
+});
+
+describe("the hour that straddles the raw-retention cutoff", () => {
+  it("raw events go only in hours wholly older than 90 days", () => {
+    const now = new Date("2026-06-15T10:42:17.123Z");
+    expect(retentionCutoffs(now).raw_events).toBe("2026-03-17T10:00:00.000Z");
+  });
+
+  it("a late payment in that hour does not rebuild its rollup from half of its raw rows", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const N = Date.now();
+    const X = floorHour(N - 90 * DAY) + HOUR; // a whole hour, all of it inside the API's 90-day bound now
+    const pay = async (id: string, at: number) =>
+      storeFeedback([await postFeedback(shop, { customer_id: `c_${id}`, method_id: "visa", event_id: id, occurred_at: new Date(at).toISOString() })]);
+    await pay("p1", X + 5 * 60_000);
+    await pay("p2", X + 20 * 60_000);
+    await pay("p3", X + 40 * 60_000);
+    await rollupCron(N);
+    const range = `?from=${iso(X)}&to=${iso(X + HOUR)}`;
+    expect((await summaryOf(shop, range)).methods).toEqual([expect.objectContaining({ method_id: "visa", payments: 3 })]);
+
+    // The daily jobs run with 90 days ending 30 minutes into hour X: its raw rows all stay.
+    const jobAt = X + 90 * DAY + 30 * 60_000;
+    await rollupCron(jobAt);
+    await applyRetention(env, new Date(jobAt));
+    await applyAnalyticsRetention(env.DB, new Date(jobAt));
+    const kept = await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ?").bind(shop.merchantId).first<{ n: number }>();
+    expect(kept!.n).toBe(3);
+
+    // A late payment of that hour arrives (accepted: not older than 90 days) and the 5-minute job runs.
+    await pay("p4", X + 50 * 60_000);
+    await rollupCron(jobAt + 5 * 60_000);
+    expect((await summaryOf(shop, range)).methods).toEqual([expect.objectContaining({ method_id: "visa", payments: 4 })]);
+  });
+});
+
+describe("the day that straddles the rollup-retention cutoff (25 months)", () => {
+  it("a window over it counts the hours still kept, the same in the summary and the hourly series", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const now = new Date();
+    const D = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 26, 10); // the 10th: no month-end clamping
+    const decisions = [];
+    for (let i = 0; i < 2; i++) decisions.push(await makeDecision(shop.merchantId, { customer: null, at: D + 1 * HOUR + i * 60_000, arm: "treatment", fallback: null, ranked: ["visa"] }));
+    for (let i = 0; i < 3; i++) decisions.push(await makeDecision(shop.merchantId, { customer: null, at: D + 20 * HOUR + i * 60_000, arm: "treatment", fallback: null, ranked: ["visa"] }));
+    await deliverAnalytics(decisions.map((d) => d.message));
+    await rollupCron(D + 2 * DAY);
+    // 25 months after D, at 10:00: hour 01:00 is past the horizon, 20:00 inside it.
+    const jobAt = Date.UTC(new Date(D).getUTCFullYear(), new Date(D).getUTCMonth() + 25, 10, 10);
+    await applyAnalyticsRetention(env.DB, new Date(jobAt));
+    vi.useFakeTimers({ now: jobAt + 5 * 60_000, toFake: ["Date"] });
+    const window = `from=${iso(D)}&to=${iso(D + DAY)}`;
+    const s = await summaryOf(shop, `?${window}`);
+    const hourly = await getJson<{ points: { treatment: number }[] }>(shop.secretKey, `/v1/analytics/timeseries?metric=decisions&granularity=hour&${window}`);
+    const daily = await getJson<{ points: { treatment: number }[] }>(shop.secretKey, `/v1/analytics/timeseries?metric=decisions&granularity=day&${window}`);
+    vi.useRealTimers();
+    expect(hourly.points.reduce((n, p) => n + p.treatment, 0)).toBe(3);
+    expect(daily.points.map((p) => p.treatment)).toEqual([3]);
+    expect(s.arms.treatment.decisions).toBe(3);
+  });
+});
