@@ -43,8 +43,11 @@ export interface ResolvedContext {
 export function deviceFromUserAgent(ua: string | undefined | null): DeviceType | null {
   if (!ua) return null;
   if (/iPad|Tablet|Kindle|Silk\/|PlayBook|Nexus (7|9|10)\b/i.test(ua)) return "tablet";
-  if (/Android/i.test(ua)) return /Mobile/i.test(ua) ? "mobile" : "tablet";
   if (/iPhone|iPod|Mobi|Opera Mini|IEMobile|Windows Phone|BlackBerry|BB10/i.test(ua)) return "mobile";
+  // An Android app's HTTP stack (Dalvik) says nothing of the form factor: unknown, not a tablet.
+  if (/^Dalvik\//i.test(ua)) return null;
+  // Android browsers on phones send "Mobile" ("Mobi" above), tablets leave it out.
+  if (/Android/i.test(ua)) return "tablet";
   if (/Windows NT|Macintosh|Mac OS X|X11|Linux|CrOS/i.test(ua)) return "desktop";
   return null;
 }

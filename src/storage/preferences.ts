@@ -96,9 +96,11 @@ export async function savePreferences(db: D1Database, merchantId: string, custom
   statements.push(
     db
       .prepare(
+        // A new row starts with the customer's last payment here (the usage trigger keeps it from then
+        // on): payments stored before the first PUT count as use too, as they would after it.
         `INSERT INTO preferences (merchant_id, customer_ref, default_method, favorite_methods, excluded_methods, personalization_enabled,
-           cross_merchant_consent, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           cross_merchant_consent, created_at, updated_at, last_used_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT max(last_used_at) FROM method_stats WHERE merchant_id = ?1 AND customer_ref = ?2))
          ON CONFLICT (merchant_id, customer_ref) DO UPDATE SET ${updates.join(", ")}
          RETURNING ${PREFERENCE_COLUMNS}`,
       )

@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Profile, profileKey, readProfile } from "../../src/storage/profile";
 import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
-import { refOf } from "../helpers/usage";
+import { recordPayments, refOf } from "../helpers/usage";
 
 interface PrefsBody {
   customer_id: string;
@@ -216,5 +216,25 @@ describe("PUT /v1/personalize/preferences when KV refuses the cache update (e.g.
     vi.restoreAllMocks();
     expect((await put({ customer_id: id, cross_merchant_consent: false })).status).toBe(200);
     expect(await cached(peer.merchantId, id)).toBeNull();
+  });
+});
+
+describe("last_used_at", () => {
+  it("counts payments stored before the customer's first PUT, and is then kept by the payments alone", async () => {
+    const id = "lu_before_put";
+    const earlier = new Date(Date.now() - 2 * 3_600_000).toISOString();
+    const latest = new Date(Date.now() - 3_600_000).toISOString();
+    await recordPayments(shop.merchantId, id, [{ method_id: "visa", occurred_at: earlier }, { method_id: "paypal", occurred_at: latest, device_type: "desktop" }]);
+    const res = await put({ customer_id: id, favorite_methods: ["visa"] });
+    expect(res.status).toBe(200);
+    expect((await res.json<{ preferences: PrefsBody }>()).preferences.last_used_at).toBe(latest);
+    expect((await (await get(id)).json<PrefsBody>()).last_used_at).toBe(latest);
+    // A later PUT is not a payment: last_used_at stays.
+    await put({ customer_id: id, default_method: "visa" });
+    expect((await (await get(id)).json<PrefsBody>()).last_used_at).toBe(latest);
+    // Another customer's payments, or this customer's at another merchant, never count.
+    const other = await createMerchant();
+    await recordPayments(other.merchantId, "lu_fresh", [{ method_id: "visa", occurred_at: latest }]);
+    expect((await (await put({ customer_id: "lu_fresh", favorite_methods: ["visa"] })).json<{ preferences: PrefsBody }>()).preferences.last_used_at).toBeNull();
   });
 });

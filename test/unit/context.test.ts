@@ -14,12 +14,16 @@ const UA = {
   chromebook: "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
   firefoxAndroid: "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0",
   samsungBrowser: "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36",
+  // Android phone browsers that say "Mobi" or "Opera Mini" but not "Mobile".
+  operaMiniAndroid: "Opera/9.80 (Android; Opera Mini/7.5.33361/31.1448; U; en) Presto/2.8.119 Version/11.1010",
+  operaMobileAndroid: "Opera/9.80 (Android 2.3.3; Linux; Opera Mobi/ADR-1111101157; U; es-ES) Presto/2.9.201 Version/11.50",
+  firefoxAndroidTablet: "Mozilla/5.0 (Android 14; Tablet; rv:125.0) Gecko/125.0 Firefox/125.0",
 };
 
 describe("deviceFromUserAgent", () => {
   it.each([
-    ["iphone", "mobile"], ["androidPhone", "mobile"], ["firefoxAndroid", "mobile"], ["samsungBrowser", "mobile"],
-    ["ipad", "tablet"], ["androidTablet", "tablet"], ["kindle", "tablet"],
+    ["iphone", "mobile"], ["androidPhone", "mobile"], ["firefoxAndroid", "mobile"], ["samsungBrowser", "mobile"], ["operaMiniAndroid", "mobile"], ["operaMobileAndroid", "mobile"],
+    ["ipad", "tablet"], ["androidTablet", "tablet"], ["kindle", "tablet"], ["firefoxAndroidTablet", "tablet"],
     ["chromeWindows", "desktop"], ["safariMac", "desktop"], ["firefoxLinux", "desktop"], ["edge", "desktop"], ["chromebook", "desktop"],
   ] as const)("%s → %s", (name, device) => {
     expect(deviceFromUserAgent(UA[name])).toBe(device);
@@ -29,6 +33,8 @@ describe("deviceFromUserAgent", () => {
     expect(deviceFromUserAgent(undefined)).toBeNull();
     expect(deviceFromUserAgent("")).toBeNull();
     expect(deviceFromUserAgent("curl/8.5.0")).toBeNull();
+    // An Android app's HTTP stack, on phones and tablets alike: the form factor is not in it.
+    expect(deviceFromUserAgent("Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/UQ1A.240205.004)")).toBeNull();
   });
 });
 
