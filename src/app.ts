@@ -108,7 +108,8 @@ let patterns: { method: string; re: RegExp }[] | null = null;
 function methodsForPath(app: App, path: string): string[] {
   patterns ??= app.routes
     .filter((r) => r.method !== "ALL")
-    .map((r) => ({ method: r.method, re: new RegExp("^" + r.path.replace(/:[A-Za-z_]+/g, "[^/]+") + "$") }));
+    // Literal parts escaped (the "." of /v1/openapi.json must not match any character), parameters as one segment.
+    .map((r) => ({ method: r.method, re: new RegExp("^" + r.path.split(/(:[A-Za-z_]+)/).map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("") + "$") }));
   const methods = new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method));
   if (methods.has("GET")) methods.add("HEAD"); // answered by the GET route, without the body
   if (methods.size > 0) methods.add("OPTIONS");

@@ -318,3 +318,13 @@ describe("thrown bugs", () => {
     expect(text).not.toContain(".ts:");
   });
 });
+
+describe("405 only for paths that exist", () => {
+  it("a path that only resembles /v1/openapi.json (the '.' is literal) is 404 with no Allow", async () => {
+    const { api, createMerchant, expectError } = await import("../helpers/fixtures");
+    const m = await createMerchant();
+    const res = await api(m.secretKey, "/v1/openapiXjson");
+    await expectError(res, 404, "NOT_FOUND");
+    expect(res.headers.get("Allow")).toBeNull();
+  });
+});

@@ -76,7 +76,7 @@ export function contractOf() {
   return { app, doc, operations, schemas };
 }
 
-const templateRe = (path: string) => new RegExp("^" + path.replace(/\{[^}]+\}/g, "[^/]+") + "$");
+const templateRe = (path: string) => new RegExp("^" + path.split(/(\{[^}]+\})/).map((part) => (part.startsWith("{") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("") + "$");
 
 /** Fields of `input` that the schema's parse dropped (undocumented) or added (defaults the answer lacked). */
 function driftedFields(input: unknown, output: unknown, at = ""): string[] {
