@@ -3,6 +3,7 @@ import type { App } from "../env";
 import { ApiError } from "../errors";
 import { errorText, logLine } from "../log";
 import { errorResponses, KeylessQuery } from "../schemas/common";
+import { withTimeout } from "../storage/timeout";
 
 const HealthQuery = KeylessQuery.extend({ deep: z.enum(["0", "1", "true", "false"]).optional() });
 const Health = z
@@ -43,8 +44,9 @@ export function registerHealthRoutes(app: App) {
     const { deep } = c.req.valid("query");
     if (deep !== "1" && deep !== "true") return c.json({ status: "ok" as const }, 200);
     const [d1, kv] = await Promise.all([
-      check(() => c.env.DB.prepare("SELECT 1").first()),
-      check(() => c.env.CACHE.get("health:probe")),
+      // A dependency that hangs is as down as one that fails: each probe is bounded like every storage call.
+      check(() => withTimeout(c.env.DB.prepare("SELECT 1").first(), "D1 health probe")),
+      check(() => withTimeout(c.env.CACHE.get("health:probe"), "KV health probe")),
     ]);
     const failing = Object.entries({ d1, kv }).filter(([, r]) => !r.ok).map(([name]) => name);
     // A failure answers in the contract's one error body, the failing part named in the message.

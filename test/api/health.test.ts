@@ -19,3 +19,18 @@ describe("GET /health", () => {
     expect(body.checks.kv!.ok).toBe(true);
   });
 });
+
+describe("deep health when a dependency hangs", () => {
+  it("answers 503 naming D1 when its probe never settles (bounded like every storage call)", async () => {
+    const { env, SELF } = await import("cloudflare:test");
+    const { vi } = await import("vitest");
+    const hang = vi.spyOn(env.DB, "prepare").mockImplementation(() => ({ first: () => new Promise(() => {}) }) as unknown as D1PreparedStatement);
+    try {
+      const res = await SELF.fetch("https://api.test/health?deep=1");
+      expect(res.status).toBe(503);
+      expect(await res.text()).toMatch(/d1/);
+    } finally {
+      hang.mockRestore();
+    }
+  });
+});
