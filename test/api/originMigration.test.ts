@@ -12,7 +12,22 @@ import { admin, BASE, uniqueMerchantId } from "../helpers/fixtures";
  * dropped at the end, and an origin already canonical is left alone.
  */
 const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0014_"));
-const runMigration = () => env.DB.batch(migration!.queries.map((q) => env.DB.prepare(q)));
+const statementsOf = (prefix: string) => env.TEST_MIGRATIONS.find((m) => m.name.startsWith(prefix))!.queries;
+/**
+ * 0014 ran under the version trigger of 0013 (bump the version, leave updated_at alone); 0016
+ * replaced it with one that also moves updated_at. To test 0014 as it ran, 0013's trigger is put
+ * back for the run and 0016's restored after it.
+ */
+const trigger0013 = statementsOf("0013_").find((q) => q.includes("CREATE TRIGGER merchants_version_bump"))!;
+const trigger0016 = statementsOf("0016_");
+async function runMigration(): Promise<void> {
+  await env.DB.batch(["DROP TRIGGER merchants_version_bump", trigger0013].map((q) => env.DB.prepare(q)));
+  try {
+    await env.DB.batch(migration!.queries.map((q) => env.DB.prepare(q)));
+  } finally {
+    await env.DB.batch(trigger0016.map((q) => env.DB.prepare(q)));
+  }
+}
 
 /** A merchant row as the API wrote it before origins were canonicalized (the 0009 trigger fills merchant_origins). */
 async function legacyMerchant(allowedOrigins: string[]): Promise<string> {
@@ -49,6 +64,8 @@ describe("migration 0014: allowed_origins in canonical form", () => {
     // (https://shop.example:8443 is asked for by a real preflight below, so it must not be in the memo.)
 
     await runMigration();
+    const triggerNow = await env.DB.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'merchants_version_bump'").first<{ sql: string }>();
+    expect(triggerNow?.sql).toContain("updated_at = CASE"); // 0016's trigger is back for the tests after this one
 
     const after = { shop: (await rowOf(shop))!, other: (await rowOf(other))!, untouched: (await rowOf(untouched))! };
     expect(JSON.parse(after.shop.config).allowed_origins).toEqual(["https://old.example", "http://127.0.0.1", "https://shop.example:8443", "http://dev.example"]);
