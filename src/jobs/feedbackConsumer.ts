@@ -79,7 +79,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
     duration_ms: Date.now() - started,
   });
 
-  await refreshTouchedProfiles(env, outcome.inserted.map((i) => events[i]!));
+  await refreshTouchedProfiles(env, [...outcome.inserted, ...outcome.duplicates.filter((i) => valid[i]!.msg.attempts > 1)].map((i) => events[i]!));
 }
 
 async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; body: FeedbackMessage }[], started: number, poison: number): Promise<void> {
@@ -88,7 +88,8 @@ async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unkn
   for (const { msg, body: event } of valid) {
     try {
       const outcome = await storeUsageEvents(env.DB, [toUsageRow(event)], conversionStatements(env.DB, [event]));
-      if (outcome.inserted.length > 0) stored.push(event);
+      // A duplicate here is a redelivery whose first write committed; its refresh may never have run.
+      if (outcome.inserted.length > 0 || outcome.duplicates.length > 0) stored.push(event);
       msg.ack();
     } catch (err) {
       failed += 1;
@@ -102,7 +103,8 @@ async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unkn
 
 /**
  * New feedback shows in /methods within seconds: the cached profile of every customer whose events
- * were stored is rewritten from D1 — all of them with one D1 batch (chunked) and parallel KV writes.
+ * were stored is rewritten from D1 (also of a redelivered event found already stored: the delivery
+ * that stored it may have failed after its D1 write committed, before this refresh) — all of them with one D1 batch (chunked) and parallel KV writes.
  * Profiles that could not be rewritten (D1 failed, or KV refused: it takes one write per key per
  * second, and another batch or a preference change may just have written that customer) are
  * reloaded and written once more after REFRESH_RETRY_MS; what still fails is logged: the rows are

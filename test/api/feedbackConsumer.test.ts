@@ -278,6 +278,53 @@ describe("feedback queue consumer", () => {
     expect(errors.mock.calls.flat().join(" ")).toContain('"failed":1');
   });
 
+  it("a redelivery of an event whose first write committed but failed to answer refreshes the cached profile (no double count)", async () => {
+    const ref = await customerRef(env.PII_KEY, "cus_commit_lost");
+    const key = profileKey(shop.merchantId, ref);
+    const stale: Profile = { preferences: null, stats: [], pending_deletion: false, cross_merchant: [] };
+    await env.CACHE.put(key, JSON.stringify(stale));
+    const m = await message("cus_commit_lost", { method_id: "ideal" });
+    const realBatch = env.DB.batch.bind(env.DB);
+    const spy = vi.spyOn(env.DB, "batch").mockImplementationOnce(async (stmts) => {
+      await realBatch(stmts);
+      throw new Error("D1_ERROR: Network connection lost.");
+    });
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const first = await deliver([m]);
+    expect(first.result.retryMessages).toHaveLength(1);
+    expect(await countEvents("event_id = ?", m.event_id)).toBe(1); // committed
+    expect(await env.CACHE.get<Profile>(key, "json")).toEqual(stale); // and never refreshed
+    spy.mockRestore();
+
+    const second = await deliver([m], 2);
+    expect(second.result.explicitAcks).toHaveLength(1);
+    expect(await countEvents("event_id = ?", m.event_id)).toBe(1);
+    expect((await stat(ref, "ideal"))?.uses).toBe(1);
+    const cached = await env.CACHE.get<Profile>(key, "json");
+    expect(cached?.stats.find((s) => s.bucket === "*")).toMatchObject({ method_id: "ideal", uses: 1 });
+  });
+
+  it("a redelivered batch that is stored message by message refreshes the profiles of its already-stored events too", async () => {
+    const ref = await customerRef(env.PII_KEY, "cus_commit_lost_2");
+    const key = profileKey(shop.merchantId, ref);
+    const stale: Profile = { preferences: null, stats: [], pending_deletion: false, cross_merchant: [] };
+    const m = await message("cus_commit_lost_2", { method_id: "ideal" });
+    const other = await message("cus_commit_lost_3", { method_id: "visa" });
+    await deliver([m]);
+    await env.CACHE.put(key, JSON.stringify(stale)); // as if the refresh after the first write had not run
+    const realBatch = env.DB.batch.bind(env.DB);
+    // The first batch write of the redelivery fails, so it is stored one by one.
+    vi.spyOn(env.DB, "batch").mockImplementationOnce(async () => {
+      throw new Error("D1_ERROR: Network connection lost.");
+    }).mockImplementation(realBatch);
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { result } = await deliver([m, other], 2);
+    expect(result.explicitAcks).toHaveLength(2);
+    expect(await countEvents("event_id = ?", m.event_id)).toBe(1);
+    const cached = await env.CACHE.get<Profile>(key, "json");
+    expect(cached?.stats.find((s) => s.bucket === "*")).toMatchObject({ method_id: "ideal", uses: 1 });
+  });
+
   it("refreshes the cached profile of every touched customer after the batch", async () => {
     const ref = await customerRef(env.PII_KEY, "cus_cache");
     const stale: Profile = { preferences: null, stats: [], pending_deletion: false, cross_merchant: [] };
