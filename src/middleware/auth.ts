@@ -17,15 +17,21 @@ export const PUBLISHABLE_ROUTES = new Set(["GET /v1/personalize/methods", "GET /
  */
 export const routedMethod = (method: string): string => (method === "HEAD" ? "GET" : method);
 
+/**
+ * The key a request presents: X-API-Key, `Authorization: Bearer <key>` (or a bare key there), or
+ * `?api_key=`. Several places may carry one, but the keys among them must agree: two different keys
+ * in one request are refused, never settled by an order the client cannot see. What is not shaped
+ * like a key of ours (Basic credentials or a gateway's token in Authorization) stands aside for one
+ * that is; with no key beside it, it is presented as it is and fails as an invalid key.
+ */
 function presentedKey(c: Context<AppEnv>): string | undefined {
-  const header = c.req.header("X-API-Key");
-  if (header) return header.trim();
-  const authz = c.req.header("Authorization");
-  if (authz) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
-    return m ? m[1] : authz;
-  }
-  return c.req.query("api_key") || undefined;
+  const authz = c.req.header("Authorization")?.trim();
+  const candidates = [c.req.header("X-API-Key")?.trim(), authz ? (/^Bearer\s+(\S+)$/i.exec(authz)?.[1] ?? authz) : undefined, c.req.query("api_key")].filter(
+    (k): k is string => !!k,
+  );
+  const keys = new Set(candidates.filter((k) => KEY_PATTERN.test(k)));
+  if (keys.size > 1) throw new ApiError("INVALID_API_KEY", "Two different API keys were presented (X-API-Key, Authorization, api_key); send one");
+  return [...keys][0] ?? candidates[0];
 }
 
 /**

@@ -35,6 +35,31 @@ describe("API keys", () => {
     expect((await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}`)).status).toBe(200);
   });
 
+  it("a key beside an Authorization header of another scheme is used wherever it is (the other credential is not ours)", async () => {
+    const basic = { Authorization: "Basic dXNlcjpwYXNz" };
+    expect((await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}`, { headers: basic })).status).toBe(200);
+    expect((await SELF.fetch(`${BASE}/v1/payment-methods`, { headers: { ...basic, "X-API-Key": a.secretKey } })).status).toBe(200);
+    const gateway = { Authorization: "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "X-API-Key": a.secretKey };
+    expect((await SELF.fetch(`${BASE}/v1/payment-methods`, { headers: gateway })).status).toBe(200);
+    // Alone, it is presented and refused.
+    await expectError(await SELF.fetch(`${BASE}/v1/payment-methods`, { headers: basic }), 401, "INVALID_API_KEY");
+  });
+
+  it("two different keys in one request are refused (401), whichever places carry them; the same key twice is fine", async () => {
+    const pairs: Record<string, string>[] = [
+      { "X-API-Key": a.secretKey, Authorization: `Bearer ${b.secretKey}` },
+      { "X-API-Key": b.secretKey, Authorization: `Bearer ${a.secretKey}` },
+      { "X-API-Key": a.secretKey, Authorization: a.publishableKey },
+    ];
+    for (const headers of pairs) {
+      const res = await SELF.fetch(`${BASE}/v1/payment-methods`, { headers });
+      const body = await expectError(res, 401, "INVALID_API_KEY");
+      expect(JSON.stringify(body)).toContain("Two different API keys");
+    }
+    await expectError(await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${b.secretKey}`, { headers: { "X-API-Key": a.secretKey } }), 401, "INVALID_API_KEY");
+    expect((await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}`, { headers: { "X-API-Key": a.secretKey, Authorization: `Bearer ${a.secretKey}` } })).status).toBe(200);
+  });
+
   it("keys carry at least 128 bits of randomness and the right prefixes", async () => {
     expect(a.secretKey).toMatch(/^tp2_sk_[A-Za-z0-9_-]{43}$/);
     expect(a.publishableKey).toMatch(/^tp2_pk_[A-Za-z0-9_-]{43}$/);
