@@ -7,7 +7,7 @@ import { adminSecurity } from "../schemas/security";
 import { checkOffersUseEnabledMethods, checkStoredRateLimit, DEFAULT_MERCHANT_PAGE, KeyCreate, KeyCreated, KeyView, MerchantCreate, MerchantList, MerchantListQuery, MerchantPatch, MerchantView } from "../schemas/merchant";
 import { insertKey, listKeys, revokeKey } from "../storage/apiKeys";
 import { etagOf, IfMatchHeaders, parseIfMatch } from "../schemas/etag";
-import { insertMerchant, listMerchants, loadMerchant, loadVersionedMerchant, type Merchant, updateMerchant } from "../storage/merchants";
+import { insertMerchant, listMerchants, loadVersionedMerchant, type Merchant, updateMerchant } from "../storage/merchants";
 import { noBody, zodDetails } from "../validation";
 import { validationError } from "../errors";
 
@@ -58,10 +58,11 @@ const deleteKey = createRoute({
   responses: { 204: { description: "Revoked" }, ...adminErrors },
 });
 
-async function mustLoad(db: D1Database, id: string): Promise<Merchant> {
-  const merchant = await loadMerchant(db, id);
-  if (!merchant) throw new ApiError("NOT_FOUND", `No merchant ${id}`);
-  return merchant;
+/** The merchant with its row's version, or 404. */
+async function mustLoad(db: D1Database, id: string): Promise<{ merchant: Merchant; version: number }> {
+  const found = await loadVersionedMerchant(db, id);
+  if (!found) throw new ApiError("NOT_FOUND", `No merchant ${id}`);
+  return found;
 }
 
 export function registerAdminRoutes(app: App) {
@@ -94,9 +95,7 @@ export function registerAdminRoutes(app: App) {
   });
 
   app.openapi(getMerchant, async (c) => {
-    const { merchant_id } = c.req.valid("param");
-    const found = await loadVersionedMerchant(c.env.DB, merchant_id);
-    if (!found) throw new ApiError("NOT_FOUND", `No merchant ${merchant_id}`);
+    const found = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
     c.header("ETag", etagOf(found.version));
     return c.json(found.merchant, 200);
   });
@@ -136,7 +135,7 @@ export function registerAdminRoutes(app: App) {
   });
 
   app.openapi(createKey, async (c) => {
-    const merchant = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
+    const { merchant } = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
     const { type } = c.req.valid("json");
     const createdAt = new Date().toISOString();
     const { key, keyId } = await insertKey(c.env.DB, merchant.merchant_id, type, createdAt);
@@ -144,7 +143,7 @@ export function registerAdminRoutes(app: App) {
   });
 
   app.openapi(listMerchantKeys, async (c) => {
-    const merchant = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
+    const { merchant } = await mustLoad(c.env.DB, c.req.valid("param").merchant_id);
     return c.json({ keys: await listKeys(c.env.DB, merchant.merchant_id) }, 200);
   });
 

@@ -60,8 +60,11 @@ function configOf(m: MerchantConfig): string {
   return JSON.stringify(config);
 }
 
+/** The columns of a MerchantRow, in every read of whole merchants. */
+const MERCHANT_COLUMNS = "id, name, tier, config, created_at, updated_at, version";
+
 function selectRow(db: D1Database, id: string): Promise<MerchantRow | null> {
-  return db.prepare("SELECT id, name, tier, config, created_at, updated_at, version FROM merchants WHERE id = ?").bind(id).first<MerchantRow>();
+  return db.prepare(`SELECT ${MERCHANT_COLUMNS} FROM merchants WHERE id = ?`).bind(id).first<MerchantRow>();
 }
 
 export async function loadMerchant(db: D1Database, id: string): Promise<Merchant | null> {
@@ -83,7 +86,7 @@ export async function loadVersionedMerchant(db: D1Database, id: string): Promise
  */
 export async function listMerchants(db: D1Database, limit: number, after?: string): Promise<{ merchants: Merchant[]; next: string | null }> {
   const { results } = await db
-    .prepare("SELECT id, name, tier, config, created_at, updated_at, version FROM merchants WHERE id > ? ORDER BY id LIMIT ?")
+    .prepare(`SELECT ${MERCHANT_COLUMNS} FROM merchants WHERE id > ? ORDER BY id LIMIT ?`)
     .bind(after ?? "", limit + 1)
     .all<MerchantRow>();
   const page = results.slice(0, limit).map(fromRow);
