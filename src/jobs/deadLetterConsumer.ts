@@ -25,6 +25,7 @@ export function toDeadLetter(queue: DeadLetterQueue, msg: Message<unknown>, rece
   const fields = msg.body !== null && typeof msg.body === "object" ? (msg.body as Record<string, unknown>) : {};
   const merchantId = MerchantId.safeParse(fields.merchant_id);
   const ref = fields.customer_ref;
+  const madeAt = [fields.received_at, fields.issued_at, fields.shown_at].find((t): t is string => typeof t === "string" && Number.isFinite(Date.parse(t)));
   const { text, truncated } = bodyText(msg.body);
   return {
     queue,
@@ -35,6 +36,7 @@ export function toDeadLetter(queue: DeadLetterQueue, msg: Message<unknown>, rece
     truncated,
     attempts: msg.attempts,
     received_at: receivedAt,
+    made_at: madeAt ? new Date(Date.parse(madeAt)).toISOString() : null,
   };
 }
 
@@ -48,8 +50,9 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
   const receivedAt = new Date().toISOString();
   const letters = batch.messages.map((msg) => toDeadLetter(queue, msg, receivedAt));
   let stored: number;
+  let erased: number;
   try {
-    stored = await insertDeadLetters(env.DB, letters);
+    ({ stored, erased } = await insertDeadLetters(env.DB, letters));
   } catch (err) {
     logLine("error", "dead letter write failed; retrying", { queue: batch.queue, messages: batch.messages.length, error: errorText(err) });
     for (const msg of batch.messages) msg.retry({ delaySeconds: deadLetterRetryDelaySeconds(msg.attempts) });
@@ -62,7 +65,9 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
     original_queue: queue,
     messages: batch.messages.length,
     stored,
-    duplicates: batch.messages.length - stored,
+    duplicates: batch.messages.length - stored - erased,
+    // Of customers erased after their data was accepted: dropped, as the feedback consumer drops them.
+    dropped_purged: erased,
     truncated: letters.filter((l) => l.truncated).length,
     duration_ms: Date.now() - started,
   });

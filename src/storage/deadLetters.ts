@@ -19,6 +19,8 @@ export interface NewDeadLetter {
   truncated: boolean;
   attempts: number;
   received_at: string;
+  /** When the API accepted the body's data (feedback received_at, decision issued_at, offers shown_at); null when the body names none. */
+  made_at: string | null;
 }
 
 /** A stored letter as ops see it: everything but customer_ref (the body holds it already, as a pseudonym). */
@@ -37,17 +39,42 @@ const COLUMNS = "id, queue, message_id, merchant_id, body, truncated, attempts, 
 type Row = Omit<DeadLetter, "truncated"> & { truncated: number };
 const toLetter = (r: Row): DeadLetter => ({ ...r, truncated: r.truncated === 1 });
 
-/** Stores a delivery's letters with ONE D1 batch; a message id seen before is skipped. Returns how many were new. */
-export async function insertDeadLetters(db: D1Database, letters: NewDeadLetter[]): Promise<number> {
-  if (letters.length === 0) return 0;
+/**
+ * A letter of a customer erased (purged) at or after its data was accepted: like an event still on
+ * the queue at the purge (src/storage/events.ts), it must not outlive the erasure. One whose body
+ * names no time goes with any purge of its customer. (A letter naming no valid merchant is no
+ * consumer's: they ack such bodies as poison. It is stored, and a later purge at any merchant takes
+ * it, below; checking it here would scan every tombstone, which have no index by customer alone.)
+ */
+const ERASED_LETTER = (merchant: string, ref: string, madeAt: string) => `EXISTS (
+  SELECT 1 FROM customer_deletions AS d
+  WHERE d.merchant_id = ${merchant} AND d.customer_ref = ${ref}
+    AND d.status = 'purged' AND d.purged_at >= coalesce(${madeAt}, d.purged_at))`;
+
+/**
+ * Stores a delivery's letters with ONE D1 batch: a message id seen before is skipped, and so is the
+ * letter of an erased customer (ERASED_LETTER, checked inside the INSERT). Returns how many were
+ * stored and how many of the rest were erased customers' (read in the same transaction).
+ */
+export async function insertDeadLetters(db: D1Database, letters: NewDeadLetter[]): Promise<{ stored: number; erased: number }> {
+  if (letters.length === 0) return { stored: 0, erased: 0 };
+  const erased = db
+    .prepare(
+      `WITH l (merchant_id, customer_ref, made_at) AS (
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1))
+       SELECT count(*) AS n FROM l WHERE ${ERASED_LETTER("l.merchant_id", "l.customer_ref", "l.made_at")}`,
+    )
+    .bind(JSON.stringify(letters.map((l) => [l.merchant_id, l.customer_ref, l.made_at])));
   const insert = db.prepare(
     `INSERT INTO dead_letters (queue, message_id, merchant_id, customer_ref, body, truncated, attempts, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING`,
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT (${ERASED_LETTER("?3", "?4", "?9")})
+     ON CONFLICT (message_id) DO NOTHING`,
   );
-  const results = await db.batch(
-    letters.map((l) => insert.bind(l.queue, l.message_id, l.merchant_id, l.customer_ref, l.body, l.truncated ? 1 : 0, l.attempts, l.received_at)),
-  );
-  return results.reduce((n, r) => n + (r.meta.changes ?? 0), 0);
+  const [count, ...results] = await db.batch([
+    erased,
+    ...letters.map((l) => insert.bind(l.queue, l.message_id, l.merchant_id, l.customer_ref, l.body, l.truncated ? 1 : 0, l.attempts, l.received_at, l.made_at)),
+  ]);
+  return { stored: results.reduce((n, r) => n + (r.meta.changes ?? 0), 0), erased: (count!.results[0] as { n: number }).n };
 }
 
 export interface DeadLetterFilter {

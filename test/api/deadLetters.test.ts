@@ -360,6 +360,35 @@ describe("data lifecycle", () => {
     expect((await rows()).map((r) => r.id)).toEqual([keepNeighbour, keepOther]);
   });
 
+  it("a letter reaching the dead-letter queue after its customer's purge is dropped when its data was accepted before the purge; one accepted after it is kept", async () => {
+    const other = await createMerchant();
+    const cid = "cus_dl_late";
+    const ref = await customerRef(env.PII_KEY, cid);
+    const before = await feedback(cid); // accepted in the grace period, still retrying at the purge
+    const decision = { v: 1, kind: "decision", merchant_id: shop.merchantId, customer_ref: ref, issued_at: before.received_at };
+    const { purge_after } = await (await api(shop.secretKey, `/v1/personalize/customers/${cid}`, { method: "DELETE" })).json<{ purge_after: string }>();
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.parse(purge_after), cron: DATA_LIFECYCLE_CRON }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const purgedAt = (await env.DB.prepare("SELECT purged_at FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?").bind(shop.merchantId, ref).first<{ purged_at: string }>())!.purged_at;
+    const after = await feedback(cid, { received_at: new Date(Date.parse(purgedAt) + 1000).toISOString() }); // the customer came back
+    const atOther = { ...(await feedback(cid)), merchant_id: other.merchantId };
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+
+    const fb = await deliver(FEEDBACK_DLQ, [before, after, atOther, { customer_ref: ref, broken: true }]);
+    expect(fb.result.explicitAcks).toHaveLength(4);
+    const an = await deliver(ANALYTICS_DLQ, [decision]);
+    expect(an.result.explicitAcks).toHaveLength(1);
+
+    // Kept: the later payment, the one at another merchant, and the body naming no merchant (no consumer's; a later purge takes it).
+    const kept = await rows("customer_ref = ?", ref);
+    expect(kept.map((r) => JSON.parse(r.body).event_id ?? "broken")).toEqual([after.event_id, atOther.event_id, "broken"]);
+    const lines = logLines(warn).filter((l) => l.message === "dead letters stored");
+    expect(lines.map((l) => [l.stored, l.dropped_purged, l.duplicates])).toEqual([[3, 1, 0], [0, 1, 0]]);
+    const exported = await (await api(shop.secretKey, `/v1/personalize/customers/${cid}/export`)).json<{ status: string; undelivered_messages: unknown[] }>();
+    expect(exported.undelivered_messages).toHaveLength(1); // only the payment made after the purge
+  });
+
   it("retention deletes dead letters older than the raw-event window (90 days), keeps younger ones", async () => {
     const [old, young] = await seedLetters(FEEDBACK_DLQ, [{ v: 1 }, { v: 2 }]);
     const now = Date.now();

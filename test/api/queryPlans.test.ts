@@ -5,6 +5,7 @@ import { loadFacts } from "../../src/analytics/load";
 import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/rollups";
 import { runDataLifecycle } from "../../src/jobs/scheduled";
 import { crossMerchantPeers } from "../../src/storage/consent";
+import { insertDeadLetters } from "../../src/storage/deadLetters";
 import { purgeSql, RETENTION_RULES } from "../../src/storage/deletions";
 import { readCustomerData } from "../../src/storage/export";
 import { listMerchants, merchantsAllowingOrigin } from "../../src/storage/merchants";
@@ -50,6 +51,17 @@ describe("query plans", () => {
     expect(sql).toHaveLength(1);
     const plan = await planOf(sql[0]!);
     expect(plan).toEqual([expect.stringMatching(/^SEARCH merchant_origins USING PRIMARY KEY \(origin=\?\)$/)]);
+  });
+
+  it("a dead letter's erasure check is a search of customer_deletions by customer, never a scan of the tombstones", async () => {
+    const letter = { queue: "feedback" as const, message_id: "plan_dl", merchant_id: "m_plan", customer_ref: "ref_plan", body: "{}", truncated: false, attempts: 6, received_at: new Date().toISOString(), made_at: null };
+    const sql = await sqlOf((db) => insertDeadLetters(db, [letter]));
+    expect(sql).toHaveLength(2);
+    for (const s of sql) {
+      const plan = await planOf(s);
+      expect(wasteful(plan)).toEqual([]);
+    }
+    await env.DB.prepare("DELETE FROM dead_letters WHERE message_id = 'plan_dl'").run();
   });
 
   it("a page of the merchant list is a search of the merchants' primary key from the cursor, in its order (no sort)", async () => {
