@@ -108,9 +108,35 @@ async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, received
 /** A random id when the client gave none: such an event is not deduplicated across client retries. */
 const assignedEventId = () => "evt_" + randomToken(16);
 
-/** Batch + Idempotency-Key: event i without event_id gets an id derived from the key, stable across retries. */
-async function derivedEventId(key: string, index: number): Promise<string> {
-  return "idk_" + (await sha256Hex(`${key}:${index}`)).slice(0, 32);
+/**
+ * What a client sent for one event, in one text form: its fields in name order, occurred_at as an
+ * instant, merchant_id left out (given or not, it is the key's merchant).
+ */
+function eventFingerprint(event: FeedbackEvent): string {
+  const fields: Record<string, unknown> = { ...event, merchant_id: undefined };
+  if (event.occurred_at !== undefined) fields.occurred_at = new Date(event.occurred_at).toISOString();
+  return JSON.stringify(Object.keys(fields).sort().filter((k) => fields[k] !== undefined).map((k) => [k, fields[k]]));
+}
+
+/**
+ * Batch + Idempotency-Key: an event without event_id gets an id derived from the key, the event as
+ * sent, and which repeat of identical events in the batch it is. Retrying the identical batch
+ * (in any order) gives every event its id again, so nothing is stored twice; a batch that reuses
+ * the key with other events gives those new ids, so none is taken for an event stored before and
+ * dropped (an id derived from the key and the index would be: [A, B], then [C, A, B] under the same
+ * key, lost C and stored B twice).
+ */
+async function derivedEventIds(key: string, events: FeedbackEvent[]): Promise<(string | undefined)[]> {
+  const repeats = new Map<string, number>();
+  return Promise.all(
+    events.map(async (event) => {
+      if (event.event_id !== undefined) return undefined;
+      const fingerprint = eventFingerprint(event);
+      const n = repeats.get(fingerprint) ?? 0;
+      repeats.set(fingerprint, n + 1);
+      return "idk_" + (await sha256Hex(`${key}\n${n}\n${fingerprint}`)).slice(0, 32);
+    }),
+  );
 }
 
 /**
@@ -171,9 +197,10 @@ export function registerFeedbackRoutes(app: App): void {
     const headerKey = c.req.valid("header")["idempotency-key"];
     const receivedAt = new Date().toISOString();
     const details: ErrorDetail[] = [];
+    const derived = headerKey !== undefined ? await derivedEventIds(headerKey, events) : [];
     const messages = await Promise.all(
       events.map(async (event, i) => {
-        const eventId = event.event_id ?? (headerKey !== undefined ? await derivedEventId(headerKey, i) : assignedEventId());
+        const eventId = event.event_id ?? derived[i] ?? assignedEventId();
         return toMessage(c, event, eventId, receivedAt, `events.${i}.`, details);
       }),
     );

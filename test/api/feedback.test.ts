@@ -322,6 +322,22 @@ describe("POST /v1/personalize/feedback/batch", () => {
     expect(rows.filter((r) => r.event_id.startsWith("idk_")).length).toBe(2);
   });
 
+  it("Idempotency-Key reused with another batch loses no event and stores none twice; a reordered retry is the same batch", async () => {
+    const m = await createMerchant();
+    const A = { customer_id: "c_a", method_id: "visa", amount: 1000 };
+    const B = { customer_id: "c_b", method_id: "paypal", amount: 2000 };
+    const C = { customer_id: "c_c", method_id: "visa", amount: 3000 };
+    for (const events of [[A, B], [C, A, B], [B, A], [{ ...A, occurred_at: undefined }, B]]) {
+      expect((await post(BATCH, { events }, { "Idempotency-Key": "batch-reused" }, m.secretKey)).status).toBe(202);
+    }
+    const rows = await waitForRows(m.merchantId, 3);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await waitForRows(m.merchantId, 99, 0)).length).toBe(3);
+    const stored = await env.DB.prepare("SELECT amount FROM usage_events WHERE merchant_id = ? ORDER BY amount").bind(m.merchantId).all<{ amount: number }>();
+    expect(stored.results.map((r) => r.amount)).toEqual([1000, 2000, 3000]);
+    expect(rows.every((r) => r.event_id.startsWith("idk_"))).toBe(true);
+  });
+
   it("both routes are documented in the OpenAPI document", async () => {
     const res = await api(null, "/v1/openapi.json");
     expect(res.status).toBe(200);

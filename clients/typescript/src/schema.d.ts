@@ -3581,7 +3581,7 @@ export interface operations {
                 api_key?: string;
             };
             header?: {
-                /** @description Event id when the body has no event_id (single event); batch: derives one per event lacking it */
+                /** @description Event id when the body has no event_id (single event); batch: derives one per event lacking it, from the key and the event as sent (a retried batch is stored once; other events under the same key are new events) */
                 "idempotency-key"?: string;
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
@@ -3719,7 +3719,7 @@ export interface operations {
                 api_key?: string;
             };
             header?: {
-                /** @description Event id when the body has no event_id (single event); batch: derives one per event lacking it */
+                /** @description Event id when the body has no event_id (single event); batch: derives one per event lacking it, from the key and the event as sent (a retried batch is stored once; other events under the same key are new events) */
                 "idempotency-key"?: string;
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
