@@ -33,7 +33,8 @@ const INSERT_AUDIT_IF = (condition: string) =>
 
 /**
  * Starts the grace period, or keeps the one that runs (a repeated request keeps its first
- * `purge_after`). A purged tombstone is reopened: the customer came back and is being erased again.
+ * `purge_after`). A purged tombstone is reopened: the customer came back and is being erased again
+ * (the tombstone it was is kept in `reopened_from`, for a restore to put back; migration 0017).
  * Returns the pending state, whether this call created it, and the first page of the other merchants
  * whose cached profiles may hold this customer's counts through cross-merchant consent (the caller
  * reads the rest with crossMerchantPeers).
@@ -51,7 +52,8 @@ export async function requestDeletion(
         `INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after, purged_at)
          VALUES (?1, ?2, 'pending', ?3, ?4, NULL)
          ON CONFLICT (merchant_id, customer_ref) DO UPDATE SET
-           status = 'pending', requested_at = excluded.requested_at, purge_after = excluded.purge_after, purged_at = NULL
+           status = 'pending', requested_at = excluded.requested_at, purge_after = excluded.purge_after, purged_at = NULL,
+           reopened_from = json_object('requested_at', requested_at, 'purge_after', purge_after, 'purged_at', purged_at)
          WHERE customer_deletions.status = 'purged'`,
       )
       .bind(merchantId, customerRef, stamp.at, purgeAfter),
@@ -68,7 +70,12 @@ export async function requestDeletion(
   };
 }
 
-/** Ends a pending deletion within its grace period. False when there is none (unknown, restored, purged or past due); also the first page of cross-merchant peers, as above. */
+/**
+ * Ends a pending deletion within its grace period. False when there is none (unknown, restored,
+ * purged or past due); also the first page of cross-merchant peers, as above. The row goes, unless
+ * it was a reopened tombstone: then the tombstone comes back as it was (status purged, its purged_at),
+ * so what was received before that purge still cannot be stored and the export still knows it.
+ */
 export async function cancelDeletion(
   db: D1Database,
   merchantId: string,
@@ -76,13 +83,21 @@ export async function cancelDeletion(
   stamp: AuditStamp,
 ): Promise<{ restored: boolean; firstPeerPage: string[] }> {
   const inGrace = "status = 'pending' AND purge_after > ?6";
-  const [, removed, cross] = await db.batch([
+  const where = `merchant_id = ?1 AND customer_ref = ?2 AND ${inGrace.replace("?6", "?3")}`;
+  const [, reclosed, removed, cross] = await db.batch([
     db.prepare(INSERT_AUDIT_IF(inGrace)).bind(merchantId, customerRef, "restore", stamp.actor, stamp.requestId, stamp.at),
-    db.prepare(`DELETE FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ?2 AND ${inGrace.replace("?6", "?3")}`).bind(merchantId, customerRef, stamp.at),
+    db
+      .prepare(
+        `UPDATE customer_deletions SET status = 'purged', requested_at = reopened_from ->> 'requested_at',
+           purge_after = reopened_from ->> 'purge_after', purged_at = reopened_from ->> 'purged_at', reopened_from = NULL
+         WHERE ${where} AND reopened_from IS NOT NULL`,
+      )
+      .bind(merchantId, customerRef, stamp.at),
+    db.prepare(`DELETE FROM customer_deletions WHERE ${where}`).bind(merchantId, customerRef, stamp.at),
     crossMerchantPeerPage(db, merchantId, customerRef),
   ]);
   return {
-    restored: (removed!.meta.changes ?? 0) > 0,
+    restored: (reclosed!.meta.changes ?? 0) + (removed!.meta.changes ?? 0) > 0,
     firstPeerPage: (cross!.results as { merchant_id: string }[]).map((r) => r.merchant_id),
   };
 }
@@ -201,7 +216,7 @@ export function purgeSql(tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_T
     logs: tables.map((t) => (t.log ? t.log(purgeChunk(t)) : null)),
     audit: `INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at)
       SELECT merchant_id, customer_ref, 'purge', 'cron', NULL, ?2 FROM (${finished})`,
-    mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ?2
+    mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ?2, reopened_from = NULL
       WHERE (merchant_id, customer_ref) IN (${finished}) RETURNING merchant_id, customer_ref`,
     remaining: "SELECT count(*) AS n FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1",
   };

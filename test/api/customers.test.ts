@@ -1,6 +1,9 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { customerRef } from "../../src/crypto/pseudonym";
+import worker from "../../src/index";
 import { purgeDueCustomers } from "../../src/jobs/purge";
+import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { crossMerchantPeers } from "../../src/storage/consent";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
 import { customerRowCounts, DAY_MS, refOf, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
@@ -199,6 +202,40 @@ describe("cache failures", () => {
     const retry = await del(a, id);
     expect(retry.status).toBe(202);
     expect(await env.CACHE.get(profileKey(a.merchantId, ref))).toBeNull();
+  });
+
+  it("erased again after the purge and then restored, the customer is back to the purged tombstone: an event received before the purge is still not stored", async () => {
+    const id = "cus_reopened";
+    const ref = await customerRef(env.PII_KEY, id);
+    const receivedAt = new Date(Date.now() - 60_000).toISOString();
+    const inFlight: FeedbackMessage = {
+      v: 1, merchant_id: a.merchantId, customer_ref: ref, event_id: "ev_reopened", method_id: "visa", amount: 2500, currency: "EUR",
+      device_type: "mobile", location_country: "NL", offer_id: null, occurred_at: receivedAt, received_at: receivedAt, decision: null,
+    };
+    const { purge_after } = await (await del(a, id)).json<{ purge_after: string }>();
+    await purgeDueCustomers(env, new Date(Date.parse(purge_after) + 1000));
+    const row = () => env.DB.prepare("SELECT status, requested_at, purge_after, purged_at, reopened_from FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?").bind(a.merchantId, ref).first<Record<string, string | null>>();
+    const tombstone = await row();
+    expect(tombstone).toMatchObject({ status: "purged", reopened_from: null });
+
+    expect((await del(a, id)).status).toBe(202); // the merchant repeats its request
+    expect(await row()).toMatchObject({ status: "pending", purged_at: null });
+    expect((await restore(a, id)).status).toBe(200);
+    expect(await row()).toEqual(tombstone);
+    await expectError(await restore(a, id), 404, "NOT_FOUND");
+
+    const batch = createMessageBatch("feedback-events-dev", [{ id: "reopened_1", timestamp: new Date(), attempts: 3, body: inFlight }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["reopened_1"]);
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ? AND customer_ref = ?").bind(a.merchantId, ref).first<{ n: number }>();
+    expect(stored?.n).toBe(0);
+    expect((await (await exportOf(a, id)).json<{ status: string }>()).status).toBe("purged");
+
+    // Reopened and purged again: the new purge is the tombstone, nothing of the old one is kept.
+    const again = await (await del(a, id)).json<{ purge_after: string }>();
+    await purgeDueCustomers(env, new Date(Date.parse(again.purge_after) + 1000));
+    expect(await row()).toMatchObject({ status: "purged", purge_after: again.purge_after, reopened_from: null });
   });
 
   it("a restore still answers 200 when the cache cannot be cleared (a stale entry only keeps the customer hidden)", async () => {

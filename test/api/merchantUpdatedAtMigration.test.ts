@@ -12,8 +12,8 @@ const row = async (id: string) => (await env.DB.prepare("SELECT updated_at, vers
 const operatorSql = (id: string) => env.DB.prepare("UPDATE merchants SET config = json_set(config, '$.holdout_percent', 7) WHERE id = ?").bind(id).run();
 
 describe("migration 0016: a write that keeps updated_at moves it on", () => {
-  it("exists and is the last migration", () => {
-    expect(env.TEST_MIGRATIONS.at(-1)?.name).toBe("0016_merchant_updated_at_bump.sql");
+  it("exists", () => {
+    expect(env.TEST_MIGRATIONS.some((m) => m.name === "0016_merchant_updated_at_bump.sql")).toBe(true);
   });
 
   it("an operator's SQL: updated_at becomes now (ISO, milliseconds, like the API writes it) and the version moves on once", async () => {
