@@ -12,9 +12,18 @@ export const idOf128 = (example: string) =>
     .regex(/^[A-Za-z0-9._:@-]+$/, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
     .openapi({ example });
 
-export const CustomerId = idOf128("cus_123");
+/**
+ * A customer or merchant id also names a path segment (/customers/{customer_id}/export, the admin
+ * routes), and URL parsing removes the dot segments `.` and `..` (also spelled %2e): a customer with
+ * such an id could never be exported or erased, a merchant never given keys. So these two ids, and
+ * only they, are refused — a narrowing of API.md §1's format the README states.
+ */
+const pathSafeId = (example: string) =>
+  idOf128(example).refine((id) => id !== "." && id !== "..", { message: "must not be . or .. (a URL path cannot carry them)" });
 
-export const MerchantId = idOf128("m_demo");
+export const CustomerId = pathSafeId("cus_123");
+
+export const MerchantId = pathSafeId("m_demo");
 
 export const MethodId = z
   .string()

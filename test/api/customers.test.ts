@@ -7,7 +7,7 @@ import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { crossMerchantPeers } from "../../src/storage/consent";
 import { loadProfile, profileKey, readProfile } from "../../src/storage/profile";
 import { customerRowCounts, DAY_MS, refOf, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
-import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { admin, api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
 
 const path = (id: string, suffix = "") => `/v1/personalize/customers/${encodeURIComponent(id)}${suffix}`;
@@ -202,6 +202,20 @@ describe("cache failures", () => {
     const retry = await del(a, id);
     expect(retry.status).toBe(202);
     expect(await env.CACHE.get(profileKey(a.merchantId, ref))).toBeNull();
+  });
+
+  it("customer and merchant ids . and .. are a 400 wherever they come (no path could ever name them to export or erase)", async () => {
+    for (const id of [".", ".."]) {
+      const put = await api(a.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: id, favorite_methods: ["visa"] }) });
+      expect((await expectError(put, 400, "VALIDATION_ERROR")).error.details?.map((d) => d.path)).toEqual(["customer_id"]);
+      const fb = await api(a.secretKey, "/v1/personalize/feedback", { method: "POST", body: JSON.stringify({ customer_id: id, method_id: "visa" }) });
+      await expectError(fb, 400, "VALIDATION_ERROR");
+      await expectError(await api(a.secretKey, `/v1/personalize/methods?customer_id=${id}`), 400, "VALIDATION_ERROR");
+      const created = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify({ merchant_id: id, name: "Dots", tier: "starter", methods: ["visa"] }) });
+      expect((await expectError(created, 400, "VALIDATION_ERROR")).error.details?.map((d) => d.path)).toEqual(["merchant_id"]);
+    }
+    // Dots inside an id are fine.
+    expect((await api(a.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: "cus..x.", favorite_methods: ["visa"] }) })).status).toBe(200);
   });
 
   it("erased again after the purge and then restored, the customer is back to the purged tombstone: an event received before the purge is still not stored", async () => {
