@@ -16,7 +16,10 @@ export interface UsageEventRow {
   received_at: string;
 }
 
-/** `purged`: received before the customer's purge, consumed after it (a queue delay or retry). */
+/**
+ * `opted_out` / `pending_deletion`: the customer was, now or when the event was received;
+ * `purged`: received before the customer's purge, consumed after it (a queue delay or retry).
+ */
 export type DropReason = "opted_out" | "pending_deletion" | "purged";
 
 export interface StoreOutcome {
@@ -29,19 +32,39 @@ export interface StoreOutcome {
 }
 
 /**
- * The opt-out and pending-deletion checks sit inside the INSERT itself, so no consent change can
- * slip in between check and write. An event received before the customer's purge is dropped too:
- * once the tombstone says `purged` the pending check no longer holds, and an event still on the
- * queue then (a delivery delay, a retry after a D1 failure) would outlive the erasure. A skipped
- * row (duplicate or blocked) fires no trigger, so the aggregates count each stored event exactly once.
- */
-/**
  * A customer_deletions row that says its customer was erased at or after `time` (an SQL expression):
  * a row made before the purge but written after it (still queued at the purge) must not carry the
  * customer (API.md §3). Shared with the analytics writes (src/analytics/store.ts).
  */
 export const purgedAtOrAfter = (time: string) => `status = 'purged' AND purged_at >= ${time}`;
 
+/**
+ * The customer had opted out of personalization at `time`: the last personalization entry of the
+ * consent log up to then (written in one batch with every change, src/storage/preferences.ts) says
+ * revoked. Reads the customer's entries newest first (idx_consent_log_customer).
+ */
+const optedOutAt = (m: string, ref: string, time: string) => `EXISTS (SELECT 1 FROM (
+  SELECT action FROM consent_log WHERE merchant_id = ${m} AND customer_ref = ${ref} AND consent_type = 'personalization' AND created_at <= ${time}
+  ORDER BY id DESC LIMIT 1) WHERE action = 'revoked')`;
+
+/**
+ * The customer's deletion was pending at `time`: the last delete, restore or purge in the
+ * data-rights audit up to then (written in one batch with each, src/storage/deletions.ts) is a delete.
+ */
+const pendingAt = (m: string, ref: string, time: string) => `EXISTS (SELECT 1 FROM (
+  SELECT action FROM data_rights_audit WHERE merchant_id = ${m} AND customer_ref = ${ref} AND action IN ('delete', 'restore', 'purge') AND created_at <= ${time}
+  ORDER BY id DESC LIMIT 1) WHERE action = 'delete')`;
+
+/**
+ * The opt-out and deletion checks sit inside the INSERT itself, so no consent change can slip in
+ * between check and write. An event is not stored against its customer when, now or when the API
+ * received it, the customer had opted out or was pending deletion, or when the customer was purged
+ * after receiving it: what is decided is the state at receipt (API.md §2 "events of a customer who
+ * opted out … or whose deletion is pending are not stored"), not whichever state a queue delay, a
+ * retry or a re-driven dead letter happens to meet, and a later opt-out or deletion still wins. A
+ * skipped row (duplicate or blocked) fires no trigger, so the aggregates count each stored event
+ * exactly once.
+ */
 const INSERT_EVENT = `
 INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type,
   location_country, decision_id, offer_id, amount_band, recency_ref, occurred_at, received_at)
@@ -49,22 +72,24 @@ SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
 WHERE NOT EXISTS (SELECT 1 FROM preferences WHERE merchant_id = ?1 AND customer_ref = ?3 AND personalization_enabled = 0)
   AND NOT EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ?1 AND customer_ref = ?3
                   AND (status = 'pending' OR (${purgedAtOrAfter("?14")})))
+  AND NOT ${optedOutAt("?1", "?3", "?14")}
+  AND NOT ${pendingAt("?1", "?3", "?14")}
 ON CONFLICT (merchant_id, event_id) DO NOTHING
 RETURNING id`;
 
-/** Which of the touched customers are blocked, read in the same transaction as the inserts (for the outcome). */
-const BLOCKED_CUSTOMERS = `
-WITH touched (merchant_id, customer_ref) AS (
-  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)
+/** Why each event would be blocked (the INSERT's conditions, one row per event), read in the same transaction as the inserts (for the outcome). */
+const BLOCKED_EVENTS = `
+WITH ev (i, merchant_id, customer_ref, received_at) AS (
+  SELECT key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1)
 )
-SELECT t.merchant_id, t.customer_ref, CASE d.status WHEN 'pending' THEN 'pending_deletion' ELSE 'purged' END AS reason, d.purged_at
-FROM touched AS t JOIN customer_deletions AS d ON d.merchant_id = t.merchant_id AND d.customer_ref = t.customer_ref
-UNION ALL
-SELECT t.merchant_id, t.customer_ref, 'opted_out' AS reason, NULL AS purged_at
-FROM touched AS t JOIN preferences AS p ON p.merchant_id = t.merchant_id AND p.customer_ref = t.customer_ref
-WHERE p.personalization_enabled = 0`;
+SELECT i,
+  (SELECT status FROM customer_deletions AS d WHERE d.merchant_id = ev.merchant_id AND d.customer_ref = ev.customer_ref
+     AND (d.status = 'pending' OR d.purged_at >= ev.received_at)) AS deletion,
+  ${pendingAt("ev.merchant_id", "ev.customer_ref", "ev.received_at")} AS pending_then,
+  EXISTS (SELECT 1 FROM preferences AS p WHERE p.merchant_id = ev.merchant_id AND p.customer_ref = ev.customer_ref AND p.personalization_enabled = 0)
+    OR ${optedOutAt("ev.merchant_id", "ev.customer_ref", "ev.received_at")} AS opted_out
+FROM ev`;
 
-const pairKey = (merchantId: string, customerRef: string) => `${merchantId}\u0000${customerRef}`;
 
 /**
  * Writes up to 100 events with ONE D1 batch (one implicit transaction): the blocked-customer read,
@@ -72,9 +97,8 @@ const pairKey = (merchantId: string, customerRef: string) => `${merchantId}\u000
  * Throws when D1 fails; nothing of the batch is then committed.
  */
 export async function storeUsageEvents(db: D1Database, rows: UsageEventRow[], extra: D1PreparedStatement[] = []): Promise<StoreOutcome> {
-  const touched = [...new Map(rows.map((r) => [pairKey(r.merchant_id, r.customer_ref), [r.merchant_id, r.customer_ref]])).values()];
   const statements = [
-    db.prepare(BLOCKED_CUSTOMERS).bind(JSON.stringify(touched)),
+    db.prepare(BLOCKED_EVENTS).bind(JSON.stringify(rows.map((r) => [r.merchant_id, r.customer_ref, r.received_at]))),
     ...rows.map((r) =>
       db
         .prepare(INSERT_EVENT)
@@ -87,18 +111,19 @@ export async function storeUsageEvents(db: D1Database, rows: UsageEventRow[], ex
   ];
   const [blockedResult, ...insertResults] = await db.batch<Record<string, unknown>>(statements);
 
-  // Per customer, in the query's order (a deletion first, so it wins); a purge blocks only the events received before it.
-  const blocked = new Map<string, { reason: DropReason; purged_at: string | null }[]>();
-  for (const row of blockedResult!.results as { merchant_id: string; customer_ref: string; reason: DropReason; purged_at: string | null }[]) {
-    const key = pairKey(row.merchant_id, row.customer_ref);
-    blocked.set(key, [...(blocked.get(key) ?? []), row]);
+  // Per event; a deletion wins over an opt-out.
+  const reasons = new Map<number, DropReason>();
+  for (const row of blockedResult!.results as { i: number; deletion: "pending" | "purged" | null; pending_then: number; opted_out: number }[]) {
+    const reason: DropReason | null =
+      row.deletion === "pending" || row.pending_then ? "pending_deletion" : row.deletion === "purged" ? "purged" : row.opted_out ? "opted_out" : null;
+    if (reason) reasons.set(row.i, reason);
   }
   const outcome: StoreOutcome = { inserted: [], dropped: new Map(), duplicates: [] };
   rows.forEach((r, i) => {
     if (insertResults[i]!.results.length > 0) outcome.inserted.push(i);
     else {
-      const block = blocked.get(pairKey(r.merchant_id, r.customer_ref))?.find((b) => b.reason !== "purged" || b.purged_at! >= r.received_at);
-      if (block) outcome.dropped.set(i, block.reason);
+      const reason = reasons.get(i);
+      if (reason) outcome.dropped.set(i, reason);
       else outcome.duplicates.push(i);
     }
   });

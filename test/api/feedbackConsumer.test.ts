@@ -222,6 +222,48 @@ describe("feedback queue consumer", () => {
     expect(summary).toMatchObject({ stored: 1, dropped_opted_out: 1, dropped_pending_deletion: 1, duplicates: 0 });
   });
 
+  it("what counts is the customer's state when the event was received: opted out then, or pending deletion then, is dropped after an opt-in or a restore", async () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const between = (a: string, b: string) => new Date((Date.parse(a) + Date.parse(b)) / 2).toISOString();
+    const put = (customer_id: string, enabled: boolean) =>
+      api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id, personalization_enabled: enabled }) });
+    const lastAt = async (table: string, ref: string) =>
+      (await env.DB.prepare(`SELECT created_at FROM ${table} WHERE merchant_id = ? AND customer_ref = ? ORDER BY id DESC LIMIT 1`).bind(shop.merchantId, ref).first<{ created_at: string }>())!.created_at;
+
+    const optRef = await customerRef(env.PII_KEY, "cus_receipt_opt");
+    const beforeOptOut = new Date(Date.now() - 1000).toISOString();
+    expect((await put("cus_receipt_opt", false)).status).toBe(200);
+    const optedOutAt = await lastAt("consent_log", optRef);
+    await sleep(10);
+    expect((await put("cus_receipt_opt", true)).status).toBe(200);
+    const optedInAt = await lastAt("consent_log", optRef);
+
+    const delRef = await customerRef(env.PII_KEY, "cus_receipt_del");
+    expect((await api(shop.secretKey, "/v1/personalize/customers/cus_receipt_del", { method: "DELETE" })).status).toBe(202);
+    const deletedAt = await lastAt("data_rights_audit", delRef);
+    await sleep(10);
+    expect((await api(shop.secretKey, "/v1/personalize/customers/cus_receipt_del/restore", { method: "POST" })).status).toBe(200);
+    const restoredAt = await lastAt("data_rights_audit", delRef);
+    await sleep(10);
+    const now = new Date().toISOString();
+
+    const at = (t: string) => ({ received_at: t, occurred_at: t });
+    const whileOptedOut = await message("cus_receipt_opt", { method_id: "ideal", ...at(between(optedOutAt, optedInAt)) });
+    const beforeIt = await message("cus_receipt_opt", { method_id: "visa", ...at(beforeOptOut) });
+    const afterOptIn = await message("cus_receipt_opt", { method_id: "visa", ...at(now) });
+    const whilePending = await message("cus_receipt_del", { method_id: "ideal", ...at(between(deletedAt, restoredAt)) });
+    const afterRestore = await message("cus_receipt_del", { method_id: "visa", ...at(now) });
+    const log = vi.spyOn(console, "log");
+    const { result } = await deliver([whileOptedOut, beforeIt, afterOptIn, whilePending, afterRestore], 3);
+    expect(result.explicitAcks).toHaveLength(5);
+    const stored = async (m: FeedbackMessage) => countEvents("merchant_id = ? AND event_id = ?", shop.merchantId, m.event_id);
+    expect([await stored(whileOptedOut), await stored(beforeIt), await stored(afterOptIn), await stored(whilePending), await stored(afterRestore)]).toEqual([0, 1, 1, 0, 1]);
+    expect(await stat(optRef, "ideal")).toBeNull();
+    expect(await stat(delRef, "ideal")).toBeNull();
+    const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
+    expect(summary).toMatchObject({ stored: 3, dropped_opted_out: 1, dropped_pending_deletion: 1, duplicates: 0 });
+  });
+
   it("an event received before the customer's purge but consumed after it is dropped; one received after the purge is stored", async () => {
     const ref = await customerRef(env.PII_KEY, "cus_purged_in_flight");
     const requested = new Date(Date.now() - 31 * 86_400_000).toISOString();

@@ -6,6 +6,7 @@ import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/ro
 import { runDataLifecycle } from "../../src/jobs/scheduled";
 import { crossMerchantPeers } from "../../src/storage/consent";
 import { insertDeadLetters } from "../../src/storage/deadLetters";
+import { storeUsageEvents } from "../../src/storage/events";
 import { purgeSql, RETENTION_RULES } from "../../src/storage/deletions";
 import { readCustomerData } from "../../src/storage/export";
 import { listMerchants, merchantsAllowingOrigin } from "../../src/storage/merchants";
@@ -62,6 +63,20 @@ describe("query plans", () => {
       expect(wasteful(plan)).toEqual([]);
     }
     await env.DB.prepare("DELETE FROM dead_letters WHERE message_id = 'plan_dl'").run();
+  });
+
+  it("storing an event reads the customer's state now and at receipt by primary keys and the customer indexes, never a scan", async () => {
+    const at = new Date().toISOString();
+    const row = { merchant_id: "m_plan", event_id: "plan_ev", customer_ref: "ref_plan", method_id: "visa", amount: null, currency: null, device_type: null, location_country: null, decision_id: null, offer_id: null, amount_band: null, recency_ref: 0, occurred_at: at, received_at: at };
+    const sql = await sqlOf((db) => storeUsageEvents(db, [row]));
+    expect(sql).toHaveLength(2);
+    for (const s of sql) {
+      const plan = await planOf(s);
+      expect(wasteful(plan)).toEqual([]);
+      expect(plan.join("\n")).not.toMatch(/USING (COVERING )?INDEX idx_(consent_log|data_rights_audit)_created/);
+    }
+    // What the insert and its triggers wrote goes again: the later plans are read over this file's seeded statistics.
+    await env.DB.batch(["usage_events", "method_stats", "method_popularity", "preferences"].map((t) => env.DB.prepare(`DELETE FROM ${t} WHERE merchant_id = 'm_plan'`)));
   });
 
   it("a page of the merchant list is a search of the merchants' primary key from the cursor, in its order (no sort)", async () => {
