@@ -12,9 +12,9 @@ export const DEMO = JSON.parse(readFileSync(`${root}public/demo/customers.json`,
 const RECENCY_EPOCH_MS = Date.UTC(2026, 0, 1);
 const RECENCY_HALF_LIFE_MS = 30 * 24 * 3600 * 1000;
 const recencyRef = (ms) => 2 ** ((ms - RECENCY_EPOCH_MS) / RECENCY_HALF_LIFE_MS);
-const ZERO_DECIMAL = new Set(["JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD", "UGX", "XAF", "XOF"]);
+const MINOR_UNITS = JSON.parse(readFileSync(`${root}src/catalog/minor-units.json`, "utf8"));
 function amountBand(amount, currency) {
-  const normalized = ZERO_DECIMAL.has(currency) ? amount * 100 : amount;
+  const normalized = amount * 10 ** (2 - (typeof MINOR_UNITS[currency] === "number" ? MINOR_UNITS[currency] : 2));
   const band = [2_000, 10_000, 50_000].findIndex((upper) => normalized < upper);
   return band === -1 ? 3 : band;
 }

@@ -1,16 +1,25 @@
+import MINOR_UNITS from "../catalog/minor-units.json";
 import type { DeviceType } from "../schemas/common";
 
 /**
- * Basket size classes in minor units. Currency-naive on purpose: the bands are coarse enough that
- * the major currencies with 2 decimals fall into comparable classes; zero-decimal currencies (JPY,
- * KRW) are scaled by 100 first.
+ * Basket size classes. Amounts are in minor units (API.md §1), whose size is the currency's: ISO
+ * 4217 gives most currencies 2 decimals, some 0 (JPY, KRW), some 3 (KWD, BHD) or 4 (CLF). An amount
+ * is brought to hundredths first, so 15.000 KWD, 15.00 USD and 15 JPY·100 land alike. Otherwise
+ * currency-naive on purpose: the bands are coarse enough that major currencies fall into comparable
+ * classes. An unknown or missing currency counts as 2 decimals.
  */
-const ZERO_DECIMAL = new Set(["JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD", "UGX", "XAF", "XOF"]);
+const EXPONENTS: Readonly<Record<string, unknown>> = MINOR_UNITS;
 const BAND_UPPER_BOUNDS = [2_000, 10_000, 50_000]; // <20, <100, <500, >=500 major units
+
+/** The currency's ISO 4217 minor units (decimals); 2 unless listed in src/catalog/minor-units.json. */
+export function minorUnits(currency?: string | null): number {
+  const e = currency ? EXPONENTS[currency] : undefined;
+  return typeof e === "number" ? e : 2;
+}
 
 export function amountBand(amount: number | undefined | null, currency?: string | null): number | null {
   if (amount === undefined || amount === null) return null;
-  const normalized = currency && ZERO_DECIMAL.has(currency) ? amount * 100 : amount;
+  const normalized = amount * 10 ** (2 - minorUnits(currency));
   const band = BAND_UPPER_BOUNDS.findIndex((upper) => normalized < upper);
   return band === -1 ? BAND_UPPER_BOUNDS.length : band;
 }
