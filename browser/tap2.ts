@@ -64,18 +64,27 @@ export async function rank(options: RankOptions): Promise<RankResult> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? 800);
   try {
+    const timedOut = () => new Tap2Error("TIMEOUT", `No answer within ${options.timeoutMs ?? 800} ms`);
     let res: Response;
-    let body: unknown;
     try {
       res = await fetch(`${base}/v1/personalize/methods?${params}`, { signal: controller.signal, credentials: "omit" });
-      body = await res.json();
     } catch (err) {
-      if (controller.signal.aborted) throw new Tap2Error("TIMEOUT", `No answer within ${options.timeoutMs ?? 800} ms`);
+      if (controller.signal.aborted) throw timedOut();
       throw new Tap2Error("NETWORK", String(err));
     }
+    // An answer came; one that is not the API's JSON (an HTML error page of a proxy, a cut body) is
+    // BAD_RESPONSE, never NETWORK, and an error without the API's error object too.
+    let body: unknown;
+    try {
+      body = await res.json();
+    } catch {
+      if (controller.signal.aborted) throw timedOut();
+      throw new Tap2Error("BAD_RESPONSE", `HTTP ${res.status}: the answer is not JSON`, res.status);
+    }
     if (!res.ok) {
-      const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
-      throw new Tap2Error(error?.code ?? "HTTP_" + res.status, error?.message ?? res.statusText, res.status);
+      const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+      if (typeof error?.code !== "string") throw new Tap2Error("BAD_RESPONSE", `HTTP ${res.status} without the API's error object`, res.status);
+      throw new Tap2Error(error.code, typeof error.message === "string" ? error.message : res.statusText, res.status);
     }
     const result = body as RankResult;
     if (!Array.isArray(result?.methods) || typeof result.decision_id !== "string") throw new Tap2Error("BAD_RESPONSE", "Unexpected answer");

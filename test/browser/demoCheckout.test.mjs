@@ -226,6 +226,38 @@ describe("demo checkout in Chromium", () => {
     }
   });
 
+  it("rank() rejects an answer that is not the API's (an HTML page, an error without the API's error object) with BAD_RESPONSE, and the API's errors with their code", async () => {
+    const { page, errors, close } = await openPage();
+    try {
+      await page.goto(`${pageOrigin}/demo/customers.json`); // an allowed origin
+      const replies = {
+        html200: { status: 200, contentType: "text/html", body: "<html>Error 1101</html>" },
+        html502: { status: 502, contentType: "text/html", body: "<html>502 Bad Gateway</html>" },
+        json502: { status: 502, contentType: "application/json", body: "{}" },
+      };
+      await page.route("**/v1/personalize/methods**", (route) => {
+        const kind = new URL(route.request().url()).searchParams.get("reply");
+        const reply = replies[kind];
+        if (!reply) return route.continue();
+        return route.fulfill({ ...reply, headers: { "Access-Control-Allow-Origin": "*" } });
+      });
+      const codes = await page.evaluate(async ([sdk, base, key]) => {
+        const { Tap2 } = await import(sdk);
+        const out = [];
+        for (const reply of ["html200", "html502", "json502"]) {
+          out.push(await Tap2.rank({ publishableKey: key, baseUrl: base, context: { reply } }).then(() => "resolved", (e) => `${e.code}:${e.status}`));
+        }
+        // The API's own error: its code (a currency that is not ISO 4217).
+        out.push(await Tap2.rank({ publishableKey: key, baseUrl: base, context: { currency: "XXXX" } }).then(() => "resolved", (e) => `${e.code}:${e.status}`));
+        return out;
+      }, [`${worker.base}/sdk/v1/tap2.js`, worker.base, DEMO_PUBLISHABLE_KEY]);
+      assert.deepEqual(codes, ["BAD_RESPONSE:200", "BAD_RESPONSE:502", "BAD_RESPONSE:502", "VALIDATION_ERROR:400"]);
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+
   it("reorders in place: other children keep their places, left-out methods are hidden, re-ranking undoes its own hiding", async () => {
     const { page, errors, close } = await openPage();
     try {
