@@ -294,14 +294,21 @@ export interface RetentionRule {
 }
 
 /**
- * A chunk of expired preferences rows. Ordered by the whole key of idx_preferences_last_used (the
+ * A chunk of expired preferences rows. Ordered by the whole key of idx_preferences_last_use (the
  * expression, then the primary key its entries carry), so the log and the change of one rule pick
  * the very same rows inside their transaction.
  */
 const expiredPreferences = (condition: string) =>
   `SELECT merchant_id, customer_ref, cross_merchant_consent FROM preferences
-    WHERE coalesce(last_used_at, updated_at) < ?1 AND ${condition}
-    ORDER BY coalesce(last_used_at, updated_at), merchant_id, customer_ref LIMIT ?2`;
+    WHERE ${LAST_USE} < ?1 AND ${condition}
+    ORDER BY ${LAST_USE}, merchant_id, customer_ref LIMIT ?2`;
+
+/**
+ * A preferences row's last use: the later of the last payment and the last change of the row (a
+ * customer who set exclusions yesterday used them). The expression of idx_preferences_last_use
+ * (migration 0018), written exactly so the planner matches it.
+ */
+const LAST_USE = "max(coalesce(last_used_at, updated_at), updated_at)";
 
 /**
  * The consent-log row of a cross-merchant consent that lapses with its expired preferences row: the
@@ -326,7 +333,7 @@ export const RETENTION_RULES: RetentionRule[] = [
     sql: "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE occurred_at < ?1 LIMIT ?2)",
   },
   {
-    // The expression matches idx_preferences_last_used.
+    // The expression matches idx_preferences_last_use.
     name: "preferences",
     window: "profile",
     log: lapsedCrossMerchantConsent(EXPIRED_PROFILES),

@@ -298,11 +298,13 @@ describe("retention windows at their exact boundaries", () => {
     // Raw events: 90 days.
     await seedEvent(m.merchantId, "ev_out", { occurred_at: at(cut.raw_events, -1) });
     await seedEvent(m.merchantId, "ev_in", { occurred_at: at(cut.raw_events, +1) });
-    // Preferences: 18 months after last use (updated_at when never used).
+    // Preferences: 18 months after last use (the later of last payment and last change).
     await seedPreferences(m.merchantId, "pref_out", { updated_at: at(cut.profile, -1) });
     await seedPreferences(m.merchantId, "pref_in", { updated_at: at(cut.profile, +1) });
     await seedPreferences(m.merchantId, "pref_used_in", { updated_at: at(cut.profile, -86400), last_used_at: at(cut.profile, +1) });
     await seedPreferences(m.merchantId, "pref_used_out", { updated_at: at(cut.profile, -86400), last_used_at: at(cut.profile, -1) });
+    // Changed inside the window, last paid before it: the change is a use (the later of the two counts).
+    await seedPreferences(m.merchantId, "pref_changed_in", { updated_at: at(cut.profile, +1), last_used_at: at(cut.profile, -86400) });
     // Aggregates: 18 months after the method was last used (seeded by the trigger, then aged).
     for (const [id, delta] of [["stats_out", -1], ["stats_in", +1]] as const) {
       await seedEvent(m.merchantId, id, { occurred_at: at(cut.raw_events, +3600) });
@@ -320,6 +322,7 @@ describe("retention windows at their exact boundaries", () => {
       pref_in: await rowsFor("preferences", m.merchantId, "pref_in"),
       pref_used_in: await rowsFor("preferences", m.merchantId, "pref_used_in"),
       pref_used_out: await rowsFor("preferences", m.merchantId, "pref_used_out"),
+      pref_changed_in: await rowsFor("preferences", m.merchantId, "pref_changed_in"),
       stats_out: await rowsFor("method_stats", m.merchantId, "stats_out"),
       stats_in: (await rowsFor("method_stats", m.merchantId, "stats_in")) > 0 ? 1 : 0,
       consent_out: await rowsFor("consent_log", m.merchantId, "consent_out"),
@@ -328,7 +331,7 @@ describe("retention windows at their exact boundaries", () => {
     expect(Object.values(await counts()).every((n) => n === 1 || n > 1)).toBe(true);
 
     await cron(T);
-    const expected = { ev_out: 0, ev_in: 1, pref_out: 0, pref_in: 1, pref_used_in: 1, pref_used_out: 0, stats_out: 0, stats_in: 1, consent_out: 0, consent_in: 1 };
+    const expected = { ev_out: 0, ev_in: 1, pref_out: 0, pref_in: 1, pref_used_in: 1, pref_used_out: 0, pref_changed_in: 1, stats_out: 0, stats_in: 1, consent_out: 0, consent_in: 1 };
     expect(await counts()).toEqual(expected);
 
     // Re-running is a no-op.
