@@ -37,16 +37,28 @@ async function parse<T extends z.ZodType>(c: Ctx, schema: T): Promise<z.infer<T>
   return result.data;
 }
 
-/** A merchant-backend call to the API, made through the app (same middleware and routes). */
+/**
+ * A merchant-backend call to the API, made through the app (same middleware and routes). It carries
+ * the demo request's id, so a relayed error names the id of the answer the page gets (API.md §1).
+ */
 function callApi(app: App, c: Ctx, path: string, body: unknown): Promise<Response> {
   const url = new URL(path, c.req.url);
-  const req = new Request(url, { method: "POST", headers: { "Content-Type": "application/json", "X-API-Key": DEMO_SECRET_KEY }, body: JSON.stringify(body) });
+  const headers = { "Content-Type": "application/json", "X-API-Key": DEMO_SECRET_KEY, "X-Request-Id": c.get("requestId") };
+  const req = new Request(url, { method: "POST", headers, body: JSON.stringify(body) });
   return Promise.resolve(app.fetch(req, c.env, c.executionCtx));
 }
 
+/** Headers of an API error that tell a client what to do; they go through with it. */
+const RELAYED_HEADERS = ["Content-Type", "Retry-After", "WWW-Authenticate"];
+
 /** Passes an API error through unchanged, so the demo page shows what the API said. */
 function relay(res: Response): Response {
-  return new Response(res.body, { status: res.status, headers: { "Content-Type": res.headers.get("Content-Type") ?? "application/json" } });
+  const headers = new Headers({ "Content-Type": "application/json" });
+  for (const name of RELAYED_HEADERS) {
+    const value = res.headers.get(name);
+    if (value !== null) headers.set(name, value);
+  }
+  return new Response(res.body, { status: res.status, headers });
 }
 
 export function registerDemoRoutes(app: App): void {

@@ -65,11 +65,12 @@ describe("demo backend (ENVIRONMENT=development)", () => {
   });
 
   it("relays the API's validation of the payment (method not enabled, forged decision)", async () => {
-    // The relayed body is the API's own error (its request id is the inner request's).
+    // The relayed body is the API's own error, under the id of the answer the page gets (API.md §1).
     const res = await demo("/demo/api/pay", { customer: "cus_alice", method_id: "pix" });
     expect(res.status).toBe(400);
-    const body = (await res.json()) as { error: { code: string; details: { path: string }[] } };
+    const body = (await res.json()) as { error: { code: string; request_id: string; details: { path: string }[] } };
     expect(body.error.code).toBe("VALIDATION_ERROR");
+    expect(body.error.request_id).toBe(res.headers.get("X-Request-Id"));
     expect(body.error.details.map((d) => d.path)).toContain("method_id");
     const forged = await demo("/demo/api/pay", { customer: "cus_alice", method_id: "visa", decision_id: "dec_forged.abc" });
     expect(forged.status).toBe(400);
