@@ -12,7 +12,8 @@ const EXPOSE_HEADERS = "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, Rate
  * CORS per merchant `allowed_origins`, exact match only (never a reflected wildcard).
  * A preflight carries no key, so it is allowed when the merchant it names (api_key or merchant_id
  * in the query) allows the origin, or, naming none, when some merchant does; the real request is
- * then checked against the key's own merchant.
+ * then checked against the key's own merchant. An answer without a merchant (no key, or an unknown
+ * or revoked one) follows the keyless preflight's rule.
  */
 export function cors(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -38,11 +39,23 @@ export function cors(): MiddlewareHandler<AppEnv> {
     await next();
     c.res.headers.append("Vary", "Origin");
     const merchant = c.get("merchant");
-    if (merchant?.allowed_origins.includes(origin)) {
+    // With a key's merchant, its own list decides. Without one (no key, or one that is unknown or
+    // revoked: the answer is an error that names no merchant's data) the rule of a keyless preflight
+    // does, so a checkout page on an origin some merchant allows can read why its call failed
+    // (401 INVALID_API_KEY) instead of seeing a CORS failure.
+    if (merchant ? merchant.allowed_origins.includes(origin) : await someMerchantAllows(c, origin)) {
       c.res.headers.set("Access-Control-Allow-Origin", origin);
       c.res.headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
     }
   };
+}
+
+async function someMerchantAllows(c: Context<AppEnv>, origin: string): Promise<boolean> {
+  try {
+    return (await merchantsAllowingOrigin(c.env.DB, origin)).length > 0;
+  } catch {
+    return false;
+  }
 }
 
 async function preflightAllowed(c: Context<AppEnv>, origin: string): Promise<boolean> {

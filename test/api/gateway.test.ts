@@ -3,7 +3,7 @@ import { createApp } from "../../src/app";
 import { beforeAll, describe, expect, it } from "vitest";
 import { clearMemo } from "../../src/storage/cachedRead";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
-import { ADMIN_TOKEN, admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { ADMIN_TOKEN, admin, api, BASE, createKey, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
 let m: TestMerchant;
 beforeAll(async () => {
@@ -295,6 +295,26 @@ describe("CORS", () => {
     expect(ok.headers.get("Vary")).toMatch(/Origin/);
     const other = await api(m.secretKey, "/v1/payment-methods", { headers: { Origin: "https://shop.example.evil.com" } });
     expect(other.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("an unknown or revoked key's 401 is readable from an origin some merchant allows (the page learns why), not from others", async () => {
+    const shop = await createMerchant({ allowed_origins: ["https://readable-401.example"] });
+    const revoked = await createKey(shop.merchantId, "publishable");
+    expect((await admin(`/v1/admin/keys/${revoked.key_id}`, { method: "DELETE" })).status).toBe(204);
+    for (const key of ["tp2_pk_" + "Q".repeat(43), revoked.key]) {
+      const allowed = await SELF.fetch(`${BASE}/v1/personalize/methods?api_key=${key}`, { headers: { Origin: "https://readable-401.example" } });
+      await expectError(allowed.clone(), 401, "INVALID_API_KEY");
+      expect(allowed.headers.get("Access-Control-Allow-Origin")).toBe("https://readable-401.example");
+      expect(allowed.headers.get("Access-Control-Expose-Headers")).toMatch(/X-Request-Id/);
+      const stranger = await SELF.fetch(`${BASE}/v1/personalize/methods?api_key=${key}`, { headers: { Origin: "https://nobody-allows.example" } });
+      expect(stranger.status).toBe(401);
+      expect(stranger.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    }
+    // A valid key from an origin its own merchant does not allow stays unreadable, whoever else allows it.
+    const other = await createMerchant({ allowed_origins: ["https://elsewhere.example"] });
+    const refused = await api(other.publishableKey, "/v1/personalize/methods", { headers: { Origin: "https://readable-401.example" } });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get("Access-Control-Allow-Origin")).toBeNull();
   });
 
   it("refuses a publishable key used from an origin the merchant does not allow", async () => {
