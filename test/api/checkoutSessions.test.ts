@@ -270,7 +270,10 @@ describe("GET /v1/personalize/methods and /offers through a checkout session", (
     const messages = new Set<string>();
     for (const secret of secrets) {
       for (const path of ["/v1/personalize/methods", "/v1/personalize/offers"]) {
-        const body = await expectError(await browser(shop, `${path}?${qs({ client_secret: secret })}`), 401, "INVALID_CLIENT_SECRET");
+        const res = await browser(shop, `${path}?${qs({ client_secret: secret })}`);
+        // The session's realm, not the API key's: the key was fine.
+        expect(res.headers.get("WWW-Authenticate")).toBe('Bearer realm="tap2-checkout-session", error="invalid_token"');
+        const body = await expectError(res, 401, "INVALID_CLIENT_SECRET");
         messages.add(body.error.message);
         expect(body.error.details).toBeUndefined();
       }
