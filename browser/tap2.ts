@@ -97,14 +97,17 @@ export async function rank(options: RankOptions): Promise<RankResult> {
 /**
  * Reorders, in place, the children of `container` that carry data-tap2-method="<method_id>": the
  * answer's order first, the methods it left out (unavailable or excluded) hidden; marks the first
- * with data-tap2-recommended. Other children keep their places. Without a usable answer (or when
+ * method's (every button of it) with data-tap2-recommended. Other children keep their places. Without a usable answer (or when
  * it matches none of the buttons) nothing changes. Safe to call again with a newer answer.
  */
 export function reorder(container: Element | null | undefined, result: RankResult | null | undefined): boolean {
   if (!container || !result || !Array.isArray(result.methods)) return false;
   const items = Array.from(container.children).filter((el) => el.hasAttribute(ATTR));
-  const byId = new Map(items.map((el) => [el.getAttribute(ATTR), el]));
-  const ranked = result.methods.map((m) => byId.get(m.method_id)).filter((el): el is Element => !!el);
+  // A method may have several buttons (a card in two layouts): they move together, in page order.
+  const byId = new Map<string | null, Element[]>();
+  for (const el of items) byId.set(el.getAttribute(ATTR), [...(byId.get(el.getAttribute(ATTR)) ?? []), el]);
+  const groups = result.methods.map((m) => byId.get(m.method_id)).filter((g): g is Element[] => !!g);
+  const ranked = groups.flat();
   if (ranked.length === 0) return false;
   const rest = items.filter((el) => !ranked.includes(el));
 
@@ -129,7 +132,7 @@ export function reorder(container: Element | null | undefined, result: RankResul
       el.setAttribute(HIDDEN_BY_US, "");
     }
   }
-  ranked[0]!.setAttribute(RECOMMENDED, "");
+  for (const el of groups[0]!) el.setAttribute(RECOMMENDED, "");
   return true;
 }
 

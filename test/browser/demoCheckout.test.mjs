@@ -274,6 +274,11 @@ describe("demo checkout in Chromium", () => {
         out.push(Tap2.reorder(m, answer(["paypal", "visa", "ideal"])), snap());
         out.push(Tap2.reorder(m, answer(["nothing_here"])), snap());
         out.push(Tap2.reorder(m, null), snap());
+        // Two buttons of one method move together, in page order; neither is hidden.
+        m.innerHTML = '<button data-tap2-method="visa" id="v1"></button><button data-tap2-method="paypal"></button><button data-tap2-method="visa" id="v2"></button>';
+        const ids = () => [...m.children].map((e) => (e.id || e.dataset.tap2Method) + (e.hidden ? "(hidden)" : "") + (e.hasAttribute("data-tap2-recommended") ? "*" : ""));
+        out.push(Tap2.reorder(m, answer(["paypal", "visa"])), ids());
+        out.push(Tap2.reorder(m, answer(["visa", "paypal"])), ids());
         return out;
       }, `${worker.base}/sdk/v1/tap2.js`);
       assert.deepEqual(steps, [
@@ -282,6 +287,8 @@ describe("demo checkout in Chromium", () => {
         true, ["h3", "paypal*", "visa", "hr", "ideal", "klarna(hidden)"],
         false, ["h3", "paypal*", "visa", "hr", "ideal", "klarna(hidden)"],
         false, ["h3", "paypal*", "visa", "hr", "ideal", "klarna(hidden)"],
+        true, ["paypal*", "v1", "v2"],
+        true, ["v1*", "v2*", "paypal"],
       ]);
       assert.deepEqual(errors, []);
     } finally {
