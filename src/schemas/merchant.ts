@@ -8,7 +8,8 @@ const CatalogMethodId = MethodId.refine((id) => CATALOG_BY_ID.has(id), "is not a
 export const Origin = z
   .string()
   .max(255)
-  .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be an origin like https://shop.example.com (scheme, host, optional port)");
+  // The host: a name or IPv4 address, or an IPv6 address in brackets (http://[::1]:8787, a local checkout).
+  .regex(/^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/, "must be an origin like https://shop.example.com (scheme, host, optional port)");
 
 /**
  * An allowed origin as written by the merchant, stored as a browser serializes its Origin header

@@ -271,6 +271,19 @@ describe("CORS", () => {
     expect(body.error.details?.map((d) => d.path)).toContain("allowed_origins.0");
   });
 
+  it("an IPv6 origin can be allowed (stored as a browser sends it) and matches on requests and preflights", async () => {
+    const shop = await createMerchant({ allowed_origins: ["http://[0:0::1]:8787", "https://[2001:DB8::1]"] });
+    const stored = await (await admin(`/v1/admin/merchants/${shop.merchantId}`)).json<{ allowed_origins: string[] }>();
+    expect(stored.allowed_origins).toEqual(["http://[::1]:8787", "https://[2001:db8::1]"]);
+    const res = await api(shop.publishableKey, "/v1/personalize/methods", { headers: { Origin: "http://[::1]:8787" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("http://[::1]:8787");
+    const preflight = await SELF.fetch(`${BASE}/v1/personalize/methods`, { method: "OPTIONS", headers: { Origin: "https://[2001:db8::1]", "Access-Control-Request-Method": "GET" } });
+    expect(preflight.headers.get("Access-Control-Allow-Origin")).toBe("https://[2001:db8::1]");
+    const bad = await admin(`/v1/admin/merchants/${shop.merchantId}`, { method: "PATCH", body: JSON.stringify({ allowed_origins: ["http://[::g]"] }) });
+    expect((await expectError(bad, 400, "VALIDATION_ERROR")).error.details?.map((d) => d.path)).toContain("allowed_origins.0");
+  });
+
   it("matches origins of merchants saved before origins were stored canonically", async () => {
     const shop = await createMerchant();
     await env.DB.prepare("UPDATE merchants SET config = json_set(config, '$.allowed_origins', json('[\"https://Old.Example:443\"]')) WHERE id = ?").bind(shop.merchantId).run();
