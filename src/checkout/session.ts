@@ -1,5 +1,5 @@
-import { constantTimeEqual, randomToken, sha256Hex } from "../crypto/hash";
-import { toHex } from "../crypto/encoding";
+import { constantTimeEqual, hmacSha256, randomToken, sha256Hex } from "../crypto/hash";
+import { toBase64Url, toHex } from "../crypto/encoding";
 import type { DeviceType } from "../schemas/common";
 import { readSession, type StoredSession, writeSession } from "../storage/checkoutSessions";
 
@@ -19,10 +19,43 @@ export interface NewSession {
   nowMs: number;
 }
 
-/** Opens a session; the plain client secret exists only in the return value. */
-export async function openCheckoutSession(kv: KVNamespace, s: NewSession): Promise<{ id: string; clientSecret: string; session: StoredSession }> {
-  const id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
-  const clientSecret = `${id}_secret_${randomToken(24)}`;
+/**
+ * An Idempotency-Key's session: id and secret derived, with HMAC-SHA-256 under the signing key (a
+ * pseudorandom function: as unguessable as random bits to anyone without the key), from the merchant,
+ * the key and the request as sent. The same request retried derives the same session, so nothing
+ * needs storing to answer a retry (least of all the secret); other content under the same key is
+ * another session.
+ */
+export interface IdempotentOpen {
+  signingKey: string;
+  idempotencyKey: string;
+  /** The request's content in one text form. */
+  fingerprint: string;
+}
+
+async function derivedSession(merchantId: string, idem: IdempotentOpen): Promise<{ id: string; clientSecret: string }> {
+  const mac = await hmacSha256(idem.signingKey, `checkout-session:${merchantId}\n${idem.idempotencyKey}\n${idem.fingerprint}`);
+  const id = "cs_" + toHex(mac.slice(0, 12));
+  const secretMac = await hmacSha256(idem.signingKey, `checkout-session-secret:${id}`);
+  return { id, clientSecret: `${id}_secret_${toBase64Url(secretMac.slice(0, 24))}` };
+}
+
+/**
+ * Opens a session; the plain client secret exists only in the return value. With an Idempotency-Key
+ * a live session already opened by the same request is answered as it was (its expires_at), not
+ * opened again.
+ */
+export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?: IdempotentOpen): Promise<{ id: string; clientSecret: string; session: StoredSession; replayed: boolean }> {
+  let id: string;
+  let clientSecret: string;
+  if (idem) {
+    ({ id, clientSecret } = await derivedSession(s.merchantId, idem));
+    const existing = await readSession(kv, id);
+    if (existing && Date.parse(existing.expires_at) > s.nowMs) return { id, clientSecret, session: existing, replayed: true };
+  } else {
+    id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
+    clientSecret = `${id}_secret_${randomToken(24)}`;
+  }
   const session: StoredSession = {
     merchant_id: s.merchantId,
     customer_ref: s.customerRef,
@@ -34,7 +67,7 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession): Promi
     secret_hash: await sha256Hex(clientSecret),
   };
   await writeSession(kv, id, session, s.expiresInSeconds);
-  return { id, clientSecret, session };
+  return { id, clientSecret, session, replayed: false };
 }
 
 /**

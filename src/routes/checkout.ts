@@ -5,7 +5,7 @@ import type { App } from "../env";
 import { ApiError } from "../errors";
 import { errorText } from "../log";
 import { logField } from "../middleware/logger";
-import { CheckoutSession, CheckoutSessionCreate, CheckoutSessionCreateQuery, SESSION_TTL } from "../schemas/checkout";
+import { CheckoutSession, CheckoutSessionCreate, CheckoutSessionCreateQuery, IdempotencyKeyHeader, SESSION_TTL } from "../schemas/checkout";
 import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
 import { merchantSecurity } from "../schemas/security";
 
@@ -18,17 +18,25 @@ const route = createRoute({
   security: merchantSecurity,
   request: {
     query: CheckoutSessionCreateQuery,
+    headers: IdempotencyKeyHeader,
     body: { content: { "application/json": { schema: CheckoutSessionCreate } }, required: true },
   },
   responses: {
-    201: { description: "The session; its client_secret is shown only here", content: { "application/json": { schema: CheckoutSession } } },
+    201: { description: "The session; its client_secret is shown only here (and to a retry under the same Idempotency-Key)", content: { "application/json": { schema: CheckoutSession } } },
     ...errorResponses(...MERCHANT_ERRORS),
   },
 });
 
+/** The request as sent, in one text form (fields in name order; merchant_id left out: it is the key's). */
+function sessionFingerprint(body: CheckoutSessionCreate): string {
+  const fields: Record<string, unknown> = { ...body, merchant_id: undefined };
+  return JSON.stringify(Object.keys(fields).sort().filter((k) => fields[k] !== undefined).map((k) => [k, fields[k]]));
+}
+
 export function registerCheckoutRoutes(app: App): void {
   app.openapi(route, async (c) => {
     const body = c.req.valid("json");
+    const idempotencyKey = c.req.valid("header")["idempotency-key"];
     const merchant = c.get("merchant");
     const ref = await customerRef(c.env.PII_KEY, body.customer_id);
     logField(c, "customer_ref", ref);
@@ -43,13 +51,17 @@ export function registerCheckoutRoutes(app: App): void {
         deviceType: body.device_type,
         expiresInSeconds: body.expires_in ?? SESSION_TTL.default,
         nowMs: Date.now(),
-      });
+      }, idempotencyKey === undefined ? undefined : { signingKey: c.env.SIGNING_KEY, idempotencyKey, fingerprint: sessionFingerprint(body) });
     } catch (err) {
       // Without the KV write the page could not read the session: the backend must hear it and retry.
       logField(c, "kv_error", errorText(err));
       throw new ApiError("UNAVAILABLE", "The checkout session cannot be stored right now; retry");
     }
     logField(c, "checkout_session", opened.id);
+    if (opened.replayed) {
+      logField(c, "idempotent_replay", true);
+      c.header("Idempotent-Replayed", "true");
+    }
     const { session } = opened;
     return c.json(
       {

@@ -24,6 +24,19 @@ export type CheckoutSessionCreate = z.infer<typeof CheckoutSessionCreate>;
 
 export const CheckoutSessionCreateQuery = MerchantQuery;
 
+export const IdempotencyKeyHeader = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(128)
+    .optional()
+    .openapi({
+      description:
+        "Makes the create safe to retry: the same request under the same key answers the same live session (same id and client_secret, header Idempotent-Replayed: true); other content under the key opens another session",
+      example: "order_1001_checkout",
+    }),
+});
+
 export const CheckoutSession = z
   .object({
     id: z.string().openapi({ example: "cs_4f1c2a9be0d37a51c6e8b2d0" }),

@@ -142,6 +142,44 @@ describe("POST /v1/checkout/sessions", () => {
   });
 });
 
+describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
+  const create = (m: TestMerchant, body: Record<string, unknown>, key?: string) =>
+    api(m.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify(body), headers: key ? { "Idempotency-Key": key } : {} });
+
+  it("a retry of the same request answers the same live session, marked Idempotent-Replayed; the secret works", async () => {
+    const body = { customer_id: "cus_idem_session", amount: 4200, currency: "EUR", expires_in: 600 };
+    const first = await create(shop, body, "order_77_checkout");
+    expect(first.status).toBe(201);
+    expect(first.headers.get("Idempotent-Replayed")).toBeNull();
+    const a = await first.json<SessionJson>();
+    await new Promise((r) => setTimeout(r, 20));
+    const retry = await create(shop, { currency: "EUR", expires_in: 600, amount: 4200, customer_id: "cus_idem_session" }, "order_77_checkout"); // same request, fields reordered
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(await retry.json()).toEqual(a); // same id, secret and expires_at
+    expect(a.client_secret).toMatch(/^cs_[0-9a-f]{24}_secret_[A-Za-z0-9_-]{32}$/);
+    expect((await browser(shop, `/v1/personalize/methods?${qs({ client_secret: a.client_secret })}`)).status).toBe(200);
+  });
+
+  it("other content under the same key, the same request under another key or merchant, or no key: another session", async () => {
+    const body = { customer_id: "cus_idem_other", amount: 1000 };
+    const base = await (await create(shop, body, "k1")).json<SessionJson>();
+    const ids = [
+      (await (await create(shop, { ...body, amount: 1001 }, "k1")).json<SessionJson>()).id,
+      (await (await create(shop, body, "k2")).json<SessionJson>()).id,
+      (await (await create(other, body, "k1")).json<SessionJson>()).id,
+      (await (await create(shop, body)).json<SessionJson>()).id,
+      (await (await create(shop, body)).json<SessionJson>()).id,
+    ];
+    expect(new Set([base.id, ...ids]).size).toBe(6);
+  });
+
+  it("an Idempotency-Key of more than 128 characters is a 400", async () => {
+    const err = await expectError(await create(shop, { customer_id: "cus_x" }, "k".repeat(129)), 400, "VALIDATION_ERROR");
+    expect(err.error.details?.map((d) => d.path)).toContain("idempotency-key");
+  });
+});
+
 describe("GET /v1/personalize/methods and /offers through a checkout session", () => {
   it("gives the publishable key the same personal order the secret key gets for that customer, decision_id included", async () => {
     const s = await openSession(shop, { customer_id: "cus_paypal" });

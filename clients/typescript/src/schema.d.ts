@@ -4254,6 +4254,8 @@ export interface operations {
                 api_key?: string;
             };
             header?: {
+                /** @description Makes the create safe to retry: the same request under the same key answers the same live session (same id and client_secret, header Idempotent-Replayed: true); other content under the key opens another session */
+                "idempotency-key"?: string;
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
                  * @example order-42-methods
@@ -4269,7 +4271,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The session; its client_secret is shown only here */
+            /** @description The session; its client_secret is shown only here (and to a retry under the same Idempotency-Key) */
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
