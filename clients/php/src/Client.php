@@ -110,9 +110,14 @@ final class Client
      *
      * @param array<string, mixed> $session customer_id, and optional amount, currency, country, device_type, expires_in
      */
-    public function createCheckoutSession(array $session): array
+    /**
+     * Opens a checkout session. An Idempotency-Key, generated here unless given, goes with every
+     * retry, so a retry answers the same session instead of opening a second one.
+     */
+    public function createCheckoutSession(array $session, ?string $idempotencyKey = null): array
     {
-        return $this->request('POST', '/v1/checkout/sessions', null, $session);
+        $key = $idempotencyKey ?? self::newIdempotencyKey('cs');
+        return $this->request('POST', '/v1/checkout/sessions', null, $session, ['Idempotency-Key' => $key]);
     }
 
     /** Starts the deletion (202); the data is purged after the grace period. */

@@ -134,6 +134,12 @@ test('live: checkout session', function (): void {
     assertTrue(str_starts_with($s['id'], 'cs_'), 'session id');
     assertTrue(str_starts_with($s['client_secret'], $s['id'] . '_secret_'), 'client secret');
     assertSame([env('TAP2_MERCHANT_ID'), 9900, 'USD'], [$s['merchant_id'], $s['amount'], $s['currency']]);
+    // The same request under the same Idempotency-Key answers the same session.
+    $key = 'cs_retry_' . customer('checkout');
+    $once = secretClient()->createCheckoutSession(['customer_id' => customer('checkout'), 'amount' => 9900, 'currency' => 'USD'], $key);
+    $again = secretClient()->createCheckoutSession(['customer_id' => customer('checkout'), 'amount' => 9900, 'currency' => 'USD'], $key);
+    assertSame($once, $again);
+    assertTrue($once['id'] !== $s['id'], 'a keyed session is another session');
 
     // The checkout page's side: the publishable key reads the order through the session's secret.
     $pk = new Client(env('TAP2_PUBLISHABLE_KEY'), env('TAP2_BASE_URL'));

@@ -160,8 +160,11 @@ class Client:
         device_type: Optional[str] = None,
         expires_in: Optional[int] = None,
         merchant_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
     ) -> CheckoutSession:
-        """Opens a checkout session; hand its ``client_secret`` to the checkout page (secret key)."""
+        """Opens a checkout session; hand its ``client_secret`` to the checkout page (secret key).
+        An Idempotency-Key, generated here unless given, goes with every retry, so a retry answers
+        the same session instead of opening a second one."""
         body = _drop_none(
             {
                 "customer_id": customer_id,
@@ -173,7 +176,8 @@ class Client:
                 "expires_in": expires_in,
             }
         )
-        return cast(CheckoutSession, self._request("POST", "/v1/checkout/sessions", body=body))
+        key = idempotency_key or new_idempotency_key("cs")
+        return cast(CheckoutSession, self._request("POST", "/v1/checkout/sessions", body=body, headers={"Idempotency-Key": key}))
 
     # ── customer data rights ───────────────────────────────────────────────────────────────
 

@@ -127,6 +127,12 @@ class LiveTest(unittest.TestCase):
         self.assertTrue(session["id"].startswith("cs_"))
         self.assertTrue(session["client_secret"].startswith(session["id"] + "_secret_"))
         self.assertEqual((session["merchant_id"], session["amount"], session["currency"]), (env("TAP2_MERCHANT_ID"), 9900, "USD"))
+        # The same request under the same Idempotency-Key answers the same session.
+        key = "cs_retry_" + customer("checkout")
+        once = self.sk.create_checkout_session(customer("checkout"), amount=9900, currency="USD", idempotency_key=key)
+        again = self.sk.create_checkout_session(customer("checkout"), amount=9900, currency="USD", idempotency_key=key)
+        self.assertEqual(again, once)
+        self.assertNotEqual(once["id"], session["id"])
 
         # The checkout page's side: the publishable key reads the order through the session's secret.
         pk = Client(env("TAP2_PUBLISHABLE_KEY"), self.base_url)

@@ -122,9 +122,14 @@ export class Tap2Client {
     return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query: { customer_id: customerId } } }));
   }
 
-  /** Opens a checkout session; hand its `client_secret` to the checkout page (POST /v1/checkout/sessions). */
-  createCheckoutSession(session: CheckoutSessionCreate): Promise<CheckoutSession> {
-    return this.call(() => this.raw.POST("/v1/checkout/sessions", { body: session }));
+  /**
+   * Opens a checkout session; hand its `client_secret` to the checkout page (POST /v1/checkout/sessions).
+   * An Idempotency-Key, generated here unless given, goes with every retry, so a retry answers the
+   * same session instead of opening a second one.
+   */
+  createCheckoutSession(session: CheckoutSessionCreate, options: { idempotencyKey?: string } = {}): Promise<CheckoutSession> {
+    const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("cs");
+    return this.call(() => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey } }));
   }
 
   /** Starts the customer's deletion; purged after the grace period (DELETE /v1/personalize/customers/{id}, 202). */

@@ -122,6 +122,12 @@ describe("TypeScript client against the local worker", () => {
     expect(s.id).toMatch(/^cs_/);
     expect(s.client_secret.startsWith(`${s.id}_secret_`)).toBe(true);
     expect(s).toMatchObject({ merchant_id: env("TAP2_MERCHANT_ID"), amount: 9900, currency: "USD" });
+    // The same request under the same Idempotency-Key answers the same session.
+    const key = `cs_retry_${customer("checkout")}`;
+    const once = await sk.createCheckoutSession({ customer_id: customer("checkout"), amount: 9900, currency: "USD" }, { idempotencyKey: key });
+    const again = await sk.createCheckoutSession({ customer_id: customer("checkout"), amount: 9900, currency: "USD" }, { idempotencyKey: key });
+    expect(again).toEqual(once);
+    expect(once.id).not.toBe(s.id);
 
     // The checkout page's side: the publishable key reads the order through the session's secret.
     const pk = new Tap2Client({ apiKey: env("TAP2_PUBLISHABLE_KEY"), baseUrl });
