@@ -4,6 +4,7 @@ import { customerRef } from "../crypto/pseudonym";
 import type { App } from "../env";
 import { ApiError } from "../errors";
 import { errorText } from "../log";
+import { contentFingerprint } from "../fingerprint";
 import { logField } from "../middleware/logger";
 import { CheckoutSession, CheckoutSessionCreate, CheckoutSessionCreateQuery, IdempotencyKeyHeader, SESSION_TTL } from "../schemas/checkout";
 import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
@@ -27,12 +28,6 @@ const route = createRoute({
   },
 });
 
-/** The request as sent, in one text form (fields in name order; merchant_id left out: it is the key's). */
-function sessionFingerprint(body: CheckoutSessionCreate): string {
-  const fields: Record<string, unknown> = { ...body, merchant_id: undefined };
-  return JSON.stringify(Object.keys(fields).sort().filter((k) => fields[k] !== undefined).map((k) => [k, fields[k]]));
-}
-
 export function registerCheckoutRoutes(app: App): void {
   app.openapi(route, async (c) => {
     const body = c.req.valid("json");
@@ -51,7 +46,7 @@ export function registerCheckoutRoutes(app: App): void {
         deviceType: body.device_type,
         expiresInSeconds: body.expires_in ?? SESSION_TTL.default,
         nowMs: Date.now(),
-      }, idempotencyKey === undefined ? undefined : { signingKey: c.env.SIGNING_KEY, idempotencyKey, fingerprint: sessionFingerprint(body) });
+      }, idempotencyKey === undefined ? undefined : { signingKey: c.env.SIGNING_KEY, idempotencyKey, fingerprint: contentFingerprint(body) });
     } catch (err) {
       // Without the KV write the page could not read the session: the backend must hear it and retry.
       logField(c, "kv_error", errorText(err));

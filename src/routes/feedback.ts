@@ -5,6 +5,7 @@ import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError, type ErrorDetail, validationError } from "../errors";
 import { errorText } from "../log";
+import { contentFingerprint } from "../fingerprint";
 import { logField } from "../middleware/logger";
 import { RAW_ANALYTICS_DAYS } from "../analytics/retention";
 import { customerTag, verifyDecision } from "../personalization/decision";
@@ -108,14 +109,9 @@ async function toMessage(c: Ctx, event: FeedbackEvent, eventId: string, received
 /** A random id when the client gave none: such an event is not deduplicated across client retries. */
 const assignedEventId = () => "evt_" + randomToken(16);
 
-/**
- * What a client sent for one event, in one text form: its fields in name order, occurred_at as an
- * instant, merchant_id left out (given or not, it is the key's merchant).
- */
+/** What a client sent for one event, in one text form (occurred_at as an instant). */
 function eventFingerprint(event: FeedbackEvent): string {
-  const fields: Record<string, unknown> = { ...event, merchant_id: undefined };
-  if (event.occurred_at !== undefined) fields.occurred_at = new Date(event.occurred_at).toISOString();
-  return JSON.stringify(Object.keys(fields).sort().filter((k) => fields[k] !== undefined).map((k) => [k, fields[k]]));
+  return contentFingerprint({ ...event, occurred_at: event.occurred_at === undefined ? undefined : new Date(event.occurred_at).toISOString() });
 }
 
 /**
