@@ -12,8 +12,8 @@ const EXPOSE_HEADERS = "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, Rate
  * CORS per merchant `allowed_origins`, exact match only (never a reflected wildcard).
  * A preflight carries no key, so it is allowed when the merchant it names (api_key or merchant_id
  * in the query) allows the origin, or, naming none, when some merchant does; the real request is
- * then checked against the key's own merchant. An answer without a merchant (no key, or an unknown
- * or revoked one) follows the keyless preflight's rule.
+ * then checked against the key's own merchant. A 401 for a missing, unknown or revoked key follows
+ * the keyless preflight's rule; no other answer without a merchant gets CORS headers.
  */
 export function cors(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -39,15 +39,20 @@ export function cors(): MiddlewareHandler<AppEnv> {
     await next();
     c.res.headers.append("Vary", "Origin");
     const merchant = c.get("merchant");
-    // With a key's merchant, its own list decides. Without one (no key, or one that is unknown or
-    // revoked: the answer is an error that names no merchant's data) the rule of a keyless preflight
-    // does, so a checkout page on an origin some merchant allows can read why its call failed
-    // (401 INVALID_API_KEY) instead of seeing a CORS failure.
-    if (merchant ? merchant.allowed_origins.includes(origin) : await someMerchantAllows(c, origin)) {
+    // With a key's merchant, its own list decides. A merchant route's 401 for a missing, unknown or
+    // revoked key names no merchant's data: the rule of a keyless preflight decides it, so a checkout
+    // page on an origin some merchant allows can read why its call failed instead of seeing a CORS
+    // failure. Nothing else without a merchant (admin, health, demo) is ever readable cross-origin.
+    if (merchant ? merchant.allowed_origins.includes(origin) : keyRefused(c) && (await someMerchantAllows(c, origin))) {
       c.res.headers.set("Access-Control-Allow-Origin", origin);
       c.res.headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
     }
   };
+}
+
+/** A merchant route's 401 for the API key: its challenge names realm "tap2" (not the admin token's, not a client secret's). */
+function keyRefused(c: Context<AppEnv>): boolean {
+  return c.res.status === 401 && !c.req.path.startsWith("/v1/admin") && /^Bearer realm="tap2"(,|$)/.test(c.res.headers.get("WWW-Authenticate") ?? "");
 }
 
 async function someMerchantAllows(c: Context<AppEnv>, origin: string): Promise<boolean> {

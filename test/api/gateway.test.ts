@@ -323,6 +323,16 @@ describe("CORS", () => {
       expect(stranger.status).toBe(401);
       expect(stranger.headers.get("Access-Control-Allow-Origin")).toBeNull();
     }
+    // No other answer without a merchant is readable cross-origin: admin answers, health, a bad admin token.
+    for (const res of [
+      await admin("/v1/admin/merchants", { headers: { Origin: "https://readable-401.example" } }),
+      await admin(`/v1/admin/merchants/${shop.merchantId}/keys`, { headers: { Origin: "https://readable-401.example" } }),
+      await SELF.fetch(`${BASE}/v1/admin/merchants`, { headers: { Origin: "https://readable-401.example", Authorization: "Bearer wrong" } }),
+      await SELF.fetch(`${BASE}/health`, { headers: { Origin: "https://readable-401.example" } }),
+    ]) {
+      await res.arrayBuffer();
+      expect(res.headers.get("Access-Control-Allow-Origin"), res.url).toBeNull();
+    }
     // A valid key from an origin its own merchant does not allow stays unreadable, whoever else allows it.
     const other = await createMerchant({ allowed_origins: ["https://elsewhere.example"] });
     const refused = await api(other.publishableKey, "/v1/personalize/methods", { headers: { Origin: "https://readable-401.example" } });
