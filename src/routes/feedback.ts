@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { randomToken, sha256Hex } from "../crypto/hash";
+import { hmacSha256, randomToken } from "../crypto/hash";
+import { toHex } from "../crypto/encoding";
 import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError, type ErrorDetail, validationError } from "../errors";
@@ -122,7 +123,7 @@ function eventFingerprint(event: FeedbackEvent): string {
  * dropped (an id derived from the key and the index would be: [A, B], then [C, A, B] under the same
  * key, lost C and stored B twice).
  */
-async function derivedEventIds(key: string, events: FeedbackEvent[]): Promise<(string | undefined)[]> {
+async function derivedEventIds(piiKey: string, key: string, events: FeedbackEvent[]): Promise<(string | undefined)[]> {
   const repeats = new Map<string, number>();
   return Promise.all(
     events.map(async (event) => {
@@ -130,7 +131,9 @@ async function derivedEventIds(key: string, events: FeedbackEvent[]): Promise<(s
       const fingerprint = eventFingerprint(event);
       const n = repeats.get(fingerprint) ?? 0;
       repeats.set(fingerprint, n + 1);
-      return "idk_" + (await sha256Hex(`${key}\n${n}\n${fingerprint}`)).slice(0, 32);
+      // Keyed (HMAC under PII_KEY): the content holds the raw customer id, and a plain hash of it,
+      // stored as the event id, could be recomputed from guessed ids (docs/data-rights.md).
+      return "idk_" + toHex(await hmacSha256(piiKey, `feedback-batch-event:${key}\n${n}\n${fingerprint}`)).slice(0, 32);
     }),
   );
 }
@@ -193,7 +196,7 @@ export function registerFeedbackRoutes(app: App): void {
     const headerKey = c.req.valid("header")["idempotency-key"];
     const receivedAt = new Date().toISOString();
     const details: ErrorDetail[] = [];
-    const derived = headerKey !== undefined ? await derivedEventIds(headerKey, events) : [];
+    const derived = headerKey !== undefined ? await derivedEventIds(c.env.PII_KEY, headerKey, events) : [];
     const messages = await Promise.all(
       events.map(async (event, i) => {
         const eventId = event.event_id ?? derived[i] ?? assignedEventId();

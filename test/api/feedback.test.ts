@@ -1,7 +1,11 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { toHex } from "../../src/crypto/encoding";
+import { hmacSha256, sha256Hex } from "../../src/crypto/hash";
 import { customerRef } from "../../src/crypto/pseudonym";
+import { contentFingerprint } from "../../src/fingerprint";
 import { signDecision } from "../../src/personalization/decision";
+import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { type Profile, profileKey } from "../../src/storage/profile";
 import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
@@ -336,6 +340,20 @@ describe("POST /v1/personalize/feedback/batch", () => {
     const stored = await env.DB.prepare("SELECT amount FROM usage_events WHERE merchant_id = ? ORDER BY amount").bind(m.merchantId).all<{ amount: number }>();
     expect(stored.results.map((r) => r.amount)).toEqual([1000, 2000, 3000]);
     expect(rows.every((r) => r.event_id.startsWith("idk_"))).toBe(true);
+  });
+
+  it("an id derived from the Idempotency-Key is keyed (HMAC under PII_KEY): the raw customer id in the content cannot be recomputed from it", async () => {
+    const m = await createMerchant();
+    const send = vi.spyOn(env.FEEDBACK_QUEUE, "send").mockResolvedValue(undefined as never); // one event: send, not sendBatch
+    const ev = { customer_id: "alice@example.com", method_id: "visa", amount: 2500, currency: "EUR" };
+    expect((await post(BATCH, { events: [ev] }, { "Idempotency-Key": "order_1" }, m.secretKey)).status).toBe(202);
+    const sent = (send.mock.calls[0]![0] as FeedbackMessage).event_id;
+    const fingerprint = contentFingerprint(ev);
+    const unkeyed = "idk_" + (await sha256Hex(`order_1\n0\n${fingerprint}`)).slice(0, 32);
+    const keyed = "idk_" + toHex(await hmacSha256(env.PII_KEY, `feedback-batch-event:order_1\n0\n${fingerprint}`)).slice(0, 32);
+    expect(sent).not.toBe(unkeyed);
+    expect(sent).toBe(keyed);
+    expect(sent).not.toContain("alice");
   });
 
   it("both routes are documented in the OpenAPI document", async () => {
