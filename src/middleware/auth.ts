@@ -19,19 +19,21 @@ export const routedMethod = (method: string): string => (method === "HEAD" ? "GE
 
 /**
  * The key a request presents: X-API-Key, `Authorization: Bearer <key>` (or a bare key there), or
- * `?api_key=`. Several places may carry one, but the keys among them must agree: two different keys
- * in one request are refused, never settled by an order the client cannot see. What is not shaped
- * like a key of ours (Basic credentials or a gateway's token in Authorization) stands aside for one
- * that is; with no key beside it, it is presented as it is and fails as an invalid key.
+ * `?api_key=`. Several places may carry one, but they must agree: two different values are refused
+ * (401), never settled by an order the client cannot see, and a malformed one beside a good one is
+ * not ignored. Only an Authorization header that holds no key of ours (Basic credentials for a
+ * proxy, a gateway's token: not `tp2_`-prefixed) stands aside for a key sent elsewhere; with no key
+ * beside it, it is presented as it is and fails as an invalid key.
  */
 function presentedKey(c: Context<AppEnv>): string | undefined {
   const authz = c.req.header("Authorization")?.trim();
-  const candidates = [c.req.header("X-API-Key")?.trim(), authz ? (/^Bearer\s+(\S+)$/i.exec(authz)?.[1] ?? authz) : undefined, c.req.query("api_key")].filter(
-    (k): k is string => !!k,
-  );
-  const keys = new Set(candidates.filter((k) => KEY_PATTERN.test(k)));
-  if (keys.size > 1) throw new ApiError("INVALID_API_KEY", "Two different API keys were presented (X-API-Key, Authorization, api_key); send one");
-  return [...keys][0] ?? candidates[0];
+  const bearer = authz ? (/^Bearer\s+(\S+)$/i.exec(authz)?.[1] ?? authz) : undefined;
+  const header = c.req.header("X-API-Key")?.trim();
+  const query = c.req.query("api_key");
+  const ours = bearer !== undefined && (bearer.startsWith("tp2_") || (!header && !query));
+  const presented = [header, ours ? bearer : undefined, query].filter((k): k is string => !!k);
+  if (new Set(presented).size > 1) throw new ApiError("INVALID_API_KEY", "Two different API keys were presented (X-API-Key, Authorization, api_key); send one");
+  return presented[0];
 }
 
 /**

@@ -58,6 +58,11 @@ describe("API keys", () => {
     }
     await expectError(await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${b.secretKey}`, { headers: { "X-API-Key": a.secretKey } }), 401, "INVALID_API_KEY");
     expect((await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}`, { headers: { "X-API-Key": a.secretKey, Authorization: `Bearer ${a.secretKey}` } })).status).toBe(200);
+    // A malformed key beside a good one is not ignored: X-API-Key, a tp2_ Bearer, two X-API-Key headers joined.
+    const malformed: Record<string, string>[] = [{ "X-API-Key": "tp2_sk_short" }, { Authorization: "Bearer tp2_sk_short" }, { "X-API-Key": `${a.secretKey}, ${b.secretKey}` }];
+    for (const headers of malformed) {
+      await expectError(await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}`, { headers }), 401, "INVALID_API_KEY");
+    }
   });
 
   it("keys carry at least 128 bits of randomness and the right prefixes", async () => {
