@@ -41,15 +41,18 @@ const toLetter = (r: Row): DeadLetter => ({ ...r, truncated: r.truncated === 1 }
 
 /**
  * A letter of a customer erased (purged) at or after its data was accepted: like an event still on
- * the queue at the purge (src/storage/events.ts), it must not outlive the erasure. One whose body
- * names no time goes with any purge of its customer. (A letter naming no valid merchant is no
+ * the queue at the purge (src/storage/events.ts), it must not outlive the erasure. The purge is the
+ * tombstone's, or, while a new deletion reopened it (migration 0017), the one it keeps in
+ * reopened_from: a restore puts that tombstone back. One whose body names no time goes with any
+ * purge of its customer. (A letter naming no valid merchant is no
  * consumer's: they ack such bodies as poison. It is stored, and a later purge at any merchant takes
  * it, below; checking it here would scan every tombstone, which have no index by customer alone.)
  */
 const ERASED_LETTER = (merchant: string, ref: string, madeAt: string) => `EXISTS (
-  SELECT 1 FROM customer_deletions AS d
-  WHERE d.merchant_id = ${merchant} AND d.customer_ref = ${ref}
-    AND d.status = 'purged' AND d.purged_at >= coalesce(${madeAt}, d.purged_at))`;
+  SELECT 1 FROM (
+    SELECT CASE d.status WHEN 'purged' THEN d.purged_at ELSE d.reopened_from ->> 'purged_at' END AS last_purge
+    FROM customer_deletions AS d WHERE d.merchant_id = ${merchant} AND d.customer_ref = ${ref}
+  ) WHERE last_purge >= coalesce(${madeAt}, last_purge))`;
 
 /**
  * Stores a delivery's letters with ONE D1 batch: a message id seen before is skipped, and so is the

@@ -389,6 +389,22 @@ describe("data lifecycle", () => {
     expect(exported.undelivered_messages).toHaveLength(1); // only the payment made after the purge
   });
 
+  it("a letter with data from before the purge, arriving while a new deletion reopened the tombstone, is not stored either (a restore would keep it)", async () => {
+    const cid = "cus_dl_reopened";
+    const ref = await customerRef(env.PII_KEY, cid);
+    const before = await feedback(cid);
+    const path = `/v1/personalize/customers/${cid}`;
+    const { purge_after } = await (await api(shop.secretKey, path, { method: "DELETE" })).json<{ purge_after: string }>();
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.parse(purge_after), cron: DATA_LIFECYCLE_CRON }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect((await api(shop.secretKey, path, { method: "DELETE" })).status).toBe(202);
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    expect((await deliver(FEEDBACK_DLQ, [before])).result.explicitAcks).toHaveLength(1);
+    expect((await api(shop.secretKey, `${path}/restore`, { method: "POST" })).status).toBe(200);
+    expect(await rows("customer_ref = ?", ref)).toEqual([]);
+  });
+
   it("retention deletes dead letters older than the raw-event window (90 days), keeps younger ones", async () => {
     const [old, young] = await seedLetters(FEEDBACK_DLQ, [{ v: 1 }, { v: 2 }]);
     const now = Date.now();
