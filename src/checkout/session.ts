@@ -33,8 +33,14 @@ export interface IdempotentOpen {
   fingerprint: string;
 }
 
-async function derivedSession(merchantId: string, idem: IdempotentOpen): Promise<{ id: string; clientSecret: string }> {
-  const mac = await hmacSha256(idem.signingKey, `checkout-session:${merchantId}\n${idem.idempotencyKey}\n${idem.fingerprint}`);
+/** How long a key's session is remembered (its KV entry is kept this long past expiry) and the bucket its derivation names. */
+const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+
+async function derivedSession(merchantId: string, idem: IdempotentOpen, nowMs: number): Promise<{ id: string; clientSecret: string }> {
+  // The UTC day is part of it: a retry within the day finds the session it opened (expired or not);
+  // a later one opens a new session, never brings back a secret that expired.
+  const day = Math.floor(nowMs / IDEMPOTENCY_WINDOW_MS);
+  const mac = await hmacSha256(idem.signingKey, `checkout-session:${merchantId}\n${day}\n${idem.idempotencyKey}\n${idem.fingerprint}`);
   const id = "cs_" + toHex(mac.slice(0, 12));
   const secretMac = await hmacSha256(idem.signingKey, `checkout-session-secret:${id}`);
   return { id, clientSecret: `${id}_secret_${toBase64Url(secretMac.slice(0, 24))}` };
@@ -42,16 +48,17 @@ async function derivedSession(merchantId: string, idem: IdempotentOpen): Promise
 
 /**
  * Opens a session; the plain client secret exists only in the return value. With an Idempotency-Key
- * a live session already opened by the same request is answered as it was (its expires_at), not
- * opened again.
+ * a session already opened by the same request the same UTC day is answered as it was (its
+ * expires_at, even past), not opened again.
  */
 export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?: IdempotentOpen): Promise<{ id: string; clientSecret: string; session: StoredSession; replayed: boolean }> {
   let id: string;
   let clientSecret: string;
   if (idem) {
-    ({ id, clientSecret } = await derivedSession(s.merchantId, idem));
+    ({ id, clientSecret } = await derivedSession(s.merchantId, idem, s.nowMs));
+    // Answered as it was, also once expired (its secret stays refused: verifyClientSecret reads expires_at).
     const existing = await readSession(kv, id);
-    if (existing && Date.parse(existing.expires_at) > s.nowMs) return { id, clientSecret, session: existing, replayed: true };
+    if (existing) return { id, clientSecret, session: existing, replayed: true };
   } else {
     id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
     clientSecret = `${id}_secret_${randomToken(24)}`;
@@ -66,7 +73,8 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
     expires_at: new Date(s.nowMs + s.expiresInSeconds * 1000).toISOString(),
     secret_hash: await sha256Hex(clientSecret),
   };
-  await writeSession(kv, id, session, s.expiresInSeconds);
+  // A key's session outlives its expiry in KV until its day is over, so a late retry is answered, not reopened.
+  await writeSession(kv, id, session, idem ? Math.max(s.expiresInSeconds, (2 * IDEMPOTENCY_WINDOW_MS) / 1000) : s.expiresInSeconds);
   return { id, clientSecret, session, replayed: false };
 }
 

@@ -1,5 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { openCheckoutSession } from "../../src/checkout/session";
 import { sha256Hex } from "../../src/crypto/hash";
 import worker from "../../src/index";
 import { verifyDecision } from "../../src/personalization/decision";
@@ -172,6 +173,30 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
       (await (await create(shop, body)).json<SessionJson>()).id,
     ];
     expect(new Set([base.id, ...ids]).size).toBe(6);
+  });
+
+  it("a retry after the session expired is answered as it was (expired) and its secret stays refused; the next UTC day opens a new session", async () => {
+    const body = { customer_id: "cus_idem_expired", expires_in: 60 };
+    const first = await (await create(shop, body, "k_expired")).json<SessionJson>();
+    // Expire it (KV keeps a keyed session's entry for the rest of the idempotency window).
+    const key = `session:${first.id}`;
+    const stored = (await env.CACHE.get<Record<string, unknown>>(key, "json"))!;
+    await env.CACHE.put(key, JSON.stringify({ ...stored, expires_at: new Date(Date.now() - 1000).toISOString() }));
+    const retry = await create(shop, body, "k_expired");
+    expect(retry.headers.get("Idempotent-Replayed")).toBe("true");
+    const again = await retry.json<SessionJson>();
+    expect(again.id).toBe(first.id);
+    expect(Date.parse(again.expires_at)).toBeLessThan(Date.now());
+    await expectError(await browser(shop, `/v1/personalize/methods?${qs({ client_secret: first.client_secret })}`), 401, "INVALID_CLIENT_SECRET");
+
+    const idem = { signingKey: env.SIGNING_KEY, idempotencyKey: "k_days", fingerprint: "{}" };
+    const s = { merchantId: shop.merchantId, customerRef: "ref_days", expiresInSeconds: 60 };
+    const today = await openCheckoutSession(env.CACHE, { ...s, nowMs: Date.UTC(2026, 11, 3, 23, 59) }, idem);
+    const sameDay = await openCheckoutSession(env.CACHE, { ...s, nowMs: Date.UTC(2026, 11, 3, 23, 59, 30) }, idem);
+    const nextDay = await openCheckoutSession(env.CACHE, { ...s, nowMs: Date.UTC(2026, 11, 4, 0, 0, 1) }, idem);
+    expect(sameDay).toMatchObject({ id: today.id, replayed: true });
+    expect(nextDay.id).not.toBe(today.id);
+    expect(nextDay.clientSecret).not.toBe(today.clientSecret);
   });
 
   it("an Idempotency-Key of more than 128 characters is a 400", async () => {

@@ -4254,7 +4254,7 @@ export interface operations {
                 api_key?: string;
             };
             header?: {
-                /** @description Makes the create safe to retry: the same request under the same key answers the same live session (same id and client_secret, header Idempotent-Replayed: true); other content under the key opens another session */
+                /** @description Makes the create safe to retry: the same request under the same key, the same UTC day, answers the same session as it was (same id, client_secret and expires_at; header Idempotent-Replayed: true); other content under the key opens another session */
                 "idempotency-key"?: string;
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
