@@ -199,6 +199,12 @@ final class Client
             $url .= '?' . $queryString;
         }
         $headers = ['X-API-Key' => $this->apiKey, 'Accept' => 'application/json', 'User-Agent' => 'tap2-personalize-php/' . self::VERSION] + $headers;
+        foreach ($headers as $name => $value) {
+            // A line break in a value (a caller's Idempotency-Key, say) would start another header line.
+            if (strpbrk($value, "\r\n\0") !== false) {
+                throw new \InvalidArgumentException("The $name header cannot hold a line break or NUL");
+            }
+        }
         $payload = null;
         if ($body !== null) {
             $payload = json_encode($body, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);

@@ -126,3 +126,19 @@ test('Retry-After parsing and backoff math', function (): void {
     assertSame(1.6, Client::retryDelay(3, null, 0.2, 1.0));
     assertSame(1.5, Client::retryDelay(5, 1.5, 0.2));
 });
+
+test('a header value with a line break (a caller\'s Idempotency-Key) is refused before anything is sent', function (): void {
+    $t = new ScriptedTransport([]);
+    $sleeps = [];
+    $client = scriptedClient($t, $sleeps);
+    foreach (["order-1\r\nX-API-Key: tp2_sk_other", "order-1\nx", "order\0"] as $key) {
+        $refused = false;
+        try {
+            $client->sendFeedbackBatch([['customer_id' => 'c', 'method_id' => 'visa']], $key);
+        } catch (\InvalidArgumentException) {
+            $refused = true;
+        }
+        assertTrue($refused, 'refused: ' . json_encode($key));
+    }
+    assertSame([], $t->sent);
+});

@@ -1,5 +1,6 @@
 """HTTP with the standard library: one attempt per call, retries of 429/503 around it."""
 
+import http.client
 import json
 import random
 import socket
@@ -25,21 +26,47 @@ Transport = Callable[[str, str, Dict[str, str], Optional[bytes], float], RawResp
 
 
 def urllib_transport(method: str, url: str, headers: Dict[str, str], body: Optional[bytes], timeout: float) -> RawResponse:
+    """One attempt, bounded by ``timeout`` as a whole (connect, headers and the whole body: urllib's
+    own timeout bounds each socket read, so a body that trickles in could take any time)."""
+    deadline = time.monotonic() + timeout
     request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return RawResponse(response.status, _lower(response.headers), response.read())
-    except urllib.error.HTTPError as err:  # a non-2xx answer is still an answer
-        with err:
-            return RawResponse(err.code, _lower(err.headers), err.read())
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as err:  # a non-2xx answer is still an answer
+            response = err
+        with response:
+            status = response.status if not isinstance(response, urllib.error.HTTPError) else response.code
+            return RawResponse(status, _lower(response.headers), _read_body(response, deadline, timeout))
     except (socket.timeout, TimeoutError) as err:
         raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
     except urllib.error.URLError as err:
         if isinstance(err.reason, (socket.timeout, TimeoutError)):
             raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
         raise Tap2Error("NETWORK_ERROR", f"Request failed: {err.reason}") from err
-    except OSError as err:
-        raise Tap2Error("NETWORK_ERROR", f"Request failed: {err}") from err
+    except (OSError, http.client.HTTPException) as err:  # a cut connection, a truncated body (IncompleteRead)
+        raise Tap2Error("NETWORK_ERROR", f"Request failed: {err!r}") from err
+
+
+def _read_body(response: Any, deadline: float, timeout: float) -> bytes:
+    """The body in chunks as they come, the socket's timeout lowered to what is left of the attempt."""
+    raw = response if isinstance(response, http.client.HTTPResponse) else getattr(response, "fp", response)  # an HTTPError wraps it
+    read = getattr(raw, "read1", None) or raw.read
+    sock = getattr(getattr(getattr(raw, "fp", None), "raw", None), "_sock", None)
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Tap2Error("TIMEOUT", f"No answer within {timeout} s")
+        if sock is not None:
+            sock.settimeout(left)
+        chunk = read(65536)
+        if not chunk:
+            body = b"".join(chunks)
+            if getattr(raw, "length", None):  # Content-Length promised more: the connection was cut
+                raise http.client.IncompleteRead(body, raw.length)
+            return body
+        chunks.append(chunk)
 
 
 def _lower(headers: Any) -> Dict[str, str]:

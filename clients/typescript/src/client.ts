@@ -64,14 +64,14 @@ export class Tap2Client {
     this.raw = createClient<ApiPaths>({
       baseUrl: (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, ""),
       headers: { "X-API-Key": options.apiKey },
-      fetch: retryingFetch({
+      fetch: answerIsJson(retryingFetch({
         maxRetries: options.maxRetries ?? 2,
         timeoutMs: this.timeoutMs,
         baseDelayMs: options.retryBaseDelayMs ?? 250,
         maxRetryDelayMs: options.maxRetryDelayMs ?? 30_000,
         fetch: options.fetch ?? ((request) => globalThis.fetch(request)),
         sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
-      }),
+      })),
     });
   }
 
@@ -179,6 +179,26 @@ export class Tap2Client {
     if (!result.response.ok) throw Tap2Error.fromResponse(result.response, result.error);
     return result.data as T;
   }
+}
+
+/**
+ * A success whose body is not JSON is an answer, not a network failure: INVALID_RESPONSE with its
+ * status and request id (as the Python and PHP clients say), never NETWORK_ERROR with status 0.
+ */
+function answerIsJson(fetch: (request: Request) => Promise<Response>): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const response = await fetch(request);
+    if (!response.ok || response.status === 204) return response;
+    const text = await response.text();
+    if (text !== "") {
+      try {
+        JSON.parse(text);
+      } catch (err) {
+        throw new Tap2Error({ status: response.status, code: "INVALID_RESPONSE", message: "The answer is not JSON", requestId: response.headers.get("X-Request-Id"), cause: err });
+      }
+    }
+    return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
 }
 
 /** An idempotency key in the API's id charset ([A-Za-z0-9._:@-], at most 128). */

@@ -91,6 +91,14 @@ describe("retries (scripted server)", () => {
     await expect(client(down, []).getConsent("cus_1")).rejects.toMatchObject({ status: 0, code: "NETWORK_ERROR" });
   });
 
+  it("a success whose body is not JSON is INVALID_RESPONSE with its status and request id (an answer did arrive); JSON answers pass through", async () => {
+    const html = () => new Response("<html>maintenance</html>", { status: 200, headers: { "Content-Type": "text/html", "X-Request-Id": "req_html" } });
+    const { fetch } = scripted([html, json(200, { customer_id: "cus_1", entries: [], truncated: false })]);
+    const c = client(fetch, []);
+    await expect(c.getConsent("cus_1")).rejects.toMatchObject({ status: 200, code: "INVALID_RESPONSE", requestId: "req_html" });
+    expect(await c.getConsent("cus_1")).toMatchObject({ customer_id: "cus_1", entries: [] });
+  });
+
   it("computes jittered exponential delays, and Retry-After overrides them", () => {
     expect(retryDelayMs(0, null, 200, () => 0)).toBe(100);
     expect(retryDelayMs(3, null, 200, () => 1)).toBe(1600);

@@ -1,0 +1,72 @@
+"""The standard-library transport against a raw socket server (no worker needed): every failure is a
+Tap2Error, and the timeout bounds the whole attempt, body included (docs/clients.md)."""
+
+import socket
+import threading
+import time
+import unittest
+from typing import Callable
+
+from tap2_personalize import Client, Tap2Error
+
+
+def serve_once(handler: Callable[[socket.socket], None]) -> str:
+    """Listens on a free port, hands the first connection (its request read) to handler; the base URL."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def run() -> None:
+        conn, _ = srv.accept()
+        try:
+            conn.recv(65536)
+            handler(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            srv.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return f"http://127.0.0.1:{port}"
+
+
+def failure(base: str, timeout: float) -> Tap2Error:
+    try:
+        Client("tp2_sk_test", base, timeout=timeout, max_retries=0).get_consent("cus_1")
+    except Tap2Error as err:
+        return err
+    raise AssertionError("no Tap2Error")
+
+
+class TransportTest(unittest.TestCase):
+    def test_a_body_that_trickles_in_is_cut_at_the_attempts_timeout(self) -> None:
+        def trickle(conn: socket.socket) -> None:
+            body = b'{"customer_id":"c","entries":[]}' + b" " * 60
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+            for i in range(len(body)):  # ~4.6 s in all, never a second of silence
+                conn.sendall(body[i : i + 1])
+                time.sleep(0.05)
+
+        started = time.monotonic()
+        err = failure(serve_once(trickle), 1.0)
+        self.assertEqual((err.code, err.status), ("TIMEOUT", 0))
+        self.assertLess(time.monotonic() - started, 2.5)
+
+    def test_an_error_body_that_stalls_is_a_timeout(self) -> None:
+        def stall(conn: socket.socket) -> None:
+            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            time.sleep(2)
+
+        self.assertEqual(failure(serve_once(stall), 0.5).code, "TIMEOUT")
+
+    def test_a_body_cut_short_is_a_network_error(self) -> None:
+        def cut(conn: socket.socket) -> None:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"entries":')
+
+        self.assertEqual(failure(serve_once(cut), 2.0).code, "NETWORK_ERROR")
+
+
+if __name__ == "__main__":
+    unittest.main()
