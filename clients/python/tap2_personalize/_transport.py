@@ -25,6 +25,17 @@ class RawResponse(NamedTuple):
 Transport = Callable[[str, str, Dict[str, str], Optional[bytes], float], RawResponse]
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The API never redirects; a followed redirect would carry X-API-Key to whatever host it names.
+    The 3xx comes back as an HTTPError, i.e. as the answer it is."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:  # noqa: ARG002
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def urllib_transport(method: str, url: str, headers: Dict[str, str], body: Optional[bytes], timeout: float) -> RawResponse:
     """One attempt, bounded by ``timeout`` as a whole (connect, headers and the whole body: urllib's
     own timeout bounds each socket read, so a body that trickles in could take any time)."""
@@ -32,7 +43,7 @@ def urllib_transport(method: str, url: str, headers: Dict[str, str], body: Optio
     request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
         try:
-            response = urllib.request.urlopen(request, timeout=timeout)
+            response = _opener.open(request, timeout=timeout)
         except urllib.error.HTTPError as err:  # a non-2xx answer is still an answer
             response = err
         with response:

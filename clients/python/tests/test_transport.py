@@ -67,6 +67,23 @@ class TransportTest(unittest.TestCase):
 
         self.assertEqual(failure(serve_once(cut), 2.0).code, "NETWORK_ERROR")
 
+    def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(self) -> None:
+        seen = []
+
+        def elsewhere(conn: socket.socket) -> None:
+            seen.append("asked")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+        target = serve_once(elsewhere)
+
+        def redirect(conn: socket.socket) -> None:
+            conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: " + target.encode() + b"/steal\r\nContent-Length: 0\r\n\r\n")
+
+        err = failure(serve_once(redirect), 2.0)
+        self.assertEqual(err.status, 302)
+        time.sleep(0.2)
+        self.assertEqual(seen, [])
+
 
 if __name__ == "__main__":
     unittest.main()

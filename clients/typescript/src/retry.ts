@@ -43,7 +43,9 @@ export function retryingFetch(policy: RetryPolicy): (request: Request) => Promis
 async function attempt(request: Request, policy: RetryPolicy): Promise<Response> {
   const timeout = AbortSignal.timeout(policy.timeoutMs);
   try {
-    return await policy.fetch(new Request(request, { signal: AbortSignal.any([request.signal, timeout]) }));
+    // redirect "error": the API never redirects, and a followed redirect would carry X-API-Key to
+    // whatever host it names (fetch drops only Authorization on a cross-origin redirect).
+    return await policy.fetch(new Request(request, { signal: AbortSignal.any([request.signal, timeout]), redirect: "error" }));
   } catch (err) {
     throw transportError(err, timeout.aborted, policy.timeoutMs);
   }

@@ -99,6 +99,16 @@ describe("retries (scripted server)", () => {
     expect(await c.getConsent("cus_1")).toMatchObject({ customer_id: "cus_1", entries: [] });
   });
 
+  it("never follows a redirect (it would carry the key to another host): every attempt is sent with redirect \"error\"", async () => {
+    const modes: string[] = [];
+    const fetch = async (request: Request) => {
+      modes.push(request.redirect);
+      return json(503, errorBody("UNAVAILABLE"), { "Retry-After": "0" })();
+    };
+    await expect(client(fetch, [], { maxRetries: 1 }).getConsent("cus_1")).rejects.toMatchObject({ status: 503 });
+    expect(modes).toEqual(["error", "error"]);
+  });
+
   it("computes jittered exponential delays, and Retry-After overrides them", () => {
     expect(retryDelayMs(0, null, 200, () => 0)).toBe(100);
     expect(retryDelayMs(3, null, 200, () => 1)).toBe(1600);
