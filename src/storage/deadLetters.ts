@@ -1,4 +1,5 @@
 import type { CustomerTablePurge, RetentionRule } from "./deletions";
+import { purgedAtOrAfter } from "./events";
 
 /**
  * All SQL of the dead letters (migration 0007): messages the queue consumers gave up on, kept in D1
@@ -41,18 +42,14 @@ const toLetter = (r: Row): DeadLetter => ({ ...r, truncated: r.truncated === 1 }
 
 /**
  * A letter of a customer erased (purged) at or after its data was accepted: like an event still on
- * the queue at the purge (src/storage/events.ts), it must not outlive the erasure. The purge is the
- * tombstone's, or, while a new deletion reopened it (migration 0017), the one it keeps in
- * reopened_from: a restore puts that tombstone back. One whose body names no time goes with any
- * purge of its customer. (A letter naming no valid merchant is no
- * consumer's: they ack such bodies as poison. It is stored, and a later purge at any merchant takes
- * it, below; checking it here would scan every tombstone, which have no index by customer alone.)
+ * the queue at the purge, it must not outlive the erasure (purgedAtOrAfter, which also knows the
+ * purge a reopened tombstone keeps). One whose body names no time goes with any purge of its
+ * customer. (A letter naming no valid merchant is no consumer's: they ack such bodies as poison. It
+ * is stored, and a later purge at any merchant takes it, below; checking it here would scan every
+ * tombstone, which have no index by customer alone.)
  */
 const ERASED_LETTER = (merchant: string, ref: string, madeAt: string) => `EXISTS (
-  SELECT 1 FROM (
-    SELECT CASE d.status WHEN 'purged' THEN d.purged_at ELSE d.reopened_from ->> 'purged_at' END AS last_purge
-    FROM customer_deletions AS d WHERE d.merchant_id = ${merchant} AND d.customer_ref = ${ref}
-  ) WHERE last_purge >= coalesce(${madeAt}, last_purge))`;
+  SELECT 1 FROM customer_deletions WHERE merchant_id = ${merchant} AND customer_ref = ${ref} AND ${purgedAtOrAfter(`coalesce(${madeAt}, '')`)})`;
 
 /**
  * Stores a delivery's letters with ONE D1 batch: a message id seen before is skipped, and so is the

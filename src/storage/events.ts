@@ -34,9 +34,11 @@ export interface StoreOutcome {
 /**
  * A customer_deletions row that says its customer was erased at or after `time` (an SQL expression):
  * a row made before the purge but written after it (still queued at the purge) must not carry the
- * customer (API.md §3). Shared with the analytics writes (src/analytics/store.ts).
+ * customer (API.md §3). The purge is the tombstone's, or, while a new deletion request has reopened
+ * it (migration 0017), the one it keeps in reopened_from, which a restore puts back. Shared by every
+ * writer of customer rows: usage events here, analytics (src/analytics/store.ts), dead letters.
  */
-export const purgedAtOrAfter = (time: string) => `status = 'purged' AND purged_at >= ${time}`;
+export const purgedAtOrAfter = (time: string) => `(CASE status WHEN 'purged' THEN purged_at ELSE reopened_from ->> 'purged_at' END) >= ${time}`;
 
 /**
  * The customer had opted out of personalization at `time`: the last personalization entry of the
@@ -84,7 +86,7 @@ WITH ev (i, merchant_id, customer_ref, received_at) AS (
 )
 SELECT i,
   (SELECT status FROM customer_deletions AS d WHERE d.merchant_id = ev.merchant_id AND d.customer_ref = ev.customer_ref
-     AND (d.status = 'pending' OR d.purged_at >= ev.received_at)) AS deletion,
+     AND (d.status = 'pending' OR ${purgedAtOrAfter("ev.received_at")})) AS deletion,
   ${pendingAt("ev.merchant_id", "ev.customer_ref", "ev.received_at")} AS pending_then,
   EXISTS (SELECT 1 FROM preferences AS p WHERE p.merchant_id = ev.merchant_id AND p.customer_ref = ev.customer_ref AND p.personalization_enabled = 0)
     OR ${optedOutAt("ev.merchant_id", "ev.customer_ref", "ev.received_at")} AS opted_out

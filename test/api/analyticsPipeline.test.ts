@@ -270,6 +270,21 @@ describe("customer purge and retention", () => {
     expect(await countRows("analytics_offer_impressions", "impression_id = 'imp_in_flight' AND customer_ref IS NULL")).toBe(2);
   });
 
+  it("a decision made before the purge, consumed while a new deletion has reopened the tombstone, is stored without its pseudonym (a restore would keep it)", async () => {
+    const ref = await customerRef(env.PII_KEY, "in_flight_reopened");
+    const at = Date.now() - 60_000;
+    await env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)")
+      .bind(shop.merchantId, ref, new Date(at - 31 * DAY).toISOString(), new Date(at - DAY).toISOString()).run();
+    const before = await makeDecision(shop.merchantId, { customer: "in_flight_reopened", at, arm: null, fallback: "customer_deleted", ranked: ["visa"] });
+    expect((await purgeDueCustomers(env, new Date())).customers_purged).toBeGreaterThanOrEqual(1);
+    // The merchant asks again (the tombstone reopens), and the in-flight decision arrives now.
+    expect((await api(shop.secretKey, "/v1/personalize/customers/in_flight_reopened", { method: "DELETE" })).status).toBe(202);
+    await deliverAnalytics([before.message]);
+    expect((await api(shop.secretKey, "/v1/personalize/customers/in_flight_reopened/restore", { method: "POST" })).status).toBe(200);
+    expect(await countRows("analytics_decisions", "decision_key = ? AND customer_ref IS NULL", decisionKey(before.id))).toBe(1);
+    expect(await countRows("analytics_decisions", "customer_ref = ?", ref)).toBe(0);
+  });
+
   it("raw rows go after 90 days (from the start of that hour), rollups after 25 months, each strictly older than its window", async () => {
     const now = new Date();
     const raw = floorHour(now.getTime() - 90 * DAY);
