@@ -51,13 +51,18 @@ export class ApiError extends Error {
   }
 }
 
+const API_KEY_REALM = "tap2";
+
+/** A 401's challenge (WWW-Authenticate) that refused the API key: not the admin token, not a client secret. */
+export const challengesApiKey = (challenge: string | null): boolean => challenge !== null && new RegExp(`^Bearer realm="${API_KEY_REALM}"(,|$)`).test(challenge);
+
 /**
  * The challenge of a 401: the API key (or admin token) as a bearer credential, with RFC 6750's error
  * code when one was sent. A checkout session's client secret has a realm of its own, so a client
  * that reads the challenge does not take a bad session for a bad API key (the key was fine).
  */
 function challengeOf(code: ErrorCode): string {
-  const realm = code === "INVALID_ADMIN_TOKEN" ? "tap2-admin" : code === "INVALID_CLIENT_SECRET" ? "tap2-checkout-session" : "tap2";
+  const realm = code === "INVALID_ADMIN_TOKEN" ? "tap2-admin" : code === "INVALID_CLIENT_SECRET" ? "tap2-checkout-session" : API_KEY_REALM;
   return code === "MISSING_API_KEY" ? `Bearer realm="${realm}"` : `Bearer realm="${realm}", error="invalid_token"`;
 }
 

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
+import { challengesApiKey } from "../errors";
 import { MerchantId } from "../schemas/common";
 import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
 import { merchantsAllowingOrigin, readMerchant } from "../storage/merchants";
@@ -50,9 +51,9 @@ export function cors(): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** A merchant route's 401 for the API key: its challenge names realm "tap2" (not the admin token's, not a client secret's). */
+/** A merchant route's 401 for the API key (its challenge says so: src/errors.ts). */
 function keyRefused(c: Context<AppEnv>): boolean {
-  return c.res.status === 401 && !c.req.path.startsWith("/v1/admin") && /^Bearer realm="tap2"(,|$)/.test(c.res.headers.get("WWW-Authenticate") ?? "");
+  return c.res.status === 401 && !c.req.path.startsWith("/v1/admin") && challengesApiKey(c.res.headers.get("WWW-Authenticate"));
 }
 
 async function someMerchantAllows(c: Context<AppEnv>, origin: string): Promise<boolean> {
