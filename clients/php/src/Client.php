@@ -84,9 +84,10 @@ final class Client
         return ['accepted' => (int) $data['accepted'], 'idempotency_key' => $key];
     }
 
-    public function getPreferences(string $customerId): array
+    /** $merchantId, on every call that takes only a customer id: API.md §1, the key's own or omitted (another is 403). */
+    public function getPreferences(string $customerId, ?string $merchantId = null): array
     {
-        return $this->request('GET', '/v1/personalize/preferences', ['customer_id' => $customerId]);
+        return $this->request('GET', '/v1/personalize/preferences', ['customer_id' => $customerId, 'merchant_id' => $merchantId]);
     }
 
     /**
@@ -100,19 +101,17 @@ final class Client
         return $this->request('PUT', '/v1/personalize/preferences', null, $update);
     }
 
-    public function getConsent(string $customerId): array
+    public function getConsent(string $customerId, ?string $merchantId = null): array
     {
-        return $this->request('GET', '/v1/personalize/consent', ['customer_id' => $customerId]);
+        return $this->request('GET', '/v1/personalize/consent', ['customer_id' => $customerId, 'merchant_id' => $merchantId]);
     }
 
     /**
-     * Opens a checkout session; hand its client_secret to the checkout page (secret key).
+     * Opens a checkout session; hand its client_secret to the checkout page (secret key). An
+     * Idempotency-Key, generated here unless given, goes with every retry, so a retry answers the
+     * same session instead of opening a second one.
      *
      * @param array<string, mixed> $session customer_id, and optional amount, currency, country, device_type, expires_in
-     */
-    /**
-     * Opens a checkout session. An Idempotency-Key, generated here unless given, goes with every
-     * retry, so a retry answers the same session instead of opening a second one.
      */
     public function createCheckoutSession(array $session, ?string $idempotencyKey = null): array
     {
@@ -121,21 +120,21 @@ final class Client
     }
 
     /** Starts the deletion (202); the data is purged after the grace period. */
-    public function deleteCustomer(string $customerId): array
+    public function deleteCustomer(string $customerId, ?string $merchantId = null): array
     {
-        return $this->request('DELETE', '/v1/personalize/customers/' . rawurlencode($customerId));
+        return $this->request('DELETE', '/v1/personalize/customers/' . rawurlencode($customerId), ['merchant_id' => $merchantId]);
     }
 
     /** Cancels a pending deletion within the grace period (404 NOT_FOUND after the purge). */
-    public function restoreCustomer(string $customerId): array
+    public function restoreCustomer(string $customerId, ?string $merchantId = null): array
     {
-        return $this->request('POST', '/v1/personalize/customers/' . rawurlencode($customerId) . '/restore');
+        return $this->request('POST', '/v1/personalize/customers/' . rawurlencode($customerId) . '/restore', ['merchant_id' => $merchantId]);
     }
 
     /** Everything stored about the customer for this merchant. */
-    public function exportCustomer(string $customerId): array
+    public function exportCustomer(string $customerId, ?string $merchantId = null): array
     {
-        return $this->request('GET', '/v1/personalize/customers/' . rawurlencode($customerId) . '/export');
+        return $this->request('GET', '/v1/personalize/customers/' . rawurlencode($customerId) . '/export', ['merchant_id' => $merchantId]);
     }
 
     /** @param array{from?: string, to?: string} $query ISO 8601 UTC; default the last 7 days */
@@ -151,9 +150,9 @@ final class Client
     }
 
     /** The catalog of payment methods. */
-    public function getPaymentMethods(): array
+    public function getPaymentMethods(?string $merchantId = null): array
     {
-        return $this->request('GET', '/v1/payment-methods')['methods'];
+        return $this->request('GET', '/v1/payment-methods', ['merchant_id' => $merchantId])['methods'];
     }
 
     /** A key in the API's id charset ([A-Za-z0-9._:@-], at most 128 characters). */

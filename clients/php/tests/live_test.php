@@ -113,6 +113,28 @@ test('live: delete, restore, export', function (): void {
     assertSame(['ideal'], $sk->getPreferences($id)['favorite_methods'], 'preferences back');
 });
 
+test('live: calls taking a customer id name the merchant: its own accepted, another 403', function (): void {
+    $sk = secretClient();
+    $id = customer('merchant');
+    $own = env('TAP2_MERCHANT_ID');
+    assertSame($own, $sk->getPreferences($id, $own)['merchant_id']);
+    assertSame([], $sk->getConsent($id, $own)['entries']);
+    assertTrue(count($sk->getPaymentMethods($own)) > 0, 'catalog');
+    foreach ([
+        fn () => $sk->getPreferences($id, 'm_someone_else'),
+        fn () => $sk->getConsent($id, 'm_someone_else'),
+        fn () => $sk->exportCustomer($id, 'm_someone_else'),
+        fn () => $sk->deleteCustomer($id, 'm_someone_else'),
+        fn () => $sk->restoreCustomer($id, 'm_someone_else'),
+        fn () => $sk->getPaymentMethods('m_someone_else'),
+    ] as $call) {
+        assertSame(403, assertThrows($call)->status);
+    }
+    assertSame('pending_deletion', $sk->deleteCustomer($id, $own)['status']);
+    assertSame('pending_deletion', $sk->exportCustomer($id, $own)['status']);
+    assertSame(['customer_id' => $id, 'status' => 'active'], $sk->restoreCustomer($id, $own));
+});
+
 test('live: errors carry code, message and request id', function (): void {
     $bad = new Client('tp2_sk_not_a_real_key_000000000000000000', env('TAP2_BASE_URL'));
     $e = assertThrows(fn () => $bad->getPreferences('cus_1'));

@@ -181,17 +181,20 @@ class Client:
 
     # ── customer data rights ───────────────────────────────────────────────────────────────
 
-    def delete_customer(self, customer_id: str) -> DeletionAccepted:
+    def delete_customer(self, customer_id: str, *, merchant_id: Optional[str] = None) -> DeletionAccepted:
         """Starts the deletion (202); the data is purged after the grace period."""
-        return cast(DeletionAccepted, self._request("DELETE", f"/v1/personalize/customers/{_segment(customer_id)}"))
+        query = _drop_none({"merchant_id": merchant_id})
+        return cast(DeletionAccepted, self._request("DELETE", f"/v1/personalize/customers/{_segment(customer_id)}", query=query))
 
-    def restore_customer(self, customer_id: str) -> CustomerRestored:
+    def restore_customer(self, customer_id: str, *, merchant_id: Optional[str] = None) -> CustomerRestored:
         """Cancels a pending deletion within the grace period (404 NOT_FOUND after the purge)."""
-        return cast(CustomerRestored, self._request("POST", f"/v1/personalize/customers/{_segment(customer_id)}/restore"))
+        query = _drop_none({"merchant_id": merchant_id})
+        return cast(CustomerRestored, self._request("POST", f"/v1/personalize/customers/{_segment(customer_id)}/restore", query=query))
 
-    def export_customer(self, customer_id: str) -> Dict[str, Any]:
+    def export_customer(self, customer_id: str, *, merchant_id: Optional[str] = None) -> Dict[str, Any]:
         """Everything stored about the customer for this merchant: preferences, usage events, consent log."""
-        return self._request("GET", f"/v1/personalize/customers/{_segment(customer_id)}/export")
+        query = _drop_none({"merchant_id": merchant_id})
+        return self._request("GET", f"/v1/personalize/customers/{_segment(customer_id)}/export", query=query)
 
     # ── analytics and catalog ──────────────────────────────────────────────────────────────
 
@@ -212,9 +215,10 @@ class Client:
         query = _drop_none({"metric": metric, "granularity": granularity, "from": from_, "to": to, "currency": currency})
         return self._request("GET", "/v1/analytics/timeseries", query=query)
 
-    def get_payment_methods(self) -> List[Dict[str, Any]]:
+    def get_payment_methods(self, *, merchant_id: Optional[str] = None) -> List[Dict[str, Any]]:
         """The catalog of payment methods."""
-        return cast(List[Dict[str, Any]], self._request("GET", "/v1/payment-methods")["methods"])
+        query = _drop_none({"merchant_id": merchant_id})
+        return cast(List[Dict[str, Any]], self._request("GET", "/v1/payment-methods", query=query)["methods"])
 
     # ── transport ──────────────────────────────────────────────────────────────────────────
 
@@ -234,6 +238,11 @@ class Client:
             data = json.dumps(body, separators=(",", ":")).encode("utf-8")
             all_headers["Content-Type"] = "application/json"
         all_headers.update(headers or {})
+        for name, value in all_headers.items():
+            # A line break in a value (a caller's Idempotency-Key, say) would start another header
+            # line; refused here, before anything is sent, as the PHP client does.
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"The {name} header cannot hold a line break or NUL")
         response = send_with_retries(self._transport, self._sleep, self._policy, method, url, all_headers, data)
         if not 200 <= response.status < 300:
             raise error_from_response(response)

@@ -104,6 +104,28 @@ class LiveTest(unittest.TestCase):
         self.assertEqual(self.sk.export_customer(cid)["status"], "active")
         self.assertEqual(self.sk.get_preferences(cid)["favorite_methods"], ["ideal"])
 
+    def test_calls_taking_a_customer_id_name_the_merchant_its_own_accepted_another_403(self) -> None:
+        cid = customer("merchant")
+        own = env("TAP2_MERCHANT_ID")
+        self.assertEqual(self.sk.get_preferences(cid, merchant_id=own)["merchant_id"], own)
+        self.assertEqual(self.sk.get_consent(cid, merchant_id=own)["entries"], [])
+        self.assertTrue(self.sk.get_payment_methods(merchant_id=own))
+        calls: List[Callable[[], Any]] = [
+            lambda: self.sk.get_preferences(cid, merchant_id="m_someone_else"),
+            lambda: self.sk.get_consent(cid, merchant_id="m_someone_else"),
+            lambda: self.sk.export_customer(cid, merchant_id="m_someone_else"),
+            lambda: self.sk.delete_customer(cid, merchant_id="m_someone_else"),
+            lambda: self.sk.restore_customer(cid, merchant_id="m_someone_else"),
+            lambda: self.sk.get_payment_methods(merchant_id="m_someone_else"),
+        ]
+        for call in calls:
+            with self.assertRaises(Tap2Error) as caught:
+                call()
+            self.assertEqual(caught.exception.status, 403)
+        self.assertEqual(self.sk.delete_customer(cid, merchant_id=own)["status"], "pending_deletion")
+        self.assertEqual(self.sk.export_customer(cid, merchant_id=own)["status"], "pending_deletion")
+        self.assertEqual(self.sk.restore_customer(cid, merchant_id=own), {"customer_id": cid, "status": "active"})
+
     def test_errors_carry_code_message_request_id(self) -> None:
         bad = Client("tp2_sk_not_a_real_key_000000000000000000", self.base_url)
         with self.assertRaises(Tap2Error) as caught:

@@ -115,6 +115,13 @@ class RetryTest(unittest.TestCase):
             Client("tp2_sk_test", f"http://127.0.0.1:{port}", timeout=2, max_retries=0).get_consent("c")
         self.assertEqual((caught.exception.status, caught.exception.code), (0, "NETWORK_ERROR"))
 
+    def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent(self) -> None:
+        server = Scripted([])
+        for key in ("k\r\nX-Evil: 1", "k\n", "k\x00"):
+            with self.assertRaises(ValueError):
+                client(server, []).send_feedback_batch([{"customer_id": "cus_1", "method_id": "visa"}], idempotency_key=key)
+        self.assertEqual(server.sent, [])
+
     def test_retry_after_and_delay_math(self) -> None:
         self.assertEqual(parse_retry_after("3"), 3.0)
         self.assertIsNone(parse_retry_after(None))

@@ -32,6 +32,11 @@ export type CheckoutSession = Schemas["CheckoutSession"];
 export type AnalyticsSummary = Schemas["AnalyticsSummary"];
 export type AnalyticsTimeseries = Schemas["AnalyticsTimeseries"];
 
+/** API.md §1: `merchant_id` may be omitted (it is the key's merchant); naming another one is a 403. */
+export interface MerchantOption {
+  merchantId?: string;
+}
+
 export interface Tap2ClientOptions {
   /** A secret key `tp2_sk_…` (merchant backends) or a publishable key `tp2_pk_…` (methods and offers only). */
   apiKey: string;
@@ -108,8 +113,9 @@ export class Tap2Client {
   }
 
   /** The customer's stored preferences, or the defaults (GET /v1/personalize/preferences). */
-  getPreferences(customerId: string): Promise<Preferences> {
-    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query: { customer_id: customerId } } }));
+  getPreferences(customerId: string, options: MerchantOption = {}): Promise<Preferences> {
+    const query = { customer_id: customerId, ...merchantQuery(options) };
+    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query } }));
   }
 
   /** Changes the given fields; the others keep their values (PUT /v1/personalize/preferences). */
@@ -118,8 +124,9 @@ export class Tap2Client {
   }
 
   /** The customer's consent log, oldest first (GET /v1/personalize/consent). */
-  getConsent(customerId: string): Promise<ConsentLog> {
-    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query: { customer_id: customerId } } }));
+  getConsent(customerId: string, options: MerchantOption = {}): Promise<ConsentLog> {
+    const query = { customer_id: customerId, ...merchantQuery(options) };
+    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query } }));
   }
 
   /**
@@ -133,23 +140,23 @@ export class Tap2Client {
   }
 
   /** Starts the customer's deletion; purged after the grace period (DELETE /v1/personalize/customers/{id}, 202). */
-  deleteCustomer(customerId: string): Promise<DeletionAccepted> {
+  deleteCustomer(customerId: string, options: MerchantOption = {}): Promise<DeletionAccepted> {
     return this.call(() =>
-      this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId } } }),
+      this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
     );
   }
 
   /** Cancels a pending deletion within the grace period (404 after the purge). */
-  restoreCustomer(customerId: string): Promise<CustomerRestored> {
+  restoreCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerRestored> {
     return this.call(() =>
-      this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId } } }),
+      this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
     );
   }
 
   /** Everything stored about the customer for this merchant (GET …/customers/{id}/export). */
-  exportCustomer(customerId: string): Promise<CustomerExport> {
+  exportCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerExport> {
     return this.call(() =>
-      this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId } } }),
+      this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
     );
   }
 
@@ -164,8 +171,8 @@ export class Tap2Client {
   }
 
   /** The catalog of payment methods (GET /v1/payment-methods). */
-  async getPaymentMethods(): Promise<CatalogMethod[]> {
-    const data = await this.call(() => this.raw.GET("/v1/payment-methods"));
+  async getPaymentMethods(options: MerchantOption = {}): Promise<CatalogMethod[]> {
+    const data = await this.call(() => this.raw.GET("/v1/payment-methods", { params: { query: merchantQuery(options) } }));
     return data.methods;
   }
 
@@ -199,6 +206,10 @@ function answerIsJson(fetch: (request: Request) => Promise<Response>): (request:
     }
     return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
+}
+
+function merchantQuery(options: MerchantOption): { merchant_id?: string } {
+  return options.merchantId === undefined ? {} : { merchant_id: options.merchantId };
 }
 
 /** An idempotency key in the API's id charset ([A-Za-z0-9._:@-], at most 128). */

@@ -101,6 +101,28 @@ describe("TypeScript client against the local worker", () => {
     expect((await sk.getPreferences(id)).favorite_methods).toEqual(["ideal"]);
   });
 
+  it("names the merchant on the calls that take only a customer id: its own is accepted, another is a 403", async () => {
+    const id = customer("merchant");
+    const own = { merchantId: env("TAP2_MERCHANT_ID") };
+    const other = { merchantId: "m_someone_else" };
+    expect((await sk.getPreferences(id, own)).merchant_id).toBe(env("TAP2_MERCHANT_ID"));
+    expect((await sk.getConsent(id, own)).entries).toEqual([]);
+    expect((await sk.getPaymentMethods(own)).length).toBeGreaterThan(0);
+    for (const call of [
+      () => sk.getPreferences(id, other),
+      () => sk.getConsent(id, other),
+      () => sk.exportCustomer(id, other),
+      () => sk.deleteCustomer(id, other),
+      () => sk.restoreCustomer(id, other),
+      () => sk.getPaymentMethods(other),
+    ]) {
+      await expect(call()).rejects.toMatchObject({ status: 403 });
+    }
+    expect(await sk.deleteCustomer(id, own)).toMatchObject({ customer_id: id, status: "pending_deletion" });
+    expect((await sk.exportCustomer(id, own)).status).toBe("pending_deletion");
+    expect(await sk.restoreCustomer(id, own)).toEqual({ customer_id: id, status: "active" });
+  });
+
   it("throws Tap2Error with code, message and request id for an invalid key and for invalid input", async () => {
     const bad = new Tap2Client({ apiKey: "tp2_sk_not_a_real_key_000000000000000000", baseUrl });
     const err = await bad.getPreferences("cus_1").catch((e: unknown) => e);
