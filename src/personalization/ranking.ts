@@ -39,17 +39,28 @@ export interface RankingResult {
 }
 
 /** §2's precedence: customer_deleted > personalization_disabled > holdout > no_history. */
-export function fallbackReason(profile: RankingProfile, arm: Arm): FallbackReason | null {
+export function fallbackReason(profile: RankingProfile, arm: Arm, candidates: readonly string[]): FallbackReason | null {
   if (profile.pending_deletion) return "customer_deleted";
   if (profile.preferences && !profile.preferences.personalization_enabled) return "personalization_disabled";
   if (arm === "holdout") return "holdout";
-  return hasSignal(profile) ? null : "no_history";
+  return hasSignal(profile, candidates) ? null : "no_history";
 }
 
-/** Any payment here or (consented) elsewhere, or a stated default or favourite. */
-export function hasSignal(profile: RankingProfile): boolean {
+/**
+ * A payment here or (consented) elsewhere, or a stated default or favourite, with a method this
+ * answer can show: a default the merchant no longer offers, or payments only with methods
+ * unavailable here (iDEAL, for a customer now checking out in the US), cannot shape the order, so
+ * the answer is the default order and says `no_history` rather than claiming to be personal.
+ */
+export function hasSignal(profile: RankingProfile, candidates: readonly string[]): boolean {
+  const shown = new Set(candidates);
   const prefs = profile.preferences;
-  return profile.stats.length > 0 || profile.cross_merchant.length > 0 || !!prefs?.default_method || (prefs?.favorite_methods.length ?? 0) > 0;
+  return (
+    profile.stats.some((s) => shown.has(s.method_id)) ||
+    profile.cross_merchant.some((c) => shown.has(c.method_id)) ||
+    (!!prefs?.default_method && shown.has(prefs.default_method)) ||
+    (prefs?.favorite_methods.some((m) => shown.has(m)) ?? false)
+  );
 }
 
 /**
@@ -72,10 +83,10 @@ export function rankForCustomer(input: {
   const { merchant, profile, context, nowMs } = input;
   const weights = resolveWeights(merchant.scoring_weights);
   const arm = input.customerRef === null ? null : assignArm(merchant.merchant_id, input.customerRef, merchant.holdout_percent);
-  const reason = input.unverified ? "degraded" : arm === null ? "guest" : profile ? fallbackReason(profile, arm) : "degraded";
   // A deleted customer's data is no longer used, exclusions included.
-  const excluded = profile && reason !== "customer_deleted" ? (profile.preferences?.excluded_methods ?? []) : [];
+  const excluded = profile && !profile.pending_deletion ? (profile.preferences?.excluded_methods ?? []) : [];
   const candidates = candidateMethods(merchant.methods, context, excluded);
+  const reason = input.unverified ? "degraded" : arm === null ? "guest" : profile ? fallbackReason(profile, arm, candidates) : "degraded";
   const population = contextPrior(candidates, input.popularity, context, weights, nowMs);
   const eligible = arm !== null && reason !== "customer_deleted" && reason !== "personalization_disabled";
   const methods =

@@ -181,7 +181,7 @@ function smoothInto(out: Float64Array, counts: Float64Array, base: ArrayLike<num
 /** A fallback answer: the merchant's default order (already context-filtered), confidences from the prior. */
 export function defaultOrder(candidates: readonly string[], prior: readonly number[]): RankedMethod[] {
   const probs = normalize([...prior]);
-  return candidates.map((id, i) => toRanked(id, probs[i]!, candidates.length));
+  return totalBelowOne(candidates.map((id, i) => toRanked(id, probs[i]!, candidates.length)));
 }
 
 export function rankByProbability(candidates: readonly string[], probs: ArrayLike<number>): RankedMethod[] {
@@ -191,10 +191,33 @@ export function rankByProbability(candidates: readonly string[], probs: ArrayLik
   order.sort((a, b) => probs[b]! - probs[a]! || a - b); // ties keep the merchant's default order
   const out = new Array<RankedMethod>(n);
   for (let k = 0; k < n; k++) out[k] = toRanked(candidates[order[k]!]!, probs[order[k]!]!, n);
-  return out;
+  return totalBelowOne(out);
 }
 
-/** Rounded down to 4 decimals so that a response's confidences never sum above 1. */
+/**
+ * Each confidence is floored to 4 decimals, so the ten-thousandths add up to at most 10 000; at
+ * exactly 10 000 the floating-point sum of the values can still come out above 1 (20 methods at
+ * 0.05 sum to 1.0000000000000002, added in either direction), and then one ten-thousandth comes off
+ * the smallest value (the last of equal ones, which keeps a sorted answer sorted).
+ */
+function totalBelowOne(ranked: RankedMethod[]): RankedMethod[] {
+  let forward = 0;
+  let backward = 0;
+  let smallest = -1;
+  for (let i = 0; i < ranked.length; i++) {
+    forward += ranked[i]!.confidence;
+    backward += ranked[ranked.length - 1 - i]!.confidence;
+    const c = ranked[i]!.confidence;
+    if (c > 0 && (smallest < 0 || c <= ranked[smallest]!.confidence)) smallest = i;
+  }
+  if ((forward > 1 || backward > 1) && smallest >= 0) {
+    const m = ranked[smallest]!;
+    ranked[smallest] = { ...m, confidence: (Math.round(m.confidence * 10_000) - 1) / 10_000 };
+  }
+  return ranked;
+}
+
+/** Rounded down to 4 decimals so that a response's confidences never sum above 1 (with totalBelowOne). */
 function toRanked(method_id: string, p: number, n: number): RankedMethod {
   const confidence = Math.floor(p * 10_000) / 10_000;
   const score = Math.round((100 + 10 * Math.log(Math.max(p, 1e-12) * n)) * 100) / 100;

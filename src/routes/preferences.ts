@@ -126,10 +126,14 @@ export function registerPreferencesRoutes(app: App): void {
     const now = new Date().toISOString();
     // Still stored (an opt-out must always be recordable); consent is logged against the stored value.
     const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, patchToStore(body, merged, pendingDeletion), now);
-    const crossChanged = stored ? stored.cross_merchant_consent !== saved.cross_merchant_consent : saved.cross_merchant_consent;
-    // A PUT naming cross_merchant_consent drops the peers' caches even when the value is unchanged:
-    // that is how a retry after a 503 finishes the work of the first attempt.
-    await refreshCaches(c, merchant.merchant_id, ref, crossChanged || body.cross_merchant_consent !== undefined);
+    // Either consent decides whether this merchant's counts reach the customer's other merchants
+    // (storage/profile.ts cross). A PUT naming one drops the peers' caches even when the value is
+    // unchanged: that is how a retry after a 503 finishes the work of the first attempt.
+    const sharingChanged = stored
+      ? stored.cross_merchant_consent !== saved.cross_merchant_consent || stored.personalization_enabled !== saved.personalization_enabled
+      : saved.cross_merchant_consent;
+    const namesSharing = body.cross_merchant_consent !== undefined || body.personalization_enabled !== undefined;
+    await refreshCaches(c, merchant.merchant_id, ref, sharingChanged || namesSharing);
     const answer = pendingDeletion ? asNewCustomer(body, merged, now) : saved;
     return c.json({ updated: true as const, preferences: view(body.customer_id, merchant.merchant_id, answer) }, 200);
   });

@@ -71,10 +71,12 @@ const PROFILE_SQL = {
     JOIN customer_deletions AS d ON d.merchant_id = k.m AND d.customer_ref = k.r AND d.status = 'pending'`,
   // Only method counts cross the merchant boundary: no other merchant's id, amount or event. Only
   // merchants with the cross_merchant feature on contribute (a merchant whose customer ids are its
-  // own, not global, keeps it off: its "42" is not another merchant's "42").
+  // own, not global, keeps it off: its "42" is not another merchant's "42"), and only where the
+  // customer both consented to cross-merchant use and has not opted out of personalization there.
   cross: `SELECT k.i AS k_i, s.method_id, sum(s.weight_ref) AS weight_ref, sum(s.uses) AS uses FROM (${KEYS}) AS k
     JOIN method_stats AS s ON s.customer_ref = k.r AND s.merchant_id <> k.m AND s.bucket = '*'
-    JOIN preferences AS p ON p.merchant_id = s.merchant_id AND p.customer_ref = s.customer_ref AND p.cross_merchant_consent = 1
+    JOIN preferences AS p ON p.merchant_id = s.merchant_id AND p.customer_ref = s.customer_ref
+      AND p.cross_merchant_consent = 1 AND p.personalization_enabled = 1
     JOIN merchants AS om ON om.id = s.merchant_id AND json_extract(om.config, '$.features.cross_merchant') = 1
     WHERE k.x = 1
       AND NOT EXISTS (SELECT 1 FROM customer_deletions AS d

@@ -133,6 +133,23 @@ describe("GET /v1/personalize/methods", () => {
     expect(await rankOfIdeal()).toBeLessThan(before);
   });
 
+  it("a stated default or favourite this answer cannot show is no personal signal: unavailable here, or no longer offered", async () => {
+    const m = await createMerchant();
+    expect((await put(m, { customer_id: "ideal_def", default_method: "ideal", favorite_methods: ["ideal"] })).status).toBe(200);
+    expect((await methods(m, { customer_id: "ideal_def", country: "NL" })).personalized).toBe(true);
+    const us = await methods(m, { customer_id: "ideal_def", country: "US" });
+    expect(ids(us)).not.toContain("ideal");
+    expect(us).toMatchObject({ personalized: false, fallback_reason: "no_history" });
+
+    expect((await put(m, { customer_id: "stale_def", default_method: "klarna" })).status).toBe(200);
+    expect((await methods(m, { customer_id: "stale_def" })).personalized).toBe(true);
+    const patch = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ methods: ["visa", "mastercard", "apple_pay"] }) });
+    expect(patch.status).toBe(200);
+    const after = await methods(m, { customer_id: "stale_def" });
+    expect(ids(after)).toEqual(["visa", "mastercard", "apple_pay"]);
+    expect(after).toMatchObject({ personalized: false, fallback_reason: "no_history" });
+  });
+
   it("answers customer_deleted while a deletion is pending, before every other reason", async () => {
     await recordPayments(shop.merchantId, "gone_1", repeat(3, { method_id: "paypal" }));
     await put(shop, { customer_id: "gone_1", personalization_enabled: false, excluded_methods: ["visa"] });
@@ -222,6 +239,42 @@ describe("cross-merchant", () => {
     expect((await methods(a, { customer_id: customer })).personalized).toBe(true);
     await put(a, { customer_id: customer, cross_merchant_consent: false });
     expect((await methods(a, { customer_id: customer })).fallback_reason).toBe("no_history");
+  });
+
+  it("an opt-out of personalization at the other merchant stops its counts here at once (cached or not); opting in again brings them back", async () => {
+    const a = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    const b = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    const customer = "xm_optout_b";
+    await recordPayments(b.merchantId, customer, repeat(8, { method_id: "google_pay" }));
+    await put(b, { customer_id: customer, cross_merchant_consent: true });
+    await put(a, { customer_id: customer, cross_merchant_consent: true });
+    expect(ids(await methods(a, { customer_id: customer }))[0]).toBe("google_pay"); // now cached at A
+
+    // Only personalization_enabled changes at B; cross-merchant consent stays granted.
+    await put(b, { customer_id: customer, personalization_enabled: false });
+    expect((await methods(a, { customer_id: customer })).fallback_reason).toBe("no_history");
+    // From D1 too, not only through the dropped cache.
+    await env.CACHE.delete(profileKey(a.merchantId, await refOf(customer)));
+    expect((await methods(a, { customer_id: customer })).fallback_reason).toBe("no_history");
+
+    await put(b, { customer_id: customer, personalization_enabled: true });
+    const back = await methods(a, { customer_id: customer });
+    expect(back.personalized).toBe(true);
+    expect(ids(back)[0]).toBe("google_pay");
+  });
+
+  it("payments only with methods this answer cannot show, here or elsewhere, are no personal signal", async () => {
+    const a = await createMerchant({ methods: ["visa", "mastercard", "paypal"], features: { targeted_offers: false, cross_merchant: true } });
+    await recordPayments(a.merchantId, "only_alipay", repeat(3, { method_id: "alipay" }));
+    const here = await methods(a, { customer_id: "only_alipay" });
+    expect(ids(here)).toEqual(["visa", "mastercard", "paypal"]);
+    expect(here).toMatchObject({ personalized: false, fallback_reason: "no_history" });
+
+    const b = await createMerchant({ features: { targeted_offers: false, cross_merchant: true } });
+    await recordPayments(b.merchantId, "xm_only_ideal", repeat(4, { method_id: "ideal" }));
+    await put(b, { customer_id: "xm_only_ideal", cross_merchant_consent: true });
+    await put(a, { customer_id: "xm_only_ideal", cross_merchant_consent: true });
+    expect((await methods(a, { customer_id: "xm_only_ideal" })).fallback_reason).toBe("no_history");
   });
 
   it("a merchant without the cross_merchant feature never uses other merchants' payments", async () => {

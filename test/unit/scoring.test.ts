@@ -3,7 +3,7 @@ import { candidateMethods } from "../../src/personalization/candidates";
 import { contextPrior, populationPrior, segmentChain } from "../../src/personalization/prior";
 import { fallbackReason, rankForCustomer, type RankingProfile } from "../../src/personalization/ranking";
 import { recencyRef } from "../../src/personalization/recency";
-import { defaultOrder, scoreMethods, type UsageStat } from "../../src/personalization/scoring";
+import { defaultOrder, rankByProbability, scoreMethods, type UsageStat } from "../../src/personalization/scoring";
 import { DEFAULT_WEIGHTS, resolveWeights } from "../../src/personalization/weights";
 
 const NOW = Date.UTC(2026, 5, 1);
@@ -34,6 +34,27 @@ describe("scoreMethods", () => {
       expect(r[i - 1]!.confidence).toBeGreaterThanOrEqual(r[i]!.confidence);
       expect(r[i - 1]!.score).toBeGreaterThanOrEqual(r[i]!.score);
     }
+  });
+
+  it("confidences sum to at most 1 in floating point too, for every number of equally likely methods", () => {
+    const sum = (r: { confidence: number }[]) => r.reduce((a, m) => a + m.confidence, 0);
+    let adjusted = 0;
+    for (let n = 1; n <= 60; n++) {
+      const ids = Array.from({ length: n }, (_, i) => `m${i}`);
+      const equal = new Array<number>(n).fill(1 / n);
+      for (const r of [rankByProbability(ids, equal), defaultOrder(ids, equal)]) {
+        expect(sum(r)).toBeLessThanOrEqual(1);
+        for (let i = 1; i < r.length; i++) expect(r[i - 1]!.confidence).toBeGreaterThanOrEqual(r[i]!.confidence);
+        if (r.some((m) => m.confidence !== Math.floor(10_000 / n) / 10_000)) adjusted++;
+      }
+    }
+    // 20 methods at 0.05 floor to exactly 10 000 ten-thousandths, whose float sum is 1.0000000000000002.
+    const twenty = rankByProbability(Array.from({ length: 20 }, (_, i) => `m${i}`), new Array<number>(20).fill(0.05));
+    expect(twenty.slice(0, 19).every((m) => m.confidence === 0.05)).toBe(true);
+    expect(twenty[19]!.confidence).toBe(0.0499);
+    expect(adjusted).toBeGreaterThan(0);
+    // A single method keeps its full confidence.
+    expect(rankByProbability(["visa"], [1])[0]!.confidence).toBe(1);
   });
 
   it("grows confident with evidence (calibration: one payment is weak, ten are strong)", () => {
@@ -196,11 +217,24 @@ describe("candidates and fallbacks", () => {
   });
 
   it("applies the precedence customer_deleted > personalization_disabled > holdout > no_history", () => {
-    expect(fallbackReason(profile({ pending_deletion: true }, { personalization_enabled: false }), "holdout")).toBe("customer_deleted");
-    expect(fallbackReason(profile({}, { personalization_enabled: false }), "holdout")).toBe("personalization_disabled");
-    expect(fallbackReason(profile({ stats: [] }), "holdout")).toBe("holdout");
-    expect(fallbackReason(profile({ stats: [] }), "treatment")).toBe("no_history");
-    expect(fallbackReason(profile(), "treatment")).toBeNull();
+    expect(fallbackReason(profile({ pending_deletion: true }, { personalization_enabled: false }), "holdout", METHODS)).toBe("customer_deleted");
+    expect(fallbackReason(profile({}, { personalization_enabled: false }), "holdout", METHODS)).toBe("personalization_disabled");
+    expect(fallbackReason(profile({ stats: [] }), "holdout", METHODS)).toBe("holdout");
+    expect(fallbackReason(profile({ stats: [] }), "treatment", METHODS)).toBe("no_history");
+    expect(fallbackReason(profile(), "treatment", METHODS)).toBeNull();
+  });
+
+  it("no_history also when every signal names a method this answer cannot show", () => {
+    const shown = ["visa", "paypal"];
+    const cross = [{ method_id: "ideal", weight_ref: 2, uses: 2 }];
+    expect(fallbackReason(profile({ stats: uses("ideal", 3) }), "treatment", shown)).toBe("no_history");
+    expect(fallbackReason(profile({ stats: [], cross_merchant: cross }), "treatment", shown)).toBe("no_history");
+    expect(fallbackReason(profile({ stats: [] }, { default_method: "ideal", favorite_methods: ["klarna"] }), "treatment", shown)).toBe("no_history");
+    // One shown method among them is a signal.
+    expect(fallbackReason(profile({ stats: [...uses("ideal", 3), ...uses("paypal", 1)] }), "treatment", shown)).toBeNull();
+    expect(fallbackReason(profile({ stats: [], cross_merchant: [...cross, { method_id: "visa", weight_ref: 1 }] }), "treatment", shown)).toBeNull();
+    expect(fallbackReason(profile({ stats: [] }, { default_method: "paypal" }), "treatment", shown)).toBeNull();
+    expect(fallbackReason(profile({ stats: [] }, { favorite_methods: ["klarna", "visa"] }), "treatment", shown)).toBeNull();
   });
 
   it("rankForCustomer: degraded without a profile, and arm null outside the experiment", () => {
