@@ -37,6 +37,9 @@ export function preferenceProblems(change: PreferenceChange, merged: PreferenceV
     });
   }
   if (problems.length > 0) return problems;
+  // A change of consent alone is never refused over the stored method fields (an opt-out must
+  // always be recordable, whatever state an older write left them in).
+  if (change.default_method === undefined && change.favorite_methods === undefined && change.excluded_methods === undefined) return problems;
 
   const excluded = new Set(merged.excluded_methods);
   if (merged.default_method && excluded.has(merged.default_method)) {

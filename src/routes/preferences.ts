@@ -32,7 +32,7 @@ const putRoute = createRoute({
   summary: "Change a customer's preferences (fields left out keep their values)",
   security: merchantSecurity,
   request: { query: MerchantQuery, body: { content: { "application/json": { schema: PreferencesPut } }, required: true } },
-  responses: { 200: jsonResponse(PreferencesUpdated, "Updated; the next /methods call sees the change"), ...errorResponses(...MERCHANT_ERRORS, 413, 415) },
+  responses: { 200: jsonResponse(PreferencesUpdated, "Updated; the next /methods call sees the change"), ...errorResponses(...MERCHANT_ERRORS, 409, 413, 415) },
 });
 
 function view(customerId: string, merchantId: string, p: StoredPreferences | null) {
@@ -99,6 +99,35 @@ async function refreshCaches(c: Context<AppEnv>, merchantId: string, ref: string
   }
 }
 
+/** Rounds of read, judge, write before a PUT that keeps meeting concurrent changes gives up (409). */
+const SAVE_ATTEMPTS = 3;
+
+/**
+ * Reads the stored row, judges the change on the merged result and writes it while the method
+ * fields are still the ones judged (storage/preferences.ts savePreferences); when a concurrent PUT
+ * changed them in between, all of it again on the new row.
+ */
+async function judgeAndSave(c: Context<AppEnv>, body: PreferencesPut, ref: string) {
+  const merchant = c.get("merchant");
+  for (let attempt = 1; ; attempt++) {
+    const { preferences: stored, pendingDeletion } = await readPreferences(c.env.DB, merchant.merchant_id, ref);
+    // While a deletion is pending the stored row is hidden (API.md §3): the change is judged and
+    // answered as for a new customer, so no stored value leaks through the response.
+    const visible = pendingDeletion ? null : stored;
+    const merged = mergePreferences(visible ?? DEFAULT_PREFERENCES, body);
+    const problems = preferenceProblems(body, merged, merchant.methods);
+    if (problems.length > 0) throw validationError(problems);
+
+    const now = new Date().toISOString();
+    // Still stored (an opt-out must always be recordable); consent is logged against the stored value.
+    const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, patchToStore(body, merged, pendingDeletion), now, stored ?? DEFAULT_PREFERENCES);
+    if (saved) return { stored, saved, merged, pendingDeletion, now };
+    if (attempt >= SAVE_ATTEMPTS) {
+      throw new ApiError("CONFLICT", "The customer's preferences are being changed by other requests at the same time; nothing was changed, retry");
+    }
+  }
+}
+
 export function registerPreferencesRoutes(app: App): void {
   app.openapi(getRoute, async (c) => {
     const { customer_id } = c.req.valid("query");
@@ -115,17 +144,7 @@ export function registerPreferencesRoutes(app: App): void {
     const merchant = c.get("merchant");
     const ref = await customerRef(c.env.PII_KEY, body.customer_id);
     logField(c, "customer_ref", ref);
-    const { preferences: stored, pendingDeletion } = await readPreferences(c.env.DB, merchant.merchant_id, ref);
-    // While a deletion is pending the stored row is hidden (API.md §3): the change is judged and
-    // answered as for a new customer, so no stored value leaks through the response.
-    const visible = pendingDeletion ? null : stored;
-    const merged = mergePreferences(visible ?? DEFAULT_PREFERENCES, body);
-    const problems = preferenceProblems(body, merged, merchant.methods);
-    if (problems.length > 0) throw validationError(problems);
-
-    const now = new Date().toISOString();
-    // Still stored (an opt-out must always be recordable); consent is logged against the stored value.
-    const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, patchToStore(body, merged, pendingDeletion), now);
+    const { stored, saved, merged, pendingDeletion, now } = await judgeAndSave(c, body, ref);
     // Either consent decides whether this merchant's counts reach the customer's other merchants
     // (storage/profile.ts cross). A PUT naming one drops the peers' caches even when the value is
     // unchanged: that is how a retry after a 503 finishes the work of the first attempt.

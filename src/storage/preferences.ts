@@ -64,12 +64,40 @@ const CONSENT_COLUMNS = [
   ["cross_merchant_consent", "cross_merchant", 0],
 ] as const;
 
+/** The method fields a PUT's rules were judged against: the stored row's, or the defaults' when there was none. */
+export interface MethodFields {
+  default_method: string | null;
+  favorite_methods: readonly string[];
+  excluded_methods: readonly string[];
+}
+
 /**
  * Writes a preference patch and, in the same D1 batch (one transaction), one consent_log row for
  * each consent flag whose stored value (or default) it changes. The comparison runs inside the
  * batch, so two concurrent PUTs can never both log the same change or miss one.
+ *
+ * A patch of method fields was validated against `judged` (the default may not be excluded, ...):
+ * it is written only while the stored method fields are still those, else nothing is written
+ * (consent rows included) and the answer is null, so the caller reads again and judges again. Two
+ * concurrent PUTs ({default: visa} and {excluded: [visa]}) can then never store a state that
+ * neither checked. Consent flags alone merge freely.
  */
-export async function savePreferences(db: D1Database, merchantId: string, customerRef: string, patch: PreferencesPatch, now: string): Promise<StoredPreferences> {
+export async function savePreferences(
+  db: D1Database,
+  merchantId: string,
+  customerRef: string,
+  patch: PreferencesPatch,
+  now: string,
+  judged: MethodFields,
+): Promise<StoredPreferences | null> {
+  const namesMethods = patch.default_method !== undefined || patch.favorite_methods !== undefined || patch.excluded_methods !== undefined;
+  // ?10..?12: the judged method fields (?8, ?9 unused in the consent statements). The stored row must still hold them (or be gone: then the
+  // INSERT writes only this patch over the defaults, which is what was judged, or a subset of it).
+  const unchanged = (row: string) => `(${row}.default_method IS ?10 AND json(${row}.favorite_methods) = json(?11) AND json(${row}.excluded_methods) = json(?12))`;
+  const stillJudged = namesMethods
+    ? `AND coalesce((SELECT ${unchanged("p")} FROM preferences AS p WHERE p.merchant_id = ?1 AND p.customer_ref = ?2), 1)`
+    : "";
+  const judgedValues = [judged.default_method, JSON.stringify(judged.favorite_methods), JSON.stringify(judged.excluded_methods)] as const;
   const statements: D1PreparedStatement[] = [];
   for (const [column, consentType, fallback] of CONSENT_COLUMNS) {
     const value = patch[column];
@@ -79,9 +107,9 @@ export async function savePreferences(db: D1Database, merchantId: string, custom
         .prepare(
           `INSERT INTO consent_log (merchant_id, customer_ref, consent_type, action, created_at)
            SELECT ?1, ?2, ?3, ?4, ?5
-           WHERE coalesce((SELECT ${column} FROM preferences WHERE merchant_id = ?1 AND customer_ref = ?2), ?6) <> ?7`,
+           WHERE coalesce((SELECT ${column} FROM preferences WHERE merchant_id = ?1 AND customer_ref = ?2), ?6) <> ?7 ${stillJudged}`,
         )
-        .bind(merchantId, customerRef, consentType, value ? "granted" : "revoked", now, fallback, value ? 1 : 0),
+        .bind(merchantId, customerRef, consentType, value ? "granted" : "revoked", now, fallback, value ? 1 : 0, ...(namesMethods ? [null, null, ...judgedValues] : [])),
     );
   }
   const values = {
@@ -102,11 +130,13 @@ export async function savePreferences(db: D1Database, merchantId: string, custom
            cross_merchant_consent, created_at, updated_at, last_used_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT max(last_used_at) FROM method_stats WHERE merchant_id = ?1 AND customer_ref = ?2))
          ON CONFLICT (merchant_id, customer_ref) DO UPDATE SET ${updates.join(", ")}
+         ${namesMethods ? `WHERE ${unchanged("preferences")}` : ""}
          RETURNING ${PREFERENCE_COLUMNS}`,
       )
       .bind(merchantId, customerRef, values.default_method, values.favorite_methods, values.excluded_methods, values.personalization_enabled,
-        values.cross_merchant_consent, now, now),
+        values.cross_merchant_consent, now, now, ...(namesMethods ? judgedValues : [])),
   );
   const results = await db.batch<PreferenceRow>(statements);
-  return fromPreferenceRow(results[results.length - 1]!.results[0]!);
+  const row = results[results.length - 1]!.results[0];
+  return row ? fromPreferenceRow(row) : null;
 }

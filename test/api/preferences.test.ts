@@ -173,6 +173,73 @@ describe("PUT /v1/personalize/preferences", () => {
   });
 });
 
+describe("PUT /v1/personalize/preferences sent concurrently: the rules hold on what is stored", () => {
+  type Methods = { default_method: string | null; favorite_methods: string[]; excluded_methods: string[] };
+  const stored = async (id: string) => get(id).then((r) => r.json<Methods>());
+
+  it("{default: visa} and {excluded: [visa]} at once: one is stored, the other judged on it (400), never both", async () => {
+    for (let i = 0; i < 5; i++) {
+      const id = `race_def_${i}`;
+      const answers = await Promise.all([put({ customer_id: id, default_method: "visa" }), put({ customer_id: id, excluded_methods: ["visa"] })]);
+      const p = await stored(id);
+      expect(p.default_method === "visa" && p.excluded_methods.includes("visa")).toBe(false);
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+    }
+  });
+
+  it("{favorites: [paypal]} and {excluded: [paypal]} at once: never both", async () => {
+    for (let i = 0; i < 5; i++) {
+      const id = `race_fav_${i}`;
+      const answers = await Promise.all([put({ customer_id: id, favorite_methods: ["paypal"] }), put({ customer_id: id, excluded_methods: ["paypal"] })]);
+      const p = await stored(id);
+      expect(p.favorite_methods.includes("paypal") && p.excluded_methods.includes("paypal")).toBe(false);
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+    }
+  });
+
+  it("compatible changes sent at once are all kept, and the consent log alternates and ends in the stored state", async () => {
+    const id = "race_merge";
+    const answers = await Promise.all([
+      put({ customer_id: id, default_method: "visa" }),
+      put({ customer_id: id, favorite_methods: ["apple_pay"] }),
+      put({ customer_id: id, excluded_methods: ["klarna"] }),
+      put({ customer_id: id, personalization_enabled: false }),
+      put({ customer_id: id, cross_merchant_consent: true }),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(await (await get(id)).json<PrefsBody>()).toMatchObject({
+      default_method: "visa", favorite_methods: ["apple_pay"], excluded_methods: ["klarna"], personalization_enabled: false, cross_merchant_consent: true,
+    });
+    expect((await consentRows(id)).map((r) => `${r.consent_type}:${r.action}`).sort()).toEqual(["cross_merchant:granted", "personalization:revoked"]);
+  });
+
+  it("a write judged on method fields that changed since is not made, its consent rows included", async () => {
+    const { savePreferences } = await import("../../src/storage/preferences");
+    const id = "race_cas";
+    expect((await put({ customer_id: id, excluded_methods: ["visa"] })).status).toBe(200);
+    const ref = await refOf(id);
+    const judgedOnDefaults = { default_method: null, favorite_methods: [], excluded_methods: [] };
+    const patch = { default_method: "visa", personalization_enabled: false };
+    expect(await savePreferences(env.DB, shop.merchantId, ref, patch, new Date().toISOString(), judgedOnDefaults)).toBeNull();
+    expect(await stored(id)).toMatchObject({ default_method: null, excluded_methods: ["visa"] });
+    expect(await consentRows(id)).toEqual([]);
+    // Judged on what is stored, it is written.
+    const judged = { default_method: null, favorite_methods: [], excluded_methods: ["visa"] };
+    expect(await savePreferences(env.DB, shop.merchantId, ref, { favorite_methods: ["paypal"] }, new Date().toISOString(), judged)).toMatchObject({ favorite_methods: ["paypal"] });
+  });
+
+  it("an opt-out alone is accepted even when an older write left the method fields breaking the rules", async () => {
+    const id = "race_left_bad";
+    expect((await put({ customer_id: id, default_method: "visa" })).status).toBe(200);
+    await env.DB.prepare("UPDATE preferences SET excluded_methods = '[\"visa\"]' WHERE merchant_id = ? AND customer_ref = ?").bind(shop.merchantId, await refOf(id)).run();
+    const res = await put({ customer_id: id, personalization_enabled: false });
+    expect(res.status).toBe(200);
+    expect(await (await get(id)).json<PrefsBody>()).toMatchObject({ personalization_enabled: false });
+    // A change of method fields is still judged on the whole merged result.
+    await expectError(await put({ customer_id: id, favorite_methods: ["paypal"] }), 400, "VALIDATION_ERROR");
+  });
+});
+
 describe("PUT /v1/personalize/preferences when KV refuses the cache update (e.g. a second write to one key within a second)", () => {
   afterEach(() => vi.restoreAllMocks());
   const cached = async (merchantId: string, customerId: string) => env.CACHE.get<Profile>(profileKey(merchantId, await refOf(customerId)), "json");
