@@ -71,7 +71,7 @@ export function isCalendarTimestamp(s: string): boolean {
 
 export const Timestamp = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/, "must be ISO 8601 UTC with Z, e.g. 2026-02-03T15:30:00Z")
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/, "must be ISO 8601 UTC with Z, e.g. 2026-02-03T15:30:00Z")
   .refine(isCalendarTimestamp, "is not a valid date")
   .openapi({ example: "2026-02-03T15:30:00Z" });
 

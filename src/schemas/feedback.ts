@@ -41,7 +41,8 @@ export const FeedbackEvent = z
 export type FeedbackEvent = z.infer<typeof FeedbackEvent>;
 
 export const FeedbackBatch = z
-  .strictObject({ events: z.array(FeedbackEvent).min(1).max(MAX_BATCH_EVENTS) })
+  // merchant_id here as on every merchant route's body (API.md §1); authentication holds it to the key's.
+  .strictObject({ merchant_id: MerchantId.optional(), events: z.array(FeedbackEvent).min(1).max(MAX_BATCH_EVENTS) })
   .openapi("FeedbackBatch", {
     example: {
       events: [

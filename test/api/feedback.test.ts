@@ -173,6 +173,20 @@ describe("POST /v1/personalize/feedback", () => {
     expect(err.error.details).toContainEqual({ path: "occurred_at", message: "is not a valid date" });
   });
 
+  it("accepts occurred_at with up to 9 fraction digits (Java, .NET and Go write 6, 7 and 9) and stores the millisecond", async () => {
+    const m = await createMerchant();
+    const ms = new Date(Date.now() - 60_000).toISOString(); // …T12:34:56.789Z
+    const forms = [ms.replace("Z", "123Z"), ms.replace("Z", "1234Z"), ms.replace("Z", "123456Z")];
+    for (const [i, occurred_at] of forms.entries()) {
+      expect((await post(FEEDBACK, { customer_id: "c_digits", method_id: "visa", event_id: `digits_${i}`, occurred_at }, {}, m.secretKey)).status).toBe(204);
+    }
+    await waitForRows(m.merchantId, 3);
+    const stored = await env.DB.prepare("SELECT DISTINCT occurred_at FROM usage_events WHERE merchant_id = ?").bind(m.merchantId).all<{ occurred_at: string }>();
+    expect(stored.results).toEqual([{ occurred_at: ms }]);
+    const err = await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: ms.replace("Z", "1234567Z") }), 400, "VALIDATION_ERROR");
+    expect(err.error.details?.map((d) => d.path)).toEqual(["occurred_at"]);
+  });
+
   it("accepts occurred_at 4 minutes ahead and 89 days ago", async () => {
     expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: iso(4 * 60_000) })).status).toBe(204);
     expect((await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: iso(-89 * 86_400_000) })).status).toBe(204);
@@ -313,6 +327,13 @@ describe("POST /v1/personalize/feedback/batch", () => {
 
   it("403 when one event names another merchant", async () => {
     await expectError(await post(BATCH, { events: [event(0), event(1, { merchant_id: other.merchantId })] }), 403, "MERCHANT_MISMATCH");
+  });
+
+  it("the batch body may name merchant_id beside events, as every merchant route's body may (API.md §1): its own 202, another 403", async () => {
+    const res = await post(BATCH, { merchant_id: shop.merchantId, events: [event(0)] });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 1 });
+    await expectError(await post(BATCH, { merchant_id: other.merchantId, events: [event(0)] }), 403, "MERCHANT_MISMATCH");
   });
 
   it("derives stable event ids from Idempotency-Key: a retried batch is stored once", async () => {

@@ -1262,6 +1262,8 @@ export interface components {
          *     }
          */
         FeedbackBatch: {
+            /** @example m_demo */
+            merchant_id?: string;
             events: components["schemas"]["FeedbackEvent"][];
         };
         /**
