@@ -50,11 +50,15 @@ const NO_LIFT: Lift = { relative: null, ci95: null, p_value: null };
  * (R − 1) ± z·SE(R), symmetric as in API.md's example, and the two-sided p-value tests R = 1 with
  * the same standard error (Wald), so the interval excludes 0 exactly when p < 0.05.
  * Null while either arm has no trials or the holdout has no successes (R undefined).
+ *
+ * A decision converts at most once, so more successes than trials means conversions whose decisions
+ * are not stored (yet: the two queues race, or lost): a rate is capped at 1, never above, where the
+ * variance term would turn negative and the interval NaN.
  */
 export function relativeLift(successT: number, trialsT: number, successH: number, trialsH: number): Lift {
   if (trialsT <= 0 || trialsH <= 0 || successH <= 0) return NO_LIFT;
-  const pT = successT / trialsT;
-  const pH = successH / trialsH;
+  const pT = Math.min(1, successT / trialsT);
+  const pH = Math.min(1, successH / trialsH);
   const ratio = pT / pH;
   const relative = ratio - 1;
   const relVarT = pT > 0 ? (1 - pT) / (trialsT * pT) : Infinity;

@@ -287,6 +287,34 @@ describe("forged and foreign decision ids", () => {
   });
 });
 
+describe("lift while an arm has more conversions than stored decisions (the decisions' queue behind, or records lost)", () => {
+  it("the interval and p-value are numbers or null, never NaN (ci95 [null, null])", async () => {
+    const m = await createMerchant({ holdout_percent: 20 });
+    const at = Date.now() - 60_000;
+    const t = [];
+    for (let i = 0; i < 10; i++) t.push(await makeDecision(m.merchantId, { customer: `pt${i}`, at, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] }));
+    await deliverAnalytics(t.map((d) => d.message));
+    // Four holdout decisions convert; only one of their records has reached D1.
+    const h = [];
+    for (let i = 0; i < 4; i++) h.push(await makeDecision(m.merchantId, { customer: `ph${i}`, at, arm: "holdout", fallback: "holdout", ranked: ["visa", "paypal"] }));
+    await deliverAnalytics([h[0]!.message]);
+    const paid = [];
+    for (let i = 0; i < 5; i++) paid.push(await postFeedback(m, { customer_id: `pt${i}`, method_id: "visa", event_id: `e_t${i}`, decision_id: t[i]!.id }));
+    for (let i = 0; i < 4; i++) paid.push(await postFeedback(m, { customer_id: `ph${i}`, method_id: "visa", event_id: `e_h${i}`, decision_id: h[i]!.id }));
+    await storeFeedback(paid);
+
+    const s = await getJson<SummaryResponse>(m.secretKey, "/v1/analytics/summary");
+    expect(s.arms.holdout).toMatchObject({ decisions: 1, conversions: 4 });
+    const lift = s.lift.conversion_rate;
+    // Holdout capped at a rate of 1: treatment's 0.5 is a lift of -0.5, with a real interval around it.
+    expect(lift.relative).toBeCloseTo(-0.5, 12);
+    expect(lift.ci95).not.toBeNull();
+    expect(lift.ci95!.every((v) => Number.isFinite(v))).toBe(true);
+    expect(lift.ci95![0]).toBeLessThan(-0.5);
+    expect(typeof lift.p_value).toBe("number");
+  });
+});
+
 describe("tenancy", () => {
   it("two merchants never see each other's numbers", async () => {
     const b = await summaryOf(B);

@@ -55,6 +55,14 @@ describe("relative lift by the delta method on the ratio", () => {
     expect(lo < 0).toBe(lift.p_value! > 0.05);
   });
 
+  it("caps a rate at 1 when an arm has more successes than trials (conversions ahead of their decisions): finite, never NaN", () => {
+    const lift = relativeLift(5, 10, 4, 1);
+    expect(lift.relative).toBeCloseTo(-0.5, 12);
+    expect(lift).toEqual(relativeLift(5, 10, 1, 1));
+    for (const v of [...lift.ci95!, lift.p_value!]) expect(Number.isFinite(v)).toBe(true);
+    expect(relativeLift(12, 10, 3, 2)).toEqual({ relative: 0, ci95: [0, 0], p_value: 1 });
+  });
+
   it("is null while either arm has no data", () => {
     const none = { relative: null, ci95: null, p_value: null };
     expect(relativeLift(5, 10, 0, 0)).toEqual(none);
