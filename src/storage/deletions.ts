@@ -194,6 +194,14 @@ const purgeChunk = (t: CustomerTablePurge) =>
    WHERE ${IN_RUN}${t.log ? ` ORDER BY d.purge_after, ${t.keyColumns.map((c) => `t.${c}`).join(", ")}` : ""} LIMIT ?2`;
 
 /**
+ * When a customer counts as purged: when the mark commits, not the run's scheduled time. A cron
+ * starts late and spends a while on rollups first; feedback received in between met a customer still
+ * pending, and must be judged so (events.ts purgedAtOrAfter, the pending-at-receipt check), not as
+ * arriving after the erasure. The run's clock still wins when it is later (tests run purges ahead).
+ */
+const PURGED_AT = "max(?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+
+/**
  * The SQL of a purge run over `tables`. Parameters: `bound` ?1 the run's clock, ?2 the most customers
  * a run takes; `deletes` ?1 the bound, ?2 the most rows each statement deletes; `audit` and `mark`
  * ?1 the bound, ?2 the run's clock, ?3 the most customers marked; `remaining` ?1 the run's clock.
@@ -215,8 +223,8 @@ export function purgeSql(tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_T
     /** Per table, the statement that logs what its delete changes (null: nothing to log). Parameters as `deletes`, and ?3 the run's clock. */
     logs: tables.map((t) => (t.log ? t.log(purgeChunk(t)) : null)),
     audit: `INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at)
-      SELECT merchant_id, customer_ref, 'purge', 'cron', NULL, ?2 FROM (${finished})`,
-    mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ?2, reopened_from = NULL
+      SELECT merchant_id, customer_ref, 'purge', 'cron', NULL, ${PURGED_AT} FROM (${finished})`,
+    mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ${PURGED_AT}, reopened_from = NULL
       WHERE (merchant_id, customer_ref) IN (${finished}) RETURNING merchant_id, customer_ref`,
     remaining: "SELECT count(*) AS n FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1",
   };

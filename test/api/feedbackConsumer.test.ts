@@ -285,6 +285,27 @@ describe("feedback queue consumer", () => {
     expect(summary).toMatchObject({ stored: 1, dropped_purged: 1, duplicates: 0 });
   });
 
+  it("an event received after the purge run's scheduled time but before its mark committed met a pending customer: dropped", async () => {
+    const ref = await customerRef(env.PII_KEY, "cus_late_cron");
+    await env.DB.prepare("INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after) VALUES (?, ?, 'pending', ?, ?)")
+      .bind(shop.merchantId, ref, new Date(Date.now() - 31 * 86_400_000).toISOString(), new Date(Date.now() - 60_000).toISOString())
+      .run();
+    await env.DB.prepare("INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at) VALUES (?, ?, 'delete', 'api', NULL, ?)")
+      .bind(shop.merchantId, ref, new Date(Date.now() - 31 * 86_400_000).toISOString())
+      .run();
+    const receivedAt = new Date(Date.now() - 50).toISOString();
+    const inFlight = await message("cus_late_cron", { method_id: "ideal", received_at: receivedAt, occurred_at: receivedAt });
+    // The cron was scheduled 2 s before that receipt and reaches the mark only now (it starts late, rollups run first).
+    expect((await purgeDueCustomers(env, new Date(Date.parse(receivedAt) - 2_000))).customers_purged).toBe(1);
+    const tombstone = await env.DB.prepare("SELECT purged_at FROM customer_deletions WHERE merchant_id = ? AND customer_ref = ?").bind(shop.merchantId, ref).first<{ purged_at: string }>();
+    expect(tombstone!.purged_at >= receivedAt).toBe(true);
+    const audit = await env.DB.prepare("SELECT created_at FROM data_rights_audit WHERE merchant_id = ? AND customer_ref = ? AND action = 'purge'").bind(shop.merchantId, ref).first<{ created_at: string }>();
+    expect(audit!.created_at >= receivedAt).toBe(true);
+    const { ids, result } = await deliver([inFlight]);
+    expect(result.explicitAcks).toEqual(ids);
+    expect(await countEvents("customer_ref = ? AND event_id = ?", ref, inFlight.event_id)).toBe(0);
+  });
+
   it("a profile KV refused to rewrite (one write per key per second) is reloaded and written again a moment later", async () => {
     const ref = await customerRef(env.PII_KEY, "cus_kv_busy");
     const key = profileKey(shop.merchantId, ref);
