@@ -8,15 +8,17 @@ namespace Tap2\Personalize;
  * Client of the Tap2 Personalize API's merchant-backend calls. Bodies and answers are the API's
  * JSON as PHP arrays. Every failure throws Tap2Exception.
  *
- * 429 and 503 answers are retried up to $maxRetries times, waiting the server's Retry-After (or an
- * exponential backoff with jitter when it sends none); a wait longer than $maxRetryDelay seconds
- * is not waited out. $timeout is in seconds, per attempt.
+ * 429 answers, and 503 answers to a request that is safe to resend (mayRetry()), are retried up to
+ * $maxRetries times, waiting the server's Retry-After (or an exponential backoff with jitter when it
+ * sends none); a wait longer than $maxRetryDelay seconds is not waited out. $timeout is in seconds,
+ * per attempt.
  */
 final class Client
 {
     public const VERSION = '0.1.0';
     public const DEFAULT_BASE_URL = 'https://api.tap2-personalize.com';
-    private const RETRYABLE = [429, 503];
+    /** Methods whose repeat does what the first did (RFC 9110 §9.2.2), so a 503 may be resent. */
+    private const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE'];
 
     private readonly string $baseUrl;
     private readonly Transport $transport;
@@ -186,6 +188,31 @@ final class Client
     }
 
     /**
+     * Whether this answer may be met by sending the request again. A 429 always: the rate limiter
+     * refused it before anything ran. A 503 may come from a step after the write committed (a second
+     * restore then answers 404), so only a request the API treats as idempotent is resent: an
+     * idempotent method, an Idempotency-Key, or single feedback with its event_id (stored once per
+     * (merchant, event_id)). Anything else, e.g. restoreCustomer(), returns its 503 to the caller.
+     *
+     * @param array<string, string> $headers
+     */
+    public static function mayRetry(int $status, string $method, string $url, array $headers, ?string $payload): bool
+    {
+        if ($status === 429) {
+            return true;
+        }
+        if ($status !== 503) {
+            return false;
+        }
+        if (in_array($method, self::IDEMPOTENT_METHODS, true) || in_array('idempotency-key', array_map('strtolower', array_keys($headers)), true)) {
+            return true;
+        }
+        $path = (string) parse_url($url, PHP_URL_PATH);
+        $event = $payload === null ? null : json_decode($payload, true);
+        return $method === 'POST' && str_ends_with($path, '/v1/personalize/feedback') && is_array($event) && is_string($event['event_id'] ?? null);
+    }
+
+    /**
      * @param array<string, mixed>|null $query
      * @param array<string, mixed>|null $body
      * @param array<string, string> $headers
@@ -225,12 +252,12 @@ final class Client
         return is_array($data) ? $data : [];
     }
 
-    /** Sends the same request (body and idempotency key included) until it is not a 429/503, or retries run out. */
+    /** Sends the same request (body and idempotency key included) until its answer is not to be retried (mayRetry()), or retries run out. */
     private function sendWithRetries(string $method, string $url, array $headers, ?string $payload): HttpResponse
     {
         for ($retry = 0; ; $retry++) {
             $response = $this->transport->send($method, $url, $headers, $payload, $this->timeout);
-            if (!in_array($response->status, self::RETRYABLE, true) || $retry >= $this->maxRetries) {
+            if ($retry >= $this->maxRetries || !self::mayRetry($response->status, $method, $url, $headers, $payload)) {
                 return $response;
             }
             $delay = self::retryDelay($retry, self::parseRetryAfter($response->header('Retry-After')), $this->retryBaseDelay);

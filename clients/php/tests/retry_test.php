@@ -87,6 +87,42 @@ test('503 backs off exponentially, then throws the last error; one Idempotency-K
     assertTrue($sleeps[1] >= 0.1 && $sleeps[1] <= 0.2, 'second backoff in [0.1, 0.2]: ' . $sleeps[1]);
 });
 
+test('a POST without Idempotency-Key is sent once after a 503 (restore may have committed: a resend answers 404), but resent after a 429', function (): void {
+    $t = new ScriptedTransport([new HttpResponse(503, ['retry-after' => '1'], errorBody('UNAVAILABLE')), new HttpResponse(404, [], errorBody('NOT_FOUND'))]);
+    $sleeps = [];
+    $e = assertThrows(fn () => scriptedClient($t, $sleeps)->restoreCustomer('cus_1'));
+    assertSame([503, 'UNAVAILABLE', 1], [$e->status, $e->errorCode, count($t->sent)]);
+    // Feedback without an event_id (a custom caller) would get a new id from the server on each try.
+    assertSame(false, Client::mayRetry(503, 'POST', 'http://tap2.test/v1/personalize/feedback', [], '{"customer_id":"c","method_id":"visa"}'));
+
+    $t = new ScriptedTransport([new HttpResponse(429, ['retry-after' => '1'], errorBody('RATE_LIMITED')), new HttpResponse(200, [], '{"customer_id":"cus_1","status":"active"}')]);
+    assertSame(['customer_id' => 'cus_1', 'status' => 'active'], scriptedClient($t, $sleeps)->restoreCustomer('cus_1'));
+    assertSame(2, count($t->sent));
+});
+
+test('a 503 is retried where resending is safe: feedback with its event_id, a session under its Idempotency-Key, a GET, a DELETE', function (): void {
+    $again = fn (HttpResponse $answer) => new ScriptedTransport([new HttpResponse(503, ['retry-after' => '0'], errorBody('UNAVAILABLE')), $answer]);
+    $sleeps = [];
+
+    $t = $again(new HttpResponse(204, [], ''));
+    scriptedClient($t, $sleeps)->sendFeedback(['customer_id' => 'cus_1', 'method_id' => 'visa']);
+    $ids = array_map(fn ($s) => json_decode($s['body'], true)['event_id'], $t->sent);
+    assertSame(2, count($ids), 'feedback attempts');
+    assertSame($ids[0], $ids[1], 'same event_id');
+
+    $t = $again(new HttpResponse(201, [], '{"session_id":"cs_1"}'));
+    scriptedClient($t, $sleeps)->createCheckoutSession(['customer_id' => 'cus_1'], 'order_7');
+    assertSame(['order_7', 'order_7'], array_map(fn ($s) => $s['headers']['Idempotency-Key'], $t->sent));
+
+    $t = $again(new HttpResponse(200, [], '{"customer_id":"cus_1","entries":[],"truncated":false}'));
+    scriptedClient($t, $sleeps)->getConsent('cus_1');
+    assertSame(2, count($t->sent), 'GET attempts');
+
+    $t = $again(new HttpResponse(202, [], '{"customer_id":"cus_1","status":"pending_deletion"}'));
+    scriptedClient($t, $sleeps)->deleteCustomer('cus_1');
+    assertSame(2, count($t->sent), 'DELETE attempts');
+});
+
 test('other errors are not retried; a long Retry-After is not waited out', function (): void {
     $t = new ScriptedTransport([new HttpResponse(400, [], errorBody('VALIDATION_ERROR'))]);
     $sleeps = [];

@@ -1,4 +1,4 @@
-"""HTTP with the standard library: one attempt per call, retries of 429/503 around it."""
+"""HTTP with the standard library: one attempt per call, retries of 429 (and of 503 where resending is safe) around it."""
 
 import http.client
 import json
@@ -9,10 +9,12 @@ import urllib.error
 import urllib.request
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
+from urllib.parse import urlsplit
 
 from .errors import Tap2Error
 
-RETRYABLE_STATUSES = frozenset({429, 503})
+#: Methods whose repeat does what the first did (RFC 9110 §9.2.2), so a 503 may be resent.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 
 class RawResponse(NamedTuple):
@@ -125,6 +127,29 @@ def error_from_response(response: RawResponse) -> Tap2Error:
     )
 
 
+def may_retry(status: int, method: str, url: str, headers: Mapping[str, str], body: Optional[bytes]) -> bool:
+    """Whether this answer may be met by sending the request again. A 429 always: the rate limiter
+    refused it before anything ran. A 503 may come from a step after the write committed (a second
+    restore then answers 404), so only a request the API treats as idempotent is resent: an
+    idempotent method, an Idempotency-Key, or single feedback with its event_id (stored once per
+    (merchant, event_id)). Anything else, e.g. restore_customer, returns its 503 to the caller."""
+    if status == 429:
+        return True
+    if status != 503:
+        return False
+    if method in IDEMPOTENT_METHODS or any(name.lower() == "idempotency-key" for name in headers):
+        return True
+    return method == "POST" and urlsplit(url).path.endswith("/v1/personalize/feedback") and _has_event_id(body)
+
+
+def _has_event_id(body: Optional[bytes]) -> bool:
+    try:
+        event = json.loads(body or b"")
+    except ValueError:
+        return False
+    return isinstance(event, dict) and isinstance(event.get("event_id"), str)
+
+
 class RetryPolicy(NamedTuple):
     max_retries: int
     timeout: float
@@ -141,11 +166,12 @@ def send_with_retries(
     headers: Dict[str, str],
     body: Optional[bytes],
 ) -> RawResponse:
-    """Sends the same request (body and idempotency key included) until it is not a 429/503, or retries run out."""
+    """Sends the same request (body and idempotency key included) until its answer is not to be
+    retried (:func:`may_retry`), or retries run out."""
     retry = 0
     while True:
         response = transport(method, url, headers, body, policy.timeout)
-        if response.status not in RETRYABLE_STATUSES or retry >= policy.max_retries:
+        if retry >= policy.max_retries or not may_retry(response.status, method, url, headers, body):
             return response
         delay = retry_delay(retry, parse_retry_after(response.headers.get("retry-after")), policy.base_delay)
         if delay > policy.max_delay:

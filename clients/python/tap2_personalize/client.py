@@ -35,9 +35,11 @@ def new_idempotency_key(prefix: str) -> str:
 class Client:
     """Calls the API with one key. Every failure raises :class:`Tap2Error`.
 
-    429 and 503 answers are retried up to ``max_retries`` times, waiting the server's
-    ``Retry-After`` (or an exponential backoff with jitter when it sends none); a wait longer than
-    ``max_retry_delay`` seconds is not waited out. ``timeout`` is in seconds, per attempt.
+    429 answers, and 503 answers to a request that is safe to resend (an idempotent method, an
+    Idempotency-Key, feedback with its event_id), are retried up to ``max_retries`` times, waiting
+    the server's ``Retry-After`` (or an exponential backoff with jitter when it sends none); a wait
+    longer than ``max_retry_delay`` seconds is not waited out. ``timeout`` is in seconds, per
+    attempt.
     """
 
     def __init__(

@@ -5,7 +5,7 @@ import unittest
 from typing import Dict, List, Optional, Tuple
 
 from tap2_personalize import Client, Tap2Error
-from tap2_personalize._transport import RawResponse, parse_retry_after, retry_delay
+from tap2_personalize._transport import RawResponse, may_retry, parse_retry_after, retry_delay
 
 
 def error_body(code: str) -> bytes:
@@ -65,6 +65,39 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(len(sleeps), 2)
         self.assertTrue(0.05 <= sleeps[0] <= 0.1, sleeps)
         self.assertTrue(0.1 <= sleeps[1] <= 0.2, sleeps)
+
+    def test_a_post_without_idempotency_key_is_sent_once_after_a_503_but_resent_after_a_429(self) -> None:
+        # The restore may have committed before the 503: a resend would answer 404.
+        unavailable = Scripted([RawResponse(503, {"retry-after": "1"}, error_body("UNAVAILABLE")), RawResponse(404, {}, error_body("NOT_FOUND"))])
+        with self.assertRaises(Tap2Error) as caught:
+            client(unavailable, []).restore_customer("cus_1")
+        self.assertEqual((caught.exception.status, caught.exception.code, len(unavailable.sent)), (503, "UNAVAILABLE", 1))
+        # Feedback without an event_id (a custom caller) would get a new id from the server on each try.
+        self.assertFalse(may_retry(503, "POST", "http://tap2.test/v1/personalize/feedback", {}, b'{"customer_id":"c","method_id":"visa"}'))
+
+        restored = RawResponse(200, {}, json.dumps({"customer_id": "cus_1", "status": "active"}).encode())
+        limited = Scripted([RawResponse(429, {"retry-after": "1"}, error_body("RATE_LIMITED")), restored])
+        self.assertEqual(client(limited, []).restore_customer("cus_1"), {"customer_id": "cus_1", "status": "active"})
+        self.assertEqual(len(limited.sent), 2)
+
+    def test_a_503_is_retried_where_resending_is_safe(self) -> None:
+        def again(answer: RawResponse) -> Scripted:
+            return Scripted([RawResponse(503, {"retry-after": "0"}, error_body("UNAVAILABLE")), answer])
+
+        feedback = again(RawResponse(204, {}, b""))
+        client(feedback, []).send_feedback({"customer_id": "cus_1", "method_id": "visa"})
+        ids = [json.loads(s[3] or b"{}")["event_id"] for s in feedback.sent]
+        self.assertEqual((len(ids), ids[0]), (2, ids[1]))
+
+        session = again(RawResponse(201, {}, b'{"session_id":"cs_1"}'))
+        client(session, []).create_checkout_session("cus_1", idempotency_key="order_7")
+        self.assertEqual([s[2]["Idempotency-Key"] for s in session.sent], ["order_7", "order_7"])
+
+        read = again(RawResponse(200, {}, b'{"customer_id":"cus_1","entries":[],"truncated":false}'))
+        client(read, []).get_consent("cus_1")
+        erase = again(RawResponse(202, {}, b'{"customer_id":"cus_1","status":"pending_deletion"}'))
+        client(erase, []).delete_customer("cus_1")
+        self.assertEqual((len(read.sent), len(erase.sent)), (2, 2))
 
     def test_other_errors_are_not_retried_and_long_retry_after_is_not_waited(self) -> None:
         bad = Scripted([RawResponse(400, {}, error_body("VALIDATION_ERROR"))])

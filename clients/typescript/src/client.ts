@@ -44,7 +44,7 @@ export interface Tap2ClientOptions {
   baseUrl?: string;
   /** Per attempt, until the response headers arrive. Default 10 000. */
   timeoutMs?: number;
-  /** Retries of a 429 or 503 answer. Default 2. */
+  /** Retries of a 429, or of a 503 to a request that is safe to resend (see retry.ts `mayRetry`). Default 2. */
   maxRetries?: number;
   /** A Retry-After (or backoff) longer than this is not waited out; the error is thrown. Default 30 000. */
   maxRetryDelayMs?: number;

@@ -1,7 +1,7 @@
 import { parseRetryAfter, Tap2Error } from "./errors";
 
-/** Statuses that mean "try again later": rate limited, or a dependency (e.g. the queue) was down. */
-export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+/** Methods whose repeat does what the first did (RFC 9110 §9.2.2), so a 503 may be resent. */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "PUT", "DELETE"]);
 
 export interface RetryPolicy {
   /** Retries after the first attempt (0 = no retry). */
@@ -24,14 +24,38 @@ export function retryDelayMs(retry: number, retryAfterSeconds: number | null, ba
 }
 
 /**
- * A fetch for openapi-fetch that retries 429 and 503. Each attempt sends a clone of the same
- * request, so a body and its idempotency key are identical across retries.
+ * Whether this answer may be met by sending the request again. A 429 always: the rate limiter
+ * refused it before anything ran. A 503 may come from a step after the write committed (a second
+ * restore then answers 404), so only a request the API treats as idempotent is resent: an
+ * idempotent method, an Idempotency-Key, or single feedback with its event_id (stored once per
+ * (merchant, event_id)). Anything else, e.g. restoreCustomer, returns its 503 to the caller.
+ */
+export async function mayRetry(status: number, request: Request): Promise<boolean> {
+  if (status === 429) return true;
+  if (status !== 503) return false;
+  if (IDEMPOTENT_METHODS.has(request.method) || request.headers.has("Idempotency-Key")) return true;
+  return request.method === "POST" && new URL(request.url).pathname.endsWith("/v1/personalize/feedback") && hasEventId(await request.clone().text());
+}
+
+function hasEventId(body: string): boolean {
+  try {
+    const event: unknown = JSON.parse(body);
+    return typeof event === "object" && event !== null && typeof (event as { event_id?: unknown }).event_id === "string";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A fetch for openapi-fetch that retries 429, and 503 where resending is safe ({@link mayRetry}).
+ * Each attempt sends a clone of the same request, so a body and its idempotency key are identical
+ * across retries.
  */
 export function retryingFetch(policy: RetryPolicy): (request: Request) => Promise<Response> {
   return async (request) => {
     for (let retry = 0; ; retry += 1) {
       const response = await attempt(request.clone(), policy);
-      if (!RETRYABLE_STATUSES.has(response.status) || retry >= policy.maxRetries) return response;
+      if (retry >= policy.maxRetries || !(await mayRetry(response.status, request))) return response;
       const delay = retryDelayMs(retry, parseRetryAfter(response.headers.get("Retry-After"), Date.now()), policy.baseDelayMs);
       if (delay > policy.maxRetryDelayMs) return response;
       await response.body?.cancel();

@@ -69,6 +69,40 @@ describe("retries (scripted server)", () => {
     expect(sleeps[1]).toBeLessThanOrEqual(200);
   });
 
+  it("sends a POST without Idempotency-Key once after a 503 (restore may have committed: a resend answers 404), but resends it after a 429", async () => {
+    const unavailable = scripted([json(503, errorBody("UNAVAILABLE"), { "Retry-After": "1" }), json(404, errorBody("NOT_FOUND"))]);
+    await expect(client(unavailable.fetch, []).restoreCustomer("cus_1")).rejects.toMatchObject({ status: 503, code: "UNAVAILABLE" });
+    expect(unavailable.requests).toHaveLength(1);
+
+    // Feedback without an event_id (possible through `raw`) would get a new id from the server on each try.
+    const anonymous = scripted([json(503, errorBody("UNAVAILABLE"), { "Retry-After": "0" })]);
+    const { response } = await client(anonymous.fetch, []).raw.POST("/v1/personalize/feedback", { body: { customer_id: "cus_1", method_id: "visa" } });
+    expect([response.status, anonymous.requests.length]).toEqual([503, 1]);
+
+    const limited = scripted([json(429, errorBody("RATE_LIMITED"), { "Retry-After": "1" }), json(200, { customer_id: "cus_1", status: "active" })]);
+    expect(await client(limited.fetch, []).restoreCustomer("cus_1")).toEqual({ customer_id: "cus_1", status: "active" });
+    expect(limited.requests).toHaveLength(2);
+  });
+
+  it("resends after a 503 what is safe to repeat: feedback with its event_id, a checkout session under its Idempotency-Key, a GET, a DELETE", async () => {
+    const again = () => [json(503, errorBody("UNAVAILABLE"), { "Retry-After": "0" })];
+    const feedback = scripted([...again(), json(204, null)]);
+    await client(feedback.fetch, []).sendFeedback({ customer_id: "cus_1", method_id: "visa" });
+    expect(feedback.requests.map((r) => JSON.parse(r.body).event_id)).toEqual([expect.stringMatching(/^evt_/), JSON.parse(feedback.requests[0]!.body).event_id]);
+
+    const session = scripted([...again(), json(201, { session_id: "cs_1" })]);
+    await client(session.fetch, []).createCheckoutSession({ customer_id: "cus_1" }, { idempotencyKey: "order_7" });
+    expect(session.requests.map((r) => r.headers.get("Idempotency-Key"))).toEqual(["order_7", "order_7"]);
+
+    const read = scripted([...again(), json(200, { customer_id: "cus_1", entries: [], truncated: false })]);
+    await client(read.fetch, []).getConsent("cus_1");
+    expect(read.requests).toHaveLength(2);
+
+    const erase = scripted([...again(), json(202, { customer_id: "cus_1", status: "pending_deletion", purge_after: "2026-01-01T00:00:00Z" })]);
+    await client(erase.fetch, []).deleteCustomer("cus_1");
+    expect(erase.requests).toHaveLength(2);
+  });
+
   it("does not retry other errors, and does not wait out a Retry-After beyond maxRetryDelayMs", async () => {
     const bad = scripted([json(400, errorBody("VALIDATION_ERROR"))]);
     await expect(client(bad.fetch, []).getPreferences("cus_1")).rejects.toMatchObject({ status: 400, code: "VALIDATION_ERROR" });
