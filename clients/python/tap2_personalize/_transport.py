@@ -1,12 +1,11 @@
 """HTTP with the standard library: one attempt per call, retries of 429 (and of 503 where resending is safe) around it."""
 
 import http.client
+import io
 import json
 import random
 import socket
 import time
-import urllib.error
-import urllib.request
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
 from urllib.parse import urlsplit
@@ -27,59 +26,101 @@ class RawResponse(NamedTuple):
 Transport = Callable[[str, str, Dict[str, str], Optional[bytes], float], RawResponse]
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """The API never redirects; a followed redirect would carry X-API-Key to whatever host it names.
-    The 3xx comes back as an HTTPError, i.e. as the answer it is."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:  # noqa: ARG002
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def urllib_transport(method: str, url: str, headers: Dict[str, str], body: Optional[bytes], timeout: float) -> RawResponse:
-    """One attempt, bounded by ``timeout`` as a whole (connect, headers and the whole body: urllib's
-    own timeout bounds each socket read, so a body that trickles in could take any time)."""
+def http_transport(method: str, url: str, headers: Dict[str, str], body: Optional[bytes], timeout: float) -> RawResponse:
+    """One attempt, bounded by ``timeout`` as a whole: connect, send, headers and body. (urllib's
+    timeout bounds each socket read, so headers or a body trickling in could take any time.)
+    http.client follows no redirect: the API never redirects, and a followed one would carry
+    X-API-Key to whatever host it names, so a 3xx comes back as the answer it is."""
     deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    parts = urlsplit(url)
     try:
+        connection = _connection(parts.scheme, parts.netloc, deadline)
         try:
-            response = _opener.open(request, timeout=timeout)
-        except urllib.error.HTTPError as err:  # a non-2xx answer is still an answer
-            response = err
-        with response:
-            status = response.status if not isinstance(response, urllib.error.HTTPError) else response.code
-            return RawResponse(status, _lower(response.headers), _read_body(response, deadline, timeout))
+            connection.request(method, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers)
+            response = connection.getresponse()
+            # read() raises IncompleteRead when Content-Length promised more than arrived.
+            return RawResponse(response.status, _lower(response.headers), response.read())
+        finally:
+            connection.close()
     except (socket.timeout, TimeoutError) as err:
         raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, (socket.timeout, TimeoutError)):
-            raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
-        raise Tap2Error("NETWORK_ERROR", f"Request failed: {err.reason}") from err
-    except (OSError, http.client.HTTPException) as err:  # a cut connection, a truncated body (IncompleteRead)
+    except (OSError, http.client.HTTPException) as err:  # refused, a cut connection, a truncated body
         raise Tap2Error("NETWORK_ERROR", f"Request failed: {err!r}") from err
 
 
-def _read_body(response: Any, deadline: float, timeout: float) -> bytes:
-    """The body in chunks as they come, the socket's timeout lowered to what is left of the attempt."""
-    raw = response if isinstance(response, http.client.HTTPResponse) else getattr(response, "fp", response)  # an HTTPError wraps it
-    read = getattr(raw, "read1", None) or raw.read
-    sock = getattr(getattr(getattr(raw, "fp", None), "raw", None), "_sock", None)
-    chunks = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise Tap2Error("TIMEOUT", f"No answer within {timeout} s")
-        if sock is not None:
-            sock.settimeout(left)
-        chunk = read(65536)
-        if not chunk:
-            body = b"".join(chunks)
-            if getattr(raw, "length", None):  # Content-Length promised more: the connection was cut
-                raise http.client.IncompleteRead(body, raw.length)
-            return body
-        chunks.append(chunk)
+def _connection(scheme: str, netloc: str, deadline: float) -> http.client.HTTPConnection:
+    if scheme == "https":
+        return _HTTPSConnection(netloc, deadline)
+    if scheme == "http":
+        return _HTTPConnection(netloc, deadline)
+    raise Tap2Error("NETWORK_ERROR", f"Request failed: unsupported URL scheme {scheme!r}")
+
+
+def _time_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("the attempt's deadline passed")
+    return left
+
+
+class _DeadlineSocket:
+    """The connection's socket, its timeout lowered before every send and read to what is left of
+    the attempt: each read waits at most that long, and all of them together no longer either."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(_time_left(self._deadline))
+        self._sock.sendall(data)
+
+    def makefile(self, mode: str) -> io.BufferedReader:  # noqa: ARG002  http.client asks for "rb"
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    """What http.client reads the status line, headers and body from, one recv at a time."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(_time_left(self._deadline))
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineConnection:
+    """Mixed into http.client's connections: connecting gets what is left of the attempt (each
+    address tried and each TLS handshake read at most that; the DNS lookup the standard library
+    cannot bound), and the socket it opened is handed on as a _DeadlineSocket."""
+
+    timeout: float
+    sock: Any
+
+    def __init__(self, netloc: str, deadline: float) -> None:
+        super().__init__(netloc, timeout=_time_left(deadline))  # type: ignore[call-arg]
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        self.timeout = _time_left(self._deadline)
+        super().connect()  # type: ignore[misc]
+        self.sock = _DeadlineSocket(self.sock, self._deadline)
+
+
+class _HTTPConnection(_DeadlineConnection, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
+    pass
 
 
 def _lower(headers: Any) -> Dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, cast
 from urllib.parse import quote, urlencode
 
 from . import __version__
-from ._transport import RetryPolicy, Transport, error_from_response, send_with_retries, urllib_transport
+from ._transport import RetryPolicy, Transport, error_from_response, http_transport, send_with_retries
 from .errors import Tap2Error
 from .types import (
     BatchAccepted,
@@ -39,7 +39,7 @@ class Client:
     Idempotency-Key, feedback with its event_id), are retried up to ``max_retries`` times, waiting
     the server's ``Retry-After`` (or an exponential backoff with jitter when it sends none); a wait
     longer than ``max_retry_delay`` seconds is not waited out. ``timeout`` is in seconds, per
-    attempt.
+    attempt (connect, headers and body).
     """
 
     def __init__(
@@ -59,7 +59,7 @@ class Client:
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
         self._policy = RetryPolicy(max_retries=max_retries, timeout=timeout, base_delay=retry_base_delay, max_delay=max_retry_delay)
-        self._transport: Transport = transport or urllib_transport
+        self._transport: Transport = transport or http_transport
         self._sleep = sleep
 
     # ── personalization ────────────────────────────────────────────────────────────────────

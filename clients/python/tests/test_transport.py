@@ -1,5 +1,5 @@
 """The standard-library transport against a raw socket server (no worker needed): every failure is a
-Tap2Error, and the timeout bounds the whole attempt, body included (docs/clients.md)."""
+Tap2Error, and the timeout bounds the whole attempt, headers and body included (docs/clients.md)."""
 
 import socket
 import threading
@@ -53,6 +53,19 @@ class TransportTest(unittest.TestCase):
         err = failure(serve_once(trickle), 1.0)
         self.assertEqual((err.code, err.status), ("TIMEOUT", 0))
         self.assertLess(time.monotonic() - started, 2.5)
+
+    def test_headers_that_trickle_in_are_cut_at_the_attempts_timeout(self) -> None:
+        def trickle(conn: socket.socket) -> None:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for i in range(8):  # a header line every 0.5 s: 4 s in all, never a second of silence
+                time.sleep(0.5)
+                conn.sendall(b"X-Slow-%d: x\r\n" % i)
+            conn.sendall(b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+
+        started = time.monotonic()
+        err = failure(serve_once(trickle), 1.0)
+        self.assertEqual((err.code, err.status), ("TIMEOUT", 0))
+        self.assertLess(time.monotonic() - started, 1.5)
 
     def test_an_error_body_that_stalls_is_a_timeout(self) -> None:
         def stall(conn: socket.socket) -> None:
