@@ -139,13 +139,13 @@ final class Client
         return $this->request('GET', '/v1/personalize/customers/' . rawurlencode($customerId) . '/export', ['merchant_id' => $merchantId]);
     }
 
-    /** @param array{from?: string, to?: string} $query ISO 8601 UTC; default the last 7 days */
+    /** @param array{from?: string, to?: string, merchant_id?: string} $query ISO 8601 UTC; default the last 7 days */
     public function getAnalyticsSummary(array $query = []): array
     {
         return $this->request('GET', '/v1/analytics/summary', $query);
     }
 
-    /** @param array<string, mixed> $query metric, and optional granularity, from, to, currency */
+    /** @param array<string, mixed> $query metric, and optional granularity, from, to, currency, merchant_id */
     public function getAnalyticsTimeseries(array $query): array
     {
         return $this->request('GET', '/v1/analytics/timeseries', $query);

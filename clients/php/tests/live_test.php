@@ -113,14 +113,18 @@ test('live: delete, restore, export', function (): void {
     assertSame(['ideal'], $sk->getPreferences($id)['favorite_methods'], 'preferences back');
 });
 
-test('live: calls taking a customer id name the merchant: its own accepted, another 403', function (): void {
+test('live: calls taking a customer id, the catalog and analytics name the merchant: its own accepted, another 403', function (): void {
     $sk = secretClient();
     $id = customer('merchant');
     $own = env('TAP2_MERCHANT_ID');
     assertSame($own, $sk->getPreferences($id, $own)['merchant_id']);
     assertSame([], $sk->getConsent($id, $own)['entries']);
     assertTrue(count($sk->getPaymentMethods($own)) > 0, 'catalog');
+    assertSame($own, $sk->getAnalyticsSummary(['merchant_id' => $own])['merchant_id']);
+    assertSame('decisions', $sk->getAnalyticsTimeseries(['metric' => 'decisions', 'merchant_id' => $own])['metric']);
     foreach ([
+        fn () => $sk->getAnalyticsSummary(['merchant_id' => 'm_someone_else']),
+        fn () => $sk->getAnalyticsTimeseries(['metric' => 'decisions', 'merchant_id' => 'm_someone_else']),
         fn () => $sk->getPreferences($id, 'm_someone_else'),
         fn () => $sk->getConsent($id, 'm_someone_else'),
         fn () => $sk->exportCustomer($id, 'm_someone_else'),

@@ -200,9 +200,10 @@ class Client:
 
     # ── analytics and catalog ──────────────────────────────────────────────────────────────
 
-    def get_analytics_summary(self, *, from_: Optional[str] = None, to: Optional[str] = None) -> Dict[str, Any]:
+    def get_analytics_summary(self, *, from_: Optional[str] = None, to: Optional[str] = None, merchant_id: Optional[str] = None) -> Dict[str, Any]:
         """Treatment vs holdout over [from, to) (ISO 8601 UTC; default the last 7 days). Secret key."""
-        return self._request("GET", "/v1/analytics/summary", query=_drop_none({"from": from_, "to": to}))
+        query = _drop_none({"merchant_id": merchant_id, "from": from_, "to": to})
+        return self._request("GET", "/v1/analytics/summary", query=query)
 
     def get_analytics_timeseries(
         self,
@@ -212,9 +213,10 @@ class Client:
         from_: Optional[str] = None,
         to: Optional[str] = None,
         currency: Optional[str] = None,
+        merchant_id: Optional[str] = None,
     ) -> Dict[str, Any]:
         """One metric per arm and hour or day, oldest first. Secret key."""
-        query = _drop_none({"metric": metric, "granularity": granularity, "from": from_, "to": to, "currency": currency})
+        query = _drop_none({"metric": metric, "merchant_id": merchant_id, "granularity": granularity, "from": from_, "to": to, "currency": currency})
         return self._request("GET", "/v1/analytics/timeseries", query=query)
 
     def get_payment_methods(self, *, merchant_id: Optional[str] = None) -> List[Dict[str, Any]]:

@@ -104,13 +104,17 @@ class LiveTest(unittest.TestCase):
         self.assertEqual(self.sk.export_customer(cid)["status"], "active")
         self.assertEqual(self.sk.get_preferences(cid)["favorite_methods"], ["ideal"])
 
-    def test_calls_taking_a_customer_id_name_the_merchant_its_own_accepted_another_403(self) -> None:
+    def test_calls_taking_a_customer_id_the_catalog_and_analytics_name_the_merchant_its_own_accepted_another_403(self) -> None:
         cid = customer("merchant")
         own = env("TAP2_MERCHANT_ID")
         self.assertEqual(self.sk.get_preferences(cid, merchant_id=own)["merchant_id"], own)
         self.assertEqual(self.sk.get_consent(cid, merchant_id=own)["entries"], [])
         self.assertTrue(self.sk.get_payment_methods(merchant_id=own))
+        self.assertEqual(self.sk.get_analytics_summary(merchant_id=own)["merchant_id"], own)
+        self.assertEqual(self.sk.get_analytics_timeseries("decisions", merchant_id=own)["metric"], "decisions")
         calls: List[Callable[[], Any]] = [
+            lambda: self.sk.get_analytics_summary(merchant_id="m_someone_else"),
+            lambda: self.sk.get_analytics_timeseries("decisions", merchant_id="m_someone_else"),
             lambda: self.sk.get_preferences(cid, merchant_id="m_someone_else"),
             lambda: self.sk.get_consent(cid, merchant_id="m_someone_else"),
             lambda: self.sk.export_customer(cid, merchant_id="m_someone_else"),

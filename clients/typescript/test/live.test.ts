@@ -101,14 +101,18 @@ describe("TypeScript client against the local worker", () => {
     expect((await sk.getPreferences(id)).favorite_methods).toEqual(["ideal"]);
   });
 
-  it("names the merchant on the calls that take only a customer id: its own is accepted, another is a 403", async () => {
+  it("names the merchant on the calls that take only a customer id, the catalog and analytics: its own is accepted, another is a 403", async () => {
     const id = customer("merchant");
     const own = { merchantId: env("TAP2_MERCHANT_ID") };
     const other = { merchantId: "m_someone_else" };
     expect((await sk.getPreferences(id, own)).merchant_id).toBe(env("TAP2_MERCHANT_ID"));
     expect((await sk.getConsent(id, own)).entries).toEqual([]);
     expect((await sk.getPaymentMethods(own)).length).toBeGreaterThan(0);
+    expect((await sk.getAnalyticsSummary({ merchant_id: own.merchantId })).merchant_id).toBe(own.merchantId);
+    expect((await sk.getAnalyticsTimeseries({ metric: "decisions", merchant_id: own.merchantId })).metric).toBe("decisions");
     for (const call of [
+      () => sk.getAnalyticsSummary({ merchant_id: other.merchantId }),
+      () => sk.getAnalyticsTimeseries({ metric: "decisions", merchant_id: other.merchantId }),
       () => sk.getPreferences(id, other),
       () => sk.getConsent(id, other),
       () => sk.exportCustomer(id, other),
