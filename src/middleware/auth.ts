@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
+import { ApiError, isDependencyFailure } from "../errors";
 import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
 import { readMerchant } from "../storage/merchants";
 import { carriesBody } from "./bodyLimits";
@@ -54,6 +54,9 @@ export function merchantAuth(): MiddlewareHandler<AppEnv> {
       record = await lookupKey(c.env, key, waitUntil);
       if (record && !record.revoked) merchant = await readMerchant(c.env, record.merchant_id, waitUntil);
     } catch (err) {
+      // Our own bug or a misconfiguration (no such table: migrations not applied) is a 500, noticed
+      // as one, never a "retry" that cannot succeed.
+      if (!isDependencyFailure(err)) throw err;
       logRequestError(c, "key verification failed", err);
       throw new ApiError("UNAVAILABLE", "The API key cannot be verified right now; retry");
     }

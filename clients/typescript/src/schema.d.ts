@@ -12,7 +12,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness; with deep=1 also checks D1 and KV */
+        /** Liveness; with deep=1 also checks D1, KV, the D1 schema (migrations applied) and the secrets */
         get: operations["getHealth"];
         put?: never;
         post?: never;
