@@ -57,6 +57,12 @@ export const Country = z
   .refine((code) => ISO_COUNTRIES.has(code), "is not an ISO 3166-1 alpha-2 country code")
   .openapi({ example: "US" });
 
+/**
+ * Free text (a merchant's name, an offer's title). A lone UTF-16 surrogate is no character: D1
+ * stores it as U+FFFD, so the text would read back changed and a repeated PATCH write every time.
+ */
+export const Text = z.string().refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogate)");
+
 export const DeviceType = z.enum(["mobile", "desktop", "tablet"]);
 export type DeviceType = z.infer<typeof DeviceType>;
 

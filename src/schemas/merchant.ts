@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { CATALOG_BY_ID } from "../catalog/methods";
-import { Country, Currency, DeviceType, MerchantId, MethodId, OfferId, pageLimit, Tier, Timestamp } from "./common";
+import { Country, Currency, DeviceType, MerchantId, MethodId, OfferId, pageLimit, Text, Tier, Timestamp } from "./common";
 import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS } from "../ratelimit/visitor";
 
 const CatalogMethodId = MethodId.refine((id) => CATALOG_BY_ID.has(id), "is not a method of the catalog (GET /v1/payment-methods)");
@@ -113,14 +113,15 @@ export const Offer = z
   .strictObject({
     offer_id: OfferId,
     method_id: CatalogMethodId,
-    title: z.string().min(1).max(200),
-    description: z.string().max(1000).default(""),
+    title: Text.min(1).max(200),
+    description: Text.max(1000).default(""),
     discount_type: z.enum(["percent", "fixed"]),
     discount_value: z.number().positive().max(1e12).openapi({ description: "percent: 0 < value ≤ 100; fixed: an integer amount in minor units of the offer's currency" }),
     min_amount: z.number().int().min(0).max(1e12).optional(),
     currency: Currency.optional(),
-    countries: z.array(Country).max(250).optional(),
-    device_types: z.array(DeviceType).max(3).optional(),
+    // An empty list would hide the offer from every known country or device: omit the field for "any".
+    countries: z.array(Country).min(1, "omit countries to show the offer in every country").max(250).optional(),
+    device_types: z.array(DeviceType).min(1, "omit device_types to show the offer on every device").max(3).optional(),
     starts_at: Timestamp.optional(),
     ends_at: Timestamp.optional(),
   })
@@ -137,7 +138,7 @@ const uniqueList = <T extends z.ZodType<string>>(item: T, max: number) =>
 export const ScoringWeightsOverride = z.record(z.string().regex(/^[a-z_]{1,40}$/), z.number().min(-1000).max(1000));
 
 const merchantFields = {
-  name: z.string().min(1).max(200),
+  name: Text.min(1).max(200),
   tier: Tier,
   methods: uniqueList(CatalogMethodId, 60).min(1),
   allowed_origins: uniqueList(AllowedOrigin, 50),

@@ -56,6 +56,23 @@ describe("merchants", () => {
     expect(await read.json()).toEqual(created);
   });
 
+  it("400 for text with a lone surrogate (D1 would store it altered) and for an offer's empty countries or device_types list", async () => {
+    const m = await createMerchant();
+    // Sent as JSON text: a lone surrogate is a valid JSON escape but no character.
+    for (const body of ['{"name":"Shop \\ud800"}', '{"offers":[{"offer_id":"o1","method_id":"visa","title":"Save \\udc00","discount_type":"fixed","discount_value":100}]}']) {
+      const res = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body });
+      const err = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(err.error.details?.[0]?.message).toBe("must be well-formed Unicode (no lone surrogate)");
+    }
+    expect((await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: '{"name":"Shop \\ud83d\\ude00"}' })).status).toBe(200); // a pair is a character
+    const offer = { offer_id: "o2", method_id: "visa", title: "Save", discount_type: "fixed", discount_value: 100 };
+    for (const [field, message] of [["countries", "omit countries to show the offer in every country"], ["device_types", "omit device_types to show the offer on every device"]] as const) {
+      const res = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ offers: [{ ...offer, [field]: [] }] }) });
+      const err = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(err.error.details).toContainEqual({ path: `offers.0.${field}`, message });
+    }
+  });
+
   it("lists merchants a page at a time in the order of their ids; every merchant once, as GET shows it", async () => {
     const prefix = `m_list_${Date.now().toString(36)}`;
     const ids = ["c", "a", "e", "b", "d"].map((x) => `${prefix}_${x}`);
