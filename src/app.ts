@@ -13,6 +13,7 @@ import { logField, requestLogger } from "./middleware/logger";
 import { rateLimit } from "./middleware/rateLimit";
 import { requestId } from "./middleware/requestId";
 import { responseHeaders } from "./middleware/responseHeaders";
+import { knownRoutes, methodsForPath, routeMiss } from "./middleware/routing";
 import { registerAdminRoutes } from "./routes/admin";
 import { registerAnalyticsRoutes } from "./routes/analytics";
 import { registerCatalogRoutes } from "./routes/catalog";
@@ -42,13 +43,15 @@ export function createApp(): App {
   app.use("*", jsonCharset());
   app.use("*", requestLogger());
   app.use("*", cors());
-  // Merchant routes: who the key is → its rate limit → the body → what the key may do here. Body
-  // checks come after the limiter so that a malformed body of a valid key (400/413/415) counts
-  // against its limit and carries the RateLimit-* headers like any other answer (API.md §1).
+  // Merchant routes: who the key is → its rate limit → the route → the body → what the key may do
+  // here. Body checks come after the limiter so that a malformed body of a valid key (400/413/415)
+  // counts against its limit and carries the RateLimit-* headers like any other answer (API.md §1);
+  // the route comes before them, so a wrong path or method is 404/405 whatever body came with it.
   const merchantOnly = (step: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> => (c, next) => (isMerchantRoute(c.req.path) ? step(c, next) : next());
   app.use("/v1/*", merchantOnly(merchantAuth()));
   app.use("/v1/*", merchantOnly(rateLimit()));
   app.use("/v1/admin/*", adminAuth());
+  app.use("*", knownRoutes(app)); // 404, 405, a plain OPTIONS' Allow
   app.use("*", bodyLimits());
   app.use("/v1/*", merchantOnly(merchantAuthorization())); // reads merchant_id from the body bodyLimits has checked
 
@@ -68,16 +71,8 @@ export function createApp(): App {
   registerOpenApiRoutes(app);
   registerDemoRoutes(app); // answers 404 unless ENVIRONMENT is "development"
 
-  app.notFound((c) => {
-    const allowed = methodsForPath(app, c.req.path);
-    if (allowed.length > 0) {
-      const headers = { Allow: allowed.join(", ") };
-      // Allow names OPTIONS (cors() answers preflights); a plain OPTIONS gets that list, not a 405 contradicting it.
-      if (c.req.method === "OPTIONS") return c.body(null, 204, headers);
-      return renderError(c, new ApiError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, undefined, headers));
-    }
-    return renderError(c, new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`));
-  });
+  // knownRoutes() answers every request no route takes; this is the fallback of a handler that passes one on.
+  app.notFound((c) => renderError(c, routeMiss(c, methodsForPath(app, c.req.path))));
 
   app.onError((err, c) => {
     if (err instanceof ApiError) {
@@ -101,17 +96,4 @@ export function createApp(): App {
   });
 
   return app;
-}
-
-let patterns: { method: string; re: RegExp }[] | null = null;
-
-function methodsForPath(app: App, path: string): string[] {
-  patterns ??= app.routes
-    .filter((r) => r.method !== "ALL")
-    // Literal parts escaped (the "." of /v1/openapi.json must not match any character), parameters as one segment.
-    .map((r) => ({ method: r.method, re: new RegExp("^" + r.path.split(/(:[A-Za-z_]+)/).map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("") + "$") }));
-  const methods = new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method));
-  if (methods.has("GET")) methods.add("HEAD"); // answered by the GET route, without the body
-  if (methods.size > 0) methods.add("OPTIONS");
-  return [...methods];
 }

@@ -45,6 +45,16 @@ describe("errors", () => {
     expect(res.headers.get("Allow")).toContain("GET");
   });
 
+  it("checks the route before the body: an unknown path is 404 and a wrong method 405, whatever body came with it", async () => {
+    await expectError(await SELF.fetch(`${BASE}/nothing-here`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{" }), 404, "NOT_FOUND");
+    await expectError(await api(m.secretKey, "/v1/nope", { method: "POST", body: "{" }), 404, "NOT_FOUND");
+    await expectError(await SELF.fetch(`${BASE}/health`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "ping" }), 405, "METHOD_NOT_ALLOWED");
+    await expectError(await admin("/v1/admin/merchants", { method: "DELETE", body: "{" }), 405, "METHOD_NOT_ALLOWED");
+    const big = await api(m.secretKey, "/v1/payment-methods", { method: "DELETE", body: "x".repeat(70_000) });
+    await expectError(big, 405, "METHOD_NOT_ALLOWED");
+    expect(big.headers.get("Allow")).toContain("GET");
+  });
+
   it("answers a plain OPTIONS (no preflight) on a known path with 204 and the Allow list a 405 names", async () => {
     const answers: [Response, string[]][] = [
       [await SELF.fetch(`${BASE}/health`, { method: "OPTIONS" }), ["GET", "HEAD", "OPTIONS"]],

@@ -1,0 +1,47 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { App, AppEnv } from "../env";
+import { ApiError } from "../errors";
+
+type Pattern = { method: string; re: RegExp };
+
+/** Per app, built on first use: routes are registered after the middleware that reads them. */
+const patternsOf = new WeakMap<App, Pattern[]>();
+
+/** The methods some route of `app` takes on `path` (HEAD with GET, OPTIONS with any); empty for an unknown path. */
+export function methodsForPath(app: App, path: string): string[] {
+  let patterns = patternsOf.get(app);
+  if (!patterns) {
+    patterns = app.routes
+      .filter((r) => r.method !== "ALL")
+      // Literal parts escaped (the "." of /v1/openapi.json must not match any character), parameters as one segment.
+      .map((r) => ({ method: r.method, re: new RegExp("^" + r.path.split(/(:[A-Za-z_]+)/).map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("") + "$") }));
+    patternsOf.set(app, patterns);
+  }
+  const methods = new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method));
+  if (methods.has("GET")) methods.add("HEAD"); // answered by the GET route, without the body
+  if (methods.size > 0) methods.add("OPTIONS");
+  return [...methods];
+}
+
+// Allow names OPTIONS (cors() answers preflights); a plain OPTIONS gets that list, not a 405 contradicting it.
+const allowHeader = (allowed: string[]) => ({ Allow: allowed.join(", ") });
+
+/**
+ * The route is known before the body is looked at: an unknown path is 404 and a method its path does
+ * not take 405 (API.md §1), whatever body came with it, instead of a 400/413/415 about a body no
+ * route would read. Requests a route takes go on to the body checks.
+ */
+export function knownRoutes(app: App): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const allowed = methodsForPath(app, c.req.path);
+    if (c.req.method === "OPTIONS" && allowed.length > 0) return c.body(null, 204, allowHeader(allowed));
+    if (!allowed.includes(c.req.method)) throw routeMiss(c, allowed);
+    return next();
+  };
+}
+
+/** Why no route takes the request: 405 with Allow on a known path, else 404. */
+export function routeMiss(c: Context<AppEnv>, allowed: string[]): ApiError {
+  if (allowed.length === 0) return new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`);
+  return new ApiError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, undefined, allowHeader(allowed));
+}
