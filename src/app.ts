@@ -42,7 +42,9 @@ export function createApp(): App {
   app.use("*", responseHeaders());
   app.use("*", jsonCharset());
   app.use("*", requestLogger());
-  app.use("*", cors());
+  // Only a merchant route that exists answers for a merchant: the one place CORS may grant anything.
+  const merchantRouteExists = (path: string) => path.startsWith("/v1/") && isMerchantRoute(path) && methodsForPath(app, path).length > 0;
+  app.use("*", cors(merchantRouteExists));
   // Merchant routes: who the key is → its rate limit → the route → the body → what the key may do
   // here. Body checks come after the limiter so that a malformed body of a valid key (400/413/415)
   // counts against its limit and carries the RateLimit-* headers like any other answer (API.md §1);

@@ -303,6 +303,31 @@ describe("CORS", () => {
     expect(res.headers.get("Access-Control-Allow-Origin")).toBe("https://old.example");
   });
 
+  it("grants preflights only on merchant routes: admin, health, the OpenAPI document and unknown paths answer for no merchant", async () => {
+    const origin = "https://shop.example"; // allowed by m, and so by "some merchant"
+    const preflight = (path: string) =>
+      SELF.fetch(`${BASE}${path}`, { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type" } });
+    expect((await preflight("/v1/personalize/feedback")).headers.get("Access-Control-Allow-Origin")).toBe(origin);
+    for (const path of ["/v1/admin/merchants", `/v1/admin/merchants/${m.merchantId}/keys`, "/health", "/v1/openapi.json", "/v1/nope", `/v1/nope?merchant_id=${m.merchantId}`]) {
+      const res = await preflight(path);
+      expect(res.status, path).toBe(204);
+      expect(res.headers.get("Access-Control-Allow-Origin"), path).toBeNull();
+    }
+    // Nor is an unknown path's 401 readable, as its preflight is refused.
+    const missing = await SELF.fetch(`${BASE}/v1/nope`, { headers: { Origin: origin } });
+    await expectError(missing.clone(), 401, "MISSING_API_KEY");
+    expect(missing.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("refuses a preflight whose api_key cannot be a key, instead of reading it as naming no merchant", async () => {
+    const preflight = (query: string) =>
+      SELF.fetch(`${BASE}/v1/personalize/methods${query}`, { method: "OPTIONS", headers: { Origin: "https://shop.example", "Access-Control-Request-Method": "GET" } });
+    expect((await preflight(`?api_key=${m.publishableKey}`)).headers.get("Access-Control-Allow-Origin")).toBe("https://shop.example");
+    for (const query of ["?api_key=not-a-key", "?api_key=tp2_pk_short", `?api_key=nope&merchant_id=${m.merchantId}`]) {
+      expect((await preflight(query)).headers.get("Access-Control-Allow-Origin"), query).toBeNull();
+    }
+  });
+
   it("a preflight whose Origin is not an origin is refused without a storage lookup", async () => {
     const failing = { prepare: () => { throw new Error("D1 must not be asked"); } } as unknown as D1Database;
     for (const bad of ["null", "https://shop.example/path", "javascript:alert(1)", `https://${"a".repeat(300)}.example`, "https://shop.example\nX: y"]) {
