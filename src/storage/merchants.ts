@@ -113,7 +113,9 @@ export async function insertMerchant(db: D1Database, m: Merchant): Promise<boole
     .bind(m.merchant_id, m.name, m.tier, configOf(m), m.created_at, m.updated_at)
     .run();
   // meta.changes also counts the merchant_origins rows its trigger writes: the merchant either was inserted or not.
-  return (res.meta.changes ?? 0) > 0;
+  const inserted = (res.meta.changes ?? 0) > 0;
+  if (inserted) forgetOrigins(m.allowed_origins);
+  return inserted;
 }
 
 export type MerchantUpdate =
@@ -171,6 +173,7 @@ export async function updateMerchant(
       .run();
     // No row changed: another write moved the version on since the read (or the merchant is gone).
     if ((res.meta.changes ?? 0) === 0) continue;
+    forgetOrigins(current.allowed_origins, next.allowed_origins);
     return { status: "updated", merchant: next, version: row.version + 1, cacheCleared: await invalidate(env.CACHE, merchantKey(id)) };
   }
   return { status: "contended" };
@@ -203,9 +206,11 @@ function stableJson(value: unknown): string {
 
 /**
  * Preflights carry no key, so anyone can send them with any Origin: an origin that is not one is
- * answered without storage; answers are remembered in this isolate for a minute (bounded), so a
- * repeated origin costs at most one D1 query a minute, and a made-up one a primary-key lookup
- * (merchant_origins, migration 0009), never a scan; nothing is written to KV on an attacker's behalf.
+ * answered without storage; an allowed origin is remembered in this isolate for a minute (bounded),
+ * so it costs at most one D1 query a minute. A refused one is not remembered, so a merchant allowing
+ * it a moment later is granted at once: each such preflight costs one primary-key lookup
+ * (merchant_origins, migration 0009), never a scan, as a made-up origin always did (it never
+ * repeats, so a memo never spared it); nothing is written to KV on an attacker's behalf.
  */
 const ORIGIN_MEMO_MS = 60_000;
 const ORIGIN_MEMO_MAX = 2_000;
@@ -218,6 +223,12 @@ export async function merchantsAllowingOrigin(db: D1Database, origin: string, no
   if (hit && hit.until > now) return hit.ids;
   const { results } = await db.prepare("SELECT merchant_id FROM merchant_origins WHERE origin = ? LIMIT 100").bind(origin).all<{ merchant_id: string }>();
   const ids = results.map((r) => r.merchant_id);
-  setBounded(originMemo, origin, { ids, until: now + ORIGIN_MEMO_MS }, ORIGIN_MEMO_MAX);
+  if (ids.length > 0) setBounded(originMemo, origin, { ids, until: now + ORIGIN_MEMO_MS }, ORIGIN_MEMO_MAX);
+  else originMemo.delete(origin);
   return ids;
+}
+
+/** A merchant's allowed_origins changed: this isolate reads them anew at once (others within ORIGIN_MEMO_MS). */
+function forgetOrigins(...lists: readonly string[][]): void {
+  for (const list of lists) for (const origin of list) originMemo.delete(origin);
 }

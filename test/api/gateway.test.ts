@@ -3,7 +3,7 @@ import { createApp } from "../../src/app";
 import { beforeAll, describe, expect, it } from "vitest";
 import { clearMemo } from "../../src/storage/cachedRead";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
-import { ADMIN_TOKEN, admin, api, BASE, createKey, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { ADMIN_TOKEN, admin, api, BASE, createKey, createMerchant, expectError, uniqueMerchantId, type TestMerchant } from "../helpers/fixtures";
 
 let m: TestMerchant;
 beforeAll(async () => {
@@ -263,6 +263,26 @@ describe("CORS", () => {
     expect(await merchantsAllowingOrigin(env.DB, "https://new.example", later + 61_000)).toEqual([shop.merchantId]);
   });
 
+  it("a refused origin is not remembered: a merchant allowing it a moment later, created or patched, is granted at once", async () => {
+    const fresh = () => `https://${uniqueMerchantId("fresh").replace(/_/g, "-")}.example`;
+    const preflight = (origin: string) =>
+      SELF.fetch(`${BASE}/v1/personalize/methods`, { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-api-key" } });
+    const created = fresh();
+    expect((await preflight(created)).headers.get("Access-Control-Allow-Origin")).toBeNull(); // nobody allows it yet
+    await createMerchant({ allowed_origins: [created] });
+    expect((await preflight(created)).headers.get("Access-Control-Allow-Origin")).toBe(created);
+
+    const patched = fresh();
+    const shop = await createMerchant();
+    expect((await preflight(patched)).headers.get("Access-Control-Allow-Origin")).toBeNull();
+    const patch = (origins: string[]) => admin(`/v1/admin/merchants/${shop.merchantId}`, { method: "PATCH", body: JSON.stringify({ allowed_origins: origins }) });
+    expect((await patch([patched])).status).toBe(200);
+    expect((await preflight(patched)).headers.get("Access-Control-Allow-Origin")).toBe(patched);
+    // This isolate forgets a granted origin its merchant drops at once (others within the minute of their memo).
+    expect((await patch([])).status).toBe(200);
+    expect((await preflight(patched)).headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
   it("an allowed origin written with capitals or a default port matches the Origin a browser sends", async () => {
     const shop = await createMerchant({ allowed_origins: ["https://Shop-Caps.Example:443", "http://plain.example:80"] });
     const stored = await (await admin(`/v1/admin/merchants/${shop.merchantId}`)).json<{ allowed_origins: string[] }>();
@@ -334,6 +354,19 @@ describe("CORS", () => {
       expect(await merchantsAllowingOrigin(failing, bad)).toEqual([]);
     }
     await expect(merchantsAllowingOrigin(failing, "https://fresh-origin.example")).rejects.toThrow("D1 must not be asked");
+  });
+
+  it("an origin lookup costs D1 one primary-key query per refused preflight, and one a minute per allowed origin", async () => {
+    let queries = 0;
+    const counting = { prepare: (sql: string) => (queries++, env.DB.prepare(sql)) } as unknown as D1Database;
+    const refused = "https://nobody-allows-this.example";
+    for (let i = 0; i < 3; i++) expect(await merchantsAllowingOrigin(counting, refused)).toEqual([]);
+    expect(queries).toBe(3);
+    const allowed = `https://${uniqueMerchantId("memo").replace(/_/g, "-")}.example`;
+    const shop = await createMerchant({ allowed_origins: [allowed] });
+    queries = 0;
+    for (let i = 0; i < 3; i++) expect(await merchantsAllowingOrigin(counting, allowed)).toEqual([shop.merchantId]);
+    expect(queries).toBe(1);
   });
 
   it("reflects only an exact allowed origin on real requests, never a wildcard, and exposes X-Request-Id", async () => {
