@@ -74,7 +74,11 @@ export function createApp(): App {
   registerDemoRoutes(app); // answers 404 unless ENVIRONMENT is "development"
 
   // knownRoutes() answers every request no route takes; this is the fallback of a handler that passes one on.
-  app.notFound((c) => renderError(c, routeMiss(c, methodsForPath(app, c.req.path))));
+  app.notFound((c) => {
+    const miss = routeMiss(c, methodsForPath(app, c.req.path));
+    logField(c, "error_code", miss.code);
+    return renderError(c, miss);
+  });
 
   app.onError((err, c) => {
     if (err instanceof ApiError) {

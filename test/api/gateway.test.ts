@@ -1,6 +1,6 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { createApp } from "../../src/app";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { clearMemo } from "../../src/storage/cachedRead";
 import { merchantsAllowingOrigin } from "../../src/storage/merchants";
 import { ADMIN_TOKEN, admin, api, BASE, createKey, createMerchant, expectError, uniqueMerchantId, type TestMerchant } from "../helpers/fixtures";
@@ -43,6 +43,19 @@ describe("errors", () => {
     const res = await api(m.secretKey, "/v1/payment-methods", { method: "DELETE" });
     await expectError(res, 405, "METHOD_NOT_ALLOWED");
     expect(res.headers.get("Allow")).toContain("GET");
+  });
+
+  it("the request lines of a 404 and a 405 carry their error_code, like every other error", async () => {
+    const logs = vi.spyOn(console, "log");
+    try {
+      await expectError(await api(m.secretKey, "/v1/nope"), 404, "NOT_FOUND");
+      await expectError(await api(m.secretKey, "/v1/personalize/customers/cus_x/export", { method: "PUT" }), 405, "METHOD_NOT_ALLOWED");
+      await expectError(await SELF.fetch(`${BASE}/nothing-here`), 404, "NOT_FOUND");
+      const lines = logs.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>).filter((l) => l.status_code === 404 || l.status_code === 405);
+      expect(lines.map((l) => [l.status_code, l.error_code])).toEqual([[404, "NOT_FOUND"], [405, "METHOD_NOT_ALLOWED"], [404, "NOT_FOUND"]]);
+    } finally {
+      logs.mockRestore();
+    }
   });
 
   it("checks the route before the body: an unknown path is 404 and a wrong method 405, whatever body came with it", async () => {
