@@ -27,7 +27,8 @@ const SEPA = [...EEA, "CH", "GB", "MC", "SM", "VA", "AD"] as const;
 
 /**
  * The built-in catalog: real methods and where they really work. A merchant enables a subset;
- * the availability rules here are hard filters on every answer.
+ * the availability rules here are hard filters on every answer. Append only: decision ids name
+ * methods by their index here (personalization/decisionPayload.ts), for 90 days after issue.
  */
 export const CATALOG: readonly CatalogMethod[] = [
   { id: "visa", name: "Visa", kind: "card", countries: "*", currencies: "*", devices: ALL_DEVICES },

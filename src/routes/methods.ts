@@ -1,6 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { randomToken } from "../crypto/hash";
 import { explicitContext, resolveCheckoutCustomer } from "../checkout/resolve";
 import type { App, AppEnv } from "../env";
 import { logField, logRequestError } from "../middleware/logger";
@@ -108,7 +107,7 @@ export function registerMethodsRoutes(app: App): void {
     const { result, context } = answer;
     const ranked = result.methods.map((m) => m.method_id);
     const tag = answer.customerRef === null ? {} : { c: await customerTag(c.env.SIGNING_KEY, merchant.merchant_id, answer.customerRef) };
-    const decision_id = await signDecision(c.env.SIGNING_KEY, { n: randomToken(9), m: merchant.merchant_id, a: result.arm, f: result.fallback_reason, r: ranked, t: answer.nowMs, ...tag });
+    const decision_id = await signDecision(c.env.SIGNING_KEY, { m: merchant.merchant_id, a: result.arm, f: result.fallback_reason, r: ranked, t: answer.nowMs, ...tag });
     logField(c, "decision_id", decision_id);
 
     // ── Decision record ── Everything analytics needs about this answer; the analytics issue sends

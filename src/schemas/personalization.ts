@@ -51,7 +51,7 @@ export const MethodsResponse = z
     methods: z.array(RankedMethodView),
     personalized: z.boolean(),
     fallback_reason: FallbackReason.optional(),
-    decision_id: z.string().openapi({ example: "dec_eyJuIjoi…" }),
+    decision_id: z.string().openapi({ example: "dec_AQUBojxWBnPhGtxyXAKDO1KA_3WG9H-ZXMEJAAEKBwgOEBECBAUcHQ.uisb-uWZdejkqdfFs-nmTQ" }),
     context: ResolvedContextView,
   })
   .openapi("MethodsResponse", {

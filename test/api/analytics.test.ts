@@ -266,8 +266,8 @@ describe("GET /v1/analytics/summary — the scripted population", () => {
 describe("forged and foreign decision ids", () => {
   it("are a 400 on feedback, and change no number", async () => {
     const before = await summaryOf(A);
-    const wrongKey = await signDecision("not-the-signing-key", { n: "x", m: A.merchantId, a: "treatment", f: null, r: ["visa"], t: nowMs });
-    const foreign = await signDecision(env.SIGNING_KEY, { n: "y", m: B.merchantId, a: "treatment", f: null, r: ["visa"], t: nowMs });
+    const wrongKey = await signDecision("not-the-signing-key", { m: A.merchantId, a: "treatment", f: null, r: ["visa"], t: nowMs });
+    const foreign = await signDecision(env.SIGNING_KEY, { m: B.merchantId, a: "treatment", f: null, r: ["visa"], t: nowMs });
     const genuine = ids.get("t11")!;
     const tampered = genuine.replace(/^dec_./, (p) => (p.endsWith("A") ? "dec_B" : "dec_A"));
     // The signature's last character carries 4 unused bits: another value of them is another spelling

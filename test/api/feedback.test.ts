@@ -3,6 +3,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { toHex } from "../../src/crypto/encoding";
 import { hmacSha256, sha256Hex } from "../../src/crypto/hash";
 import { customerRef } from "../../src/crypto/pseudonym";
+import { CATALOG } from "../../src/catalog/methods";
 import { contentFingerprint } from "../../src/fingerprint";
 import { signDecision } from "../../src/personalization/decision";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
@@ -40,7 +41,7 @@ async function waitForRows(merchantId: string, count: number, timeoutMs = 10_000
 }
 
 async function decisionFor(merchantId: string, ranked: string[], signingKey = env.SIGNING_KEY) {
-  return signDecision(signingKey, { n: crypto.randomUUID(), m: merchantId, a: "treatment", f: null, r: ranked, t: Date.now() - 60_000 });
+  return signDecision(signingKey, { m: merchantId, a: "treatment", f: null, r: ranked, t: Date.now() - 60_000 });
 }
 
 describe("POST /v1/personalize/feedback", () => {
@@ -241,6 +242,28 @@ describe("POST /v1/personalize/feedback/batch", () => {
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ accepted: 100 });
     expect((await waitForRows(m.merchantId, 100)).length).toBe(100);
+  });
+
+  it("100 events with UUID customer and order ids, an offer_id and the decision_id /methods issued fit the 64 KiB body: 202", async () => {
+    // Every catalog method enabled: a DE/EUR desktop answer then ranks 14, the longest real answer.
+    const m = await createMerchant({ methods: CATALOG.map((x) => x.id) });
+    const events = [];
+    for (let i = 0; i < 100; i++) {
+      const customer_id = crypto.randomUUID();
+      const res = await api(m.secretKey, `/v1/personalize/methods?customer_id=${customer_id}&device_type=desktop&country=DE&amount=4999&currency=EUR`);
+      const body = (await res.json()) as { decision_id: string; methods: { method_id: string }[] };
+      expect(body.methods).toHaveLength(14);
+      events.push({
+        customer_id, method_id: body.methods[1]!.method_id, amount: 4999, currency: "EUR", device_type: "desktop", location_country: "DE",
+        event_id: `order_${crypto.randomUUID()}`, offer_id: "applepay_5off", decision_id: body.decision_id, occurred_at: new Date().toISOString(),
+      });
+    }
+    const sendBatch = vi.spyOn(env.FEEDBACK_QUEUE, "sendBatch");
+    const res = await post(BATCH, { events }, {}, m.secretKey);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 100 });
+    // Each event is attributed to its decision: the method it paid with was ranked second there.
+    expect([...sendBatch.mock.calls[0]![0]].map((q) => (q.body as FeedbackMessage).decision?.rank)).toEqual(Array(100).fill(2));
   });
 
   it("accepted counts distinct events: an event_id repeated with the same content is one event, queued once", async () => {

@@ -7,6 +7,7 @@ import { toUsageRow } from "../../src/jobs/feedbackConsumer";
 import { runAnalyticsRollups } from "../../src/jobs/rollups";
 import { ANALYTICS_ROLLUP_CRON } from "../../src/jobs/scheduled";
 import { type Arm, signDecision } from "../../src/personalization/decision";
+import type { FallbackReason } from "../../src/personalization/ranking";
 import type { DecisionMessage, OffersShownMessage } from "../../src/schemas/analytics";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
 import { storeUsageEvents } from "../../src/storage/events";
@@ -18,7 +19,7 @@ export interface DecisionSpec {
   customer: string | null;
   at: number;
   arm: Arm | null;
-  fallback: string | null;
+  fallback: FallbackReason | null;
   ranked: string[];
   cache?: "hit" | "miss" | null;
   device?: "mobile" | "desktop" | "tablet" | null;
@@ -27,12 +28,9 @@ export interface DecisionSpec {
   holdoutPercent?: number;
 }
 
-let nonce = 0;
-
 /** A genuinely signed decision id and the analytics message /methods would record for it. */
 export async function makeDecision(merchantId: string, d: DecisionSpec): Promise<{ id: string; message: DecisionMessage }> {
-  nonce += 1;
-  const id = await signDecision(env.SIGNING_KEY, { n: `n${nonce}_${Math.random().toString(36).slice(2)}`, m: merchantId, a: d.arm, f: d.fallback, r: d.ranked, t: d.at });
+  const id = await signDecision(env.SIGNING_KEY, { m: merchantId, a: d.arm, f: d.fallback, r: d.ranked, t: d.at });
   return {
     id,
     message: {

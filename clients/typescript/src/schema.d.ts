@@ -986,7 +986,7 @@ export interface components {
              * @enum {string}
              */
             fallback_reason?: "no_history" | "personalization_disabled" | "holdout" | "customer_deleted" | "guest" | "degraded";
-            /** @example dec_eyJuIjoi… */
+            /** @example dec_AQUBojxWBnPhGtxyXAKDO1KA_3WG9H-ZXMEJAAEKBwgOEBECBAUcHQ.uisb-uWZdejkqdfFs-nmTQ */
             decision_id: string;
             context: components["schemas"]["ResolvedContext"];
         };
