@@ -20,7 +20,8 @@ export const rollupHorizonMs = (nowMs: number) => floorTo(monthsBefore(new Date(
 
 const RAW_RULES = [
   { table: "analytics_decisions", time: "decided_at", key: "merchant_id, decision_key" },
-  { table: "analytics_conversions", time: "occurred_at", key: "merchant_id, decision_key" },
+  // Read under its decision's hour and its payment's: kept while either is (migration 0020).
+  { table: "analytics_conversions", time: "max(decided_at, occurred_at)", key: "merchant_id, decision_key" },
   { table: "analytics_offer_impressions", time: "shown_at", key: "merchant_id, impression_id, offer_id" },
 ] as const;
 

@@ -59,6 +59,35 @@ describe("a decision older than the raw retention (90 days)", () => {
   });
 });
 
+describe("a conversion whose payment time is far older than its decision", () => {
+  it("stays while its decision is kept: a rebuild of the decision's hour still counts it, and the payment's hour keeps its arm", async () => {
+    const m = await createMerchant({ holdout_percent: 0 });
+    const now = Date.now();
+    const H = floorHour(now) - HOUR; // a closed hour
+    const d1 = await makeDecision(m.merchantId, { customer: "rc1", at: H + 10 * 60_000, arm: "treatment", fallback: null, ranked: ["visa"] });
+    await deliverAnalytics([d1.message]);
+    // A payment sent with an occurred_at 89 days old (accepted) naming a fresh decision.
+    const paid = await postFeedback(m, { customer_id: "rc1", method_id: "visa", event_id: "e_rc1", decision_id: d1.id, occurred_at: iso(now - 89 * DAY) });
+    await storeFeedback([paid]);
+    await rollupCron(now);
+    const q = `?from=${iso(H)}&to=${iso(H + HOUR)}`;
+    expect((await summaryOf(m, q)).arms.treatment.conversions).toBe(1);
+
+    // Two days on, the payment time is past the raw horizon, the decision time is not.
+    await applyAnalyticsRetention(env.DB, new Date(now + 2 * DAY));
+    const left = await env.DB.prepare("SELECT (SELECT count(*) FROM analytics_decisions WHERE merchant_id = ?1) AS d, (SELECT count(*) FROM analytics_conversions WHERE merchant_id = ?1) AS c").bind(m.merchantId).first();
+    expect(left).toEqual({ d: 1, c: 1 });
+    // A late decision of hour H dirties it: rebuilt from raw rows, the conversion still counts.
+    const d2 = await makeDecision(m.merchantId, { customer: "rc2", at: H + 20 * 60_000, arm: "treatment", fallback: null, ranked: ["visa"] });
+    await deliverAnalytics([d2.message]);
+    expect((await summaryOf(m, q)).arms.treatment).toMatchObject({ decisions: 2, conversions: 1 });
+
+    // Once both times are past the horizon the row goes.
+    await applyAnalyticsRetention(env.DB, new Date(now + 92 * DAY));
+    expect(await env.DB.prepare("SELECT count(*) AS c FROM analytics_conversions WHERE merchant_id = ?").bind(m.merchantId).first("c")).toBe(0);
+  });
+});
+
 describe("the hour that straddles the raw-retention cutoff", () => {
   it("raw events go only in hours wholly older than 90 days", () => {
     const now = new Date("2026-06-15T10:42:17.123Z");

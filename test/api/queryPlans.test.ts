@@ -103,6 +103,16 @@ describe("query plans", () => {
     }
   });
 
+  it("analytics retention finds each table's expired chunk through an index on its time (conversions: the later of decision and payment time)", async () => {
+    const { analyticsRetentionStatements } = await import("../../src/analytics/retention");
+    const sql = await sqlOf((db) => analyticsRetentionStatements(db, new Date()));
+    const conversions = sql.find((s) => s.includes("DELETE FROM analytics_conversions"))!;
+    expect(await planOf(conversions)).toContainEqual(expect.stringMatching(/USING (COVERING )?INDEX idx_analytics_conversions_last_time \(<expr><\?\)/));
+    for (const s of sql.filter((q) => /DELETE FROM analytics_(decisions|conversions|offer_impressions) /.test(q))) {
+      expect({ sql: s.slice(0, 60), wasteful: wasteful(await planOf(s)) }).toEqual({ sql: expect.any(String), wasteful: [] });
+    }
+  });
+
   it("the payments aggregate joins a payment's conversion by event id, on the read path and in the rollup job", async () => {
     for (const scope of [oneMerchant, dirtyMerchants]) {
       const plan = await planOf(FACTS.payments.aggregate(scope));
