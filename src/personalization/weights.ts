@@ -1,7 +1,8 @@
 /**
  * Every tunable of the ranking model, in one place. Defaults were calibrated on the synthetic
  * replay (`npm run eval`, docs/personalization.md); a merchant may override any key through
- * `scoring_weights` (admin API). Unknown keys are ignored so an old config never breaks scoring.
+ * `scoring_weights` (admin API, which refuses unknown keys and values out of range). Reading, unknown
+ * keys are ignored and values clamped, so an old config never breaks scoring.
  */
 export interface ScoringWeights {
   /** Dirichlet strength of the population prior in a customer's overall habits (pseudo-events). */
@@ -45,7 +46,8 @@ export const DEFAULT_WEIGHTS: Readonly<ScoringWeights> = Object.freeze({
   temperature: 1.4,
 });
 
-const BOUNDS: Record<keyof ScoringWeights, [number, number]> = {
+/** The range of each key a merchant may set (admin API: outside it is a 400; a stored value is clamped to it). */
+export const WEIGHT_BOUNDS: Readonly<Record<keyof ScoringWeights, readonly [number, number]>> = {
   prior_strength: [0.01, 1000],
   context_strength: [0.01, 1000],
   device_weight: [0, 3],
@@ -61,7 +63,7 @@ const BOUNDS: Record<keyof ScoringWeights, [number, number]> = {
   temperature: [0.05, 20],
 };
 
-export const WEIGHT_KEYS = Object.keys(BOUNDS) as (keyof ScoringWeights)[];
+export const WEIGHT_KEYS = Object.keys(WEIGHT_BOUNDS) as (keyof ScoringWeights)[];
 
 /** Defaults overlaid with a merchant's overrides, each clamped to a range where the model stays sane. */
 export function resolveWeights(overrides: Readonly<Record<string, number>> | undefined): ScoringWeights {
@@ -70,7 +72,7 @@ export function resolveWeights(overrides: Readonly<Record<string, number>> | und
   for (const key of WEIGHT_KEYS) {
     const value = overrides[key];
     if (typeof value !== "number" || !Number.isFinite(value)) continue;
-    const [lo, hi] = BOUNDS[key];
+    const [lo, hi] = WEIGHT_BOUNDS[key];
     out[key] = Math.min(hi, Math.max(lo, value));
   }
   return out;

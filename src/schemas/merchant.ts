@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { WEIGHT_BOUNDS, WEIGHT_KEYS } from "../personalization/weights";
 import { CATALOG_BY_ID } from "../catalog/methods";
 import { Country, Currency, DeviceType, MerchantId, MethodId, OfferId, pageLimit, Text, Tier, Timestamp } from "./common";
 import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS } from "../ratelimit/visitor";
@@ -134,8 +135,16 @@ export type Offer = z.infer<typeof Offer>;
 const uniqueList = <T extends z.ZodType<string>>(item: T, max: number) =>
   z.array(item).max(max).refine((list) => new Set(list).size === list.length, "must not contain duplicates");
 
-/** Merchant-tunable weights of the scoring model (src/personalization/weights.ts lists the keys). */
-export const ScoringWeightsOverride = z.record(z.string().regex(/^[a-z_]{1,40}$/), z.number().min(-1000).max(1000));
+/**
+ * Merchant-tunable weights of the scoring model (src/personalization/weights.ts): every key optional,
+ * each within its range. An unknown key (a typo) is a 400, as any unknown field (API.md §1).
+ */
+export const ScoringWeightsOverride = z.strictObject(
+  Object.fromEntries(WEIGHT_KEYS.map((key) => {
+    const [lo, hi] = WEIGHT_BOUNDS[key];
+    return [key, z.number().min(lo).max(hi).optional()];
+  })) as Record<(typeof WEIGHT_KEYS)[number], z.ZodOptional<z.ZodNumber>>,
+);
 
 const merchantFields = {
   name: Text.min(1).max(200),

@@ -73,6 +73,19 @@ describe("merchants", () => {
     }
   });
 
+  it("scoring_weights: a misspelt key or a value out of its range is a 400 naming it (API.md §1: typos surface); known keys in range are stored", async () => {
+    const m = await createMerchant();
+    const patch = (scoring_weights: unknown) => admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ scoring_weights }) });
+    const typo = await expectError(await patch({ temprature: 1.1 }), 400, "VALIDATION_ERROR");
+    expect(typo.error.details?.map((d) => d.path)).toContain("scoring_weights.temprature");
+    const range = await expectError(await patch({ temperature: 999 }), 400, "VALIDATION_ERROR");
+    expect(range.error.details?.map((d) => d.path)).toEqual(["scoring_weights.temperature"]);
+    await expectError(await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: '{"scoring_weights":{"__proto__":5}}' }), 400, "VALIDATION_ERROR");
+    const ok = await patch({ temperature: 1.1, default_boost: -2 });
+    expect(ok.status).toBe(200);
+    expect((await ok.json<{ scoring_weights: unknown }>()).scoring_weights).toEqual({ temperature: 1.1, default_boost: -2 });
+  });
+
   it("lists merchants a page at a time in the order of their ids; every merchant once, as GET shows it", async () => {
     const prefix = `m_list_${Date.now().toString(36)}`;
     const ids = ["c", "a", "e", "b", "d"].map((x) => `${prefix}_${x}`);
