@@ -1,7 +1,7 @@
 import { constantTimeEqual, hmacSha256, randomToken, sha256Hex } from "../crypto/hash";
 import { toBase64Url, toHex } from "../crypto/encoding";
 import type { DeviceType } from "../schemas/common";
-import { readSession, type StoredSession, writeSession } from "../storage/checkoutSessions";
+import { readSession, readSessionReplay, type StoredSession, writeSession, writeSessionReplay } from "../storage/checkoutSessions";
 
 /** `cs_` + 96 random bits in hex: the session id, also the KV key's suffix. */
 const SESSION_ID = /^cs_[0-9a-f]{24}$/;
@@ -33,7 +33,7 @@ export interface IdempotentOpen {
   fingerprint: string;
 }
 
-/** How long a key's session is remembered (its KV entry is kept this long past expiry) and the bucket its derivation names. */
+/** The bucket a key's derivation names (a UTC day); its replay record is kept two of them. */
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 
 async function derivedSession(merchantId: string, idem: IdempotentOpen, nowMs: number): Promise<{ id: string; clientSecret: string }> {
@@ -54,27 +54,33 @@ async function derivedSession(merchantId: string, idem: IdempotentOpen, nowMs: n
 export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?: IdempotentOpen): Promise<{ id: string; clientSecret: string; session: StoredSession; replayed: boolean }> {
   let id: string;
   let clientSecret: string;
-  if (idem) {
-    ({ id, clientSecret } = await derivedSession(s.merchantId, idem, s.nowMs));
-    // Answered as it was, also once expired (its secret stays refused: verifyClientSecret reads expires_at).
-    const existing = await readSession(kv, id);
-    if (existing) return { id, clientSecret, session: existing, replayed: true };
-  } else {
-    id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
-    clientSecret = `${id}_secret_${randomToken(24)}`;
-  }
-  const session: StoredSession = {
+  const sessionOf = async (expiresAt: string): Promise<StoredSession> => ({
     merchant_id: s.merchantId,
     customer_ref: s.customerRef,
     amount: s.amount ?? null,
     currency: s.currency ?? null,
     country: s.country ?? null,
     device_type: s.deviceType ?? null,
-    expires_at: new Date(s.nowMs + s.expiresInSeconds * 1000).toISOString(),
+    expires_at: expiresAt,
     secret_hash: await sha256Hex(clientSecret),
-  };
-  // A key's session outlives its expiry in KV until its day is over, so a late retry is answered, not reopened.
-  await writeSession(kv, id, session, idem ? Math.max(s.expiresInSeconds, (2 * IDEMPOTENCY_WINDOW_MS) / 1000) : s.expiresInSeconds);
+  });
+  if (idem) {
+    ({ id, clientSecret } = await derivedSession(s.merchantId, idem, s.nowMs));
+    // Answered as it was, also once expired (the session's own entry is gone with it, so its secret
+    // stays refused). The request is the one that opened it (its content is in the derivation).
+    const replay = await readSessionReplay(kv, id);
+    if (replay) return { id, clientSecret, session: await sessionOf(replay.expires_at), replayed: true };
+  } else {
+    id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
+    clientSecret = `${id}_secret_${randomToken(24)}`;
+  }
+  const session = await sessionOf(new Date(s.nowMs + s.expiresInSeconds * 1000).toISOString());
+  // The session's entry expires with it (API.md §7); a key's replay record, which holds no customer
+  // data, stays until its day is over, so a late retry is answered, not reopened.
+  await Promise.all([
+    writeSession(kv, id, session, s.expiresInSeconds),
+    idem ? writeSessionReplay(kv, id, { expires_at: session.expires_at }, Math.max(s.expiresInSeconds, (2 * IDEMPOTENCY_WINDOW_MS) / 1000)) : undefined,
+  ]);
   return { id, clientSecret, session, replayed: false };
 }
 

@@ -24,6 +24,24 @@ export async function writeSession(kv: KVNamespace, sessionId: string, session: 
   await kv.put(sessionKey(sessionId), JSON.stringify(session), { expirationTtl: Math.max(60, ttlSeconds) });
 }
 
+/**
+ * What a retry under an Idempotency-Key needs once its session has expired out of KV: that it was
+ * opened, and until when. No customer data; kept for the idempotency window (src/checkout/session.ts).
+ */
+export interface SessionReplay {
+  expires_at: string;
+}
+
+export const sessionReplayKey = (sessionId: string) => `session_replay:${sessionId}`;
+
+export async function writeSessionReplay(kv: KVNamespace, sessionId: string, replay: SessionReplay, ttlSeconds: number): Promise<void> {
+  await kv.put(sessionReplayKey(sessionId), JSON.stringify(replay), { expirationTtl: Math.max(60, ttlSeconds) });
+}
+
+export function readSessionReplay(kv: KVNamespace, sessionId: string): Promise<SessionReplay | null> {
+  return kv.get<SessionReplay>(sessionReplayKey(sessionId), "json");
+}
+
 /** The stored session, or null when there is none (never issued, or expired out of KV). */
 export function readSession(kv: KVNamespace, sessionId: string): Promise<StoredSession | null> {
   return kv.get<StoredSession>(sessionKey(sessionId), "json");

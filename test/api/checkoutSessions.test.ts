@@ -178,10 +178,9 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
   it("a retry after the session expired is answered as it was (expired) and its secret stays refused; the next UTC day opens a new session", async () => {
     const body = { customer_id: "cus_idem_expired", expires_in: 60 };
     const first = await (await create(shop, body, "k_expired")).json<SessionJson>();
-    // Expire it (KV keeps a keyed session's entry for the rest of the idempotency window).
-    const key = `session:${first.id}`;
-    const stored = (await env.CACHE.get<Record<string, unknown>>(key, "json"))!;
-    await env.CACHE.put(key, JSON.stringify({ ...stored, expires_at: new Date(Date.now() - 1000).toISOString() }));
+    // Expire it: its entry leaves KV with it; the replay record stays for the idempotency window.
+    await env.CACHE.delete(`session:${first.id}`);
+    await env.CACHE.put(`session_replay:${first.id}`, JSON.stringify({ expires_at: new Date(Date.now() - 1000).toISOString() }));
     const retry = await create(shop, body, "k_expired");
     expect(retry.headers.get("Idempotent-Replayed")).toBe("true");
     const again = await retry.json<SessionJson>();
@@ -197,6 +196,20 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
     expect(sameDay).toMatchObject({ id: today.id, replayed: true });
     expect(nextDay.id).not.toBe(today.id);
     expect(nextDay.clientSecret).not.toBe(today.clientSecret);
+  });
+
+  it("the session's KV entry expires with it (API.md §7); the replay record a key leaves holds no customer data", async () => {
+    const first = await (await create(shop, { customer_id: "cus_idem_ttl", amount: 990, currency: "EUR", expires_in: 600 }, "k_ttl")).json<SessionJson>();
+    const plain = await (await create(shop, { customer_id: "cus_idem_ttl", expires_in: 900 })).json<SessionJson>();
+    const expiration = async (key: string) => (await env.CACHE.list({ prefix: key })).keys.find((k) => k.name === key)?.expiration;
+    for (const [s, ttl] of [[first, 600], [plain, 900]] as const) {
+      const at = await expiration(`session:${s.id}`);
+      expect(Math.abs(at! - (Date.now() / 1000 + ttl))).toBeLessThan(5);
+    }
+    const replay = await env.CACHE.get(`session_replay:${first.id}`);
+    expect(JSON.parse(replay!)).toEqual({ expires_at: first.expires_at });
+    expect(await env.CACHE.get(`session_replay:${plain.id}`)).toBeNull();
+    expect((await expiration(`session_replay:${first.id}`))! - Date.now() / 1000).toBeGreaterThan(47 * 3600);
   });
 
   it("an Idempotency-Key of more than 128 characters is a 400", async () => {
