@@ -1,4 +1,5 @@
 import type { SummaryResponse } from "../schemas/analytics";
+import { FallbackReason } from "../schemas/personalization";
 import type { FactName, FactRow } from "./facts";
 import { histogramMedian, rate, relativeLift, sampleRatioMismatch } from "./stats";
 
@@ -72,14 +73,15 @@ export function buildSummary(
   let personalized = 0;
   let hits = 0;
   let lookups = 0;
-  const fallbacks: Record<string, number> = {};
+  const fallbacks = Object.fromEntries(FallbackReason.options.map((r) => [r, 0])) as SummaryResponse["fallbacks"];
   for (const r of facts.decisions) {
     const n = num(r.decisions);
     all += n;
     personalized += num(r.personalized);
     hits += num(r.cache_hits);
     lookups += num(r.cache_hits) + num(r.cache_misses);
-    if (r.fallback_reason) fallbacks[String(r.fallback_reason)] = (fallbacks[String(r.fallback_reason)] ?? 0) + n;
+    const reason = r.fallback_reason as keyof typeof fallbacks | null;
+    if (reason && reason in fallbacks) fallbacks[reason] += n;
   }
 
   return {

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { ApiKeyQuery, Country, Currency, DeviceType, MerchantId, MethodId, OfferId, Timestamp } from "./common";
+import { FallbackReason } from "./personalization";
 
 // ── Queue messages (analytics queue, version 1) ──────────────────────────────────────────────────
 
@@ -107,7 +108,8 @@ export const SummaryResponse = z
     offers: z.object({ shown: z.number().int(), redeemed: z.number().int(), redemption_rate: Rate }),
     personalization_rate: Rate,
     cache_hit_rate: Rate,
-    fallbacks: z.record(z.string(), z.number().int()),
+    // Every reason, 0 when none: a stable shape a dashboard can read without guarding each key.
+    fallbacks: z.strictObject(Object.fromEntries(FallbackReason.options.map((r) => [r, z.number().int()])) as Record<z.infer<typeof FallbackReason>, z.ZodNumber>),
   })
   .openapi("AnalyticsSummary", {
     example: {
@@ -129,7 +131,7 @@ export const SummaryResponse = z
       offers: { shown: 5400, redeemed: 610, redemption_rate: 0.113 },
       personalization_rate: 0.81,
       cache_hit_rate: 0.93,
-      fallbacks: { no_history: 1400, personalization_disabled: 35, holdout: 988, customer_deleted: 2 },
+      fallbacks: { no_history: 1400, personalization_disabled: 35, holdout: 988, customer_deleted: 2, guest: 0, degraded: 0 },
     },
   });
 export type SummaryResponse = z.infer<typeof SummaryResponse>;

@@ -253,6 +253,16 @@ describe("GET /v1/analytics/summary — the scripted population", () => {
     expect(s.fallbacks).toEqual({ no_history: 4, degraded: 1, holdout: 10, personalization_disabled: 2, customer_deleted: 1, guest: 3 });
   });
 
+  it("fallbacks always name every reason, 0 when none (a merchant without data, one with only guests)", async () => {
+    const zero = { no_history: 0, personalization_disabled: 0, holdout: 0, customer_deleted: 0, guest: 0, degraded: 0 };
+    const empty = await createMerchant();
+    expect((await getJson<SummaryResponse>(empty.secretKey, "/v1/analytics/summary")).fallbacks).toEqual(zero);
+    const guests = await createMerchant();
+    const d = await makeDecision(guests.merchantId, { customer: null, at: Date.now() - 60_000, arm: null, fallback: "guest", ranked: ["visa"] });
+    await deliverAnalytics([d.message]);
+    expect((await getJson<SummaryResponse>(guests.secretKey, "/v1/analytics/summary")).fallbacks).toEqual({ ...zero, guest: 1 });
+  });
+
   it("stored each decision and each conversion once", async () => {
     const count = async (table: string) =>
       (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(A.merchantId).first<{ n: number }>())!.n;

@@ -1698,7 +1698,9 @@ export interface components {
          *         "no_history": 1400,
          *         "personalization_disabled": 35,
          *         "holdout": 988,
-         *         "customer_deleted": 2
+         *         "customer_deleted": 2,
+         *         "guest": 0,
+         *         "degraded": 0
          *       }
          *     }
          */
@@ -1776,7 +1778,12 @@ export interface components {
             personalization_rate: number | null;
             cache_hit_rate: number | null;
             fallbacks: {
-                [key: string]: number;
+                no_history: number;
+                personalization_disabled: number;
+                holdout: number;
+                customer_deleted: number;
+                guest: number;
+                degraded: number;
             };
         };
         /**
