@@ -21,7 +21,7 @@ import { registerCheckoutRoutes } from "./routes/checkout";
 import { registerConsentRoutes } from "./routes/consent";
 import { registerCustomersRoutes } from "./routes/customers";
 import { registerDeadLetterRoutes } from "./routes/deadLetters";
-import { registerDemoRoutes } from "./routes/demo";
+import { demoOnlyInDevelopment, registerDemoRoutes } from "./routes/demo";
 import { registerFeedbackRoutes } from "./routes/feedback";
 import { registerHealthRoutes } from "./routes/health";
 import { registerMethodsRoutes } from "./routes/methods";
@@ -53,6 +53,7 @@ export function createApp(): App {
   app.use("/v1/*", merchantOnly(merchantAuth()));
   app.use("/v1/*", merchantOnly(rateLimit()));
   app.use("/v1/admin/*", adminAuth());
+  app.use("/demo/*", demoOnlyInDevelopment()); // elsewhere no demo route exists, whatever the method or body
   app.use("*", knownRoutes(app)); // 404, 405, a plain OPTIONS' Allow
   app.use("*", bodyLimits());
   app.use("/v1/*", merchantOnly(merchantAuthorization())); // reads merchant_id from the body bodyLimits has checked

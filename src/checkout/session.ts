@@ -22,9 +22,9 @@ export interface NewSession {
 /**
  * An Idempotency-Key's session: id and secret derived, with HMAC-SHA-256 under the signing key (a
  * pseudorandom function: as unguessable as random bits to anyone without the key), from the merchant,
- * the key and the request as sent. The same request retried derives the same session, so nothing
- * needs storing to answer a retry (least of all the secret); other content under the same key is
- * another session.
+ * the key and the request as sent. The same request retried derives the same session, so no secret
+ * is stored to answer a retry (only a replay record with its expiry); other content under the same
+ * key is another session.
  */
 export interface IdempotentOpen {
   signingKey: string;
@@ -35,6 +35,7 @@ export interface IdempotentOpen {
 
 /** The bucket a key's derivation names (a UTC day); its replay record is kept two of them. */
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+const REPLAY_TTL_SECONDS = (2 * IDEMPOTENCY_WINDOW_MS) / 1000;
 
 async function derivedSession(merchantId: string, idem: IdempotentOpen, nowMs: number): Promise<{ id: string; clientSecret: string }> {
   // The UTC day is part of it: a retry within the day finds the session it opened (expired or not);
@@ -68,19 +69,30 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
     ({ id, clientSecret } = await derivedSession(s.merchantId, idem, s.nowMs));
     // Answered as it was, also once expired (the session's own entry is gone with it, so its secret
     // stays refused). The request is the one that opened it (its content is in the derivation).
-    const replay = await readSessionReplay(kv, id);
-    if (replay) return { id, clientSecret, session: await sessionOf(replay.expires_at), replayed: true };
+    const [replay, stored] = await Promise.all([readSessionReplay(kv, id), readSession(kv, id)]);
+    // A session stored without a replay record: by a write that failed half-way, or by the code
+    // before replay records (its entry, kept two days, is the record).
+    const expiresAt = replay?.expires_at ?? stored?.expires_at;
+    if (expiresAt !== undefined) {
+      const session = await sessionOf(expiresAt);
+      const left = Math.ceil((Date.parse(expiresAt) - s.nowMs) / 1000);
+      await Promise.all([
+        // The session's own entry lost while it is still live (its write failed after the record's): put back.
+        !stored && left > 0 ? writeSession(kv, id, session, left) : undefined,
+        !replay ? writeSessionReplay(kv, id, { expires_at: expiresAt }, REPLAY_TTL_SECONDS) : undefined,
+      ]);
+      return { id, clientSecret, session: stored ?? session, replayed: true };
+    }
   } else {
     id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
     clientSecret = `${id}_secret_${randomToken(24)}`;
   }
   const session = await sessionOf(new Date(s.nowMs + s.expiresInSeconds * 1000).toISOString());
   // The session's entry expires with it (API.md §7); a key's replay record, which holds no customer
-  // data, stays until its day is over, so a late retry is answered, not reopened.
-  await Promise.all([
-    writeSession(kv, id, session, s.expiresInSeconds),
-    idem ? writeSessionReplay(kv, id, { expires_at: session.expires_at }, Math.max(s.expiresInSeconds, (2 * IDEMPOTENCY_WINDOW_MS) / 1000)) : undefined,
-  ]);
+  // data, stays until its day is over, so a late retry is answered, not reopened. The record is
+  // written once the session is: a record never stands for a session that was not stored.
+  await writeSession(kv, id, session, s.expiresInSeconds);
+  if (idem) await writeSessionReplay(kv, id, { expires_at: session.expires_at }, REPLAY_TTL_SECONDS);
   return { id, clientSecret, session, replayed: false };
 }
 

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { randomToken } from "../crypto/hash";
 import type { App, AppEnv } from "../env";
 import { ApiError, validationError } from "../errors";
@@ -61,12 +61,18 @@ function relay(res: Response): Response {
   return new Response(res.body, { status: res.status, headers });
 }
 
-export function registerDemoRoutes(app: App): void {
-  app.use("/demo/*", async (c, next) => {
+/**
+ * Outside development no /demo path exists: a plain 404 for every method and body, before the
+ * router could answer 405 or a body check 400 (app.ts puts it ahead of both).
+ */
+export function demoOnlyInDevelopment(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
     if (c.env.ENVIRONMENT !== "development") throw new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`);
     return next();
-  });
+  };
+}
 
+export function registerDemoRoutes(app: App): void {
   app.post("/demo/api/session", async (c) => {
     const { customer } = await parse(c, SessionBody);
     const res = await callApi(app, c, "/v1/checkout/sessions", { customer_id: customer, ...DEMO_BASKET, expires_in: 900 });

@@ -1,6 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { openCheckoutSession } from "../../src/checkout/session";
+import { openCheckoutSession, verifyClientSecret } from "../../src/checkout/session";
 import { sha256Hex } from "../../src/crypto/hash";
 import worker from "../../src/index";
 import { verifyDecision } from "../../src/personalization/decision";
@@ -210,6 +210,67 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
     expect(JSON.parse(replay!)).toEqual({ expires_at: first.expires_at });
     expect(await env.CACHE.get(`session_replay:${plain.id}`)).toBeNull();
     expect((await expiration(`session_replay:${first.id}`))! - Date.now() / 1000).toBeGreaterThan(47 * 3600);
+  });
+
+  it("a retry of a session stored by the code before replay records (its entry kept two days, no record) is answered as it was, live or expired", async () => {
+    const asOldCode = async (id: string, expiresAt?: string) => {
+      await env.CACHE.delete(`session_replay:${id}`);
+      const stored = (await env.CACHE.get<Record<string, unknown>>(`session:${id}`, "json"))!;
+      await env.CACHE.put(`session:${id}`, JSON.stringify({ ...stored, ...(expiresAt ? { expires_at: expiresAt } : {}) }), { expirationTtl: 2 * 86400 });
+    };
+    const live = { customer_id: "cus_old_live", amount: 4200, currency: "EUR", expires_in: 600 };
+    const first = await (await create(shop, live, "k_old_live")).json<SessionJson>();
+    await asOldCode(first.id);
+    await new Promise((r) => setTimeout(r, 20));
+    const retry = await create(shop, live, "k_old_live");
+    expect(retry.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(await retry.json()).toEqual(first);
+
+    const expiring = { customer_id: "cus_old_expired", expires_in: 60 };
+    const gone = await (await create(shop, expiring, "k_old_expired")).json<SessionJson>();
+    await asOldCode(gone.id, new Date(Date.now() - 1000).toISOString());
+    const again = await (await create(shop, expiring, "k_old_expired")).json<SessionJson>();
+    expect(again.id).toBe(gone.id);
+    expect(Date.parse(again.expires_at)).toBeLessThan(Date.now());
+    await expectError(await browser(shop, `/v1/personalize/methods?${qs({ client_secret: gone.client_secret })}`), 401, "INVALID_CLIENT_SECRET");
+  });
+
+  it("a write that fails half-way (KV refuses one put) leaves a retry with a session whose secret works", async () => {
+    let refuse = "";
+    // The real binding, one put refused as KV does (a second write to a key within a second, a transient error).
+    const kv = new Proxy(env.CACHE, {
+      get(target, prop) {
+        if (prop === "put") {
+          return async (key: string, ...rest: unknown[]) => {
+            if (refuse && key.startsWith(refuse)) {
+              refuse = "";
+              throw new Error("KV PUT failed: 429 Too Many Requests (injected)");
+            }
+            return (target.put as (...a: unknown[]) => Promise<void>).call(target, key, ...rest);
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as KVNamespace;
+    for (const [failing, replayedOnRetry] of [["session:", false], ["session_replay:", true]] as const) {
+      const s = { merchantId: shop.merchantId, customerRef: `ref_half_${failing}`, expiresInSeconds: 600, nowMs: Date.now() };
+      const idem = { signingKey: env.SIGNING_KEY, idempotencyKey: `k_half_${failing}`, fingerprint: "{}" };
+      refuse = failing;
+      await expect(openCheckoutSession(kv, s, idem)).rejects.toThrow(); // the route answers 503: retry
+      const retry = await openCheckoutSession(kv, { ...s, nowMs: Date.now() }, idem);
+      expect(retry.replayed).toBe(replayedOnRetry);
+      expect(await env.CACHE.get(`session_replay:${retry.id}`)).not.toBeNull();
+      expect(await verifyClientSecret(env.CACHE, retry.clientSecret, shop.merchantId, Date.now())).not.toBeNull();
+    }
+    // A replay record whose session entry is gone while still live (an earlier half-failed write): the entry is put back.
+    const s = { merchantId: shop.merchantId, customerRef: "ref_heal", expiresInSeconds: 600, nowMs: Date.now() };
+    const idem = { signingKey: env.SIGNING_KEY, idempotencyKey: "k_heal", fingerprint: "{}" };
+    const opened = await openCheckoutSession(env.CACHE, s, idem);
+    await env.CACHE.delete(`session:${opened.id}`);
+    const healed = await openCheckoutSession(env.CACHE, { ...s, nowMs: Date.now() }, idem);
+    expect(healed).toMatchObject({ id: opened.id, replayed: true });
+    expect(await verifyClientSecret(env.CACHE, healed.clientSecret, shop.merchantId, Date.now())).not.toBeNull();
   });
 
   it("an Idempotency-Key of more than 128 characters is a 400", async () => {

@@ -104,6 +104,11 @@ describe("demo backend outside development", () => {
       expect(body.error.message).toBe(`No route POST ${path}`);
     }
     await expectError(await fetchAs(environment, "/demo/"), 404, "NOT_FOUND");
+    // Any method, any body: no 405 naming the route's methods, no body check's 400 or 415.
+    await expectError(await fetchAs(environment, "/demo/api/session"), 404, "NOT_FOUND");
+    await expectError(await fetchAs(environment, "/demo/api/pay", { method: "OPTIONS" }), 404, "NOT_FOUND");
+    await expectError(await fetchAs(environment, "/demo/api/pay", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{" }), 404, "NOT_FOUND");
+    await expectError(await fetchAs(environment, "/demo/api/pay", { method: "POST", headers: { "Content-Type": "text/plain" }, body: "x" }), 404, "NOT_FOUND");
     // The same request in development is served.
     expect((await fetchAs("development", "/demo/api/session", post)).status).toBe(201);
   });
