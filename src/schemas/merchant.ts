@@ -120,9 +120,8 @@ export const Offer = z
     discount_value: z.number().positive().max(1e12).openapi({ description: "percent: 0 < value ≤ 100; fixed: an integer amount in minor units of the offer's currency" }),
     min_amount: z.number().int().min(0).max(1e12).optional(),
     currency: Currency.optional(),
-    // An empty list would hide the offer from every known country or device: omit the field for "any".
-    countries: z.array(Country).min(1, "omit countries to show the offer in every country").max(250).optional(),
-    device_types: z.array(DeviceType).min(1, "omit device_types to show the offer on every device").max(3).optional(),
+    countries: z.array(Country).max(250).optional(),
+    device_types: z.array(DeviceType).max(3).optional(),
     starts_at: Timestamp.optional(),
     ends_at: Timestamp.optional(),
   })
@@ -154,7 +153,18 @@ const merchantFields = {
   rate_limit: RateLimitOverride.nullable(),
   holdout_percent: z.number().min(0).max(50),
   features: Features,
-  offers: z.array(Offer).max(100).refine((list) => new Set(list.map((o) => o.offer_id)).size === list.length, "offer_id values must be unique"),
+  offers: z
+    .array(Offer)
+    .max(100)
+    .refine((list) => new Set(list.map((o) => o.offer_id)).size === list.length, "offer_id values must be unique")
+    .superRefine((list, ctx) => {
+      // An empty list would hide the offer from every known country or device: omit the field for
+      // "any". Checked on what is sent only, so an offer stored before the rule still reads back.
+      list.forEach((o, i) => {
+        if (o.countries?.length === 0) ctx.addIssue({ code: "custom", path: [i, "countries"], message: "omit countries to show the offer in every country" });
+        if (o.device_types?.length === 0) ctx.addIssue({ code: "custom", path: [i, "device_types"], message: "omit device_types to show the offer on every device" });
+      });
+    }),
   scoring_weights: ScoringWeightsOverride,
 };
 
@@ -200,7 +210,9 @@ export const MerchantView = z
     holdout_percent: z.number(),
     features: z.object(featureShape(() => z.boolean())),
     offers: z.array(Offer),
-    scoring_weights: ScoringWeightsOverride,
+    // As stored: a config written before keys and ranges were checked reads back as it is (scoring
+    // ignores unknown keys and clamps values, src/personalization/weights.ts).
+    scoring_weights: z.record(z.string(), z.number()),
     created_at: Timestamp,
     updated_at: Timestamp,
   })

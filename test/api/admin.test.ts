@@ -86,6 +86,21 @@ describe("merchants", () => {
     expect((await ok.json<{ scoring_weights: unknown }>()).scoring_weights).toEqual({ temperature: 1.1, default_boost: -2 });
   });
 
+  it("a merchant stored before those rules (a misspelt weight, one out of range, an offer with countries []) reads back in the published Merchant schema", async () => {
+    const { MerchantView } = await import("../../src/schemas/merchant");
+    const m = await createMerchant();
+    const offer = { offer_id: "old_offer", method_id: "visa", title: "Old", description: "", discount_type: "percent", discount_value: 5, countries: [] };
+    await env.DB.prepare("UPDATE merchants SET config = json_set(config, '$.scoring_weights', json(?), '$.offers', json(?)) WHERE id = ?")
+      .bind(JSON.stringify({ temprature: 1.2, temperature: 999 }), JSON.stringify([offer]), m.merchantId)
+      .run();
+    const res = await admin(`/v1/admin/merchants/${m.merchantId}`);
+    expect(res.status).toBe(200);
+    const parsed = MerchantView.safeParse(await res.json());
+    expect(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)).toEqual([]);
+    // A PATCH of another field keeps them and answers 200.
+    expect((await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ name: "Renamed" }) })).status).toBe(200);
+  });
+
   it("lists merchants a page at a time in the order of their ids; every merchant once, as GET shows it", async () => {
     const prefix = `m_list_${Date.now().toString(36)}`;
     const ids = ["c", "a", "e", "b", "d"].map((x) => `${prefix}_${x}`);

@@ -535,19 +535,7 @@ export interface components {
             };
             offers: components["schemas"]["Offer"][];
             scoring_weights: {
-                prior_strength?: number;
-                context_strength?: number;
-                device_weight?: number;
-                amount_weight?: number;
-                country_weight?: number;
-                popularity_strength?: number;
-                default_order_decay?: number;
-                favorite_boost?: number;
-                default_boost?: number;
-                cross_merchant_weight?: number;
-                long_memory?: number;
-                last_used_boost?: number;
-                temperature?: number;
+                [key: string]: number;
             };
             /** @example 2026-02-03T15:30:00Z */
             created_at: string;
