@@ -65,6 +65,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
     original_queue: queue,
     messages: batch.messages.length,
     stored,
+    // A message id stored before, or a feedback event already stored (nothing to re-drive).
     duplicates: batch.messages.length - stored - erased,
     // Of customers erased after their data was accepted: dropped, as the feedback consumer drops them.
     dropped_purged: erased,

@@ -52,8 +52,19 @@ const ERASED_LETTER = (merchant: string, ref: string, madeAt: string) => `EXISTS
   SELECT 1 FROM customer_deletions WHERE merchant_id = ${merchant} AND customer_ref = ${ref} AND ${purgedAtOrAfter(`coalesce(${madeAt}, '')`)})`;
 
 /**
- * Stores a delivery's letters with ONE D1 batch: a message id seen before is skipped, and so is the
- * letter of an erased customer (ERASED_LETTER, checked inside the INSERT). Returns how many were
+ * A feedback letter whose event is stored already (its write committed, the ack was lost): nothing
+ * to re-drive, and kept it could count twice, for raw-event retention deletes the stored row (by
+ * occurred_at) well before the letter (by received_at), after which a re-drive inserts it anew. A
+ * primary-key search of usage_events (merchant_id, event_id); a body that is not JSON is never it.
+ */
+const ALREADY_STORED = `CASE WHEN ?1 = 'feedback' AND json_valid(?5)
+  THEN EXISTS (SELECT 1 FROM usage_events WHERE merchant_id = ?3 AND event_id = json_extract(?5, '$.event_id'))
+  ELSE 0 END`;
+
+/**
+ * Stores a delivery's letters with ONE D1 batch: a message id seen before is skipped, and so are the
+ * letter of an erased customer (ERASED_LETTER) and one whose event is stored (ALREADY_STORED), both
+ * checked inside the INSERT. Returns how many were
  * stored and how many of the rest were erased customers' (read in the same transaction).
  */
 export async function insertDeadLetters(db: D1Database, letters: NewDeadLetter[]): Promise<{ stored: number; erased: number }> {
@@ -67,7 +78,7 @@ export async function insertDeadLetters(db: D1Database, letters: NewDeadLetter[]
     .bind(JSON.stringify(letters.map((l) => [l.merchant_id, l.customer_ref, l.made_at])));
   const insert = db.prepare(
     `INSERT INTO dead_letters (queue, message_id, merchant_id, customer_ref, body, truncated, attempts, received_at)
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT (${ERASED_LETTER("?3", "?4", "?9")})
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT (${ERASED_LETTER("?3", "?4", "?9")}) AND NOT (${ALREADY_STORED})
      ON CONFLICT (message_id) DO NOTHING`,
   );
   const [count, ...results] = await db.batch([

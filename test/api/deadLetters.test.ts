@@ -248,15 +248,34 @@ describe("POST /v1/admin/dead-letters/redrive", () => {
 
   it("a redriven event that had already been stored is still counted once", async () => {
     const e = await feedback("cus_dl_already", { method_id: "ideal" });
-    await deliver("feedback-events-dev", [e]); // stored; say the ack was lost and the message dead-lettered anyway
-    expect(await uses(e.customer_ref, "ideal")).toBe(1);
+    // Dead-lettered first, then stored by another copy (the client sent it twice): the letter stays.
     const [id] = await seedLetters(FEEDBACK_DLQ, [e]);
+    await deliver("feedback-events-dev", [e]);
+    expect(await uses(e.customer_ref, "ideal")).toBe(1);
     const sends = captureSends(env.FEEDBACK_QUEUE);
     expect(await (await post({ queue: "feedback", ids: [id] })).json()).toEqual({ redriven: 1, remaining: 0 });
     const redelivered = await deliver("feedback-events-dev", sentBodies(sends));
     expect(redelivered.result.explicitAcks).toEqual(redelivered.ids);
     expect(await countEvents(e.event_id)).toBe(1);
     expect(await uses(e.customer_ref, "ideal")).toBe(1);
+  });
+
+  it("a feedback message whose event is already stored is no letter, so a re-drive after retention removed the row cannot count it twice", async () => {
+    const old = new Date(Date.now() - 89 * 86_400_000).toISOString();
+    const e = await feedback("cus_dl_stored_then_dlq", { method_id: "ideal", occurred_at: old });
+    await deliver("feedback-events-dev", [e]); // stored; the ack is lost and the message dead-lettered anyway
+    const poison = { not: "a feedback body" };
+    const { result } = await deliver(FEEDBACK_DLQ, [e, poison, "{not json"]);
+    expect(result.explicitAcks).toHaveLength(3);
+    expect((await rows()).map((r) => r.body)).toEqual([JSON.stringify(poison), JSON.stringify("{not json")]);
+    // Two days on, retention removes the raw row (paid 91 days ago); nothing is left to re-drive it.
+    await applyRetention(env, new Date(Date.now() + 2 * 86_400_000));
+    expect(await countEvents(e.event_id)).toBe(0);
+    expect(await uses(e.customer_ref, "ideal")).toBe(1);
+    // A letter of an event not stored is kept, as before.
+    const failed = await feedback("cus_dl_never_stored");
+    await deliver(FEEDBACK_DLQ, [failed]);
+    expect((await rows("message_id LIKE 'dlq_%'")).some((r) => JSON.parse(r.body).event_id === failed.event_id)).toBe(true);
   });
 
   it("end to end through the real queue: the redriven event shows up in usage_events", async () => {
