@@ -2,14 +2,18 @@
 import { spawn } from "node:child_process";
 import { DEMO_MERCHANT_ID, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY } from "./demo-data.mjs";
 import { cronDue, readCrons } from "./lib/cron.mjs";
+import { devFlags } from "./lib/devFlags.mjs";
+import { descendantPids, portTaken } from "./lib/processes.mjs";
 import { ensureDevVars, prepareLocalDatabase } from "./local-setup.mjs";
 
-const args = process.argv.slice(2);
-const persistIndex = args.findIndex((a) => a === "--persist-to" || a.startsWith("--persist-to="));
-const persistArgs =
-  persistIndex === -1 ? [] : args[persistIndex].includes("=") ? [args[persistIndex]] : [args[persistIndex], args[persistIndex + 1]];
-const configIndex = args.findIndex((a) => a === "-c" || a === "--config");
-const configArgs = configIndex === -1 ? [] : [args[configIndex], args[configIndex + 1]];
+const { port, host, persistArgs, configArgs, configPath, wranglerArgs } = devFlags(process.argv.slice(2));
+
+// Checked first, so a taken port costs no migration run; wrangler's own check (--port is explicit) covers a race.
+if (await portTaken(port, host)) {
+  console.error(`Port ${port} is already in use on ${host} (another \`npm run dev\` or \`wrangler dev\`?).
+Stop that server, or choose another port: npm run dev -- --port ${port + 1}`);
+  process.exit(1);
+}
 
 if (ensureDevVars()) {
   console.log("Created .dev.vars from .dev.vars.example (local secrets; edit as you like).");
@@ -17,12 +21,7 @@ if (ensureDevVars()) {
 
 await prepareLocalDatabase([...persistArgs, ...configArgs]);
 
-const crons = readCrons(configArgs[1] ?? "wrangler.toml");
-const port = (() => {
-  const i = args.findIndex((a) => a === "--port" || a.startsWith("--port="));
-  if (i === -1) return "8787";
-  return args[i].includes("=") ? args[i].split("=")[1] : args[i + 1];
-})();
+const crons = readCrons(configPath);
 console.log(`
 Tap2 Personalize (local)
   API             http://localhost:${port}
@@ -36,9 +35,42 @@ Tap2 Personalize (local)
   curl -H "X-API-Key: ${DEMO_SECRET_KEY}" "http://localhost:${port}/v1/personalize/methods?customer_id=cus_alice"
 `);
 
-const child = spawn("wrangler", ["dev", ...args], { stdio: "inherit", env: { WRANGLER_SEND_METRICS: "false", ...process.env } });
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
-child.on("exit", (code) => process.exit(code ?? 0));
+const child = spawn("wrangler", ["dev", ...wranglerArgs], { stdio: "inherit", env: { WRANGLER_SEND_METRICS: "false", ...process.env } });
+superviseWrangler(child);
+
+/**
+ * Stops wrangler on Ctrl-C, SIGTERM or SIGHUP, and when our parent goes away: `kill <npm pid>` (IDE
+ * stop buttons, supervisors) ends npm without signalling us, and we are re-parented. Whatever
+ * wrangler leaves of its process tree (workerd) is killed once it exits, or after 5 s.
+ */
+function superviseWrangler(wrangler) {
+  let tree = null;
+  const kill = (pids) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  const stop = (signal) => {
+    if (tree) return;
+    tree = descendantPids(wrangler.pid); // while wrangler still owns workerd: once it exits, workerd is init's
+    wrangler.kill(signal);
+    setTimeout(() => {
+      kill([wrangler.pid, ...tree]);
+      process.exit(1);
+    }, 5_000).unref();
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => stop(sig));
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && stop("SIGTERM"), 1_000).unref();
+  wrangler.on("exit", (code) => {
+    kill(tree ?? []);
+    process.exit(code ?? 0);
+  });
+}
 
 // `wrangler dev` never runs the cron triggers by itself: at each UTC minute, ask it to run the due ones
 // (rollups and purge every 5 minutes; planner statistics, purge and retention daily), as Cloudflare would.

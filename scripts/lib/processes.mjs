@@ -1,5 +1,6 @@
 // Children and temporary directories of the local tools: every child runs in its own process group
 // and is killed, and every temporary directory removed, on exit, Ctrl-C or SIGTERM.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -67,6 +68,39 @@ export function freePort() {
   });
 }
 
+/** Whether something listens on `port` of `host` ("localhost": 127.0.0.1 or ::1, either of which wrangler dev may bind). */
+export async function portTaken(port, host) {
+  for (const address of host === "localhost" ? ["127.0.0.1", "::1"] : [host]) {
+    if (await cannotListen(port, address)) return true;
+  }
+  return false;
+}
+
+function cannotListen(port, host) {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    // EADDRNOTAVAIL / EAFNOSUPPORT: no such address here (IPv6 off), so nothing can hold it.
+    srv.once("error", (err) => resolve(err.code === "EADDRINUSE" || err.code === "EACCES"));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(false)));
+  });
+}
+
+/** The pids of every live descendant of `pid` (ps works on Linux and macOS). */
+export function descendantPids(pid) {
+  const ps = spawnSync("ps", ["-A", "-o", "pid=", "-o", "ppid="], { encoding: "utf8" });
+  const childrenOf = new Map();
+  for (const line of (ps.stdout ?? "").split("\n")) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number);
+    if (child && parent) childrenOf.set(parent, [...(childrenOf.get(parent) ?? []), child]);
+  }
+  const found = [];
+  for (let queue = [pid]; queue.length > 0; ) {
+    const next = childrenOf.get(queue.shift()) ?? [];
+    found.push(...next);
+    queue.push(...next);
+  }
+  return found;
+}
 
 /** Kills `child`'s process group on exit unless it exited first. */
 export function trackChild(child) {
