@@ -1,6 +1,6 @@
 // Demo customers of the local demo merchant (m_demo), with payment histories different enough that
 // the demo checkout visibly reorders. The list lives in public/demo/customers.json, which the demo
-// page reads too. scripts/dev.mjs appends extraSeedSql() to its seed file.
+// page reads too. scripts/local-setup.mjs appends extraSeedSql() to its seed file.
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { customerRef, DEMO_MERCHANT_ID, sqlLiteral as q } from "./demo-data.mjs";
@@ -32,14 +32,17 @@ export function localPiiKey(dir = root) {
 /**
  * Idempotent SQL seeding the demo customers' payments into usage_events. Event ids and times are
  * fixed (spread back from `now` by day), so a re-run inserts nothing and the aggregate trigger of
- * migrations/0002 counts each payment exactly once.
+ * migrations/0002 counts each payment exactly once. A demo customer with a customer_deletions row
+ * (pending or purged) is not seeded: an erasure stays an erasure locally too, until the customer is
+ * restored. Such customers come back as rows with an `erased_demo_customer`.
  */
 export function extraSeedSql({ piiKey = localPiiKey(), now = Date.now() } = {}) {
   const day = 24 * 3600 * 1000;
   const today = Math.floor(now / day) * day;
-  const rows = [];
+  const rows = [erasedDemoCustomersSql(piiKey)];
   for (const customer of DEMO.customers) {
     const ref = customerRef(piiKey, customer.customer_id);
+    const notErased = `NOT EXISTS (SELECT 1 FROM customer_deletions WHERE merchant_id = ${q(DEMO_MERCHANT_ID)} AND customer_ref = ${q(ref)})`;
     let n = 0;
     for (const h of customer.history) {
       for (let i = 0; i < h.count; i++) {
@@ -52,10 +55,17 @@ export function extraSeedSql({ piiKey = localPiiKey(), now = Date.now() } = {}) 
           DEMO.basket.country, amountBand(h.amount, currency), recencyRef(Date.parse(at)), at, at,
         ];
         rows.push(
-          `INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type, location_country, amount_band, recency_ref, occurred_at, received_at) VALUES (${values.map(q).join(", ")}) ON CONFLICT (merchant_id, event_id) DO NOTHING;`,
+          `INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type, location_country, amount_band, recency_ref, occurred_at, received_at) SELECT ${values.map(q).join(", ")} WHERE ${notErased} ON CONFLICT (merchant_id, event_id) DO NOTHING;`,
         );
       }
     }
   }
   return rows.join("\n");
+}
+
+/** The demo customers that have a customer_deletions row, by customer id, with its status. */
+function erasedDemoCustomersSql(piiKey) {
+  const refs = DEMO.customers.map((c) => [c.customer_id, customerRef(piiKey, c.customer_id)]);
+  const idOf = refs.map(([id, ref]) => `WHEN ${q(ref)} THEN ${q(id)}`).join(" ");
+  return `SELECT CASE customer_ref ${idOf} END AS erased_demo_customer, status FROM customer_deletions WHERE merchant_id = ${q(DEMO_MERCHANT_ID)} AND customer_ref IN (${refs.map(([, ref]) => q(ref)).join(", ")});`;
 }

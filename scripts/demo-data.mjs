@@ -37,20 +37,28 @@ export const customerRef = (piiKey, customerId) =>
 
 const q = (v) => (v === null || v === undefined ? "NULL" : typeof v === "number" ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
 
-/** Idempotent SQL that seeds the demo merchant and its two keys. */
+export const DEMO_KEYS = [
+  ["key_demo_secret", DEMO_SECRET_KEY, "secret"],
+  ["key_demo_publishable", DEMO_PUBLISHABLE_KEY, "publishable"],
+];
+
+/**
+ * Idempotent SQL that seeds the demo merchant and its two keys, and re-activates a revoked demo key:
+ * the banner prints these fixed keys and the demo backend (src/routes/demo.ts) uses them, so every
+ * start must leave them working. Re-activated keys come back as rows with a `reactivated_demo_key`.
+ */
 export function demoSeedSql(now = new Date().toISOString()) {
   const m = DEMO_MERCHANT;
-  const keys = [
-    ["key_demo_secret", DEMO_SECRET_KEY, "secret"],
-    ["key_demo_publishable", DEMO_PUBLISHABLE_KEY, "publishable"],
-  ];
   return [
     `INSERT INTO merchants (id, name, tier, config, created_at, updated_at) VALUES (${q(DEMO_MERCHANT_ID)}, ${q(m.name)}, ${q(m.tier)}, ${q(JSON.stringify(m.config))}, ${q(now)}, ${q(now)}) ON CONFLICT (id) DO NOTHING;`,
-    ...keys.map(
-      ([id, key, type]) =>
-        `INSERT INTO api_keys (key_id, merchant_id, key_hash, type, prefix, created_at) VALUES (${q(id)}, ${q(DEMO_MERCHANT_ID)}, ${q(sha256Hex(key))}, ${q(type)}, ${q(key.slice(0, 11))}, ${q(now)}) ON CONFLICT DO NOTHING;`,
-    ),
+    ...DEMO_KEYS.flatMap(([id, key, type]) => [
+      `INSERT INTO api_keys (key_id, merchant_id, key_hash, type, prefix, created_at) VALUES (${q(id)}, ${q(DEMO_MERCHANT_ID)}, ${q(sha256Hex(key))}, ${q(type)}, ${q(key.slice(0, 11))}, ${q(now)}) ON CONFLICT DO NOTHING;`,
+      `UPDATE api_keys SET revoked_at = NULL WHERE key_id = ${q(id)} AND key_hash = ${q(sha256Hex(key))} AND revoked_at IS NOT NULL RETURNING key_id AS reactivated_demo_key, key_hash;`,
+    ]),
   ].join("\n");
 }
+
+/** The KV entry src/storage/apiKeys.ts caches a key's record under (revoked, it is trusted 45 s). */
+export const keyCacheKey = (keyHash) => `api_key:${keyHash}`;
 
 export { q as sqlLiteral };

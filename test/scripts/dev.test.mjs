@@ -1,13 +1,15 @@
-// `npm run dev` as a developer uses it: a real wrangler dev on local state, started and stopped.
-// Runs in node (npm run test:scripts), not in workerd.
+// `npm run dev` as a developer uses it: a real wrangler dev on local state, started, stopped and
+// restarted. Runs in node (npm run test:scripts), not in workerd.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, it } from "node:test";
-import { freePort, ROOT, TOOL_ENV } from "../../scripts/lib/localWorker.mjs";
+import { after, before, describe, it } from "node:test";
+import { DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY } from "../../scripts/demo-data.mjs";
+import { d1Query, freePort, ROOT, TOOL_ENV } from "../../scripts/lib/localWorker.mjs";
+import { readDevVars } from "../../scripts/local-setup.mjs";
 
 const state = mkdtempSync(join(tmpdir(), "tap2-dev-test-"));
 after(() => rmSync(state, { recursive: true, force: true }));
@@ -46,6 +48,15 @@ async function serve(port) {
   return dev;
 }
 
+/** Ctrl-C, as a terminal sends it to the whole group. */
+async function stop(dev) {
+  dev.killGroup("SIGINT");
+  const timer = setTimeout(() => dev.killGroup("SIGKILL"), 10_000);
+  await dev.exited;
+  await until("the group to end", () => dev.group().length === 0, 10_000);
+  clearTimeout(timer);
+}
+
 it("refuses to start when 8787 is taken, naming the port and --port, instead of serving elsewhere", async (t) => {
   const holder = createServer();
   // Someone else may hold 8787 already: taken either way.
@@ -67,4 +78,42 @@ it("stops wrangler and workerd when npm itself gets SIGTERM (kill <pid>, an IDE'
   process.kill(dev.npm.pid, "SIGTERM");
   await until("every process of npm run dev to end", () => dev.group().length === 0, 15_000).catch(() => assert.fail(`still running:\n${dev.group().join("\n")}`));
   assert.equal(await answers(port), false);
+});
+
+describe("a restart on the same local state", () => {
+  let port;
+  let dev;
+  const adminHeaders = () => ({ Authorization: `Bearer ${readDevVars(join(ROOT, ".dev.vars")).ADMIN_TOKEN}` });
+  const api = (path, init = {}) => fetch(`http://localhost:${port}${path}`, init);
+  const bramExport = async () => (await api("/v1/personalize/customers/cus_bram/export", { headers: { "X-API-Key": DEMO_SECRET_KEY } })).json();
+
+  before(async () => {
+    port = await freePort();
+    dev = await serve(port);
+    // The publishable key revoked, and seen revoked by the worker (which caches that in KV).
+    assert.equal((await api("/v1/admin/keys/key_demo_publishable", { method: "DELETE", headers: adminHeaders() })).status, 204);
+    assert.equal((await api("/v1/personalize/methods", { headers: { "X-API-Key": DEMO_PUBLISHABLE_KEY } })).status, 401);
+    // cus_bram erased, and purged by the cron once the grace period is over.
+    assert.equal((await api("/v1/personalize/customers/cus_bram", { method: "DELETE", headers: { "X-API-Key": DEMO_SECRET_KEY } })).status, 202);
+    d1Query(state, "UPDATE customer_deletions SET purge_after = '2026-01-01T00:00:00.000Z' WHERE status = 'pending'");
+    await api("/cdn-cgi/local/scheduled?cron=*/5+*+*+*+*");
+    await until("cus_bram purged", async () => (await bramExport()).status === "purged", 15_000);
+    assert.equal((await bramExport()).usage_events.length, 0);
+    await stop(dev);
+    dev = await serve(port);
+  });
+  after(() => stop(dev));
+
+  it("re-activates the revoked demo key at once: the banner's keys work", async () => {
+    assert.match(dev.output(), /Re-activated the revoked demo key\(s\) key_demo_publishable/);
+    assert.match(dev.output(), new RegExp(`Publishable key ${DEMO_PUBLISHABLE_KEY}`));
+    assert.equal((await api("/v1/personalize/methods", { headers: { "X-API-Key": DEMO_PUBLISHABLE_KEY } })).status, 200);
+  });
+
+  it("does not re-seed a purged demo customer's payments", async () => {
+    assert.match(dev.output(), /Not seeding cus_bram: it has a purged deletion/);
+    const exported = await bramExport();
+    assert.equal(exported.status, "purged");
+    assert.deepEqual(exported.usage_events, []);
+  });
 });
