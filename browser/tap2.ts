@@ -52,6 +52,15 @@ const ATTR = "data-tap2-method";
 const RECOMMENDED = "data-tap2-recommended";
 const HIDDEN_BY_US = "data-tap2-hidden";
 
+/**
+ * setTimeout fires at once for a delay above 2^31 − 1 ms (Infinity, say, meant as "no timeout"):
+ * such a delay waits that longest one instead; one that is no number waits the default.
+ */
+function timeoutOf(ms: number | undefined): number {
+  if (typeof ms !== "number" || Number.isNaN(ms)) return 800;
+  return Math.min(Math.max(ms, 0), 2 ** 31 - 1);
+}
+
 /** The ranked methods for this checkout; rejects with a Tap2Error on failure or timeout. */
 export async function rank(options: RankOptions): Promise<RankResult> {
   const base = (options.baseUrl ?? location.origin).replace(/\/+$/, "");
@@ -62,9 +71,10 @@ export async function rank(options: RankOptions): Promise<RankResult> {
   for (const [k, v] of Object.entries(options.context ?? {})) if (v !== undefined && v !== null) params.set(k, String(v));
 
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? 800);
+  const waitMs = timeoutOf(options.timeoutMs);
+  const timer = setTimeout(() => controller.abort(), waitMs);
   try {
-    const timedOut = () => new Tap2Error("TIMEOUT", `No answer within ${options.timeoutMs ?? 800} ms`);
+    const timedOut = () => new Tap2Error("TIMEOUT", `No answer within ${waitMs} ms`);
     let res: Response;
     try {
       res = await fetch(`${base}/v1/personalize/methods?${params}`, { signal: controller.signal, credentials: "omit" });
@@ -87,7 +97,7 @@ export async function rank(options: RankOptions): Promise<RankResult> {
       throw new Tap2Error(error.code, typeof error.message === "string" ? error.message : res.statusText, res.status);
     }
     const result = body as RankResult;
-    if (!Array.isArray(result?.methods) || typeof result.decision_id !== "string") throw new Tap2Error("BAD_RESPONSE", "Unexpected answer");
+    if (!Array.isArray(result?.methods) || typeof result.decision_id !== "string") throw new Tap2Error("BAD_RESPONSE", "Unexpected answer", res.status);
     return result;
   } finally {
     clearTimeout(timer);
@@ -106,7 +116,9 @@ export function reorder(container: Element | null | undefined, result: RankResul
   // A method may have several buttons (a card in two layouts): they move together, in page order.
   const byId = new Map<string | null, Element[]>();
   for (const el of items) byId.set(el.getAttribute(ATTR), [...(byId.get(el.getAttribute(ATTR)) ?? []), el]);
-  const groups = result.methods.map((m) => byId.get(m.method_id)).filter((g): g is Element[] => !!g);
+  // A method named twice (a proxy's or a future answer) moves once, where it is first named.
+  const named = [...new Set(result.methods.map((m) => m?.method_id))];
+  const groups = named.map((id) => byId.get(id)).filter((g): g is Element[] => !!g);
   const ranked = groups.flat();
   if (ranked.length === 0) return false;
   const rest = items.filter((el) => !ranked.includes(el));
@@ -136,12 +148,15 @@ export function reorder(container: Element | null | undefined, result: RankResul
   return true;
 }
 
-/** rank + reorder in one call that never rejects: the answer, or null (then the page is as it was). */
+/**
+ * rank + reorder in one call that never rejects: the answer, or null when the page is as it was (no
+ * answer, or none of its methods has a button here) — then its decision_id names an order nobody
+ * saw, and feedback must not carry it.
+ */
 export async function personalize(container: Element | null | undefined, options: RankOptions): Promise<RankResult | null> {
   try {
     const result = await rank(options);
-    reorder(container, result);
-    return result;
+    return reorder(container, result) ? result : null;
   } catch {
     return null;
   }

@@ -226,6 +226,47 @@ describe("demo checkout in Chromium", () => {
     }
   });
 
+  it("personalize() answers null when it left the page as it was (no container, no button of an answered method), so no decision_id of an unseen order reaches feedback; reorder() takes an answer naming a method twice", async () => {
+    const { page, errors, close } = await openPage();
+    try {
+      await page.goto(`${pageOrigin}/demo/customers.json`); // an allowed origin
+      const out = await page.evaluate(async ([sdk, base, key]) => {
+        const { Tap2 } = await import(sdk);
+        const options = { publishableKey: key, baseUrl: base };
+        document.body.innerHTML = '<div id="m"><button data-tap2-method="no_such_method">X</button></div><div id="ok"><button data-tap2-method="visa">V</button><button data-tap2-method="paypal">P</button></div>';
+        const missing = await Tap2.personalize(null, options);
+        const noMatch = await Tap2.personalize(document.getElementById("m"), options);
+        const shown = await Tap2.personalize(document.getElementById("ok"), options);
+        const twice = Tap2.reorder(document.getElementById("ok"), { decision_id: "dec_x", methods: [{ method_id: "paypal" }, { method_id: "visa" }, { method_id: "paypal" }] });
+        const order = [...document.querySelectorAll("#ok [data-tap2-method]")].map((e) => e.dataset.tap2Method);
+        return { missing, noMatch, shown: typeof shown?.decision_id, twice, order, html: document.getElementById("m").innerHTML };
+      }, [`${worker.base}/sdk/v1/tap2.js`, worker.base, DEMO_PUBLISHABLE_KEY]);
+      assert.deepEqual(out, { missing: null, noMatch: null, shown: "string", twice: true, order: ["paypal", "visa"], html: '<button data-tap2-method="no_such_method">X</button>' });
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a timeoutMs beyond what setTimeout holds (Infinity, 2^31 ms) waits for the answer instead of timing out at once", async () => {
+    const { page, errors, close } = await openPage();
+    try {
+      await page.goto(`${pageOrigin}/demo/customers.json`); // an allowed origin
+      const outcomes = await page.evaluate(async ([sdk, base, key]) => {
+        const { Tap2 } = await import(sdk);
+        const out = [];
+        for (const timeoutMs of [Infinity, 2 ** 31, 1e12]) {
+          out.push(await Tap2.rank({ publishableKey: key, baseUrl: base, timeoutMs }).then((r) => `ok:${r.fallback_reason}`, (e) => `${e.code}:${e.status}`));
+        }
+        return out;
+      }, [`${worker.base}/sdk/v1/tap2.js`, worker.base, DEMO_PUBLISHABLE_KEY]);
+      assert.deepEqual(outcomes, ["ok:guest", "ok:guest", "ok:guest"]);
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+
   it("rank() rejects an answer that is not the API's (an HTML page, an error without the API's error object) with BAD_RESPONSE, and the API's errors with their code", async () => {
     const { page, errors, close } = await openPage();
     try {
@@ -234,6 +275,7 @@ describe("demo checkout in Chromium", () => {
         html200: { status: 200, contentType: "text/html", body: "<html>Error 1101</html>" },
         html502: { status: 502, contentType: "text/html", body: "<html>502 Bad Gateway</html>" },
         json502: { status: 502, contentType: "application/json", body: "{}" },
+        json200: { status: 200, contentType: "application/json", body: '{"ok":true}' },
       };
       await page.route("**/v1/personalize/methods**", (route) => {
         const kind = new URL(route.request().url()).searchParams.get("reply");
@@ -244,14 +286,14 @@ describe("demo checkout in Chromium", () => {
       const codes = await page.evaluate(async ([sdk, base, key]) => {
         const { Tap2 } = await import(sdk);
         const out = [];
-        for (const reply of ["html200", "html502", "json502"]) {
+        for (const reply of ["html200", "html502", "json502", "json200"]) {
           out.push(await Tap2.rank({ publishableKey: key, baseUrl: base, context: { reply } }).then(() => "resolved", (e) => `${e.code}:${e.status}`));
         }
         // The API's own error: its code (a currency that is not ISO 4217).
         out.push(await Tap2.rank({ publishableKey: key, baseUrl: base, context: { currency: "XXXX" } }).then(() => "resolved", (e) => `${e.code}:${e.status}`));
         return out;
       }, [`${worker.base}/sdk/v1/tap2.js`, worker.base, DEMO_PUBLISHABLE_KEY]);
-      assert.deepEqual(codes, ["BAD_RESPONSE:200", "BAD_RESPONSE:502", "BAD_RESPONSE:502", "VALIDATION_ERROR:400"]);
+      assert.deepEqual(codes, ["BAD_RESPONSE:200", "BAD_RESPONSE:502", "BAD_RESPONSE:502", "BAD_RESPONSE:200", "VALIDATION_ERROR:400"]);
       assert.deepEqual(errors, []);
     } finally {
       await close();
