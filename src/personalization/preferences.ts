@@ -12,6 +12,11 @@ export interface PreferenceChange {
   excluded_methods?: readonly string[] | undefined;
 }
 
+/** Whether a change sets any method field (the rest of a PUT is consent flags). */
+export function namesMethodFields(change: PreferenceChange): boolean {
+  return change.default_method !== undefined || change.favorite_methods !== undefined || change.excluded_methods !== undefined;
+}
+
 /** Merge semantics of PUT: a field left out keeps its stored value. */
 export function mergePreferences(current: PreferenceValues, change: PreferenceChange): PreferenceValues {
   return {
@@ -39,7 +44,7 @@ export function preferenceProblems(change: PreferenceChange, merged: PreferenceV
   if (problems.length > 0) return problems;
   // A change of consent alone is never refused over the stored method fields (an opt-out must
   // always be recordable, whatever state an older write left them in).
-  if (change.default_method === undefined && change.favorite_methods === undefined && change.excluded_methods === undefined) return problems;
+  if (!namesMethodFields(change)) return problems;
 
   const excluded = new Set(merged.excluded_methods);
   if (merged.default_method && excluded.has(merged.default_method)) {

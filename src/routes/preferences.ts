@@ -4,7 +4,7 @@ import { customerRef } from "../crypto/pseudonym";
 import type { App, AppEnv } from "../env";
 import { ApiError, validationError } from "../errors";
 import { logField, logRequestError } from "../middleware/logger";
-import { mergePreferences, type PreferenceValues, preferenceProblems } from "../personalization/preferences";
+import { mergePreferences, namesMethodFields, type PreferenceValues, preferenceProblems } from "../personalization/preferences";
 import { errorResponses, jsonResponse, MERCHANT_ERRORS, MerchantQuery } from "../schemas/common";
 import { CustomerQuery, PreferencesPut, PreferencesUpdated, PreferencesView } from "../schemas/personalization";
 import { merchantSecurity } from "../schemas/security";
@@ -40,8 +40,6 @@ function view(customerId: string, merchantId: string, p: StoredPreferences | nul
   return { customer_id: customerId, merchant_id: merchantId, ...p };
 }
 
-const METHOD_FIELDS = ["default_method", "favorite_methods", "excluded_methods"] as const;
-
 /**
  * What a PUT writes. Normally the patch itself. While a deletion is pending the method fields were
  * validated against the defaults, so when the PUT sets any of them all three are written as that
@@ -49,7 +47,7 @@ const METHOD_FIELDS = ["default_method", "favorite_methods", "excluded_methods"]
  * (which a restore would bring back). Consent flags stay a patch, so an opt-out alone leaves the rest.
  */
 function patchToStore(body: PreferencesPut, merged: PreferenceValues, pendingDeletion: boolean): PreferencesPatch {
-  if (!pendingDeletion || METHOD_FIELDS.every((field) => body[field] === undefined)) return body;
+  if (!pendingDeletion || !namesMethodFields(body)) return body;
   return { ...body, default_method: merged.default_method, favorite_methods: [...merged.favorite_methods], excluded_methods: [...merged.excluded_methods] };
 }
 

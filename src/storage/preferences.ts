@@ -1,3 +1,5 @@
+import { namesMethodFields } from "../personalization/preferences";
+
 /** Stored preferences of one customer at one merchant (table `preferences`). */
 export interface StoredPreferences {
   default_method: string | null;
@@ -90,7 +92,7 @@ export async function savePreferences(
   now: string,
   judged: MethodFields,
 ): Promise<StoredPreferences | null> {
-  const namesMethods = patch.default_method !== undefined || patch.favorite_methods !== undefined || patch.excluded_methods !== undefined;
+  const namesMethods = namesMethodFields(patch);
   // ?10..?12: the judged method fields (?8, ?9 unused in the consent statements). The stored row must still hold them (or be gone: then the
   // INSERT writes only this patch over the defaults, which is what was judged, or a subset of it).
   const unchanged = (row: string) => `(${row}.default_method IS ?10 AND json(${row}.favorite_methods) = json(?11) AND json(${row}.excluded_methods) = json(?12))`;
