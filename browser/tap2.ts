@@ -36,7 +36,7 @@ export interface RankResult {
   decision_id: string;
 }
 
-/** Why `rank` failed: `code` is the API's error code, or TIMEOUT / NETWORK / BAD_RESPONSE. */
+/** Why `rank` failed: `code` is the API's error code, or TIMEOUT / NETWORK / BAD_RESPONSE / SECRET_KEY. */
 export class Tap2Error extends Error {
   constructor(
     readonly code: string,
@@ -63,6 +63,10 @@ function timeoutOf(ms: number | undefined): number {
 
 /** The ranked methods for this checkout; rejects with a Tap2Error on failure or timeout. */
 export async function rank(options: RankOptions): Promise<RankResult> {
+  // A secret key in a page is already public; sending it would also put it in every log on the way.
+  if (String(options.publishableKey).startsWith("tp2_sk_")) {
+    throw new Tap2Error("SECRET_KEY", "Tap2: a secret key (tp2_sk_…) was given as publishableKey; it was not sent. Never put a secret key in a page: revoke it, and use the merchant's publishable key (tp2_pk_…)");
+  }
   const base = (options.baseUrl ?? location.origin).replace(/\/+$/, "");
   // The key goes in the query, not a header: a GET without custom headers needs no CORS preflight,
   // which saves a round trip on the checkout's critical path (the key is public anyway).
@@ -157,7 +161,9 @@ export async function personalize(container: Element | null | undefined, options
   try {
     const result = await rank(options);
     return reorder(container, result) ? result : null;
-  } catch {
+  } catch (err) {
+    // The one failure that is the page's own mistake, not ours: say so where its developer looks.
+    if (err instanceof Tap2Error && err.code === "SECRET_KEY") console.error(err.message);
     return null;
   }
 }

@@ -2,6 +2,7 @@
 // The demo checkout in real Chromium (`npm run test:browser`): the drop-in script, checkout
 // sessions, CORS and the feedback loop end to end against `wrangler dev`.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -332,6 +333,72 @@ describe("demo checkout in Chromium", () => {
         true, ["paypal*", "v1", "v2"],
         true, ["v1*", "v2*", "paypal"],
       ]);
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+  it("refuses a secret key given as publishableKey without sending it, and personalize() says so in the console", async () => {
+    const { page, errors, api, close } = await openPage();
+    const logged = [];
+    page.on("console", (msg) => msg.type() === "error" && logged.push(msg.text()));
+    try {
+      await page.goto(`${pageOrigin}/demo/customers.json`); // an allowed origin
+      const out = await page.evaluate(async ([sdk, base, key]) => {
+        const { Tap2 } = await import(sdk);
+        document.body.innerHTML = '<div id="m"><button data-tap2-method="visa">V</button><button data-tap2-method="paypal">P</button></div>';
+        const code = await Tap2.rank({ publishableKey: key, baseUrl: base }).then(() => "resolved", (e) => `${e.code}:${e.status}`);
+        const result = await Tap2.personalize(document.getElementById("m"), { publishableKey: key, baseUrl: base });
+        return { code, result, html: document.getElementById("m").innerHTML };
+      }, [`${worker.base}/sdk/v1/tap2.js`, worker.base, DEMO_SECRET_KEY]);
+      assert.deepEqual(out, { code: "SECRET_KEY:0", result: null, html: '<button data-tap2-method="visa">V</button><button data-tap2-method="paypal">P</button>' });
+      assert.equal(api.asked, 0, "the secret key never left the page");
+      // Exactly once: from personalize(), which swallows the error; rank() leaves it to its caller.
+      assert.equal(logged.filter((text) => /secret key \(tp2_sk_…\) was given as publishableKey; it was not sent/.test(text)).length, 1, logged.join("\n"));
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+
+  it("publishes the build as an immutable pinned release whose integrity an import map enforces: the real file runs, a changed one is refused", async () => {
+    const manifest = await (await fetch(`${worker.base}/sdk/integrity.json`)).json();
+    assert.deepEqual(manifest, JSON.parse(readFileSync(`${root}public/sdk/integrity.json`, "utf8")));
+    const url = `${worker.base}${manifest.latest}`;
+    const integrity = manifest.releases[manifest.latest];
+    const file = await fetch(url);
+    assert.equal(file.status, 200);
+    assert.equal(file.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    assert.equal(file.headers.get("access-control-allow-origin"), "*");
+    const body = await file.text();
+    assert.equal(body, readFileSync(`${root}public/sdk/v1/tap2.js`, "utf8"), "the latest release is the current build");
+    assert.equal(`sha384-${createHash("sha384").update(body).digest("base64")}`, integrity);
+
+    const { page, errors, close } = await openPage();
+    try {
+      // On the foreign origin (not allowed by the merchant): what is tested is the script's loading.
+      const html = `<!doctype html><script type="importmap">${JSON.stringify({ imports: { tap2: url }, integrity: { [url]: integrity } })}</script>
+        <script type="module">
+          import("tap2").then(({ Tap2 }) => (document.body.dataset.state = "ran:" + typeof Tap2.personalize), () => (document.body.dataset.state = "refused"));
+        </script>`;
+      const pageUrl = `${foreign.origin}/echo?html=${encodeURIComponent(html)}`;
+      let served = 0;
+      let tamper = false;
+      // A CDN or proxy that changed one byte of the release on its way to the page.
+      await page.route(url, async (route) => {
+        served += 1;
+        const res = await route.fetch();
+        const text = await res.text();
+        const changed = text.replace("Tap2", "Tap3");
+        assert.notEqual(changed, text);
+        return route.fulfill({ response: res, body: tamper ? changed : text });
+      });
+      await page.goto(pageUrl);
+      assert.equal(await waitForState(page, ["ran:function", "refused"]), "ran:function");
+      tamper = true;
+      await page.goto(`${pageUrl}&again`);
+      assert.equal(await waitForState(page, ["ran:function", "refused"]), "refused");
+      assert.ok(served >= 2, "the release was fetched each time, tampered the second");
       assert.deepEqual(errors, []);
     } finally {
       await close();

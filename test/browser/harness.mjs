@@ -22,12 +22,18 @@ const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", "
 /**
  * The demo page served from another origin, the way a shop that is not in the merchant's
  * allowed_origins would serve it: static files of public/, /demo/api/* proxied to the worker
- * (server to server), and /hang, which never answers (for the timeout test).
+ * (server to server), /hang, which never answers (for the timeout test), and /echo?html=…, a page
+ * of the test's own making served from a real loopback address (a page Playwright fulfils itself
+ * counts as a public one, which Chromium's local network access rules keep from calling loopback).
  */
 export async function startForeignServer(publicDir, workerBase) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, "http://x");
     if (url.pathname.startsWith("/hang")) return; // never answers
+    if (url.pathname === "/echo") {
+      res.writeHead(200, { "Content-Type": TYPES[".html"] });
+      return res.end(url.searchParams.get("html") ?? "");
+    }
     if (url.pathname.startsWith("/demo/api/")) {
       const chunks = [];
       for await (const c of req) chunks.push(c);
