@@ -56,9 +56,7 @@ export async function resolveCheckoutCustomer(c: Context<AppEnv>, query: Checkou
   const keyType = c.get("apiKey").type;
   const merchantId = c.get("merchant").merchant_id;
 
-  if (keyType === "publishable" && query.customer_id !== undefined) {
-    throw new ApiError("KEY_NOT_ALLOWED", "A publishable key cannot name a customer; open a checkout session with the secret key and pass its client_secret");
-  }
+  // A publishable key naming a customer never gets here: merchantAuthorization refuses it (403).
   if (query.client_secret !== undefined) {
     if (query.customer_id !== undefined) {
       throw validationError([{ path: "client_secret", message: "give either customer_id or client_secret, not both" }]);

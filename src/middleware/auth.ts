@@ -29,9 +29,10 @@ function presentedKey(c: Context<AppEnv>): string | undefined {
   const authz = c.req.header("Authorization")?.trim();
   const bearer = authz ? (/^Bearer\s+(\S+)$/i.exec(authz)?.[1] ?? authz) : undefined;
   const header = c.req.header("X-API-Key")?.trim();
-  const query = c.req.query("api_key");
-  const ours = bearer !== undefined && (bearer.startsWith("tp2_") || (!header && !query));
-  const presented = [header, ours ? bearer : undefined, query].filter((k): k is string => !!k);
+  // Every ?api_key= value, not the first: a repeated one is a key presented twice as well.
+  const queried = c.req.queries("api_key") ?? [];
+  const ours = bearer !== undefined && (bearer.startsWith("tp2_") || (!header && !queried.some(Boolean)));
+  const presented = [header, ours ? bearer : undefined, ...queried].filter((k): k is string => !!k);
   if (new Set(presented).size > 1) throw new ApiError("INVALID_API_KEY", "Two different API keys were presented (X-API-Key, Authorization, api_key); send one");
   return presented[0];
 }
@@ -80,6 +81,11 @@ export function merchantAuthorization(): MiddlewareHandler<AppEnv> {
     if (record.type === "publishable") {
       if (!PUBLISHABLE_ROUTES.has(`${routedMethod(c.req.method)} ${c.req.path}`)) {
         throw new ApiError("KEY_NOT_ALLOWED", "A publishable key opens only GET /v1/personalize/methods and /offers; use a secret key");
+      }
+      // Here, before the route's schema: naming a customer is forbidden whatever the value looks
+      // like (an empty, malformed or repeated customer_id is the same 403, never a format hint).
+      if (c.req.query("customer_id") !== undefined) {
+        throw new ApiError("KEY_NOT_ALLOWED", "A publishable key cannot name a customer; open a checkout session with the secret key and pass its client_secret");
       }
       const origin = c.req.header("Origin");
       if (origin && !merchant.allowed_origins.includes(origin)) {

@@ -58,6 +58,14 @@ describe("API keys", () => {
     }
     await expectError(await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${b.secretKey}`, { headers: { "X-API-Key": a.secretKey } }), 401, "INVALID_API_KEY");
     expect((await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}`, { headers: { "X-API-Key": a.secretKey, Authorization: `Bearer ${a.secretKey}` } })).status).toBe(200);
+    // A repeated ?api_key= is two keys too, in either order (not the first one authenticating, and
+    // spending its merchant's token, before the query schema refuses the array).
+    for (const query of [`api_key=${a.secretKey}&api_key=${b.secretKey}`, `api_key=${b.secretKey}&api_key=${a.secretKey}`, `api_key=${a.secretKey}&api_key=tp2_sk_junk`]) {
+      const res = await SELF.fetch(`${BASE}/v1/payment-methods?${query}`);
+      await expectError(res, 401, "INVALID_API_KEY");
+      expect(res.headers.get("RateLimit-Remaining"), query).toBeNull();
+    }
+    await expectError(await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}&api_key=${b.secretKey}`, { headers: { "X-API-Key": a.secretKey } }), 401, "INVALID_API_KEY");
     // A malformed key beside a good one is not ignored: X-API-Key, a tp2_ Bearer, two X-API-Key headers joined.
     const malformed: Record<string, string>[] = [{ "X-API-Key": "tp2_sk_short" }, { Authorization: "Bearer tp2_sk_short" }, { "X-API-Key": `${a.secretKey}, ${b.secretKey}` }];
     for (const headers of malformed) {

@@ -390,6 +390,10 @@ describe("GET /v1/personalize/methods and /offers through a checkout session", (
     await expectError(await browser(shop, "/v1/personalize/offers?customer_id=cus_paypal"), 403, "KEY_NOT_ALLOWED");
     const s = await openSession(shop, { customer_id: "cus_paypal" });
     await expectError(await browser(shop, `/v1/personalize/methods?${qs({ customer_id: "cus_other", client_secret: s.client_secret })}`), 403, "KEY_NOT_ALLOWED");
+    // Whatever the id looks like: the same 403, never the schema's format hint (a 400 first).
+    for (const query of ["customer_id=", "customer_id=bad%20id", `customer_id=${"c".repeat(129)}`, "customer_id=a&customer_id=b"]) {
+      for (const route of ["methods", "offers"]) await expectError(await browser(shop, `/v1/personalize/${route}?${query}`), 403, "KEY_NOT_ALLOWED");
+    }
   });
 
   it("answers one identical 401 INVALID_CLIENT_SECRET for unknown, expired, garbled and other merchants' secrets", async () => {
