@@ -21,6 +21,14 @@ describe("static files (public/)", () => {
     }
   });
 
+  it("publishes nothing but those files: no placeholder or config file of the repository", async () => {
+    for (const path of ["/.gitkeep", "/_headers", "/.assetsignore"]) {
+      const res = await env.ASSETS.fetch(`${BASE}${path}`);
+      await res.arrayBuffer();
+      expect(`${path} ${res.status}`).toBe(`${path} 404`);
+    }
+  });
+
   it("the drop-in script keeps its own policy: cached for a week, loadable from any origin", async () => {
     const res = await env.ASSETS.fetch(`${BASE}/sdk/v1/tap2.js`);
     await res.arrayBuffer();
