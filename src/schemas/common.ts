@@ -43,7 +43,7 @@ export const AmountQuery = z
   .regex(/^\d{1,13}$/, "must be an integer number of minor units")
   .transform(Number)
   .pipe(Amount)
-  .openapi({ type: "integer", example: 9900 });
+  .openapi({ type: "integer", minimum: 0, maximum: 1e12, example: 9900 });
 
 export const Currency = z
   .string()
@@ -121,7 +121,7 @@ export const pageLimit = (items: string, max: number, defaultSize: number) =>
     .regex(/^\d{1,3}$/, `must be a whole number from 1 to ${max}`)
     .transform(Number)
     .pipe(z.number().int().min(1).max(max))
-    .openapi({ type: "integer", description: `${items} per page, 1–${max} (default ${defaultSize})`, example: defaultSize });
+    .openapi({ type: "integer", minimum: 1, maximum: max, description: `${items} per page, 1–${max} (default ${defaultSize})`, example: defaultSize });
 
 /** The query of a merchant route that takes only what every merchant route accepts (its body names the rest). */
 export const MerchantQuery = z.strictObject({ merchant_id: MerchantId.optional(), api_key: ApiKeyQuery });

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { recencyRef } from "../personalization/recency";
-import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp } from "./common";
+import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Text, Timestamp } from "./common";
 
 /** An event may be reported up to 5 minutes early (clock skew) and up to 90 days late (retention). */
 export const MAX_FUTURE_MS = 5 * 60 * 1000;
@@ -10,8 +10,10 @@ export const MAX_BATCH_EVENTS = 100;
 /**
  * The client's idempotency key: 1–128 characters, any (API.md §2) — merchants' order ids carry
  * `#`, `/` and spaces. It is only ever a bound SQL parameter and a JSON string, never a key format.
+ * Characters, so not a lone UTF-16 surrogate (Text's rule): D1 reads one back as U+FFFD, so two
+ * different ids would export alike and, where D1 writes it so, be stored as one event.
  */
-export const EventId = z.string().min(1).max(128).openapi({ example: "order #1001" });
+export const EventId = Text.min(1).max(128).openapi({ example: "order #1001" });
 
 /** Bounds checked against the clock at validation time (the edge, not the pure core). */
 const OccurredAt = Timestamp.superRefine((value, ctx) => {

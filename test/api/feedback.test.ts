@@ -156,6 +156,8 @@ describe("POST /v1/personalize/feedback", () => {
     ["bad offer_id", { customer_id: "c1", method_id: "visa", offer_id: "5% off" }, {}, "offer_id"],
     ["empty event_id", { customer_id: "c1", method_id: "visa", event_id: "" }, {}, "event_id"],
     ["event_id of 129 chars", { customer_id: "c1", method_id: "visa", event_id: "e".repeat(129) }, {}, "event_id"],
+    // A lone surrogate is no character: D1 reads it back as U+FFFD, so "b\uD800" and "b\uDBFF" would export alike.
+    ["event_id with a lone surrogate", { customer_id: "c1", method_id: "visa", event_id: "b\uD800" }, {}, "event_id"],
     ["Idempotency-Key header of 129 chars", { customer_id: "c1", method_id: "visa" }, { "Idempotency-Key": "k".repeat(129) }, "idempotency-key"],
     ["occurred_at not UTC", { customer_id: "c1", method_id: "visa", occurred_at: "2026-02-03T15:30:00+01:00" }, {}, "occurred_at"],
     ["occurred_at 10 minutes ahead", { customer_id: "c1", method_id: "visa", occurred_at: iso(10 * 60_000) }, {}, "occurred_at"],

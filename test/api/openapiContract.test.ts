@@ -26,6 +26,16 @@ describe("the OpenAPI document covers the app and API.md", () => {
     expect([...new Set(registered.filter((r) => !NOT_API.includes(r)))].sort()).toEqual(operations.map(name).sort());
   });
 
+  it("states the bounds of every integer query parameter, as the body's integers do (amount 0 … 10^12, page limits)", () => {
+    const params = Object.entries(doc.paths as Record<string, Record<string, { parameters?: { name: string; in: string; schema?: Record<string, unknown> }[] }>>)
+      .flatMap(([path, ops]) => Object.entries(ops).flatMap(([method, op]) => (op.parameters ?? []).map((p) => ({ at: `${method} ${path} ${p.name}`, ...p }))))
+      .filter((p) => p.in === "query" && p.schema?.type === "integer");
+    expect(params.map((p) => p.at)).toEqual(expect.arrayContaining(["get /v1/personalize/methods amount", "get /v1/admin/merchants limit"]));
+    for (const p of params) expect({ at: p.at, minimum: typeof p.schema?.minimum, maximum: typeof p.schema?.maximum }).toEqual({ at: p.at, minimum: "number", maximum: "number" });
+    const amount = params.find((p) => p.at === "get /v1/personalize/methods amount");
+    expect([amount?.schema?.minimum, amount?.schema?.maximum]).toEqual([0, 1e12]);
+  });
+
   it("documents exactly the routes of API.md", () => {
     expect(operations.map(name).sort()).toEqual([...API_MD_ROUTES].sort());
   });
