@@ -25,6 +25,21 @@ const RAW_RULES = [
   { table: "analytics_offer_impressions", time: "shown_at", key: "merchant_id, impression_id, offer_id" },
 ] as const;
 
+const rawCutoffAt = (now: Date) => new Date(rawHorizonMs(now.getTime())).toISOString();
+
+const rawRetentionStatement = (db: D1Database, r: (typeof RAW_RULES)[number], cutoff: string, chunk: number) =>
+  db.prepare(`DELETE FROM ${r.table} WHERE (${r.key}) IN (SELECT ${r.key} FROM ${r.table} WHERE ${r.time} < ?1 LIMIT ?2)`).bind(cutoff, chunk);
+
+export type RawAnalyticsTable = (typeof RAW_RULES)[number]["table"];
+export const RAW_ANALYTICS_TABLES: RawAnalyticsTable[] = RAW_RULES.map((r) => r.table);
+
+/** Deletes up to `chunk` of the table's raw rows past the raw horizon at `now`; rows deleted. */
+export async function deleteExpiredRawChunk(db: D1Database, table: RawAnalyticsTable, now: Date, chunk: number): Promise<number> {
+  const rule = RAW_RULES.find((r) => r.table === table)!;
+  const result = await rawRetentionStatement(db, rule, rawCutoffAt(now), chunk).run();
+  return result.meta.changes ?? 0;
+}
+
 const ROLLUP_TABLES = [
   "analytics_decision_rollups",
   "analytics_conversion_rollups",
@@ -37,15 +52,14 @@ const ROLLUP_TABLES = [
  * The daily retention deletes of analytics, each bounded (`chunk` raw rows, or `chunk` rollup
  * buckets); run the list again until nothing is deleted. A row goes once it is older than its
  * window's horizon (above); a rollup bucket once it starts before the rollup horizon (a daily one
- * that straddles it goes too: reads of that day use its hourly rows, src/analytics/load.ts).
+ * that straddles it goes too: reads of that day use its hourly rows, src/analytics/load.ts). The
+ * raw rows also go every 5 minutes (deleteExpiredRawChunk, src/jobs/rawRetention.ts).
  */
 export function analyticsRetentionStatements(db: D1Database, now: Date, chunk = 500): D1PreparedStatement[] {
-  const rawCutoff = new Date(rawHorizonMs(now.getTime())).toISOString();
+  const rawCutoff = rawCutoffAt(now);
   const rollupCutoff = new Date(rollupHorizonMs(now.getTime())).toISOString().slice(0, 13) + ":00:00Z";
   return [
-    ...RAW_RULES.map((r) =>
-      db.prepare(`DELETE FROM ${r.table} WHERE (${r.key}) IN (SELECT ${r.key} FROM ${r.table} WHERE ${r.time} < ?1 LIMIT ?2)`).bind(rawCutoff, chunk),
-    ),
+    ...RAW_RULES.map((r) => rawRetentionStatement(db, r, rawCutoff, chunk)),
     // Whole buckets go (up to `chunk` buckets per statement) once they started before the cutoff hour.
     ...ROLLUP_TABLES.map((t) =>
       db

@@ -3,12 +3,13 @@ import type { Env } from "../env";
 import { errorText, logLine } from "../log";
 import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "./budget";
 import { purgeDueCustomers } from "./purge";
+import { applyRawRetention } from "./rawRetention";
 import { runAnalyticsRollups } from "./rollups";
 import { applyRetention } from "./retention";
 
 /** The crons of wrangler*.toml [triggers]. */
 export const DATA_LIFECYCLE_CRON = "17 3 * * *";
-/** Analytics rollups, then the purge of customers whose grace period has passed. */
+/** Analytics rollups, the purge of customers whose grace period has passed, the raw rows' retention. */
 export const ANALYTICS_ROLLUP_CRON = "*/5 * * * *";
 
 /**
@@ -18,7 +19,7 @@ export const ANALYTICS_ROLLUP_CRON = "*/5 * * * *";
  */
 export const QUERY_SHARES = {
   daily: { optimize: 1, purge: 540, retention: 200, analytics_retention: 170 },
-  frequent: { rollups: 600, purge: 250 },
+  frequent: { rollups: 600, purge: 250, raw_retention: 100 },
 } as const;
 
 /**
@@ -54,7 +55,8 @@ export async function runDataLifecycle(env: Env, now: Date): Promise<void> {
 
 /**
  * Every 5 minutes: rebuild the analytics rollups, then purge the customers whose grace period has
- * passed since (so an erasure is done within minutes of `purge_after`, not at the next daily run).
+ * passed since (so an erasure is done within minutes of `purge_after`, not at the next daily run),
+ * then delete the raw rows past 90 days (traffic makes more of them a day than one daily run could).
  */
 export async function runFrequentJobs(env: Env, now: Date): Promise<void> {
   const budget = new QueryBudget(D1_QUERIES_PER_INVOCATION);
@@ -62,6 +64,7 @@ export async function runFrequentJobs(env: Env, now: Date): Promise<void> {
   await runSteps(now, [
     ["analytics_rollups", () => runAnalyticsRollups(env, now, { budget: budget.share(share.rollups) })],
     ["purge", () => purgeDueCustomers(env, now, { budget: budget.share(share.purge) })],
+    ["raw_retention", () => applyRawRetention(env, now, { budget: budget.share(share.raw_retention) })],
   ]);
 }
 

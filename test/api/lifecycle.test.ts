@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "../../src/jobs/budget";
 import { purgeDueCustomers } from "../../src/jobs/purge";
+import { applyRawRetention } from "../../src/jobs/rawRetention";
 import { applyRetention, monthsBefore, retentionCutoffs } from "../../src/jobs/retention";
 import { ANALYTICS_ROLLUP_CRON, DATA_LIFECYCLE_CRON, QUERY_SHARES, runScheduled } from "../../src/jobs/scheduled";
 import { CUSTOMER_DATA_TABLES, KEPT_AFTER_PURGE, RETENTION_RULES } from "../../src/storage/deletions";
@@ -11,6 +12,8 @@ import { loadProfile, profileKey, readProfile } from "../../src/storage/profile"
 import { customerTables, DAY_MS, iso, refOf, rowsFor, seedAnalytics, seedConsent, seedDeadLetter, seedEvent, seedPreferences } from "../helpers/customerData";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
+
+const HOUR_MS = 3_600_000;
 
 /** Runs the worker's own `scheduled` export, as the cron trigger would. */
 async function cron(at: number, expression = DATA_LIFECYCLE_CRON): Promise<void> {
@@ -32,6 +35,26 @@ async function tableCounts(m: TestMerchant, id: string): Promise<Record<string, 
   const out: Record<string, number> = {};
   for (const t of await customerTables()) out[t] = await rowsFor(t, m.merchantId, id);
   return out;
+}
+
+/** `n` raw rows in each table given, spread evenly over the `spanMs` from `from`. */
+async function seedRawRows(m: TestMerchant, from: number, spanMs: number, n: number, tables: ("decisions" | "impressions" | "usage_events")[]): Promise<void> {
+  const series = `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?3 - 1)`;
+  const at = `strftime('%Y-%m-%dT%H:%M:%fZ', ?2, '+' || (i * ?4 / ?3 / 1000.0) || ' seconds')`;
+  const sql = {
+    decisions: `${series} INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, ranked)
+                SELECT ?1, 'raw_' || i, 'ref_' || (i % 500), ${at}, 'treatment', 1, '["visa"]' FROM n`,
+    impressions: `${series} INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at)
+                  SELECT ?1, 'raw_' || i, 'o_raw', 'ref_' || (i % 500), ${at} FROM n`,
+    usage_events: `${series} INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, recency_ref, occurred_at, received_at)
+                   SELECT ?1, 'raw_' || i, 'ref_' || (i % 500), 'visa', 1.0, ${at}, ${at} FROM n`,
+  };
+  for (const t of tables) await env.DB.prepare(sql[t]).bind(m.merchantId, iso(from), n, spanMs).run();
+}
+
+async function rawRowsLeft(m: TestMerchant): Promise<Record<string, number>> {
+  const count = async (table: string) => (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(m.merchantId).first<{ n: number }>())!.n;
+  return { decisions: await count("analytics_decisions"), impressions: await count("analytics_offer_impressions"), usage_events: await count("usage_events") };
 }
 
 const deleteCustomer = async (m: TestMerchant, id: string) =>
@@ -57,6 +80,44 @@ describe("bounded work per run", () => {
     expect(second.unfinished).toEqual([]);
     const left = await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ?").bind(m.merchantId).first<{ n: number }>();
     expect(left!.n).toBe(0);
+  });
+
+  it("raw rows past 90 days go every 5 minutes too: a day of 12,000 /methods answers and payments is gone after one run (a daily run deletes ~10,000 a table)", async () => {
+    const m = await createMerchant();
+    const T = Date.UTC(2032, 5, 1, 3, 20, 0);
+    // API.md §6: raw decisions are kept 90 days, like usage events (both hold customer_ref pseudonyms).
+    await seedRawRows(m, T - 92 * DAY_MS, DAY_MS, 12_000, ["decisions", "usage_events"]);
+    const { queries } = await countD1Queries(() => cron(T, ANALYTICS_ROLLUP_CRON));
+    expect(await rawRowsLeft(m)).toEqual({ decisions: 0, impressions: 0, usage_events: 0 });
+    expect(queries).toBeLessThanOrEqual(D1_QUERIES_PER_INVOCATION);
+  });
+
+  it("an hour of raw rows at the README's planned volume (~220,000 answers a day) expires at once and goes in the next 5-minute run", async () => {
+    const m = await createMerchant();
+    const T = Date.UTC(2032, 6, 1, 10, 0, 0);
+    // The hour that just passed the horizon: 9,200 decisions, as many offer impressions, 2,000 payments.
+    const hour = T - 90 * DAY_MS - HOUR_MS;
+    await seedRawRows(m, hour, HOUR_MS, 2_000, ["usage_events"]);
+    await seedRawRows(m, hour, HOUR_MS, 9_200, ["decisions", "impressions"]);
+    const report = await applyRawRetention(env, new Date(T), { budget: new QueryBudget(QUERY_SHARES.frequent.raw_retention) });
+    expect(report.unfinished).toEqual([]);
+    expect(await rawRowsLeft(m)).toEqual({ decisions: 0, impressions: 0, usage_events: 0 });
+  });
+
+  it("raw retention takes a chunk of each table in turn (one backlog does not starve another), stops at its budget and finishes on the next run", async () => {
+    const m = await createMerchant();
+    const now = Date.now();
+    await seedRawRows(m, now - 92 * DAY_MS, DAY_MS, 3_000, ["usage_events", "decisions"]);
+    // A round costs a statement per table: 5, then 2 for the two with rows left.
+    const budget = new QueryBudget(9);
+    const first = await applyRawRetention(env, new Date(now), { budget });
+    expect(budget.left).toBe(0);
+    expect(first.deleted).toMatchObject({ usage_events: 1_500, analytics_decisions: 1_500, analytics_conversions: 0, analytics_offer_impressions: 0 });
+    expect(first.unfinished.sort()).toEqual(["analytics_decisions", "usage_events"]);
+    const second = await applyRawRetention(env, new Date(now));
+    expect(second.deleted).toMatchObject({ usage_events: 1_500, analytics_decisions: 1_500 });
+    expect(second.unfinished).toEqual([]);
+    expect(await rawRowsLeft(m)).toEqual({ decisions: 0, impressions: 0, usage_events: 0 });
   });
 
   it("a purge that hits its bound leaves the customer pending and finishes on the next run", async () => {
@@ -514,15 +575,25 @@ describe("each cron invocation stays within D1's 1,000 queries (Miniflare does n
     expect(await pending(m)).toBe(0);
   });
 
-  it("the 5-minute job (rollups of many dirty days, then the purge) never passes the limit either", async () => {
+  it("the 5-minute job (rollups of many dirty days, the purge, a raw-retention backlog) never passes the limit either", async () => {
     const now = Date.now() + 80 * DAY_MS;
     const m = await dueCustomers(60, now - 1000);
     // Dirty hours on 20 days: the rollups alone would take 20 × 21 statements.
     const marks = [];
     for (let d = 1; d <= 20; d++) marks.push(env.DB.prepare("INSERT OR IGNORE INTO analytics_dirty_hours (merchant_id, hour) VALUES (?, ?)").bind(m.merchantId, iso(Math.floor(now / DAY_MS) * DAY_MS - d * DAY_MS).slice(0, 13) + ":00:00Z"));
     await env.DB.batch(marks);
+    // More expired decisions than a run's raw-retention share deletes (100 statements of 500).
+    await seedRawRows(m, now - 100 * DAY_MS, DAY_MS, 60_000, ["decisions"]);
     const { queries } = await countD1Queries(() => cron(now, ANALYTICS_ROLLUP_CRON));
     expect(queries).toBeLessThanOrEqual(D1_QUERIES_PER_INVOCATION);
     expect(await pending(m)).toBeLessThan(60); // the purge got its share
+    expect((await rawRowsLeft(m)).decisions).toBeGreaterThan(0); // retention stopped at its share…
+    expect((await rawRowsLeft(m)).decisions).toBeLessThan(20_000); // …after most of the backlog
+  });
+
+  it("the shares of each cron's jobs add up to less than the limit", () => {
+    for (const shares of Object.values(QUERY_SHARES)) {
+      expect(Object.values(shares).reduce((a: number, b: number) => a + b, 0)).toBeLessThan(D1_QUERIES_PER_INVOCATION);
+    }
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { FACTS, dirtyMerchants, oneMerchant } from "../../src/analytics/facts";
 import { loadFacts } from "../../src/analytics/load";
 import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/rollups";
+import { applyRawRetention } from "../../src/jobs/rawRetention";
 import { runDataLifecycle } from "../../src/jobs/scheduled";
 import { crossMerchantPeers } from "../../src/storage/consent";
 import { insertDeadLetters } from "../../src/storage/deadLetters";
@@ -110,6 +111,16 @@ describe("query plans", () => {
     expect(await planOf(conversions)).toContainEqual(expect.stringMatching(/USING (COVERING )?INDEX idx_analytics_conversions_last_time \(<expr><\?\)/));
     for (const s of sql.filter((q) => /DELETE FROM analytics_(decisions|conversions|offer_impressions) /.test(q))) {
       expect({ sql: s.slice(0, 60), wasteful: wasteful(await planOf(s)) }).toEqual({ sql: expect.any(String), wasteful: [] });
+    }
+  });
+
+  it("the 5-minute raw retention finds every table's expired chunk through an index on its time (it runs 288 times a day)", async () => {
+    const sql = await sqlOf((db) => applyRawRetention({ DB: db }, new Date()));
+    expect(sql.map((s) => /DELETE FROM (\w+)/.exec(s)![1])).toEqual(["usage_events", "dead_letters", "analytics_decisions", "analytics_conversions", "analytics_offer_impressions"]);
+    for (const s of sql) {
+      const plan = await planOf(s);
+      expect(plan).toContainEqual(expect.stringMatching(/^SEARCH \w+ USING (COVERING )?INDEX idx_\w+ \((occurred_at|received_at|decided_at|<expr>|shown_at)<\?\)$/));
+      expect({ sql: s.slice(0, 60), wasteful: wasteful(plan) }).toEqual({ sql: expect.any(String), wasteful: [] });
     }
   });
 
