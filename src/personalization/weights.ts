@@ -35,7 +35,7 @@ export const DEFAULT_WEIGHTS: Readonly<ScoringWeights> = Object.freeze({
   context_strength: 5,
   device_weight: 1.25,
   amount_weight: 1,
-  country_weight: 0,
+  country_weight: 0.5,
   popularity_strength: 20,
   default_order_decay: 0.75,
   favorite_boost: 0.5,

@@ -15,6 +15,10 @@ describe("holdout", () => {
     expect(sameAcross).toBeLessThan(150);
     expect(assignArm("m1", "c_1", 0)).toBe("treatment");
   });
+
+  it("is the same function in every isolate and every release: pinned positions (a per-isolate salt, or a changed hash, would move customers between arms mid-experiment)", () => {
+    expect([holdoutPosition("m1", "c_abc"), holdoutPosition("m_shop", "ref_0123"), holdoutPosition("m2", "c_abc")]).toEqual([29.17, 79.65, 42.92]);
+  });
 });
 
 const offer = (o: Partial<Offer>): Offer => ({ offer_id: "o", method_id: "visa", title: "t", description: "", discount_type: "percent", discount_value: 5, ...o }) as Offer;

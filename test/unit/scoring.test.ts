@@ -79,6 +79,10 @@ describe("scoreMethods", () => {
     const big = [...uses("klarna", 3, ["*", "amount:3"]), ...uses("visa", 6, ["*", "amount:1"])];
     expect(top(rank(big, { context: { ...ctx, amount_band: 3 } }))).toBe("klarna");
     expect(top(rank(big, { context: { ...ctx, amount_band: 1 } }))).toBe("visa");
+    // Country too (with the default weights: country_weight was once tuned to 0, which ignored it).
+    const travels = [...uses("visa", 6, ["*", "country:NL"]), ...uses("paypal", 6, ["*", "country:DE"])];
+    expect(top(rank(travels, { context: { ...ctx, country: "DE" } }))).toBe("paypal");
+    expect(top(rank(travels, { context: { ...ctx, country: "NL" } }))).toBe("visa");
   });
 
   it("boosts the stored default and favourites", () => {
