@@ -152,17 +152,24 @@ export function customerRows(table: string, keyColumns: readonly string[], match
 }
 
 /**
+ * A purge write's time: when it commits, or the run's `clock` (a parameter) when that is later. The
+ * run's scheduled time can precede what happened while it ran (see PURGED_AT below).
+ */
+const atCommit = (clock: string) => `max(${clock}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
+
+/**
  * The consent-log rows of the consents an erasure changes (migration 0015): with the preferences row
  * gone, a cross-merchant consent reads as not given and an opt-out of personalization as the default
- * (on). Logged with reason 'erasure' and dated at the run, so that the log, which outlives the purge
- * as the merchant's proof of consent, still tells the consent's whole story, and tells these apart
- * from the customer's own changes.
+ * (on). Logged with reason 'erasure' and dated when the purge commits (atCommit: a consent change the
+ * customer made while the run was in flight comes before it, so the log stays oldest first and ends in
+ * the state the erasure left), so that the log, which outlives the purge as the merchant's proof of
+ * consent, still tells the consent's whole story, and tells these apart from the customer's own changes.
  */
 const erasedConsents = (chunk: string) =>
   `INSERT INTO consent_log (merchant_id, customer_ref, consent_type, action, created_at, reason)
-   SELECT merchant_id, customer_ref, 'cross_merchant', 'revoked', ?3, 'erasure' FROM (${chunk}) WHERE cross_merchant_consent = 1
+   SELECT merchant_id, customer_ref, 'cross_merchant', 'revoked', ${atCommit("?3")}, 'erasure' FROM (${chunk}) WHERE cross_merchant_consent = 1
    UNION ALL
-   SELECT merchant_id, customer_ref, 'personalization', 'granted', ?3, 'erasure' FROM (${chunk}) WHERE personalization_enabled = 0`;
+   SELECT merchant_id, customer_ref, 'personalization', 'granted', ${atCommit("?3")}, 'erasure' FROM (${chunk}) WHERE personalization_enabled = 0`;
 
 export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
   customerRows("usage_events", ["id"]),
@@ -199,7 +206,7 @@ const purgeChunk = (t: CustomerTablePurge) =>
  * pending, and must be judged so (events.ts purgedAtOrAfter, the pending-at-receipt check), not as
  * arriving after the erasure. The run's clock still wins when it is later (tests run purges ahead).
  */
-const PURGED_AT = "max(?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+const PURGED_AT = atCommit("?2");
 
 /**
  * The SQL of a purge run over `tables`. Parameters: `bound` ?1 the run's clock, ?2 the most customers

@@ -293,6 +293,28 @@ describe("purge after the grace period (scheduled handler)", () => {
     expect(await logs()).toEqual(expected);
   });
 
+  it("an erasure entry comes after a consent change made while the purge was in flight: the log stays oldest first", async () => {
+    const m = await createMerchant();
+    const id = "er_in_flight";
+    const put = (body: Record<string, unknown>) => api(m.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: id, ...body }) });
+    expect((await put({ favorite_methods: ["paypal"] })).status).toBe(200);
+    await deleteCustomer(m, id);
+    await env.DB.prepare("UPDATE customer_deletions SET purge_after = ? WHERE merchant_id = ? AND customer_ref = ?")
+      .bind(iso(Date.now() - 10 * 60_000), m.merchantId, await refOf(id)).run();
+    // The 5-minute cron was scheduled a minute ago (rollups run first); meanwhile the customer opts out.
+    const scheduled = new Date(Date.now() - 60_000);
+    expect((await put({ personalization_enabled: false })).status).toBe(200);
+    expect((await purgeDueCustomers(env, scheduled)).customers_purged).toBe(1);
+
+    const { entries } = await (await api(m.secretKey, `/v1/personalize/consent?customer_id=${id}`)).json<{ entries: { consent_type: string; action: string; timestamp: string; reason?: string }[] }>();
+    expect(entries.map((e) => [e.consent_type, e.action, e.reason ?? null])).toEqual([
+      ["personalization", "revoked", null],
+      ["personalization", "granted", "erasure"],
+    ]);
+    // API.md §2: oldest first, and the last entry is the state the API now reads (personalization on).
+    expect(entries.map((e) => e.timestamp)).toEqual(entries.map((e) => e.timestamp).sort());
+  });
+
   it("a bounded purge logs exactly the consents of the preferences rows it removed (the log and the delete pick the same rows)", async () => {
     const m = await createMerchant();
     const ids = ["er_chunk_a", "er_chunk_b", "er_chunk_c", "er_chunk_d"];
