@@ -9,6 +9,7 @@ import { crossMerchantPeersOf } from "../storage/consent";
 import { invalidateProfile, KV_REWRITE_WAIT_MS, type ProfileKey, refreshProfiles } from "../storage/profile";
 import { errorText, logLine } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
+import { rawEventsCutoff } from "./retention";
 
 /** Profiles refreshed per D1 batch (five statements whatever the count, then one version check; the chunk bounds the JSON parameter and the KV writes in flight). */
 const REFRESH_CHUNK = 50;
@@ -50,7 +51,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   const events = valid.map((v) => v.body);
   let outcome;
   try {
-    outcome = await storeUsageEvents(env.DB, events.map(toUsageRow), conversionStatements(env.DB, events));
+    outcome = await storeEvents(env, events);
   } catch (err) {
     const redelivered = valid.some((v) => v.msg.attempts > 1);
     logLine("error", redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
@@ -75,6 +76,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
     dropped_opted_out: dropped.filter((r) => r === "opted_out").length,
     dropped_pending_deletion: dropped.filter((r) => r === "pending_deletion").length,
     dropped_purged: dropped.filter((r) => r === "purged").length,
+    dropped_expired: dropped.filter((r) => r === "expired").length,
     poison,
     duration_ms: Date.now() - started,
   });
@@ -82,12 +84,17 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   await refreshTouchedProfiles(env, [...outcome.inserted, ...outcome.duplicates.filter((i) => valid[i]!.msg.attempts > 1)].map((i) => events[i]!));
 }
 
+/** The events and their conversions, one D1 batch; events paid before the raw-event retention cutoff (now) are dropped as expired. */
+function storeEvents(env: Env, events: FeedbackMessage[]) {
+  return storeUsageEvents(env.DB, events.map(toUsageRow), rawEventsCutoff(new Date()), conversionStatements(env.DB, events));
+}
+
 async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; body: FeedbackMessage }[], started: number, poison: number): Promise<void> {
   const stored: FeedbackMessage[] = [];
   let failed = 0;
   for (const { msg, body: event } of valid) {
     try {
-      const outcome = await storeUsageEvents(env.DB, [toUsageRow(event)], conversionStatements(env.DB, [event]));
+      const outcome = await storeEvents(env, [event]);
       // A duplicate here is a redelivery whose first write committed; its refresh may never have run.
       if (outcome.inserted.length > 0 || outcome.duplicates.length > 0) stored.push(event);
       msg.ack();

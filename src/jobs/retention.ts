@@ -24,12 +24,17 @@ export function monthsBefore(now: Date, months: number): Date {
   return d;
 }
 
+/**
+ * Hour-aligned (up to an hour more than 90 days) like the raw analytics rows (src/analytics/retention.ts
+ * rawHorizonMs): payment rollups are rebuilt hour by hour from these rows, so an hour that can still
+ * get a late payment must keep all of them. The feedback consumer drops an event paid before the
+ * cutoff at its own clock (src/storage/events.ts): no retention run has used a later one.
+ */
+export const rawEventsCutoff = (now: Date) => new Date(floorTo(now.getTime() - RAW_EVENTS_DAYS * 24 * 3600 * 1000, "hour")).toISOString();
+
 export function retentionCutoffs(now: Date): Record<RetentionRule["window"], string> {
   return {
-    // Hour-aligned (up to an hour more than 90 days) like the raw analytics rows (src/analytics/retention.ts
-    // rawHorizonMs): payment rollups are rebuilt hour by hour from these rows, so an hour that can
-    // still get a late payment must keep all of them.
-    raw_events: new Date(floorTo(now.getTime() - RAW_EVENTS_DAYS * 24 * 3600 * 1000, "hour")).toISOString(),
+    raw_events: rawEventsCutoff(now),
     profile: monthsBefore(now, PROFILE_MONTHS).toISOString(),
     legal_proof: monthsBefore(now, LEGAL_PROOF_MONTHS).toISOString(),
   };

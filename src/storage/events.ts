@@ -18,9 +18,10 @@ export interface UsageEventRow {
 
 /**
  * `opted_out` / `pending_deletion`: the customer was, now or when the event was received;
- * `purged`: received before the customer's purge, consumed after it (a queue delay or retry).
+ * `purged`: received before the customer's purge, consumed after it (a queue delay or retry);
+ * `expired`: paid before the raw-event retention cutoff at the consumer's clock (consumed late).
  */
-export type DropReason = "opted_out" | "pending_deletion" | "purged";
+export type DropReason = "opted_out" | "pending_deletion" | "purged" | "expired";
 
 export interface StoreOutcome {
   /** Indexes (into the input) of the rows actually inserted: first delivery of their event id. */
@@ -65,7 +66,10 @@ const pendingAt = (m: string, ref: string, time: string) => `EXISTS (SELECT 1 FR
  * opted out … or whose deletion is pending are not stored"), not whichever state a queue delay, a
  * retry or a re-driven dead letter happens to meet, and a later opt-out or deletion still wins. A
  * skipped row (duplicate or blocked) fires no trigger, so the aggregates count each stored event
- * exactly once.
+ * exactly once. Nor is an event paid before ?15, the raw-event retention cutoff at the consumer's
+ * clock: retention may already have deleted its stored row (it deletes exactly `occurred_at < cutoff`,
+ * and never with a later cutoff than the consumer's), so a redelivery or a re-driven dead letter
+ * would insert it anew and count it twice; and its hour's rollups are final.
  */
 const INSERT_EVENT = `
 INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type,
@@ -76,15 +80,16 @@ WHERE NOT EXISTS (SELECT 1 FROM preferences WHERE merchant_id = ?1 AND customer_
                   AND (status = 'pending' OR (${purgedAtOrAfter("?14")})))
   AND NOT ${optedOutAt("?1", "?3", "?14")}
   AND NOT ${pendingAt("?1", "?3", "?14")}
+  AND ?13 >= ?15
 ON CONFLICT (merchant_id, event_id) DO NOTHING
 RETURNING id`;
 
 /** Why each event would be blocked (the INSERT's conditions, one row per event), read in the same transaction as the inserts (for the outcome). */
 const BLOCKED_EVENTS = `
-WITH ev (i, merchant_id, customer_ref, received_at) AS (
-  SELECT key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1)
+WITH ev (i, merchant_id, customer_ref, received_at, occurred_at) AS (
+  SELECT key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?1)
 )
-SELECT i,
+SELECT i, ev.occurred_at < ?2 AS expired,
   (SELECT status FROM customer_deletions AS d WHERE d.merchant_id = ev.merchant_id AND d.customer_ref = ev.customer_ref
      AND (d.status = 'pending' OR ${purgedAtOrAfter("ev.received_at")})) AS deletion,
   ${pendingAt("ev.merchant_id", "ev.customer_ref", "ev.received_at")} AS pending_then,
@@ -96,28 +101,29 @@ FROM ev`;
 /**
  * Writes up to 100 events with ONE D1 batch (one implicit transaction): the blocked-customer read,
  * one INSERT per event, then `extra` statements (e.g. conversion records) that must commit with them.
- * Throws when D1 fails; nothing of the batch is then committed.
+ * `rawCutoff` is the raw-event retention cutoff at the caller's clock (events paid before it are
+ * dropped as expired, INSERT_EVENT). Throws when D1 fails; nothing of the batch is then committed.
  */
-export async function storeUsageEvents(db: D1Database, rows: UsageEventRow[], extra: D1PreparedStatement[] = []): Promise<StoreOutcome> {
+export async function storeUsageEvents(db: D1Database, rows: UsageEventRow[], rawCutoff: string, extra: D1PreparedStatement[] = []): Promise<StoreOutcome> {
   const statements = [
-    db.prepare(BLOCKED_EVENTS).bind(JSON.stringify(rows.map((r) => [r.merchant_id, r.customer_ref, r.received_at]))),
+    db.prepare(BLOCKED_EVENTS).bind(JSON.stringify(rows.map((r) => [r.merchant_id, r.customer_ref, r.received_at, r.occurred_at])), rawCutoff),
     ...rows.map((r) =>
       db
         .prepare(INSERT_EVENT)
         .bind(
           r.merchant_id, r.event_id, r.customer_ref, r.method_id, r.amount, r.currency, r.device_type,
-          r.location_country, r.decision_id, r.offer_id, r.amount_band, r.recency_ref, r.occurred_at, r.received_at,
+          r.location_country, r.decision_id, r.offer_id, r.amount_band, r.recency_ref, r.occurred_at, r.received_at, rawCutoff,
         ),
     ),
     ...extra,
   ];
   const [blockedResult, ...insertResults] = await db.batch<Record<string, unknown>>(statements);
 
-  // Per event; a deletion wins over an opt-out.
+  // Per event; a deletion wins over an opt-out, and both over an expired event.
   const reasons = new Map<number, DropReason>();
-  for (const row of blockedResult!.results as { i: number; deletion: "pending" | "purged" | null; pending_then: number; opted_out: number }[]) {
+  for (const row of blockedResult!.results as { i: number; expired: number; deletion: "pending" | "purged" | null; pending_then: number; opted_out: number }[]) {
     const reason: DropReason | null =
-      row.deletion === "pending" || row.pending_then ? "pending_deletion" : row.deletion === "purged" ? "purged" : row.opted_out ? "opted_out" : null;
+      row.deletion === "pending" || row.pending_then ? "pending_deletion" : row.deletion === "purged" ? "purged" : row.opted_out ? "opted_out" : row.expired ? "expired" : null;
     if (reason) reasons.set(row.i, reason);
   }
   const outcome: StoreOutcome = { inserted: [], dropped: new Map(), duplicates: [] };

@@ -260,6 +260,30 @@ describe("POST /v1/admin/dead-letters/redrive", () => {
     expect(await uses(e.customer_ref, "ideal")).toBe(1);
   });
 
+  it("a re-driven letter whose event was stored meanwhile and then aged out by retention is dropped as expired, not counted twice", async () => {
+    const e = await feedback("cus_dl_aged_out", { method_id: "ideal", occurred_at: iso(Date.now() - 89 * DAY_MS) });
+    // Dead-lettered first (a D1 outage), then stored by the client's retry of the same event_id.
+    const [id] = await seedLetters(FEEDBACK_DLQ, [e]);
+    await deliver("feedback-events-dev", [e]);
+    expect(await uses(e.customer_ref, "ideal")).toBe(1);
+    // Two days on, retention removes the stored row (paid 91 days ago); the letter (received now) stays.
+    const later = Date.now() + 2 * DAY_MS;
+    await applyRetention(env, new Date(later));
+    expect(await countEvents(e.event_id)).toBe(0);
+    vi.useFakeTimers({ now: later + 60_000, toFake: ["Date"] });
+    try {
+      const sends = captureSends(env.FEEDBACK_QUEUE);
+      expect(await (await post({ queue: "feedback", ids: [id] })).json()).toEqual({ redriven: 1, remaining: 0 });
+      const redelivered = await deliver("feedback-events-dev", sentBodies(sends));
+      expect(redelivered.result.explicitAcks).toEqual(redelivered.ids);
+    } finally {
+      vi.useRealTimers();
+    }
+    // API.md §2: at-least-once delivery never double-counts (nor stores a row retention would delete).
+    expect(await countEvents(e.event_id)).toBe(0);
+    expect(await uses(e.customer_ref, "ideal")).toBe(1);
+  });
+
   it("a feedback message whose event is already stored is no letter, so a re-drive after retention removed the row cannot count it twice", async () => {
     const old = new Date(Date.now() - 89 * 86_400_000).toISOString();
     const e = await feedback("cus_dl_stored_then_dlq", { method_id: "ideal", occurred_at: old });

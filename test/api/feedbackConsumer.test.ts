@@ -4,6 +4,7 @@ import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { retryDelaySeconds } from "../../src/jobs/delivery";
 import { purgeDueCustomers } from "../../src/jobs/purge";
+import { applyRetention } from "../../src/jobs/retention";
 import { MAX_PEER_DROPS, REFRESH_RETRY_MS } from "../../src/jobs/feedbackConsumer";
 import { recencyRef } from "../../src/personalization/recency";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
@@ -304,6 +305,28 @@ describe("feedback queue consumer", () => {
     const { ids, result } = await deliver([inFlight]);
     expect(result.explicitAcks).toEqual(ids);
     expect(await countEvents("customer_ref = ? AND event_id = ?", ref, inFlight.event_id)).toBe(0);
+  });
+
+  it("a redelivery after the daily retention removed the stored row is dropped as expired (logged), not counted twice", async () => {
+    const e = await message("cus_aged_out", { method_id: "paypal", occurred_at: new Date(Date.now() - 90 * 86_400_000 + 10 * 60_000).toISOString() });
+    await deliver([e]);
+    expect((await stat(e.customer_ref, "paypal"))?.uses).toBe(1);
+    // Two hours on, the event is past the hour-aligned 90 days: retention removes its row.
+    const later = Date.now() + 2 * 3_600_000;
+    await applyRetention(env, new Date(later));
+    expect(await countEvents("merchant_id = ? AND event_id = ?", shop.merchantId, e.event_id)).toBe(0);
+    const log = vi.spyOn(console, "log");
+    vi.useFakeTimers({ now: later + 60_000, toFake: ["Date"] });
+    try {
+      const { ids, result } = await deliver([e], 2); // the same message again (its ack was lost)
+      expect(result.explicitAcks).toEqual(ids);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await countEvents("merchant_id = ? AND event_id = ?", shop.merchantId, e.event_id)).toBe(0);
+    expect((await stat(e.customer_ref, "paypal"))?.uses).toBe(1);
+    const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
+    expect(summary).toMatchObject({ stored: 0, dropped_expired: 1, duplicates: 0 });
   });
 
   it("a profile KV refused to rewrite (one write per key per second) is reloaded and written again a moment later", async () => {

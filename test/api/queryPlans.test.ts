@@ -5,6 +5,7 @@ import { loadFacts } from "../../src/analytics/load";
 import { closedDirtyHours, recomputeDayStatements } from "../../src/analytics/rollups";
 import { applyRawRetention } from "../../src/jobs/rawRetention";
 import { runDataLifecycle } from "../../src/jobs/scheduled";
+import { rawEventsCutoff } from "../../src/jobs/retention";
 import { crossMerchantPeers } from "../../src/storage/consent";
 import { insertDeadLetters } from "../../src/storage/deadLetters";
 import { storeUsageEvents } from "../../src/storage/events";
@@ -69,7 +70,7 @@ describe("query plans", () => {
   it("storing an event reads the customer's state now and at receipt by primary keys and the customer indexes, never a scan", async () => {
     const at = new Date().toISOString();
     const row = { merchant_id: "m_plan", event_id: "plan_ev", customer_ref: "ref_plan", method_id: "visa", amount: null, currency: null, device_type: null, location_country: null, decision_id: null, offer_id: null, amount_band: null, recency_ref: 0, occurred_at: at, received_at: at };
-    const sql = await sqlOf((db) => storeUsageEvents(db, [row]));
+    const sql = await sqlOf((db) => storeUsageEvents(db, [row], rawEventsCutoff(new Date())));
     expect(sql).toHaveLength(2);
     for (const s of sql) {
       const plan = await planOf(s);

@@ -5,6 +5,7 @@ import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { toUsageRow } from "../../src/jobs/feedbackConsumer";
 import { runAnalyticsRollups } from "../../src/jobs/rollups";
+import { rawEventsCutoff } from "../../src/jobs/retention";
 import { ANALYTICS_ROLLUP_CRON } from "../../src/jobs/scheduled";
 import { type Arm, signDecision } from "../../src/personalization/decision";
 import type { FallbackReason } from "../../src/personalization/ranking";
@@ -88,7 +89,7 @@ export async function postFeedback(m: TestMerchant, body: Record<string, unknown
  * the usage-event inserts and the conversion statements in ONE D1 batch.
  */
 export async function storeFeedback(messages: FeedbackMessage[]) {
-  return storeUsageEvents(env.DB, messages.map(toUsageRow), conversionStatements(env.DB, messages));
+  return storeUsageEvents(env.DB, messages.map(toUsageRow), rawEventsCutoff(new Date()), conversionStatements(env.DB, messages));
 }
 
 /**
