@@ -1,5 +1,6 @@
 import { type Fact, type FactName, type FactRow, FACTS, oneMerchant } from "./facts";
-import { rawHorizonMs, rollupHorizonMs } from "./retention";
+import { rollupHorizonMs } from "./retention";
+import { finalBeforeMs } from "./rollups";
 import { bucketKey, floorTo, hourPrefix, planWindow } from "./timeBuckets";
 
 /**
@@ -19,9 +20,9 @@ export async function loadFacts(
   names: FactName[],
   opts: { useDaily: boolean },
 ): Promise<Record<FactName, FactRow[]>> {
-  // A dirty hour before the raw horizon is final: its raw rows may be gone (a late conversion of an
-  // old decision, a re-driven dead letter), so it is read from its rollup like the rollup job leaves it.
-  const stale = await staleHours(db, merchantId, Math.max(fromMs, rawHorizonMs(nowMs)), Math.min(toMs, floorTo(nowMs, "hour")));
+  // A dirty hour that is final (finalBeforeMs) is read from its rollup, as the rollup job leaves it:
+  // its raw rows may be gone.
+  const stale = await staleHours(db, merchantId, Math.max(fromMs, finalBeforeMs(nowMs)), Math.min(toMs, floorTo(nowMs, "hour")));
   const plan = planWindow(fromMs, toMs, nowMs, opts.useDaily, stale, rollupHorizonMs(nowMs));
   const ranges: { grain: "h" | "d"; from: string; to: string }[] = [
     ...plan.dailyRollups.map(([a, b]) => ({ grain: "d" as const, from: bucketKey(a), to: bucketKey(b) })),

@@ -10,8 +10,8 @@ export const ROLLUP_MONTHS = 25;
  * The start of the oldest hour whose raw rows are all kept: retention deletes raw rows older than
  * this, hour-aligned (so up to an hour more than 90 days), because rollups are rebuilt from raw rows
  * hour by hour. Every payment or decision the API still accepts (at most 90 days old) falls in an
- * hour from here on, whose raw rows are complete; hours before it are final (their rollups are
- * never rebuilt, and nothing reads them from raw rows).
+ * hour from here on, whose raw rows are complete; hours before it may have lost raw rows (when an
+ * hour is final: src/analytics/rollups.ts finalBeforeMs).
  */
 export const rawHorizonMs = (nowMs: number) => floorTo(nowMs - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000, "hour");
 

@@ -1,4 +1,5 @@
 import { dirtyMerchants, type Fact, FACT_LIST } from "./facts";
+import { rawHorizonMs } from "./retention";
 import { bucketKey, DAY_MS, HOUR_MS, hourPrefix } from "./timeBuckets";
 
 /**
@@ -76,7 +77,19 @@ export async function closedDirtyHours(db: D1Database, openHourMs: number, limit
   return results;
 }
 
-/** Drops dirty marks of hours whose raw rows are past retention: rebuilding them would erase their numbers. */
+/**
+ * Hours before this are final: their dirty marks are dropped unbuilt and reads take their rollups.
+ * One hour behind the raw horizon, because the consumers store nothing before the raw-retention
+ * cutoff at their clock (src/storage/events.ts, src/analytics/store.ts): a row stored at time t lands
+ * in an hour that passes the raw horizon at the next hour boundary at the earliest, and the rollup run
+ * then still rebuilds it, before any retention deletes it (with the raw horizon itself, one accepted at
+ * 10:59 in the hour then 90 days back was dropped unbuilt at 11:00). The extra hour is never rebuilt
+ * from part of its rows: retention drops its marks before deleting it (RETENTION_RULES), and nothing
+ * is stored in it after.
+ */
+export const finalBeforeMs = (nowMs: number) => rawHorizonMs(nowMs) - HOUR_MS;
+
+/** Drops dirty marks of hours before `beforeMs` (finalBeforeMs): their raw rows may be past retention, and rebuilding them would erase their numbers. */
 export async function dropStaleDirtyHours(db: D1Database, beforeMs: number): Promise<number> {
   const r = await db.prepare("DELETE FROM analytics_dirty_hours WHERE hour < ?1").bind(bucketKey(beforeMs)).run();
   return r.meta.changes ?? 0;

@@ -5,7 +5,10 @@ import { timeToPayBin } from "./stats";
 
 /**
  * Writes of raw analytics rows (migration 0005). Every insert is ON CONFLICT DO NOTHING on the
- * row's natural key, so a redelivered message or a retried batch never adds a row.
+ * row's natural key, so a redelivered message or a retried batch never adds a row. None stores a row
+ * dated before `rawCutoff`, the raw-retention cutoff at the consumer's clock (a message consumed late,
+ * a re-driven dead letter): retention may have deleted that hour's rows already, and a rebuild of the
+ * hour from what is left would erase its numbers (src/analytics/rollups.ts finalBeforeMs).
  */
 
 /** A decision's key: the signature part of its id (a 128-bit HMAC, unique per decision, 22 chars). */
@@ -27,7 +30,7 @@ const refUnlessPurged = (ref: string, time: string) =>
 const INSERT_DECISION = `
 INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, fallback_reason,
   ranked, device_type, country, currency, cache, holdout_percent)
-SELECT ?1, ?2, ${refUnlessPurged("?3", "?4")}, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE true
+SELECT ?1, ?2, ${refUnlessPurged("?3", "?4")}, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE ?4 >= ?14
 ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
 
 /**
@@ -37,25 +40,28 @@ ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
  */
 const INSERT_IMPRESSION = `
 INSERT INTO analytics_offer_impressions (merchant_id, impression_id, offer_id, customer_ref, shown_at)
-SELECT ?1, ?2, value, ${refUnlessPurged("?4", "?5")}, ?5 FROM json_each(?3) WHERE true
+SELECT ?1, ?2, value, ${refUnlessPurged("?4", "?5")}, ?5 FROM json_each(?3) WHERE ?5 >= ?6
 ON CONFLICT (merchant_id, impression_id, offer_id) DO NOTHING`;
 
-function decisionStatement(db: D1Database, d: DecisionMessage): D1PreparedStatement {
+function decisionStatement(db: D1Database, d: DecisionMessage, rawCutoff: string): D1PreparedStatement {
   return db
     .prepare(INSERT_DECISION)
     .bind(
       d.merchant_id, decisionKey(d.decision_id), d.customer_ref, d.issued_at, d.arm, d.personalized ? 1 : 0, d.fallback_reason,
-      JSON.stringify(d.ranked), d.device_type, d.country, d.currency, d.cache, d.holdout_percent ?? null,
+      JSON.stringify(d.ranked), d.device_type, d.country, d.currency, d.cache, d.holdout_percent ?? null, rawCutoff,
     );
 }
 
-function impressionStatement(db: D1Database, o: OffersShownMessage): D1PreparedStatement {
-  return db.prepare(INSERT_IMPRESSION).bind(o.merchant_id, o.impression_id, JSON.stringify([...new Set(o.offer_ids)]), o.customer_ref, o.shown_at);
+function impressionStatement(db: D1Database, o: OffersShownMessage, rawCutoff: string): D1PreparedStatement {
+  return db.prepare(INSERT_IMPRESSION).bind(o.merchant_id, o.impression_id, JSON.stringify([...new Set(o.offer_ids)]), o.customer_ref, o.shown_at, rawCutoff);
 }
 
-/** The one statement that stores one analytics queue message (a batch of 100 messages is 100 D1 queries). */
-export function analyticsMessageStatement(db: D1Database, m: AnalyticsMessage): D1PreparedStatement {
-  return m.kind === "decision" ? decisionStatement(db, m) : impressionStatement(db, m);
+/** When the row of an analytics message is dated (what the raw-retention cutoff is compared with). */
+export const analyticsMessageTime = (m: AnalyticsMessage) => (m.kind === "decision" ? m.issued_at : m.shown_at);
+
+/** The one statement that stores one analytics queue message (a batch of 100 messages is 100 D1 queries); nothing dated before `rawCutoff`. */
+export function analyticsMessageStatement(db: D1Database, m: AnalyticsMessage, rawCutoff: string): D1PreparedStatement {
+  return m.kind === "decision" ? decisionStatement(db, m, rawCutoff) : impressionStatement(db, m, rawCutoff);
 }
 
 /**
@@ -64,20 +70,21 @@ export function analyticsMessageStatement(db: D1Database, m: AnalyticsMessage): 
  * and decision_id) to exist. ON CONFLICT makes a decision convert at most once: the first stored
  * event wins; a redelivered event, a client retry or a second event for the same decision adds
  * nothing. Arm, rank and decision time come from the verified decision_id (the message's
- * `decision`), so the decision row need not exist yet.
+ * `decision`), so the decision row need not exist yet. A decision issued before the raw-retention
+ * cutoff no longer converts (its hour is final and its raw rows may be gone; the payment is stored).
  */
 const INSERT_CONVERSION = `
 INSERT INTO analytics_conversions (merchant_id, decision_key, event_id, customer_ref, arm, fallback_reason, method_id, rank,
   amount, currency, decided_at, occurred_at, ttp_bin)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
-WHERE EXISTS (SELECT 1 FROM usage_events WHERE merchant_id = ?1 AND event_id = ?3 AND decision_id = ?14)
+WHERE EXISTS (SELECT 1 FROM usage_events WHERE merchant_id = ?1 AND event_id = ?3 AND decision_id = ?14) AND ?11 >= ?15
 ON CONFLICT (merchant_id, decision_key) DO NOTHING`;
 
 /**
  * CONVERSION HOOK of the feedback consumer: statements to append to its usage-event batch (same
- * transaction). Time to pay is clamped at 0 (occurred_at may run up to 5 minutes ahead by clock skew).
+ * transaction), with the same `rawCutoff`. Time to pay is clamped at 0 (occurred_at may run up to 5 minutes ahead by clock skew).
  */
-export function conversionStatements(db: D1Database, events: FeedbackMessage[]): D1PreparedStatement[] {
+export function conversionStatements(db: D1Database, events: FeedbackMessage[], rawCutoff: string): D1PreparedStatement[] {
   const out: D1PreparedStatement[] = [];
   for (const e of events) {
     const d = e.decision;
@@ -88,7 +95,7 @@ export function conversionStatements(db: D1Database, events: FeedbackMessage[]):
         .prepare(INSERT_CONVERSION)
         .bind(
           e.merchant_id, decisionKey(d.decision_id), e.event_id, e.customer_ref, d.arm, d.fallback_reason, e.method_id, d.rank ?? 0,
-          e.amount, e.currency, d.issued_at, e.occurred_at, timeToPayBin(ttp), d.decision_id,
+          e.amount, e.currency, d.issued_at, e.occurred_at, timeToPayBin(ttp), d.decision_id, rawCutoff,
         ),
     );
   }

@@ -1,8 +1,9 @@
-import { analyticsMessageStatement } from "../analytics/store";
+import { analyticsMessageStatement, analyticsMessageTime } from "../analytics/store";
 import type { Env } from "../env";
 import { AnalyticsMessage } from "../schemas/analytics";
 import { errorText, logLine } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
+import { rawEventsCutoff } from "./retention";
 
 /**
  * Analytics queue consumer: decisions and offer impressions, written with ONE D1 batch per
@@ -15,7 +16,10 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
   const { valid, poison } = sortDelivery(batch, AnalyticsMessage, "analytics");
   if (valid.length === 0) return;
 
-  const statements = valid.map((v) => analyticsMessageStatement(env.DB, v.body));
+  // Rows dated before the raw-retention cutoff are not stored (src/analytics/store.ts): counted `expired`.
+  const cutoff = rawEventsCutoff(new Date());
+  const statements = valid.map((v) => analyticsMessageStatement(env.DB, v.body, cutoff));
+  const expired = valid.filter((v) => analyticsMessageTime(v.body) < cutoff).length;
   let results: D1Result[];
   try {
     results = await env.DB.batch(statements);
@@ -34,7 +38,8 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
     decisions: valid.filter((v) => v.body.kind === "decision").length,
     offers_shown: valid.filter((v) => v.body.kind === "offers_shown").length,
     messages_stored: stored,
-    duplicates: statements.length - stored,
+    duplicates: statements.length - stored - expired,
+    expired,
     poison,
     duration_ms: Date.now() - started,
   });

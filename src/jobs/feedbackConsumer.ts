@@ -77,6 +77,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
     dropped_pending_deletion: dropped.filter((r) => r === "pending_deletion").length,
     dropped_purged: dropped.filter((r) => r === "purged").length,
     dropped_expired: dropped.filter((r) => r === "expired").length,
+    conversions_expired: outcome.conversionsExpired,
     poison,
     duration_ms: Date.now() - started,
   });
@@ -84,9 +85,16 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   await refreshTouchedProfiles(env, [...outcome.inserted, ...outcome.duplicates.filter((i) => valid[i]!.msg.attempts > 1)].map((i) => events[i]!));
 }
 
-/** The events and their conversions, one D1 batch; events paid before the raw-event retention cutoff (now) are dropped as expired. */
-function storeEvents(env: Env, events: FeedbackMessage[]) {
-  return storeUsageEvents(env.DB, events.map(toUsageRow), rawEventsCutoff(new Date()), conversionStatements(env.DB, events));
+/**
+ * The events and their conversions, one D1 batch. Events paid, and decisions issued, before the
+ * raw-retention cutoff at this clock are not stored (dropped as expired; a payment whose decision is
+ * that old is stored without its conversion: `conversions_expired`).
+ */
+async function storeEvents(env: Env, events: FeedbackMessage[]) {
+  const cutoff = rawEventsCutoff(new Date());
+  const outcome = await storeUsageEvents(env.DB, events.map(toUsageRow), cutoff, conversionStatements(env.DB, events, cutoff));
+  const conversionsExpired = outcome.inserted.filter((i) => (events[i]!.decision?.issued_at ?? cutoff) < cutoff).length;
+  return { ...outcome, conversionsExpired };
 }
 
 async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; body: FeedbackMessage }[], started: number, poison: number): Promise<void> {

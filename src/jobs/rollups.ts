@@ -1,6 +1,5 @@
-import { closedDirtyHours, type DirtyHour, dropStaleDirtyHours, recomputeDayStatementCount, recomputeDayStatements } from "../analytics/rollups";
+import { closedDirtyHours, type DirtyHour, dropStaleDirtyHours, finalBeforeMs, recomputeDayStatementCount, recomputeDayStatements } from "../analytics/rollups";
 import { floorTo } from "../analytics/timeBuckets";
-import { rawHorizonMs } from "../analytics/retention";
 import type { Env } from "../env";
 import { QueryBudget } from "./budget";
 
@@ -36,7 +35,7 @@ export async function runAnalyticsRollups(env: Pick<Env, "DB">, now: Date, opts:
   const budget = opts.budget ?? new QueryBudget(600);
   const report: RollupReport = { hours: 0, merchant_hours: 0, days: 0, stale_dropped: 0, unfinished: false, statements: 0 };
   if (!budget.take(1)) return { ...report, unfinished: true };
-  report.stale_dropped = await dropStaleDirtyHours(env.DB, rawHorizonMs(nowMs));
+  report.stale_dropped = await dropStaleDirtyHours(env.DB, finalBeforeMs(nowMs));
   for (;;) {
     if (!budget.take(1)) {
       report.unfinished = true;

@@ -343,6 +343,14 @@ const EXPIRED_OPT_OUTS = expiredPreferences(
 
 export const RETENTION_RULES: RetentionRule[] = [
   {
+    // First, before any raw row goes: the hours this run deletes are final. A mark on one (a row stored
+    // before the run, not rolled up yet) would have the rollup job rebuild it from the rows left,
+    // erasing its numbers (src/analytics/rollups.ts finalBeforeMs keeps an hour past the cutoff open).
+    name: "analytics_dirty_hours",
+    window: "raw_events",
+    sql: "DELETE FROM analytics_dirty_hours WHERE (merchant_id, hour) IN (SELECT merchant_id, hour FROM analytics_dirty_hours WHERE hour < ?1 LIMIT ?2)",
+  },
+  {
     name: "usage_events",
     window: "raw_events",
     sql: "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE occurred_at < ?1 LIMIT ?2)",

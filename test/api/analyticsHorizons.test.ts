@@ -21,12 +21,22 @@ afterEach(() => vi.restoreAllMocks());
 
 const summaryOf = (m: TestMerchant, query = "") => getJson<SummaryResponse>(m.secretKey, `/v1/analytics/summary${query}`);
 
+/** Runs `run` with the worker's clock at `ms` (a consumer stores nothing its clock puts past the raw retention). */
+async function atClock<T>(ms: number, run: () => Promise<T>): Promise<T> {
+  vi.useFakeTimers({ now: ms, toFake: ["Date"] });
+  try {
+    return await run();
+  } finally {
+    vi.useRealTimers();
+  }
+}
+
 describe("a decision older than the raw retention (90 days)", () => {
   async function oldDecisions(shop: TestMerchant) {
     const H = floorHour(Date.now()) - 95 * DAY;
-    const decisions = [];
+    const decisions: Awaited<ReturnType<typeof makeDecision>>[] = [];
     for (let i = 0; i < 4; i++) decisions.push(await makeDecision(shop.merchantId, { customer: null, at: H + i * 60_000, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] }));
-    await deliverAnalytics(decisions.map((d) => d.message));
+    await atClock(H + 5 * 60_000, () => deliverAnalytics(decisions.map((d) => d.message))); // recorded back then
     await rollupCron(H + 2 * HOUR); // rolled up back then, then the raw rows aged out
     await applyAnalyticsRetention(env.DB, new Date());
     return { H, decisions, range: `?from=${iso(H - HOUR)}&to=${iso(H + 89 * DAY)}` };
@@ -122,15 +132,74 @@ describe("the hour that straddles the raw-retention cutoff", () => {
   });
 });
 
+describe("the hour just past the raw horizon (kept open an hour for late rows)", () => {
+  it("is never rebuilt from what retention left: retention drops its marks, and a row dated in it after the run is not stored", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const X = floorHour(Date.now()) - 90 * DAY + 3 * HOUR;
+    const decision = (i: number) => makeDecision(shop.merchantId, { customer: null, at: X + 10 * 60_000 + i * 1000, arm: "treatment", fallback: null, ranked: ["visa"] });
+    const recorded = [await decision(0), await decision(1)];
+    await atClock(X + 15 * 60_000, () => deliverAnalytics(recorded.map((d) => d.message)));
+    await rollupCron(X + 2 * HOUR);
+    const range = `?from=${iso(X)}&to=${iso(X + HOUR)}`;
+
+    // 90 days on: a retried message of hour X is stored just before the hour turns, and no rollup runs before the daily job.
+    await atClock(X + 90 * DAY + 50 * 60_000, async () => expect((await deliverAnalytics([(await decision(2)).message])).explicitAcks).toHaveLength(1));
+    const dailyAt = X + 90 * DAY + HOUR + 17 * 60_000; // deletes the rows of hour X
+    await applyRetention(env, new Date(dailyAt));
+    await applyAnalyticsRetention(env.DB, new Date(dailyAt));
+    // A re-driven dead letter of hour X arrives after the run: not stored (logged as expired).
+    const log = vi.spyOn(console, "log");
+    const redriven = await decision(3);
+    await atClock(dailyAt + 60_000, () => deliverAnalytics([redriven.message]));
+    const line = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "analytics batch stored");
+    expect(line).toMatchObject({ messages_stored: 0, expired: 1, duplicates: 0 });
+    // So does the conversion of a decision of hour X, in a payment consumed late (the payment is stored).
+    await atClock(dailyAt + 60_000, async () => {
+      const paid = await postFeedback(shop, { customer_id: "late_x", method_id: "visa", event_id: "e_late_x" });
+      const d = recorded[0]!;
+      await storeFeedback([{ ...paid, decision: { decision_id: d.id, arm: "treatment", fallback_reason: null, rank: 1, issued_at: d.message.issued_at } }]);
+    });
+    expect(await env.DB.prepare("SELECT count(*) AS n FROM analytics_conversions WHERE merchant_id = ?").bind(shop.merchantId).first("n")).toBe(0);
+
+    await rollupCron(dailyAt + 3 * 60_000);
+    // What was rolled up stays (the late row that missed its rollup is lost with the hour, not counted twice or erased).
+    expect((await atClock(dailyAt + 5 * 60_000, () => summaryOf(shop, range))).arms.treatment.decisions).toBe(2);
+  });
+});
+
+describe("a conversion accepted just inside 90 days", () => {
+  it("is counted by the summary at once and still after its decision's hour passes the raw horizon and the next rollup runs", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    // Paid at 10:59:10 on day D; its decision was issued 89 d 23 h 59 m 30 s earlier, at 10:59:40 on D − 90.
+    const received = Date.UTC(2031, 0, 10, 10, 59, 10);
+    const issued = received - 90 * DAY + 30_000;
+    const H = floorHour(issued);
+    const d = await makeDecision(shop.merchantId, { customer: null, at: issued, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] });
+    await deliverAnalytics([d.message]);
+    await rollupCron(H + 2 * HOUR); // rolled up back then: 1 decision, 0 conversions
+    const range = `?from=${iso(H)}&to=${iso(H + HOUR)}`;
+
+    // The API accepts it (the decision is not older than 90 days) and the consumer stores it.
+    await atClock(received, async () => storeFeedback([await postFeedback(shop, { customer_id: "edge_c", method_id: "visa", event_id: "e_edge", decision_id: d.id })]));
+    expect((await atClock(received + 10_000, () => summaryOf(shop, range))).arms.treatment).toMatchObject({ decisions: 1, conversions: 1 });
+
+    // 11:00 on day D: hour H is now before the raw horizon; the 5-minute rollup runs.
+    const next = Date.UTC(2031, 0, 10, 11, 0, 0);
+    await rollupCron(next);
+    // API.md §6: the summary covers every conversion accepted up to the request.
+    expect((await atClock(next + 30_000, () => summaryOf(shop, range))).arms.treatment).toMatchObject({ decisions: 1, conversions: 1 });
+  });
+});
+
 describe("the day that straddles the rollup-retention cutoff (25 months)", () => {
   it("a window over it counts the hours still kept, the same in the summary and the hourly series", async () => {
     const shop = await createMerchant({ holdout_percent: 0 });
     const now = new Date();
     const D = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 26, 10); // the 10th: no month-end clamping
-    const decisions = [];
+    const decisions: Awaited<ReturnType<typeof makeDecision>>[] = [];
     for (let i = 0; i < 2; i++) decisions.push(await makeDecision(shop.merchantId, { customer: null, at: D + 1 * HOUR + i * 60_000, arm: "treatment", fallback: null, ranked: ["visa"] }));
     for (let i = 0; i < 3; i++) decisions.push(await makeDecision(shop.merchantId, { customer: null, at: D + 20 * HOUR + i * 60_000, arm: "treatment", fallback: null, ranked: ["visa"] }));
-    await deliverAnalytics(decisions.map((d) => d.message));
+    await atClock(D + 21 * HOUR, () => deliverAnalytics(decisions.map((d) => d.message))); // recorded back then
     await rollupCron(D + 2 * DAY);
     // 25 months after D, at 10:00: hour 01:00 is past the horizon, 20:00 inside it.
     const jobAt = Date.UTC(new Date(D).getUTCFullYear(), new Date(D).getUTCMonth() + 25, 10, 10);

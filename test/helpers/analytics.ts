@@ -89,7 +89,8 @@ export async function postFeedback(m: TestMerchant, body: Record<string, unknown
  * the usage-event inserts and the conversion statements in ONE D1 batch.
  */
 export async function storeFeedback(messages: FeedbackMessage[]) {
-  return storeUsageEvents(env.DB, messages.map(toUsageRow), rawEventsCutoff(new Date()), conversionStatements(env.DB, messages));
+  const cutoff = rawEventsCutoff(new Date());
+  return storeUsageEvents(env.DB, messages.map(toUsageRow), cutoff, conversionStatements(env.DB, messages, cutoff));
 }
 
 /**
