@@ -15,7 +15,7 @@ CREATE TABLE merchants (
 CREATE TABLE api_keys (
   key_id       TEXT PRIMARY KEY,
   merchant_id  TEXT NOT NULL REFERENCES merchants (id),
-  key_hash     TEXT NOT NULL UNIQUE, -- SHA-256 hex of the plain key; the key itself is never stored
+  key_hash     TEXT NOT NULL UNIQUE, -- SHA-256 hex of the plain key, the key itself is never stored
   type         TEXT NOT NULL CHECK (type IN ('secret', 'publishable')),
   prefix       TEXT NOT NULL,        -- display prefix, e.g. "tp2_sk_AbC1"
   created_at   TEXT NOT NULL,
@@ -44,7 +44,7 @@ CREATE INDEX idx_preferences_last_used ON preferences (coalesce(last_used_at, up
 CREATE TABLE usage_events (
   id                INTEGER PRIMARY KEY AUTOINCREMENT,
   merchant_id       TEXT NOT NULL,
-  event_id          TEXT NOT NULL,   -- the client's idempotency key, or one we assigned
+  event_id          TEXT NOT NULL,   -- the client’s idempotency key, or one we assigned
   customer_ref      TEXT NOT NULL,
   method_id         TEXT NOT NULL,
   amount            INTEGER,

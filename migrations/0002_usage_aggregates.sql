@@ -2,8 +2,8 @@
 -- Maintained by a trigger on usage_events: a row that INSERT ... ON CONFLICT DO NOTHING skipped
 -- (a duplicate event) fires nothing, so redelivery can never count twice.
 
--- Per customer x merchant x method, overall ('*') and per context bucket
--- ('device:mobile', 'amount:2', 'country:NL'). weight_ref summed over events is the
+-- Per customer x merchant x method, overall (`*`) and per context bucket
+-- (`device:mobile`, `amount:2`, `country:NL`). weight_ref summed over events is the
 -- recency-weighted count, rescaled at read time (src/personalization/recency.ts).
 CREATE TABLE method_stats (
   merchant_id   TEXT NOT NULL,
@@ -17,8 +17,8 @@ CREATE TABLE method_stats (
 ) WITHOUT ROWID;
 CREATE INDEX idx_method_stats_customer ON method_stats (customer_ref);
 
--- Population prior for cold start: the merchant's payments by segment
--- ('*', 'country:US', 'device:mobile', 'country:US|device:mobile'). No customer ids.
+-- Population prior for cold start: the merchant’s payments by segment
+-- (`*`, `country:US`, `device:mobile`, `country:US|device:mobile`). No customer ids.
 CREATE TABLE method_popularity (
   merchant_id  TEXT NOT NULL,
   segment      TEXT NOT NULL,

@@ -1,5 +1,5 @@
 -- Right to erasure (API.md §3): a deletion request hides the customer at once and is purged
--- after the grace period. One row per merchant x customer; the row itself holds no customer data.
+-- after the grace period. One row per merchant x customer, the row itself holds no customer data.
 CREATE TABLE customer_deletions (
   merchant_id   TEXT NOT NULL,
   customer_ref  TEXT NOT NULL,

@@ -1,16 +1,16 @@
 -- Analytics and experiments (API.md §6).
 -- Raw facts (kept 90 days, purged with their customer): decisions, conversions, offer impressions.
--- Rollups (kept 25 months, no customer ids): one table per fact, `grain` 'h' (hour) or 'd' (day),
--- `bucket` the bucket's start ('2026-02-03T15:00:00Z'). A bucket is recomputed in full from raw
+-- Rollups (kept 25 months, no customer ids): one table per fact, `grain` `h` (hour) or `d` (day),
+-- `bucket` the bucket’s start (`2026-02-03T15:00:00Z`). A bucket is recomputed in full from raw
 -- rows (DELETE + INSERT ... SELECT in one batch), so recomputing it is idempotent.
--- Time filters use hour prefixes ('2026-02-03T15' <= ts < '2026-02-03T16'), which agree with
--- substr(ts, 1, 13) whatever the timestamp's precision.
+-- Time filters use hour prefixes (`2026-02-03T15` <= ts < `2026-02-03T16`), which agree with
+-- substr(ts, 1, 13) whatever the timestamp’s precision.
 
 -- One row per /methods answer. decision_key: the signature part of decision_id (unique per decision).
 CREATE TABLE analytics_decisions (
   merchant_id      TEXT NOT NULL,
   decision_key     TEXT NOT NULL,
-  customer_ref     TEXT,              -- NULL for guests; for the purge only, never exposed
+  customer_ref     TEXT,              -- NULL for guests, for the purge only, never exposed
   decided_at       TEXT NOT NULL,
   arm              TEXT CHECK (arm IN ('treatment', 'holdout')),  -- NULL: not in the experiment
   personalized     INTEGER NOT NULL CHECK (personalized IN (0, 1)),
@@ -36,7 +36,7 @@ CREATE TABLE analytics_conversions (
   arm              TEXT CHECK (arm IN ('treatment', 'holdout')),
   fallback_reason  TEXT,
   method_id        TEXT NOT NULL,
-  rank             INTEGER NOT NULL,  -- 1-based rank of the paid method in the decision; 0: not in the list
+  rank             INTEGER NOT NULL,  -- 1-based rank of the paid method in the decision, 0: not in the list
   amount           INTEGER,
   currency         TEXT,
   decided_at       TEXT NOT NULL,
@@ -69,7 +69,7 @@ CREATE INDEX idx_usage_events_merchant_occurred ON usage_events (merchant_id, oc
 -- cleared by the rollup job in the same transaction that recomputes the hour.
 CREATE TABLE analytics_dirty_hours (
   merchant_id  TEXT NOT NULL,
-  hour         TEXT NOT NULL,  -- '2026-02-03T15:00:00Z'
+  hour         TEXT NOT NULL,  -- `2026-02-03T15:00:00Z`
   PRIMARY KEY (merchant_id, hour)
 ) WITHOUT ROWID;
 
@@ -94,12 +94,12 @@ BEGIN
   INSERT OR IGNORE INTO analytics_dirty_hours (merchant_id, hour) VALUES (NEW.merchant_id, substr(NEW.occurred_at, 1, 13) || ':00:00Z');
 END;
 
--- Rollups. Text dimensions use '' for "none" so they can sit in primary keys.
+-- Rollups. Text dimensions use `` for "none" so they can sit in primary keys.
 CREATE TABLE analytics_decision_rollups (
   merchant_id      TEXT NOT NULL,
   grain            TEXT NOT NULL CHECK (grain IN ('h', 'd')),
   bucket           TEXT NOT NULL,
-  arm              TEXT NOT NULL,   -- 'treatment' | 'holdout' | ''
+  arm              TEXT NOT NULL,   -- `treatment` | `holdout` | ``
   fallback_reason  TEXT NOT NULL,
   device_type      TEXT NOT NULL,
   country          TEXT NOT NULL,
@@ -117,7 +117,7 @@ CREATE TABLE analytics_conversion_rollups (
   grain        TEXT NOT NULL CHECK (grain IN ('h', 'd')),
   bucket       TEXT NOT NULL,
   arm          TEXT NOT NULL,
-  currency     TEXT NOT NULL,   -- the payment's currency ('' when the event had none)
+  currency     TEXT NOT NULL,   -- the payment’s currency (`` when the event had none)
   rank         INTEGER NOT NULL,  -- rank histogram (0: paid method not in the list)
   conversions  INTEGER NOT NULL,
   amount_n     INTEGER NOT NULL,  -- conversions with an amount and currency
@@ -136,7 +136,7 @@ CREATE TABLE analytics_ttp_rollups (
   PRIMARY KEY (merchant_id, grain, bucket, arm, bin)
 ) WITHOUT ROWID;
 
--- Every stored payment by the hour it OCCURRED, with the arm of the decision it converted ('' if none).
+-- Every stored payment by the hour it OCCURRED, with the arm of the decision it converted (`` if none).
 CREATE TABLE analytics_payment_rollups (
   merchant_id  TEXT NOT NULL,
   grain        TEXT NOT NULL CHECK (grain IN ('h', 'd')),

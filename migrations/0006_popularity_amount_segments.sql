@@ -1,5 +1,5 @@
--- Population prior by basket size: method_popularity gains the segments 'amount:<band>' and
--- 'country:<CC>|amount:<band>' next to the device ones of 0002, so a first large basket already
+-- Population prior by basket size: method_popularity gains the segments `amount:<band>` and
+-- `country:<CC>|amount:<band>` next to the device ones of 0002, so a first large basket already
 -- leans to BNPL (src/personalization/prior.ts contextPrior). Same trigger otherwise: a duplicate
 -- event (skipped by INSERT ... ON CONFLICT DO NOTHING) still fires nothing.
 

@@ -1,9 +1,9 @@
 -- Dead letters: messages the feedback and analytics consumers gave up on (max_retries), moved by the
 -- queue to its dead-letter queue and stored here by the dead-letter consumer, because a queue keeps
 -- a message only a few days. Ops lists, re-drives or discards them (/v1/admin/dead-letters).
--- `queue` is the ORIGINAL queue family; `message_id` is the dead-letter delivery's id (UNIQUE: a
+-- `queue` is the ORIGINAL queue family, `message_id` is the dead-letter delivery’s id (UNIQUE: a
 -- redelivered dead letter is stored once). Bodies hold pseudonyms only (customer_ref), never a
--- customer id; `customer_ref` is copied out for the purge. AUTOINCREMENT: an id is never reused, so
+-- customer id, `customer_ref` is copied out for the purge. AUTOINCREMENT: an id is never reused, so
 -- an id ops read in a listing names the same letter when they re-drive or delete it.
 CREATE TABLE dead_letters (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,5 +1,5 @@
 -- CORS preflights carry no key, so anyone can send one with any Origin. Finding the merchants that
--- allow an origin scanned every merchant's config (json_each over the table): a flood of preflights
+-- allow an origin scanned every merchant’s config (json_each over the table): a flood of preflights
 -- with made-up origins cost a full scan each. This table answers it with one primary-key lookup.
 -- Triggers keep it equal to merchants.config.allowed_origins, whoever writes the merchant.
 CREATE TABLE merchant_origins (

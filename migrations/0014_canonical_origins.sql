@@ -2,19 +2,19 @@
 -- src/schemas/merchant.ts: new URL(o).origin, so lowercase scheme and host, no default port, no
 -- path). Merchants saved before that keep their spelling in merchants.config and, through the
 -- triggers of 0009, in merchant_origins, which a keyless CORS preflight looks up by the exact
--- Origin a browser sends: 'https://Shop.Example:443' there matches no browser until the merchant
+-- Origin a browser sends: `https://Shop.Example:443` there matches no browser until the merchant
 -- is saved again. This rewrites both to the canonical spelling, as far as SQL can tell it.
 --
 -- An origin is rewritten only when SQL computes exactly what URL does: scheme http or https,
--- lowercased; a host of [a-z0-9.-], lowercased; a port of digits up to 65535, without leading
--- zeros, dropped when it is the scheme's default (443, 80) or empty; trailing slashes dropped.
+-- lowercased, a host of [a-z0-9.-], lowercased, a port of digits up to 65535, without leading
+-- zeros, dropped when it is the scheme’s default (443, 80) or empty, trailing slashes dropped.
 -- Left as written, because URL would turn them into something else or refuse them: a host whose
 -- last label is a number (URL parses it as an IPv4 address: 127.1 -> 127.0.0.1) unless it is
--- already a dotted quad like 127.0.0.1; a label starting with xn-- (punycode, validated by URL);
--- a port over 65535; anything not shaped scheme://host[:port]. The API read of a merchant
+-- already a dotted quad like 127.0.0.1, a label starting with xn-- (punycode, validated by URL),
+-- a port over 65535, anything not shaped scheme://host[:port]. The API read of a merchant
 -- canonicalizes its origins again (src/storage/merchants.ts fromRow), so what it shows does not
 -- change, and the next PATCH that changes anything of such a merchant stores them canonical.
--- updated_at is kept (nothing a merchant set changed); the version moves on (0013's trigger), so a
+-- updated_at is kept (nothing a merchant set changed), the version moves on (0013’s trigger), so a
 -- PATCH merged from the row before this is merged again. test/api/originMigration.test.ts.
 
 CREATE TABLE migration_0014_origins AS
@@ -37,7 +37,7 @@ WITH
       CASE WHEN instr(hostport, ':') > 0 THEN substr(hostport, instr(hostport, ':') + 1) ELSE '' END AS port
     FROM parts
   ),
-  -- The host's last label, one trailing dot ignored (the WHATWG "ends in a number" check).
+  -- The host’s last label, one trailing dot ignored (the WHATWG "ends in a number" check).
   labelled AS (
     SELECT legacy, scheme, host, port, substr(bare, length(rtrim(bare, replace(bare, '.', ''))) + 1) AS last_label
     FROM (SELECT *, CASE WHEN host LIKE '_%.' THEN substr(host, 1, length(host) - 1) ELSE host END AS bare FROM split)
@@ -71,7 +71,7 @@ SELECT legacy,
 FROM checked;
 
 -- merchants.config: each origin canonical, spellings of one origin kept once (where the first
--- was). The merchants_origins_update trigger (0009) then rebuilds the merchant's merchant_origins.
+-- was). The merchants_origins_update trigger (0009) then rebuilds the merchant’s merchant_origins.
 UPDATE merchants
 SET config = json_set(config, '$.allowed_origins', json((
   SELECT json_group_array(origin) FROM (
@@ -88,7 +88,7 @@ WHERE EXISTS (
   WHERE c.canonical <> c.legacy
 );
 
--- merchant_origins rows the trigger did not rebuild (out of step with their merchant's config):
+-- merchant_origins rows the trigger did not rebuild (out of step with their merchant’s config):
 -- the same rewrite. Spellings that collapse into one origin are one row (the primary key): the
 -- canonical row goes in unless it is there, then every rewritten spelling goes.
 INSERT OR IGNORE INTO merchant_origins (origin, merchant_id)

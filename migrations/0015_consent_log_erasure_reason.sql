@@ -1,10 +1,10 @@
--- A second reason a consent changes without the customer changing it: 'erasure'. When the purge
+-- A second reason a consent changes without the customer changing it: `erasure`. When the purge
 -- erases a customer (API.md §3), their preferences row goes, so a cross-merchant consent reads as not
 -- given and an opt-out of personalization reads as the default (on) from then on. The purge appends
 -- those entries in the same D1 batch as the delete, so the log, which outlives the purge as the
--- merchant's proof of consent, still tells the consent's whole story.
+-- merchant’s proof of consent, still tells the consent’s whole story.
 --
--- SQLite cannot change a column's CHECK in place: the table is rebuilt with the same columns, rows
+-- SQLite cannot change a column’s CHECK in place: the table is rebuilt with the same columns, rows
 -- (ids included, so the order of the log is kept), AUTOINCREMENT counter and indexes.
 CREATE TABLE consent_log_new (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -17,7 +17,7 @@ CREATE TABLE consent_log_new (
 );
 INSERT INTO consent_log_new (id, merchant_id, customer_ref, consent_type, action, created_at, reason)
   SELECT id, merchant_id, customer_ref, consent_type, action, created_at, reason FROM consent_log ORDER BY id;
--- AUTOINCREMENT's counter, so that the id of a row already deleted (retention) is never given again.
+-- AUTOINCREMENT’s counter, so that the id of a row already deleted (retention) is never given again.
 UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'consent_log'))
   WHERE name = 'consent_log_new' AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'consent_log');
 INSERT INTO sqlite_sequence (name, seq)

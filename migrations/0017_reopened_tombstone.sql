@@ -4,5 +4,5 @@
 -- before that purge and still on the queue (a retry, a re-driven dead letter) was stored after all
 -- (src/storage/events.ts purgedAtOrAfter), and the export said `active` where nothing had come
 -- back. The reopened row now keeps the tombstone it was, as JSON {requested_at, purge_after,
--- purged_at}; a restore puts that tombstone back, and a purge clears it.
+-- purged_at}, a restore puts that tombstone back, and a purge clears it.
 ALTER TABLE customer_deletions ADD COLUMN reopened_from TEXT;

@@ -1,8 +1,8 @@
 -- Amount bands of events stored before bands followed ISO 4217 decimals (src/catalog/minor-units.json):
 -- until then 3- and 4-decimal currencies (KWD, CLF, ...) were read as hundredths, nine zero-decimal
 -- ones (PYG, XPF, ...) too, and HUF/TWD as zero-decimal. Each such event is moved to the band it has
--- now, and the aggregates it fed (method_stats 'amount:<band>', method_popularity 'amount:<band>' and
--- 'country:<CC>|amount:<band>') move with it: subtracted from the old band, added to the new one.
+-- now, and the aggregates it fed (method_stats `amount:<band>`, method_popularity `amount:<band>` and
+-- `country:<CC>|amount:<band>`) move with it: subtracted from the old band, added to the new one.
 -- Contributions of events that retention has already deleted cannot be moved (their amounts are
 -- gone). Running it again finds nothing to move. test/api/rebandMigration.test.ts checks the CASE
 -- below against amountBand() for every currency of the table.
