@@ -82,14 +82,14 @@ export function merchantAuthorization(): MiddlewareHandler<AppEnv> {
       if (!PUBLISHABLE_ROUTES.has(`${routedMethod(c.req.method)} ${c.req.path}`)) {
         throw new ApiError("KEY_NOT_ALLOWED", "A publishable key opens only GET /v1/personalize/methods and /offers; use a secret key");
       }
-      // Here, before the route's schema: naming a customer is forbidden whatever the value looks
-      // like (an empty, malformed or repeated customer_id is the same 403, never a format hint).
-      if (c.req.query("customer_id") !== undefined) {
-        throw new ApiError("KEY_NOT_ALLOWED", "A publishable key cannot name a customer; open a checkout session with the secret key and pass its client_secret");
-      }
       const origin = c.req.header("Origin");
       if (origin && !merchant.allowed_origins.includes(origin)) {
         throw new ApiError("ORIGIN_NOT_ALLOWED", `Origin ${origin} is not in the merchant's allowed_origins`);
+      }
+      // After the origin, before the route's schema: naming a customer is forbidden whatever the value looks
+      // like (an empty, malformed or repeated customer_id is the same 403, never a format hint).
+      if (c.req.query("customer_id") !== undefined) {
+        throw new ApiError("KEY_NOT_ALLOWED", "A publishable key cannot name a customer; open a checkout session with the secret key and pass its client_secret");
       }
     }
 

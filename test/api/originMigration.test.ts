@@ -65,7 +65,7 @@ describe("migration 0014: allowed_origins in canonical form", () => {
 
     await runMigration();
     const triggerNow = await env.DB.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'merchants_version_bump'").first<{ sql: string }>();
-    expect(triggerNow?.sql).toContain("updated_at = CASE"); // 0016's trigger is back for the tests after this one
+    expect(triggerNow?.sql).toContain("updated_at = iif("); // 0016's trigger is back for the tests after this one
 
     const after = { shop: (await rowOf(shop))!, other: (await rowOf(other))!, untouched: (await rowOf(untouched))! };
     expect(JSON.parse(after.shop.config).allowed_origins).toEqual(["https://old.example", "http://127.0.0.1", "https://shop.example:8443", "http://dev.example"]);
