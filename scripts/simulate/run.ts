@@ -261,7 +261,7 @@ function report(result: Awaited<ReturnType<typeof simulate>>, historyPayments: n
     lines.push(`| ${a} | ${x.decisions} | ${x.conversions} | ${num(x.conversion_rate)} | ${num(x.top1_rate)} | ${num(x.mrr)} | ${num(tally[a].habitualFirst / Math.max(1, tally[a].decisions))} |`);
   }
   const ci = (c: [number, number] | null) => (c ? `${pct(c[0])} … ${pct(c[1])}` : "–");
-  lines.push("", "| lift (treatment ÷ holdout − 1) | relative | 95 % CI (summary, delta method) | p-value | 95 % CI, customers resampled² |", "| --- | ---: | --- | ---: | --- |");
+  lines.push("", "| lift (treatment ÷ holdout − 1) | relative | 95 % CI (summary, delta method on ln R) | p-value | 95 % CI, customers resampled² |", "| --- | ---: | --- | ---: | --- |");
   for (const m of ["conversion_rate", "top1_rate"] as const) {
     const l = s.lift[m];
     lines.push(`| ${m} | ${pct(l.relative)} | ${ci(l.ci95)} | ${pval(l.p_value)} | ${ci(result.clustered[m])} |`);

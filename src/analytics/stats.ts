@@ -46,10 +46,12 @@ const NO_LIFT: Lift = { relative: null, ci95: null, p_value: null };
 
 /**
  * Relative lift of two proportions, R − 1 with R = p_t / p_h, and its 95 % interval by the delta
- * method on the ratio: Var(R) ≈ R² · ((1 − p_t)/(n_t p_t) + (1 − p_h)/(n_h p_h)). The interval is
- * (R − 1) ± z·SE(R), symmetric as in API.md's example, and the two-sided p-value tests R = 1 with
- * the same standard error (Wald), so the interval excludes 0 exactly when p < 0.05.
- * Null while either arm has no trials or the holdout has no successes (R undefined).
+ * method on ln R (Katz): SE(ln R) = √((1 − p_t)/(n_t p_t) + (1 − p_h)/(n_h p_h)), interval
+ * exp(ln R ± z·SE) − 1, so it never leaves (−1, ∞) as R − 1 ± z·SE(R) would for a small R. The
+ * two-sided p-value tests ln R = 0 with the same SE (Wald), so the interval excludes 0 exactly when
+ * p < 0.05. Null while either arm has no trials or the holdout has no successes (R undefined); the
+ * interval and p-value are null when the treatment rate is 0 (ln R undefined) or both rates are 1
+ * (SE 0: the method has no width to give, not a certainty).
  *
  * A decision converts at most once, so more successes than trials means conversions whose decisions
  * are not stored (yet: the two queues race, or lost): a rate is capped at 1, never above, where the
@@ -61,12 +63,11 @@ export function relativeLift(successT: number, trialsT: number, successH: number
   const pH = Math.min(1, successH / trialsH);
   const ratio = pT / pH;
   const relative = ratio - 1;
-  const relVarT = pT > 0 ? (1 - pT) / (trialsT * pT) : Infinity;
-  const relVarH = (1 - pH) / (trialsH * pH);
-  if (!Number.isFinite(relVarT)) return { relative, ci95: null, p_value: null };
-  const se = ratio * Math.sqrt(relVarT + relVarH);
-  if (se === 0) return { relative, ci95: [relative, relative], p_value: relative === 0 ? 1 : 0 };
-  return { relative, ci95: [relative - Z_95 * se, relative + Z_95 * se], p_value: twoSidedP(relative / se) };
+  if (pT === 0) return { relative, ci95: null, p_value: null };
+  const se = Math.sqrt((1 - pT) / (trialsT * pT) + (1 - pH) / (trialsH * pH));
+  if (se === 0) return { relative, ci95: null, p_value: null };
+  const logRatio = Math.log(ratio);
+  return { relative, ci95: [Math.expm1(logRatio - Z_95 * se), Math.expm1(logRatio + Z_95 * se)], p_value: twoSidedP(logRatio / se) };
 }
 
 export interface Srm {
@@ -103,8 +104,10 @@ export function median(values: number[]): number | null {
 /**
  * Time to pay is kept as a histogram of log-scale bins (1 % wide) so medians merge across hourly
  * and daily rollups: bin 0 holds ≤ 1 s, bin b ≥ 1 holds [1000·1.01^(b−1), 1000·1.01^b) ms.
- * The median of a histogram is its middle bin's geometric centre: within 0.5 % of the exact value
- * above 1 s (bin 0 reports 500 ms; no checkout is paid within a second of the decision).
+ * The median of a histogram is its middle bin's geometric centre (the mean of the two middle ones
+ * for an even count): within 0.5 % of the exact value when every middle value is above 1 s. Bin 0
+ * counts as 500 ms, so a middle pair straddling 1 s is off by up to 250 ms more; no rule on bins can
+ * do better, as the ≤ 1 s value may be anything from 0 to 1,000 ms (and no checkout is paid that fast).
  */
 const BIN_BASE = 1.01;
 const BIN_LOG = Math.log(BIN_BASE);

@@ -75,13 +75,22 @@ const ArmStats = z.object({
   conversion_rate: Rate,
   top1_rate: Rate,
   mrr: Rate,
-  median_time_to_pay_ms: z.number().int().nullable(),
+  median_time_to_pay_ms: z.number().int().nullable().openapi({
+    description:
+      "From 1 %-wide log bins: within 0.5 % of the exact median when the middle value(s) are above 1 s; a time to pay of 1 s or less counts as 500 ms",
+  }),
 });
 
 const LiftSchema = z.object({
-  relative: z.number().nullable(),
-  ci95: z.tuple([z.number(), z.number()]).nullable(),
-  p_value: z.number().nullable(),
+  relative: z.number().nullable().openapi({ description: "R − 1, R = treatment rate / holdout rate; null while either arm has no decisions or the holdout no successes" }),
+  ci95: z
+    .tuple([z.number(), z.number()])
+    .nullable()
+    .openapi({
+      description:
+        "95 % interval of `relative` by the delta method on ln R: exp(ln R ± 1.96·SE(ln R)) − 1, so never below −1; null when the treatment rate is 0 or both rates are 1 (no variance)",
+    }),
+  p_value: z.number().nullable().openapi({ description: "Two-sided Wald test of ln R = 0 with the same SE: below 0.05 exactly when ci95 excludes 0; null with ci95" }),
 });
 
 export const SummaryResponse = z

@@ -191,26 +191,25 @@ describe("GET /v1/analytics/summary — the scripted population", () => {
     expect(Math.abs(s.arms.holdout.median_time_to_pay_ms! - 52_500)).toBeLessThan(52_500 * 0.005);
   });
 
-  it("lift of conversion rate and top-1 rate with the delta-method CI and p-value worked by hand", async () => {
+  it("lift of conversion rate and top-1 rate with the log-scale (Katz) CI and p-value worked by hand", async () => {
     const s = await summaryOf(A);
     // Conversion rate: p_t = 12/20 = 0.6, p_h = 4/10 = 0.4, R = 1.5 → relative 0.5.
-    // Var(R)/R² = 0.4/(20·0.6) + 0.6/(10·0.4) = 0.0333333 + 0.15 = 0.1833333
-    // SE = 1.5 · √0.1833333 = 1.5 · 0.4281744 = 0.6422616
-    // CI = 0.5 ± 1.959964 · 0.6422616 = 0.5 ± 1.2588097 → [−0.7588097, 1.7588097]
-    // z = 0.5 / 0.6422616 = 0.7784989 → p = 2·(1 − Φ(0.7784989)) = 0.4362749
+    // Var(ln R) = 0.4/(20·0.6) + 0.6/(10·0.4) = 0.0333333 + 0.15 = 0.1833333; SE = √0.1833333 = 0.4281744
+    // ln R = 0.4054651; ln R ± 1.959964 · 0.4281744 = 0.4054651 ± 0.8392064 → CI = exp(…) − 1 = [−0.3519201, 2.4717943]
+    // z = 0.4054651 / 0.4281744 = 0.9469625 → p = 2·(1 − Φ(0.9469625)) = 0.3436579
     const cr = s.lift.conversion_rate;
     expect(cr.relative).toBeCloseTo(0.5, 10);
-    expect(cr.ci95![0]).toBeCloseTo(-0.7588097, 6);
-    expect(cr.ci95![1]).toBeCloseTo(1.7588097, 6);
-    expect(cr.p_value).toBeCloseTo(0.4362749, 6);
+    expect(cr.ci95![0]).toBeCloseTo(-0.3519201, 6);
+    expect(cr.ci95![1]).toBeCloseTo(2.4717943, 6);
+    expect(cr.p_value).toBeCloseTo(0.3436579, 6);
     // Top-1: 9/12 = 0.75 vs 1/4 = 0.25, R = 3 → relative 2.
-    // Var(R)/R² = 0.25/(12·0.75) + 0.75/(4·0.25) = 0.0277778 + 0.75 = 0.7777778; SE = 3 · 0.8819171 = 2.6457513
-    // CI = 2 ± 1.959964 · 2.6457513 = 2 ± 5.1855773 → [−3.1855773, 7.1855773]; z = 0.7559289 → p = 0.4496918
+    // Var(ln R) = 0.25/(12·0.75) + 0.75/(4·0.25) = 0.0277778 + 0.75 = 0.7777778; SE = 0.8819171
+    // CI = exp(1.0986123 ± 1.7285258) − 1 = [−0.4673621, 15.8970331]; z = 1.2457092 → p = 0.2128712
     const top1 = s.lift.top1_rate;
     expect(top1.relative).toBeCloseTo(2, 10);
-    expect(top1.ci95![0]).toBeCloseTo(-3.1855773, 6);
-    expect(top1.ci95![1]).toBeCloseTo(7.1855773, 6);
-    expect(top1.p_value).toBeCloseTo(0.4496918, 6);
+    expect(top1.ci95![0]).toBeCloseTo(-0.4673621, 6);
+    expect(top1.ci95![1]).toBeCloseTo(15.8970331, 5);
+    expect(top1.p_value).toBeCloseTo(0.2128712, 6);
   });
 
   it("SRM of 10 holdout in 30 against 33 %: no warning", async () => {

@@ -32,27 +32,43 @@ describe("normal and chi-square tails", () => {
   });
 });
 
-describe("relative lift by the delta method on the ratio", () => {
+describe("relative lift by the delta method on ln R (Katz interval)", () => {
   it("matches a worked example", () => {
     // Treatment 600 / 1000 = 0.6, holdout 50 / 100 = 0.5. R = 0.6 / 0.5 = 1.2, relative = 0.2.
-    // Var(R)/R² = (1 − 0.6)/(1000·0.6) + (1 − 0.5)/(100·0.5) = 0.4/600 + 0.5/50
-    //           = 0.000666667 + 0.01 = 0.010666667;  SE(R) = 1.2 · √0.010666667 = 1.2 · 0.10327956 = 0.12393547
-    // CI = 0.2 ± 1.959964 · 0.12393547 = 0.2 ± 0.24290905 → [−0.04290905, 0.44290905]
-    // z = 0.2 / 0.12393547 = 1.6137431 → p = 2·(1 − Φ(1.6137431)) = 0.1065832
+    // Var(ln R) = (1 − 0.6)/(1000·0.6) + (1 − 0.5)/(100·0.5) = 0.4/600 + 0.5/50
+    //           = 0.000666667 + 0.01 = 0.010666667;  SE(ln R) = √0.010666667 = 0.10327956
+    // ln R = 0.18232156; ln R ± 1.959964 · 0.10327956 = 0.18232156 ± 0.20242424 → [−0.02010268, 0.38474580]
+    // CI = exp(…) − 1 = [−0.01990194, 0.46924074]
+    // z = 0.18232156 / 0.10327956 = 1.7653209 → p = 2·(1 − Φ(1.7653209)) = 0.0775099
     const lift = relativeLift(600, 1000, 50, 100);
     expect(lift.relative).toBeCloseTo(0.2, 12);
-    expect(lift.ci95![0]).toBeCloseTo(-0.04290905, 7);
-    expect(lift.ci95![1]).toBeCloseTo(0.44290905, 7);
-    expect(lift.p_value).toBeCloseTo(0.1065832, 6);
+    expect(lift.ci95![0]).toBeCloseTo(-0.01990194, 7);
+    expect(lift.ci95![1]).toBeCloseTo(0.46924074, 7);
+    expect(lift.p_value).toBeCloseTo(0.0775099, 6);
   });
 
-  it("is symmetric around the point estimate and agrees with the p-value at 5 %", () => {
-    const lift = relativeLift(6120, 9012, 640, 988);
-    const [lo, hi] = lift.ci95!;
-    expect(hi - lift.relative!).toBeCloseTo(lift.relative! - lo, 12);
-    const se = (hi - lift.relative!) / Z_95;
-    expect(lift.p_value).toBeCloseTo(twoSidedP(lift.relative! / se), 12);
-    expect(lo < 0).toBe(lift.p_value! > 0.05);
+  it("is symmetric on the log scale and agrees with the p-value at 5 %", () => {
+    for (const [sT, nT, sH, nH] of [[6120, 9012, 640, 988], [2, 10, 6, 10], [30, 50, 20, 50]] as const) {
+      const lift = relativeLift(sT, nT, sH, nH);
+      const [lo, hi] = lift.ci95!;
+      const logR = Math.log(1 + lift.relative!);
+      expect(Math.log1p(hi) - logR).toBeCloseTo(logR - Math.log1p(lo), 12);
+      const se = (Math.log1p(hi) - logR) / Z_95;
+      expect(lift.p_value).toBeCloseTo(twoSidedP(logR / se), 12);
+      expect(lo < 0 && hi > 0).toBe(lift.p_value! > 0.05);
+    }
+  });
+
+  it("never reaches below −1, the lift of a treatment rate of 0 (R − 1 ± 1.96·SE(R) would)", () => {
+    // 2 of 10 vs 6 of 10: R = 1/3; Var(ln R) = 0.8/2 + 0.4/6 = 0.4666667, SE = 0.6831301
+    // CI = exp(−1.0986123 ± 1.3389101) − 1 = [−0.9126229, 0.2716280] (the symmetric one: [−1.113, −0.220])
+    const lift = relativeLift(2, 10, 6, 10);
+    expect(lift.ci95![0]).toBeCloseTo(-0.9126229, 6);
+    expect(lift.ci95![1]).toBeCloseTo(0.271628, 6);
+    expect(lift.p_value).toBeCloseTo(0.1077906, 6);
+    for (const [sT, nT, sH, nH] of [[1, 100, 99, 100], [1, 1000, 1, 2], [3, 7, 5, 6]] as const) {
+      expect(relativeLift(sT, nT, sH, nH).ci95![0]).toBeGreaterThan(-1);
+    }
   });
 
   it("caps a rate at 1 when an arm has more successes than trials (conversions ahead of their decisions): finite, never NaN", () => {
@@ -60,7 +76,7 @@ describe("relative lift by the delta method on the ratio", () => {
     expect(lift.relative).toBeCloseTo(-0.5, 12);
     expect(lift).toEqual(relativeLift(5, 10, 1, 1));
     for (const v of [...lift.ci95!, lift.p_value!]) expect(Number.isFinite(v)).toBe(true);
-    expect(relativeLift(12, 10, 3, 2)).toEqual({ relative: 0, ci95: [0, 0], p_value: 1 });
+    expect(relativeLift(12, 10, 3, 2)).toEqual({ relative: 0, ci95: null, p_value: null });
   });
 
   it("is null while either arm has no data", () => {
@@ -74,8 +90,9 @@ describe("relative lift by the delta method on the ratio", () => {
     expect(relativeLift(0, 10, 5, 10)).toEqual({ relative: -1, ci95: null, p_value: null });
   });
 
-  it("identical certain rates: no variance, no difference", () => {
-    expect(relativeLift(10, 10, 5, 5)).toEqual({ relative: 0, ci95: [0, 0], p_value: 1 });
+  it("both rates 1: no variance to build an interval from, so no interval and no p-value (not a certain 0)", () => {
+    expect(relativeLift(1, 1, 1, 1)).toEqual({ relative: 0, ci95: null, p_value: null });
+    expect(relativeLift(10, 10, 5, 5)).toEqual({ relative: 0, ci95: null, p_value: null });
   });
 });
 
@@ -117,6 +134,24 @@ describe("medians", () => {
     const exact = median(values)!; // 41 000
     expect(Math.abs(histogramMedian(bins)! - exact) / exact).toBeLessThan(0.005);
     expect(histogramMedian(new Map())).toBeNull();
+  });
+
+  it("a middle pair straddling 1 s counts the ≤ 1 s value as 500 ms: off by at most 250 ms + 0.5 % (docs/analytics.md)", () => {
+    const binsOf = (values: number[]) => {
+      const bins = new Map<number, number>();
+      for (const v of values) bins.set(timeToPayBin(v), (bins.get(timeToPayBin(v)) ?? 0) + 1);
+      return bins;
+    };
+    // [1000, 1200] and [0, 1200] fill the same bins, so no rule can give both exact medians (1100, 600).
+    expect(histogramMedian(binsOf([1000, 1200]))).toBe(histogramMedian(binsOf([0, 1200])));
+    for (const values of [[1000, 1200], [0, 1200], [900, 900, 5000, 5000], [10, 10, 60_000, 60_000]]) {
+      const exact = median(values)!;
+      const upper = Math.max(...values);
+      expect(Math.abs(histogramMedian(binsOf(values))! - exact), values.join()).toBeLessThanOrEqual(250 + 0.005 * upper);
+    }
+    // Both middle values above 1 s: within 0.5 %.
+    const exact = median([1001, 1200])!;
+    expect(Math.abs(histogramMedian(binsOf([1001, 1200]))! - exact) / exact).toBeLessThan(0.005);
   });
 
   it("bins are 1 % wide and their centre lies inside", () => {

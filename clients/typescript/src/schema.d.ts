@@ -1708,6 +1708,7 @@ export interface components {
                     conversion_rate: number | null;
                     top1_rate: number | null;
                     mrr: number | null;
+                    /** @description From 1 %-wide log bins: within 0.5 % of the exact median when the middle value(s) are above 1 s; a time to pay of 1 s or less counts as 500 ms */
                     median_time_to_pay_ms: number | null;
                 };
                 holdout: {
@@ -1716,24 +1717,31 @@ export interface components {
                     conversion_rate: number | null;
                     top1_rate: number | null;
                     mrr: number | null;
+                    /** @description From 1 %-wide log bins: within 0.5 % of the exact median when the middle value(s) are above 1 s; a time to pay of 1 s or less counts as 500 ms */
                     median_time_to_pay_ms: number | null;
                 };
             };
             lift: {
                 conversion_rate: {
+                    /** @description R − 1, R = treatment rate / holdout rate; null while either arm has no decisions or the holdout no successes */
                     relative: number | null;
+                    /** @description 95 % interval of `relative` by the delta method on ln R: exp(ln R ± 1.96·SE(ln R)) − 1, so never below −1; null when the treatment rate is 0 or both rates are 1 (no variance) */
                     ci95: [
                         number,
                         number
                     ] | null;
+                    /** @description Two-sided Wald test of ln R = 0 with the same SE: below 0.05 exactly when ci95 excludes 0; null with ci95 */
                     p_value: number | null;
                 };
                 top1_rate: {
+                    /** @description R − 1, R = treatment rate / holdout rate; null while either arm has no decisions or the holdout no successes */
                     relative: number | null;
+                    /** @description 95 % interval of `relative` by the delta method on ln R: exp(ln R ± 1.96·SE(ln R)) − 1, so never below −1; null when the treatment rate is 0 or both rates are 1 (no variance) */
                     ci95: [
                         number,
                         number
                     ] | null;
+                    /** @description Two-sided Wald test of ln R = 0 with the same SE: below 0.05 exactly when ci95 excludes 0; null with ci95 */
                     p_value: number | null;
                 };
             };
