@@ -42,7 +42,10 @@ export interface WindowPlan {
   raw: [number, number][];
 }
 
-/** Closed stale runs read raw at most; older stale hours keep their rollups (at most one rollup run behind). */
+/**
+ * Raw ranges for the closed stale hours at most: past it, runs are joined across the shortest gaps,
+ * whose hours are then read raw too, so a read's statements stay bounded however many hours are stale.
+ */
 export const MAX_STALE_RUNS = 4;
 
 /**
@@ -50,16 +53,19 @@ export const MAX_STALE_RUNS = 4;
  * never more raw rows than the open hour's (plus any stamped a few minutes ahead). Before it, the
  * closed hours in `staleHours` (hour starts whose rollups are out of date: a decision or a late
  * conversion the 5-minute rollup job has not folded in yet) are read raw too, in runs of adjacent
- * hours, the newest MAX_STALE_RUNS of them; everything else comes from the rollups: whole days from
- * daily rollups (when allowed), the other hours from hourly ones. A day that starts before
- * `dailyFromMs` (the rollup horizon: retention has deleted its daily row and its older hours) is
- * read from its hourly rollups, so a window over it counts the hours still kept.
+ * hours; past MAX_STALE_RUNS runs, the runs nearest each other are joined into one raw range with
+ * the up-to-date hours between them. Their rollups were built from those raw rows, so the two agree
+ * (but for a customer erased since: the purge keeps rollups, as a rebuilt hour does not). Everything
+ * else comes from the rollups: whole days from daily rollups (when allowed), the other hours from
+ * hourly ones. A day that starts before `dailyFromMs` (the rollup horizon: retention has deleted
+ * its daily row and its older hours) is read from its hourly rollups, so a window over it counts
+ * the hours still kept.
  */
 export function planWindow(fromMs: number, toMs: number, nowMs: number, useDaily: boolean, staleHours: readonly number[] = [], dailyFromMs = -Infinity): WindowPlan {
   const open = floorTo(nowMs, "hour");
   const closedEnd = Math.min(toMs, open);
   const plan: WindowPlan = { dailyRollups: [], hourlyRollups: [], raw: [] };
-  const staleRuns = runsOf(staleHours.filter((h) => h >= fromMs && h < closedEnd)).slice(-MAX_STALE_RUNS);
+  const staleRuns = joinNearest(runsOf(staleHours.filter((h) => h >= fromMs && h < closedEnd)), MAX_STALE_RUNS);
   plan.raw.push(...staleRuns);
   if (toMs > open) plan.raw.push([Math.max(fromMs, open), toMs]);
   // The closed part of the window minus the stale runs, from rollups.
@@ -80,6 +86,22 @@ function runsOf(hours: readonly number[]): [number, number][] {
     else runs.push([h, h + HOUR_MS]);
   }
   return runs;
+}
+
+/**
+ * At most `max` ranges covering every run: split at the max − 1 widest gaps (ties: the newer gap),
+ * joined across the others, which reads the fewest extra hours any `max` ranges can.
+ */
+function joinNearest(runs: [number, number][], max: number): [number, number][] {
+  if (runs.length <= max) return runs;
+  const gaps = runs.slice(1).map((r, i) => ({ at: i + 1, width: r[0] - runs[i]![1] }));
+  const splits = new Set(gaps.sort((a, b) => b.width - a.width || b.at - a.at).slice(0, max - 1).map((g) => g.at));
+  const out: [number, number][] = [[...runs[0]!]];
+  for (let i = 1; i < runs.length; i++) {
+    if (splits.has(i)) out.push([...runs[i]!]);
+    else out[out.length - 1]![1] = runs[i]![1];
+  }
+  return out;
 }
 
 /** Daily rollups for the whole days in [from, to) that start at or after `dailyFromMs`; hourly ones for the rest. */

@@ -16,6 +16,7 @@ import {
   offersShown,
   postFeedback,
   rollupCron,
+  rollupRun,
   storeFeedback,
   type DecisionSpec,
 } from "../helpers/analytics";
@@ -418,6 +419,49 @@ describe("closed hours the rollup job has not reached yet", () => {
     expect(buildSummary(meta, mixed)).toEqual(buildSummary(meta, raw));
     await rollupCron();
   });
+});
+
+describe("a backlog: more stale runs than a read takes raw one by one", () => {
+  it("decisions of 6 closed hours apart, delivered at once (a drained analytics queue), count before the next run, in the summary and the hourly series", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    await rollupCron();
+    const first = floorHour(Date.now()) - 14 * HOUR;
+    const decisions = [];
+    for (let k = 0; k < 6; k++) decisions.push(await makeDecision(shop.merchantId, { customer: `q${k}`, at: first + 2 * k * HOUR + 60_000, arm: "treatment", fallback: null, ranked: ["visa"] }));
+    await deliverAnalytics(decisions.map((d) => d.message));
+    const range = `?from=${iso(first)}&to=${iso(floorHour(Date.now()) + HOUR)}`.replace(/\.000Z/g, "Z");
+    const counted = async () => {
+      const ts = await getJson<TimeseriesResponse>(shop.secretKey, `/v1/analytics/timeseries${range}&metric=decisions&granularity=hour`);
+      return [(await summaryOf(shop, range)).arms.treatment.decisions, ts.points.reduce((n, p) => n + (p.treatment ?? 0), 0)];
+    };
+    expect(await counted()).toEqual([6, 6]);
+    await rollupCron();
+    expect(await counted()).toEqual([6, 6]);
+  });
+
+  it("60 days of imported payments (one a day) count in full before any rollup run and after each run of the backlog", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    await rollupCron();
+    const now = Date.now();
+    const start = Math.floor(now / (24 * HOUR)) * 24 * HOUR - 60 * 24 * HOUR + 12 * HOUR;
+    const messages = [];
+    for (let i = 0; i < 60; i++) {
+      messages.push(await postFeedback(shop, { customer_id: `h${i % 7}`, method_id: "visa", amount: 1000, currency: "USD", event_id: `imp_${i}`, occurred_at: iso(start + i * 24 * HOUR) }));
+    }
+    await storeFeedback(messages);
+    const payments = async () => {
+      const s = await summaryOf(shop, `?from=${iso(start - HOUR)}&to=${iso(now)}`.replace(/\.\d{3}Z/g, "Z"));
+      return s.methods.reduce((n, m) => n + m.payments, 0);
+    };
+    const seen = [await payments()];
+    // The rollup job's share of queries fits ~28 such days a run: the backlog takes three.
+    for (let run = 0; run < 3; run++) {
+      await rollupRun();
+      seen.push(await payments());
+    }
+    expect(seen).toEqual([60, 60, 60, 60]);
+    await rollupCron();
+  }, 60_000);
 });
 
 describe("SRM when holdout_percent changed inside the window", () => {

@@ -45,11 +45,32 @@ describe("planWindow: rollups for closed buckets, raw rows from the open hour on
     expect(ranges.every(([a, b]) => a >= from && b <= to && a < b)).toBe(true);
   });
 
-  it("reads at most MAX_STALE_RUNS stale runs raw, the newest", () => {
-    const stale = Array.from({ length: MAX_STALE_RUNS + 3 }, (_, i) => T("2026-02-01T00:00:00Z") + 2 * i * HOUR);
-    const plan = planWindow(T("2026-02-01T00:00:00Z"), T("2026-02-03T00:00:00Z"), now, false, stale);
+  it("past MAX_STALE_RUNS stale runs, joins the runs nearest each other into one raw range: every stale hour still read raw", () => {
+    const from = T("2026-02-01T00:00:00Z");
+    const to = T("2026-02-03T00:00:00Z");
+    // Stale hours every 2 hours, then two more 5 and 9 hours on: the widest gaps stay splits.
+    const dense = Array.from({ length: MAX_STALE_RUNS + 3 }, (_, i) => from + 2 * i * HOUR);
+    const stale = [...dense, dense.at(-1)! + 5 * HOUR, dense.at(-1)! + 14 * HOUR, dense.at(-1)! + 16 * HOUR];
+    const plan = planWindow(from, to, now, false, stale);
     expect(plan.raw).toHaveLength(MAX_STALE_RUNS);
-    expect(plan.raw[0]![0]).toBe(stale[3]);
+    expect(plan.raw).toEqual([
+      [dense[0]!, dense.at(-1)! + HOUR],
+      [dense.at(-1)! + 5 * HOUR, dense.at(-1)! + 6 * HOUR],
+      [dense.at(-1)! + 14 * HOUR, dense.at(-1)! + 15 * HOUR],
+      [dense.at(-1)! + 16 * HOUR, dense.at(-1)! + 17 * HOUR],
+    ]);
+    const ranges = [...plan.dailyRollups, ...plan.hourlyRollups, ...plan.raw];
+    for (let h = from; h < to; h += HOUR) expect(ranges.filter(([a, b]) => a <= h && h < b), new Date(h).toISOString()).toHaveLength(1);
+    for (const h of stale) expect(plan.raw.some(([a, b]) => a <= h && h < b), new Date(h).toISOString()).toBe(true);
+  });
+
+  it("a day of stale hours for each of 60 days (a history import): 4 raw ranges, none from a rollup", () => {
+    const from = T("2025-12-10T00:00:00Z");
+    const stale = Array.from({ length: 60 }, (_, i) => from + i * 24 * HOUR + 12 * HOUR);
+    const plan = planWindow(from, now, now, true, stale);
+    expect(plan.raw.length).toBeLessThanOrEqual(MAX_STALE_RUNS + 1); // + the open hour
+    for (const h of stale) expect(plan.raw.some(([a, b]) => a <= h && h < b), new Date(h).toISOString()).toBe(true);
+    expect(plan.dailyRollups.length + plan.hourlyRollups.length).toBeLessThanOrEqual(3 * (MAX_STALE_RUNS + 1));
   });
 
   it("a window in the past reads rollups only; hourly only when daily is off", () => {
