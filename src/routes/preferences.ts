@@ -102,8 +102,8 @@ const SAVE_ATTEMPTS = 3;
 
 /**
  * Reads the stored row, judges the change on the merged result and writes it while the method
- * fields are still the ones judged (storage/preferences.ts savePreferences); when a concurrent PUT
- * changed them in between, all of it again on the new row.
+ * fields and the deletion state are still the ones judged (storage/preferences.ts savePreferences);
+ * when a concurrent PUT, DELETE or restore changed them in between, all of it again on the new state.
  */
 async function judgeAndSave(c: Context<AppEnv>, body: PreferencesPut, ref: string) {
   const merchant = c.get("merchant");
@@ -118,7 +118,7 @@ async function judgeAndSave(c: Context<AppEnv>, body: PreferencesPut, ref: strin
 
     const now = new Date().toISOString();
     // Still stored (an opt-out must always be recordable); consent is logged against the stored value.
-    const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, patchToStore(body, merged, pendingDeletion), now, stored ?? DEFAULT_PREFERENCES);
+    const saved = await savePreferences(c.env.DB, merchant.merchant_id, ref, patchToStore(body, merged, pendingDeletion), now, stored ?? DEFAULT_PREFERENCES, pendingDeletion);
     if (saved) return { stored, saved, merged, pendingDeletion, now };
     if (attempt >= SAVE_ATTEMPTS) {
       throw new ApiError("CONFLICT", "The customer's preferences are being changed by other requests at the same time; nothing was changed, retry");

@@ -174,6 +174,7 @@ describe("PUT /v1/personalize/preferences", () => {
 });
 
 describe("PUT /v1/personalize/preferences sent concurrently: the rules hold on what is stored", () => {
+  afterEach(() => vi.restoreAllMocks());
   type Methods = { default_method: string | null; favorite_methods: string[]; excluded_methods: string[] };
   const stored = async (id: string) => get(id).then((r) => r.json<Methods>());
 
@@ -220,12 +221,67 @@ describe("PUT /v1/personalize/preferences sent concurrently: the rules hold on w
     const ref = await refOf(id);
     const judgedOnDefaults = { default_method: null, favorite_methods: [], excluded_methods: [] };
     const patch = { default_method: "visa", personalization_enabled: false };
-    expect(await savePreferences(env.DB, shop.merchantId, ref, patch, new Date().toISOString(), judgedOnDefaults)).toBeNull();
+    expect(await savePreferences(env.DB, shop.merchantId, ref, patch, new Date().toISOString(), judgedOnDefaults, false)).toBeNull();
     expect(await stored(id)).toMatchObject({ default_method: null, excluded_methods: ["visa"] });
     expect(await consentRows(id)).toEqual([]);
     // Judged on what is stored, it is written.
     const judged = { default_method: null, favorite_methods: [], excluded_methods: ["visa"] };
-    expect(await savePreferences(env.DB, shop.merchantId, ref, { favorite_methods: ["paypal"] }, new Date().toISOString(), judged)).toMatchObject({ favorite_methods: ["paypal"] });
+    expect(await savePreferences(env.DB, shop.merchantId, ref, { favorite_methods: ["paypal"] }, new Date().toISOString(), judged, false)).toMatchObject({ favorite_methods: ["paypal"] });
+  });
+
+  it("a write judged under a deletion state that changed since is not made, consent alone included", async () => {
+    const { savePreferences } = await import("../../src/storage/preferences");
+    const id = "race_cas_deletion";
+    expect((await put({ customer_id: id, default_method: "visa" })).status).toBe(200);
+    expect((await del(id)).status).toBe(202);
+    const ref = await refOf(id);
+    const judged = { default_method: "visa", favorite_methods: [], excluded_methods: [] };
+    expect(await savePreferences(env.DB, shop.merchantId, ref, { personalization_enabled: false }, new Date().toISOString(), judged, false)).toBeNull();
+    expect(await consentRows(id)).toEqual([]);
+    expect(await savePreferences(env.DB, shop.merchantId, ref, { personalization_enabled: false }, new Date().toISOString(), judged, true)).toMatchObject({ personalization_enabled: false });
+  });
+
+  /** Runs `between` once, after the PUT's read (its 1st D1 batch) and before its write (the 2nd). */
+  const betweenReadAndWrite = (between: () => Promise<void>) => {
+    const realBatch = env.DB.batch.bind(env.DB);
+    let calls = 0;
+    vi.spyOn(env.DB, "batch").mockImplementation(async (statements: D1PreparedStatement[]) => {
+      if (++calls === 2) {
+        vi.restoreAllMocks();
+        await between();
+      }
+      return realBatch(statements);
+    });
+  };
+
+  it("a DELETE committed between a PUT's read and its write: the PUT answers as for a new customer, no hidden value in it", async () => {
+    const id = "race_put_across_delete";
+    expect((await put({ customer_id: id, default_method: "paypal", excluded_methods: ["klarna"] })).status).toBe(200);
+    let deleted = 0;
+    betweenReadAndWrite(async () => {
+      deleted = (await del(id)).status;
+    });
+    const res = await put({ customer_id: id, favorite_methods: ["visa"] });
+    expect(deleted).toBe(202);
+    expect(res.status).toBe(200);
+    // API.md §3: from the DELETE on, the customer's data is not returned, preferences read as defaults.
+    expect((await res.json<{ preferences: PrefsBody }>()).preferences).toMatchObject({ default_method: null, favorite_methods: ["visa"], excluded_methods: [] });
+  });
+
+  it("a restore committed between a PUT's read and its write: the fields the PUT left out keep their restored values", async () => {
+    const id = "race_put_across_restore";
+    expect((await put({ customer_id: id, default_method: "paypal", excluded_methods: ["klarna"] })).status).toBe(200);
+    expect((await del(id)).status).toBe(202);
+    let restored = 0;
+    betweenReadAndWrite(async () => {
+      restored = (await restore(id)).status;
+    });
+    const res = await put({ customer_id: id, favorite_methods: ["visa"] });
+    expect(restored).toBe(200);
+    expect(res.status).toBe(200);
+    const expected = { default_method: "paypal", favorite_methods: ["visa"], excluded_methods: ["klarna"] };
+    expect((await res.json<{ preferences: PrefsBody }>()).preferences).toMatchObject(expected);
+    expect(await stored(id)).toMatchObject(expected);
   });
 
   it("an opt-out alone is accepted even when an older write left the method fields breaking the rules", async () => {
