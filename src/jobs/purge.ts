@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { CUSTOMER_DATA_TABLES, type CustomerTablePurge, markPurged, purgeBound, purgeRound } from "../storage/deletions";
+import { CUSTOMER_DATA_TABLES, type CustomerTablePurge, claimDueDeletions, markPurged, purgeRound } from "../storage/deletions";
 import { invalidateProfile } from "../storage/profile";
 import { QueryBudget } from "./budget";
 
@@ -43,7 +43,8 @@ export async function purgeDueCustomers(env: Pick<Env, "DB" | "CACHE">, now: Dat
   const report: PurgeReport = { customers_purged: 0, rows_deleted: 0, unfinished: 0 };
   // The mark is reserved up front: deleting rows without marking anyone would only move work.
   if (!budget.take(1 + MARK_QUERIES)) return report;
-  const bound = await purgeBound(env.DB, at, maxCustomers);
+  // Claimed first: from then on a restore of these customers answers 404, as after the purge.
+  const bound = await claimDueDeletions(env.DB, at, maxCustomers);
   if (bound === null) return report;
   // A round is one statement per table, and one more per table that logs what its delete changes.
   const roundQueries = tables.length + tables.filter((t) => t.log).length;

@@ -52,7 +52,7 @@ export async function requestDeletion(
         `INSERT INTO customer_deletions (merchant_id, customer_ref, status, requested_at, purge_after, purged_at)
          VALUES (?1, ?2, 'pending', ?3, ?4, NULL)
          ON CONFLICT (merchant_id, customer_ref) DO UPDATE SET
-           status = 'pending', requested_at = excluded.requested_at, purge_after = excluded.purge_after, purged_at = NULL,
+           status = 'pending', requested_at = excluded.requested_at, purge_after = excluded.purge_after, purged_at = NULL, purge_started_at = NULL,
            reopened_from = json_object('requested_at', requested_at, 'purge_after', purge_after, 'purged_at', purged_at)
          WHERE customer_deletions.status = 'purged'`,
       )
@@ -72,8 +72,9 @@ export async function requestDeletion(
 
 /**
  * Ends a pending deletion within its grace period. False when there is none (unknown, restored,
- * purged or past due); also the first page of cross-merchant peers, as above. The row goes, unless
- * it was a reopened tombstone: then the tombstone comes back as it was (status purged, its purged_at),
+ * purged or past due) or when a purge run has claimed it (migration 0021: its rows may be gone
+ * already, so it answers as after the purge); also the first page of cross-merchant peers, as
+ * above. The row goes, unless it was a reopened tombstone: then the tombstone comes back as it was (status purged, its purged_at),
  * so what was received before that purge still cannot be stored and the export still knows it.
  */
 export async function cancelDeletion(
@@ -82,7 +83,7 @@ export async function cancelDeletion(
   customerRef: string,
   stamp: AuditStamp,
 ): Promise<{ restored: boolean; firstPeerPage: string[] }> {
-  const inGrace = "status = 'pending' AND purge_after > ?6";
+  const inGrace = "status = 'pending' AND purge_after > ?6 AND purge_started_at IS NULL";
   const where = `merchant_id = ?1 AND customer_ref = ?2 AND ${inGrace.replace("?6", "?3")}`;
   const [, reclosed, removed, cross] = await db.batch([
     db.prepare(INSERT_AUDIT_IF(inGrace)).bind(merchantId, customerRef, "restore", stamp.actor, stamp.requestId, stamp.at),
@@ -184,12 +185,13 @@ export const CUSTOMER_DATA_TABLES: CustomerTablePurge[] = [
 export const KEPT_AFTER_PURGE = ["consent_log", "customer_deletions", "data_rights_audit"] as const;
 
 /**
- * The deletions of one purge run: pending, and due no later than ?1 (the run's bound, at most the
- * run's clock). Read through the partial index of due deletions, so a run touches its own customers
- * and nobody else's rows (test/api/queryPlans.test.ts).
+ * The deletions of one purge run: pending, claimed, and due no later than ?1 (the run's bound, at
+ * most the run's clock). Only claimed ones: a restore can no longer cancel those (cancelDeletion), so
+ * no customer is erased while a restore brings it back. Read through the partial index of due
+ * deletions, so a run touches its own customers and nobody else's rows (test/api/queryPlans.test.ts).
  */
 const RUN_DELETIONS = "customer_deletions AS d INDEXED BY idx_customer_deletions_due";
-const IN_RUN = "d.status = 'pending' AND d.purge_after <= ?1";
+const IN_RUN = "d.status = 'pending' AND d.purge_after <= ?1 AND d.purge_started_at IS NOT NULL";
 
 /**
  * The rows of `t` one purge round deletes: at most ?2 of the run's customers' rows. CROSS JOIN keeps
@@ -209,7 +211,7 @@ const purgeChunk = (t: CustomerTablePurge) =>
 const PURGED_AT = atCommit("?2");
 
 /**
- * The SQL of a purge run over `tables`. Parameters: `bound` ?1 the run's clock, ?2 the most customers
+ * The SQL of a purge run over `tables`. Parameters: `claim` ?1 the run's clock, ?2 the most customers
  * a run takes; `deletes` ?1 the bound, ?2 the most rows each statement deletes; `audit` and `mark`
  * ?1 the bound, ?2 the run's clock, ?3 the most customers marked; `remaining` ?1 the run's clock.
  */
@@ -220,9 +222,14 @@ export function purgeSql(tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_T
   const finished = `SELECT d.merchant_id, d.customer_ref FROM ${RUN_DELETIONS}
     WHERE ${IN_RUN} AND ${clean} ORDER BY d.purge_after, d.merchant_id, d.customer_ref LIMIT ?3`;
   return {
-    /** The latest purge_after among the oldest ?2 due deletions (NULL when none is due). */
-    bound: `SELECT max(purge_after) AS bound FROM
-      (SELECT purge_after FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1 ORDER BY purge_after LIMIT ?2)`,
+    /**
+     * Claims the oldest ?2 due deletions (one statement, so a restore commits before it or finds the
+     * claim) and returns their purge_after. One an unfinished run claimed keeps its first claim time.
+     */
+    claim: `UPDATE customer_deletions SET purge_started_at = coalesce(purge_started_at, ${atCommit("?1")})
+      WHERE (merchant_id, customer_ref) IN
+        (SELECT merchant_id, customer_ref FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1 ORDER BY purge_after LIMIT ?2)
+      RETURNING purge_after`,
     deletes: tables.map((t) => {
       const key = t.keyColumns.length === 1 ? t.keyColumns[0]! : `(${t.keyColumns.join(", ")})`;
       return `DELETE FROM ${t.table} WHERE ${key} IN (SELECT ${t.keyColumns.join(", ")} FROM (${purgeChunk(t)}))`;
@@ -231,7 +238,7 @@ export function purgeSql(tables: readonly CustomerTablePurge[] = CUSTOMER_DATA_T
     logs: tables.map((t) => (t.log ? t.log(purgeChunk(t)) : null)),
     audit: `INSERT INTO data_rights_audit (merchant_id, customer_ref, action, actor, request_id, created_at)
       SELECT merchant_id, customer_ref, 'purge', 'cron', NULL, ${PURGED_AT} FROM (${finished})`,
-    mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ${PURGED_AT}, reopened_from = NULL
+    mark: `UPDATE customer_deletions SET status = 'purged', purged_at = ${PURGED_AT}, reopened_from = NULL, purge_started_at = NULL
       WHERE (merchant_id, customer_ref) IN (${finished}) RETURNING merchant_id, customer_ref`,
     remaining: "SELECT count(*) AS n FROM customer_deletions WHERE status = 'pending' AND purge_after <= ?1",
   };
@@ -242,9 +249,13 @@ export interface PurgedCustomer {
   customer_ref: string;
 }
 
-/** The bound of a run over the oldest `limit` due deletions, or null when nothing is due at `now`. */
-export async function purgeBound(db: D1Database, now: string, limit: number): Promise<string | null> {
-  return db.prepare(purgeSql().bound).bind(now, limit).first<string | null>("bound");
+/**
+ * Claims the oldest `limit` due deletions for a run and returns its bound (the latest purge_after
+ * among them), or null when nothing is due at `now`.
+ */
+export async function claimDueDeletions(db: D1Database, now: string, limit: number): Promise<string | null> {
+  const { results } = await db.prepare(purgeSql().claim).bind(now, limit).all<{ purge_after: string }>();
+  return results.reduce<string | null>((bound, r) => (bound === null || r.purge_after > bound ? r.purge_after : bound), null);
 }
 
 /**

@@ -302,6 +302,31 @@ describe("POST /v1/personalize/customers/{customer_id}/restore", () => {
     expect(report.customers_purged).toBeGreaterThanOrEqual(1);
     await expectError(await restore(a, id), 404, "NOT_FOUND");
   });
+
+  it("404 once the purge has started on the customer, even for a restore sent within the grace period", async () => {
+    const id = "cus_restore_during_purge";
+    await seedPreferences(a.merchantId, id);
+    await seedEvent(a.merchantId, id, { method_id: "paypal" });
+    const { purge_after } = await (await del(a, id)).json<{ purge_after: string }>();
+    // The purge runs just after purge_after. The restore's request began before it (its clock is the
+    // real one, 30 days earlier) and commits between the purge's delete round and its mark.
+    const realBatch = env.DB.batch.bind(env.DB);
+    let batches = 0;
+    let restored: Response | null = null;
+    vi.spyOn(env.DB, "batch").mockImplementation(async (statements: D1PreparedStatement[]) => {
+      if (++batches === 2) {
+        vi.restoreAllMocks();
+        restored = await restore(a, id);
+      }
+      return realBatch(statements);
+    });
+    await purgeDueCustomers(env, new Date(Date.parse(purge_after) + 1));
+    vi.restoreAllMocks();
+    await expectError(restored!, 404, "NOT_FOUND");
+    expect((await auditActions(a, id)).map((r) => r.action)).toEqual(["delete", "purge"]);
+    const exported = await (await exportOf(a, id)).json<ExportBody>();
+    expect({ status: exported.status, preferences: exported.preferences, events: exported.usage_events }).toEqual({ status: "purged", preferences: null, events: [] });
+  });
 });
 
 describe("GET /v1/personalize/customers/{customer_id}/export", () => {

@@ -164,6 +164,9 @@ describe("query plans", () => {
       expect(plan.filter((d) => /^SEARCH t /.test(d))).toHaveLength(s === sql.audit || s === sql.mark ? sql.deletes.length : logs.includes(s) ? 2 : 1);
       expect({ sql: s.replace(/\s+/g, " ").slice(0, 80), wasteful: wasteful(plan) }).toEqual({ sql: expect.any(String), wasteful: [] });
     }
+    // The claim finds the due deletions through the same index.
+    const claim = await planOf(sql.claim);
+    expect({ claim, wasteful: wasteful(claim) }).toEqual({ claim: expect.arrayContaining([expect.stringMatching(/COVERING INDEX idx_customer_deletions_due \(purge_after<\?\)$/)]), wasteful: [] });
   });
 
   it("after the daily job's PRAGMA optimize, the per-customer export and purge search by customer, not through the whole merchant", async () => {
