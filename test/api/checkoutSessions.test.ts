@@ -162,6 +162,18 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
     expect((await browser(shop, `/v1/personalize/methods?${qs({ client_secret: a.client_secret })}`)).status).toBe(200);
   });
 
+  it("the same request twice at once opens one session; each answer's expires_at is its own request's, moments apart (docs/checkout.md)", async () => {
+    const body = { customer_id: "cus_idem_concurrent", amount: 1000, currency: "EUR" };
+    const answers = await Promise.all([create(shop, body, "order_concurrent"), create(shop, body, "order_concurrent")]);
+    expect(answers.map((r) => r.status)).toEqual([201, 201]);
+    const [a, b] = await Promise.all(answers.map((r) => r.json<SessionJson>()));
+    expect({ id: b!.id, secret: b!.client_secret }).toEqual({ id: a!.id, secret: a!.client_secret });
+    const stored = await (await create(shop, body, "order_concurrent")).json<SessionJson>();
+    expect(stored.id).toBe(a!.id);
+    for (const answer of [a!, b!]) expect(Math.abs(Date.parse(answer.expires_at) - Date.parse(stored.expires_at))).toBeLessThan(1000);
+    expect((await browser(shop, `/v1/personalize/methods?${qs({ client_secret: a!.client_secret })}`)).status).toBe(200);
+  });
+
   it("other content under the same key, the same request under another key or merchant, or no key: another session", async () => {
     const body = { customer_id: "cus_idem_other", amount: 1000 };
     const base = await (await create(shop, body, "k1")).json<SessionJson>();
