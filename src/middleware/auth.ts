@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
-import { ApiError, isDependencyFailure } from "../errors";
+import { ApiError, isDependencyFailure, validationError } from "../errors";
 import { KEY_PATTERN, lookupKey } from "../storage/apiKeys";
 import { readMerchant } from "../storage/merchants";
 import { carriesBody } from "./bodyLimits";
@@ -34,6 +34,8 @@ function presentedKey(c: Context<AppEnv>): string | undefined {
   const ours = bearer !== undefined && (bearer.startsWith("tp2_") || (!header && !queried.some(Boolean)));
   const presented = [header, ours ? bearer : undefined, ...queried].filter((k): k is string => !!k);
   if (new Set(presented).size > 1) throw new ApiError("INVALID_API_KEY", "Two different API keys were presented (X-API-Key, Authorization, api_key); send one");
+  // The same key repeated is a repeated parameter, a 400 like any other, but before the limiter spends a token on it.
+  if (queried.length > 1) throw validationError([{ path: "api_key", message: "given more than once; send it once" }]);
   return presented[0];
 }
 

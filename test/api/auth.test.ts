@@ -66,6 +66,10 @@ describe("API keys", () => {
       expect(res.headers.get("RateLimit-Remaining"), query).toBeNull();
     }
     await expectError(await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}&api_key=${b.secretKey}`, { headers: { "X-API-Key": a.secretKey } }), 401, "INVALID_API_KEY");
+    // The same key twice is a repeated parameter (400), answered before the limiter spends a token.
+    const twice = await SELF.fetch(`${BASE}/v1/payment-methods?api_key=${a.secretKey}&api_key=${a.secretKey}`);
+    await expectError(twice, 400, "VALIDATION_ERROR");
+    expect(twice.headers.get("RateLimit-Remaining")).toBeNull();
     // A malformed key beside a good one is not ignored: X-API-Key, a tp2_ Bearer, two X-API-Key headers joined.
     const malformed: Record<string, string>[] = [{ "X-API-Key": "tp2_sk_short" }, { Authorization: "Bearer tp2_sk_short" }, { "X-API-Key": `${a.secretKey}, ${b.secretKey}` }];
     for (const headers of malformed) {
