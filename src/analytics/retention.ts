@@ -1,19 +1,14 @@
 import { QueryBudget } from "../jobs/budget";
 import { monthsBefore } from "../jobs/retention";
+import { RAW_DAYS, rawHorizonMs } from "./horizons";
 import { floorTo } from "./timeBuckets";
 
 /** API.md §6: raw decisions (and the other raw analytics rows) 90 days, like usage events; rollups 25 months. */
-export const RAW_ANALYTICS_DAYS = 90;
+export const RAW_ANALYTICS_DAYS = RAW_DAYS;
 export const ROLLUP_MONTHS = 25;
 
-/**
- * The start of the oldest hour whose raw rows are all kept: retention deletes raw rows older than
- * this, hour-aligned (so up to an hour more than 90 days), because rollups are rebuilt from raw rows
- * hour by hour. Every payment or decision the API still accepts (at most 90 days old) falls in an
- * hour from here on, whose raw rows are complete; hours before it may have lost raw rows (when an
- * hour is final: src/analytics/rollups.ts finalBeforeMs).
- */
-export const rawHorizonMs = (nowMs: number) => floorTo(nowMs - RAW_ANALYTICS_DAYS * 24 * 3600 * 1000, "hour");
+/** Raw rows go, hour by hour, once their hour is before the raw horizon (src/analytics/horizons.ts). */
+export { rawHorizonMs };
 
 /** The start of the oldest hour whose rollups are kept (25 calendar months back, hour-aligned). */
 export const rollupHorizonMs = (nowMs: number) => floorTo(monthsBefore(new Date(nowMs), ROLLUP_MONTHS).getTime(), "hour");

@@ -1,5 +1,5 @@
 import { dirtyMerchants, type Fact, FACT_LIST } from "./facts";
-import { rawHorizonMs } from "./retention";
+import { rawHorizonMs } from "./horizons";
 import { bucketKey, DAY_MS, HOUR_MS, hourPrefix } from "./timeBuckets";
 
 /**
@@ -79,15 +79,13 @@ export async function closedDirtyHours(db: D1Database, openHourMs: number, limit
 
 /**
  * Hours before this are final: their dirty marks are dropped unbuilt and reads take their rollups.
- * One hour behind the raw horizon, because the consumers store nothing before the raw-retention
- * cutoff at their clock (src/storage/events.ts, src/analytics/store.ts): a row stored at time t lands
- * in an hour that passes the raw horizon at the next hour boundary at the earliest, and the rollup run
- * then still rebuilds it, before any retention deletes it (with the raw horizon itself, one accepted at
- * 10:59 in the hour then 90 days back was dropped unbuilt at 11:00). The extra hour is never rebuilt
- * from part of its rows: retention drops its marks before deleting it (RETENTION_RULES), and nothing
- * is stored in it after.
+ * It is the raw horizon, which retention deletes up to, one hour behind what the consumers still
+ * store (src/analytics/horizons.ts): a row stored at time t lands in an hour that becomes final two
+ * hour boundaries later at the earliest, so the 5-minute rollups rebuild it first, and no row lands
+ * in a final hour afterwards, even from a batch that read its clock before a boundary and commits
+ * after it. Retention drops the marks of the hours it deletes before deleting them (RETENTION_RULES).
  */
-export const finalBeforeMs = (nowMs: number) => rawHorizonMs(nowMs) - HOUR_MS;
+export const finalBeforeMs = (nowMs: number) => rawHorizonMs(nowMs);
 
 /** Drops dirty marks of hours before `beforeMs` (finalBeforeMs): their raw rows may be past retention, and rebuilding them would erase their numbers. */
 export async function dropStaleDirtyHours(db: D1Database, beforeMs: number): Promise<number> {

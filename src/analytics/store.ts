@@ -6,9 +6,9 @@ import { timeToPayBin } from "./stats";
 /**
  * Writes of raw analytics rows (migration 0005). Every insert is ON CONFLICT DO NOTHING on the
  * row's natural key, so a redelivered message or a retried batch never adds a row. None stores a row
- * dated before `rawCutoff`, the raw-retention cutoff at the consumer's clock (a message consumed late,
- * a re-driven dead letter): retention may have deleted that hour's rows already, and a rebuild of the
- * hour from what is left would erase its numbers (src/analytics/rollups.ts finalBeforeMs).
+ * dated before `rawCutoff`, the accept cutoff at the consumer's clock (a message consumed over an
+ * hour late, a re-driven dead letter; src/analytics/horizons.ts): its hour may be final and its raw
+ * rows may be gone.
  */
 
 /** A decision's key: the signature part of its id (a 128-bit HMAC, unique per decision, 22 chars). */
@@ -56,7 +56,7 @@ function impressionStatement(db: D1Database, o: OffersShownMessage, rawCutoff: s
   return db.prepare(INSERT_IMPRESSION).bind(o.merchant_id, o.impression_id, JSON.stringify([...new Set(o.offer_ids)]), o.customer_ref, o.shown_at, rawCutoff);
 }
 
-/** When the row of an analytics message is dated (what the raw-retention cutoff is compared with). */
+/** When the row of an analytics message is dated (what the accept cutoff is compared with). */
 export const analyticsMessageTime = (m: AnalyticsMessage) => (m.kind === "decision" ? m.issued_at : m.shown_at);
 
 /** The one statement that stores one analytics queue message (a batch of 100 messages is 100 D1 queries); nothing dated before `rawCutoff`. */

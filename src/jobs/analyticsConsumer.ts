@@ -3,7 +3,7 @@ import type { Env } from "../env";
 import { AnalyticsMessage } from "../schemas/analytics";
 import { errorText, logLine } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
-import { rawEventsCutoff } from "./retention";
+import { acceptCutoff } from "./retention";
 
 /**
  * Analytics queue consumer: decisions and offer impressions, written with ONE D1 batch per
@@ -16,8 +16,8 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
   const { valid, poison } = sortDelivery(batch, AnalyticsMessage, "analytics");
   if (valid.length === 0) return;
 
-  // Rows dated before the raw-retention cutoff are not stored (src/analytics/store.ts): counted `expired`.
-  const cutoff = rawEventsCutoff(new Date());
+  // Rows dated before the accept cutoff are not stored (src/analytics/horizons.ts): counted `expired`.
+  const cutoff = acceptCutoff(new Date());
   const statements = valid.map((v) => analyticsMessageStatement(env.DB, v.body, cutoff));
   const expired = valid.filter((v) => analyticsMessageTime(v.body) < cutoff).length;
   let results: D1Result[];

@@ -9,7 +9,7 @@ import { crossMerchantPeersOf } from "../storage/consent";
 import { invalidateProfile, KV_REWRITE_WAIT_MS, type ProfileKey, refreshProfiles } from "../storage/profile";
 import { errorText, logLine } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
-import { rawEventsCutoff } from "./retention";
+import { acceptCutoff } from "./retention";
 
 /** Profiles refreshed per D1 batch (five statements whatever the count, then one version check; the chunk bounds the JSON parameter and the KV writes in flight). */
 const REFRESH_CHUNK = 50;
@@ -87,11 +87,11 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
 
 /**
  * The events and their conversions, one D1 batch. Events paid, and decisions issued, before the
- * raw-retention cutoff at this clock are not stored (dropped as expired; a payment whose decision is
+ * accept cutoff at this clock (src/analytics/horizons.ts) are not stored (dropped as expired; a payment whose decision is
  * that old is stored without its conversion: `conversions_expired`).
  */
 async function storeEvents(env: Env, events: FeedbackMessage[]) {
-  const cutoff = rawEventsCutoff(new Date());
+  const cutoff = acceptCutoff(new Date());
   const outcome = await storeUsageEvents(env.DB, events.map(toUsageRow), cutoff, conversionStatements(env.DB, events, cutoff));
   const conversionsExpired = outcome.inserted.filter((i) => (events[i]!.decision?.issued_at ?? cutoff) < cutoff).length;
   return { ...outcome, conversionsExpired };

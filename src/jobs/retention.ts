@@ -1,4 +1,4 @@
-import { floorTo } from "../analytics/timeBuckets";
+import { acceptCutoffMs, RAW_DAYS, rawHorizonMs } from "../analytics/horizons";
 import type { Env } from "../env";
 import { applyRetentionChunk, RETENTION_RULES, retentionChunkQueries, type RetentionRule } from "../storage/deletions";
 import { QueryBudget } from "./budget";
@@ -7,9 +7,9 @@ import { QueryBudget } from "./budget";
  * Retention windows (API.md §3): raw usage events (and dead letters, migration 0007) 90 days; a customer's profile (preferences and
  * the method_stats aggregates) 18 months after last use; proof (consent log, purge tombstones,
  * data-rights audit) 3 years. A row is removed once it is strictly older than its window (raw
- * events: than the start of the hour 90 days back).
+ * events: than the raw horizon, src/analytics/horizons.ts).
  */
-export const RAW_EVENTS_DAYS = 90;
+export const RAW_EVENTS_DAYS = RAW_DAYS;
 export const PROFILE_MONTHS = 18;
 export const LEGAL_PROOF_MONTHS = 36;
 
@@ -25,12 +25,17 @@ export function monthsBefore(now: Date, months: number): Date {
 }
 
 /**
- * Hour-aligned (up to an hour more than 90 days) like the raw analytics rows (src/analytics/retention.ts
- * rawHorizonMs): payment rollups are rebuilt hour by hour from these rows, so an hour that can still
- * get a late payment must keep all of them. The feedback consumer drops an event paid before the
- * cutoff at its own clock (src/storage/events.ts): no retention run has used a later one.
+ * The raw horizon, like the raw analytics rows' (src/analytics/horizons.ts): payment rollups are
+ * rebuilt hour by hour from these rows, so an hour that can still get a late payment keeps all of them.
  */
-export const rawEventsCutoff = (now: Date) => new Date(floorTo(now.getTime() - RAW_EVENTS_DAYS * 24 * 3600 * 1000, "hour")).toISOString();
+export const rawEventsCutoff = (now: Date) => new Date(rawHorizonMs(now.getTime())).toISOString();
+
+/**
+ * What the consumers still store, at their clock (src/analytics/horizons.ts): a raw row dated before
+ * this is dropped as expired. An hour later than any cutoff a retention run can have used meanwhile,
+ * so a redelivery or a re-driven letter never inserts anew a row retention deleted.
+ */
+export const acceptCutoff = (now: Date) => new Date(acceptCutoffMs(now.getTime())).toISOString();
 
 export function retentionCutoffs(now: Date): Record<RetentionRule["window"], string> {
   return {

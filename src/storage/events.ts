@@ -19,7 +19,7 @@ export interface UsageEventRow {
 /**
  * `opted_out` / `pending_deletion`: the customer was, now or when the event was received;
  * `purged`: received before the customer's purge, consumed after it (a queue delay or retry);
- * `expired`: paid before the raw-event retention cutoff at the consumer's clock (consumed late).
+ * `expired`: paid before the accept cutoff at the consumer's clock (src/analytics/horizons.ts: consumed over an hour late).
  */
 export type DropReason = "opted_out" | "pending_deletion" | "purged" | "expired";
 
@@ -66,10 +66,11 @@ const pendingAt = (m: string, ref: string, time: string) => `EXISTS (SELECT 1 FR
  * opted out … or whose deletion is pending are not stored"), not whichever state a queue delay, a
  * retry or a re-driven dead letter happens to meet, and a later opt-out or deletion still wins. A
  * skipped row (duplicate or blocked) fires no trigger, so the aggregates count each stored event
- * exactly once. Nor is an event paid before ?15, the raw-event retention cutoff at the consumer's
- * clock: retention may already have deleted its stored row (it deletes exactly `occurred_at < cutoff`,
- * and never with a later cutoff than the consumer's), so a redelivery or a re-driven dead letter
- * would insert it anew and count it twice; and its hour's rollups are final.
+ * exactly once. Nor is an event paid before ?15, the accept cutoff at the consumer's clock
+ * (src/analytics/horizons.ts): retention may have deleted its stored row, so a redelivery or a
+ * re-driven dead letter would insert it anew and count it twice. Retention deletes only rows an hour
+ * older than that cutoff, so a batch that read its clock before an hour boundary and commits after a
+ * retention run still finds every row it could duplicate.
  */
 const INSERT_EVENT = `
 INSERT INTO usage_events (merchant_id, event_id, customer_ref, method_id, amount, currency, device_type,
@@ -101,7 +102,7 @@ FROM ev`;
 /**
  * Writes up to 100 events with ONE D1 batch (one implicit transaction): the blocked-customer read,
  * one INSERT per event, then `extra` statements (e.g. conversion records) that must commit with them.
- * `rawCutoff` is the raw-event retention cutoff at the caller's clock (events paid before it are
+ * `rawCutoff` is the accept cutoff at the caller's clock (events paid before it are
  * dropped as expired, INSERT_EVENT). Throws when D1 fails; nothing of the batch is then committed.
  */
 export async function storeUsageEvents(db: D1Database, rows: UsageEventRow[], rawCutoff: string, extra: D1PreparedStatement[] = []): Promise<StoreOutcome> {

@@ -1,15 +1,19 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { applyAnalyticsRetention } from "../../src/analytics/retention";
-import { applyRetention, retentionCutoffs } from "../../src/jobs/retention";
+import { analyticsMessageStatement } from "../../src/analytics/store";
+import worker from "../../src/index";
+import { toUsageRow } from "../../src/jobs/feedbackConsumer";
+import { acceptCutoff, applyRetention, retentionCutoffs } from "../../src/jobs/retention";
+import { storeUsageEvents } from "../../src/storage/events";
 import type { SummaryResponse } from "../../src/schemas/analytics";
 import type { FeedbackMessage } from "../../src/schemas/feedback";
-import { deliverAnalytics, getJson, makeDecision, postFeedback, rollupCron, storeFeedback } from "../helpers/analytics";
+import { deliverAnalytics, getJson, makeDecision, postFeedback, rollupCron, rollupRun, storeFeedback } from "../helpers/analytics";
 import { api, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 
 /**
- * The edges of the analytics retention: raw rows 90 days (hour-aligned: src/analytics/retention.ts
- * rawHorizonMs), rollups 25 months. Numbers already rolled up never change because retention took
+ * The edges of the analytics retention: raw rows 90 days (hour-aligned, with the margins of
+ * src/analytics/horizons.ts), rollups 25 months. Numbers already rolled up never change because retention took
  * raw rows away from under them, and a window at the rollup horizon counts the hours still kept.
  */
 const HOUR = 3_600_000;
@@ -99,9 +103,9 @@ describe("a conversion whose payment time is far older than its decision", () =>
 });
 
 describe("the hour that straddles the raw-retention cutoff", () => {
-  it("raw events go only in hours wholly older than 90 days", () => {
+  it("raw events go only in hours wholly older than 90 days and two hours (the consumers store an hour more, src/analytics/horizons.ts)", () => {
     const now = new Date("2026-06-15T10:42:17.123Z");
-    expect(retentionCutoffs(now).raw_events).toBe("2026-03-17T10:00:00.000Z");
+    expect(retentionCutoffs(now).raw_events).toBe("2026-03-17T08:00:00.000Z");
   });
 
   it("a late payment in that hour does not rebuild its rollup from half of its raw rows", async () => {
@@ -143,8 +147,8 @@ describe("the hour just past the raw horizon (kept open an hour for late rows)",
     const range = `?from=${iso(X)}&to=${iso(X + HOUR)}`;
 
     // 90 days on: a retried message of hour X is stored just before the hour turns, and no rollup runs before the daily job.
-    await atClock(X + 90 * DAY + 50 * 60_000, async () => expect((await deliverAnalytics([(await decision(2)).message])).explicitAcks).toHaveLength(1));
-    const dailyAt = X + 90 * DAY + HOUR + 17 * 60_000; // deletes the rows of hour X
+    await atClock(X + 90 * DAY + HOUR + 50 * 60_000, async () => expect((await deliverAnalytics([(await decision(2)).message])).explicitAcks).toHaveLength(1));
+    const dailyAt = X + 90 * DAY + 3 * HOUR + 17 * 60_000; // deletes the rows of hour X
     await applyRetention(env, new Date(dailyAt));
     await applyAnalyticsRetention(env.DB, new Date(dailyAt));
     // A re-driven dead letter of hour X arrives after the run: not stored (logged as expired).
@@ -213,5 +217,88 @@ describe("the day that straddles the rollup-retention cutoff (25 months)", () =>
     expect(hourly.points.reduce((n, p) => n + p.treatment, 0)).toBe(3);
     expect(daily.points.map((p) => p.treatment)).toEqual([3]);
     expect(s.arms.treatment.decisions).toBe(3);
+  });
+});
+
+/** The real feedback queue handler, a first delivery (attempts 1). */
+async function consumeFeedback(bodies: FeedbackMessage[]) {
+  const batch = createMessageBatch("feedback-events-dev", bodies.map((body, i) => ({ id: `h_${crypto.randomUUID()}_${i}`, timestamp: new Date(), attempts: 1, body })));
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env, ctx);
+  await waitOnExecutionContext(ctx);
+  return getQueueResult(batch, ctx);
+}
+
+const consumerLine = (log: { mock: { calls: unknown[][] } }) =>
+  log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
+
+describe("what the API just accepted, delivered across an hour boundary (src/analytics/horizons.ts)", () => {
+  it("a payment accepted at 10:59:59, paid 89 d 23 h 59 m 59.5 s before, is stored when its first delivery lands at 11:00:01", async () => {
+    const shop = await createMerchant();
+    const received = Date.UTC(2031, 0, 10, 10, 59, 59);
+    const msg = await atClock(received, () => postFeedback(shop, { customer_id: "fresh_edge", method_id: "visa", event_id: "e_fresh_edge", occurred_at: new Date(received - 90 * DAY + 500).toISOString() }));
+    const log = vi.spyOn(console, "log");
+    expect((await atClock(received + 2_000, () => consumeFeedback([msg]))).explicitAcks).toHaveLength(1);
+    expect(consumerLine(log)).toMatchObject({ stored: 1, dropped_expired: 0 });
+  });
+
+  it("its conversion (decision 89 d 23 h 59 m 55 s old at receipt) is stored by the real consumer and counted by the summary", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const received = Date.UTC(2031, 0, 10, 10, 59, 50);
+    const issued = received - 90 * DAY + 5_000;
+    const H = floorHour(issued);
+    const d = await makeDecision(shop.merchantId, { customer: null, at: issued, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] });
+    await atClock(issued + 60_000, () => deliverAnalytics([d.message]));
+    await rollupCron(H + 2 * HOUR);
+    const msg = await atClock(received, () => postFeedback(shop, { customer_id: "conv_edge", method_id: "visa", event_id: "e_conv_edge", decision_id: d.id }));
+    const log = vi.spyOn(console, "log");
+    await atClock(received + 12_000, () => consumeFeedback([msg]));
+    expect(consumerLine(log)).toMatchObject({ stored: 1, conversions_expired: 0 });
+    expect((await atClock(received + 30_000, () => summaryOf(shop, `?from=${iso(H)}&to=${iso(H + HOUR)}`))).arms.treatment).toMatchObject({ decisions: 1, conversions: 1 });
+  });
+
+  it("a payment consumed over an hour late is dropped as expired, counted in the consumer's line (never silently)", async () => {
+    const shop = await createMerchant();
+    const received = Date.UTC(2031, 0, 10, 10, 59, 59);
+    const msg = await atClock(received, () => postFeedback(shop, { customer_id: "late_edge", method_id: "visa", event_id: "e_late_edge", occurred_at: new Date(received - 90 * DAY + 500).toISOString() }));
+    const log = vi.spyOn(console, "log");
+    await atClock(received + 2 * HOUR, () => consumeFeedback([msg]));
+    expect(consumerLine(log)).toMatchObject({ stored: 0, dropped_expired: 1 });
+  });
+});
+
+describe("a consumer batch that read its clock before an hour boundary and commits after that boundary's cron", () => {
+  const B = Date.UTC(2031, 0, 10, 11, 0, 0);
+
+  it("stores nothing into an hour retention deleted, so the hour's rolled-up numbers stay", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    // The oldest hour a consumer at 10:59:59.9 still stores into.
+    const cutoffAtStart = acceptCutoff(new Date(B - 100));
+    const X = Date.parse(cutoffAtStart);
+    const mk = (i: number) => makeDecision(shop.merchantId, { customer: null, at: X + 10 * 60_000 + i * 1000, arm: "treatment", fallback: null, ranked: ["visa"] });
+    const recorded = [await mk(0), await mk(1)];
+    await atClock(X + 15 * 60_000, () => deliverAnalytics(recorded.map((d) => d.message)));
+    await rollupCron(X + 2 * HOUR);
+    const range = `?from=${iso(X)}&to=${iso(X + HOUR)}`;
+    await rollupRun(B); // the 11:00 cron: rollups, purge, raw retention
+    await env.DB.batch([analyticsMessageStatement(env.DB, (await mk(2)).message, cutoffAtStart)]); // the slow batch commits
+    await rollupRun(B + 5 * 60_000);
+    // All three: the hour was neither deleted nor made final under the late row.
+    expect((await atClock(B + 6 * 60_000, () => summaryOf(shop, range))).arms.treatment.decisions).toBe(3);
+  });
+
+  it("never inserts anew a payment whose stored row that cron's retention deleted (no double count)", async () => {
+    const shop = await createMerchant();
+    const cutoffAtStart = acceptCutoff(new Date(B - 100));
+    // Paid an hour before the oldest time the slow batch still stores: retention at B may delete it.
+    const paidAt = Date.parse(cutoffAtStart) - HOUR + 10 * 60_000;
+    const msg = await atClock(paidAt + 90 * DAY - 60_000, () => postFeedback(shop, { customer_id: "dup_edge", method_id: "paypal", event_id: "e_dup_edge", occurred_at: new Date(paidAt).toISOString() }));
+    await atClock(paidAt + 90 * DAY - 59_000, () => consumeFeedback([msg]));
+    const uses = () => env.DB.prepare("SELECT uses FROM method_stats WHERE merchant_id = ? AND customer_ref = ? AND bucket = '*' AND method_id = 'paypal'").bind(shop.merchantId, msg.customer_ref).first<number>("uses");
+    expect(await uses()).toBe(1);
+    await rollupRun(B);
+    expect(await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ? AND event_id = 'e_dup_edge'").bind(shop.merchantId).first("n")).toBe(0);
+    await storeUsageEvents(env.DB, [toUsageRow(msg)], cutoffAtStart); // the redelivery's slow batch
+    expect(await uses()).toBe(1); // API.md §2: at-least-once delivery never double-counts
   });
 });

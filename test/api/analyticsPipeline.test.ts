@@ -285,9 +285,9 @@ describe("customer purge and retention", () => {
     expect(await countRows("analytics_decisions", "customer_ref = ?", ref)).toBe(0);
   });
 
-  it("raw rows go after 90 days (from the start of that hour), rollups after 25 months, each strictly older than its window", async () => {
+  it("raw rows go after 90 days (from the start of that hour, less two: src/analytics/horizons.ts), rollups after 25 months, each strictly older than its window", async () => {
     const now = new Date();
-    const raw = floorHour(now.getTime() - 90 * DAY);
+    const raw = floorHour(now.getTime() - 90 * DAY) - 2 * HOUR;
     const db = env.DB;
     const insertDecision = (key: string, at: number) =>
       db.prepare("INSERT INTO analytics_decisions (merchant_id, decision_key, customer_ref, decided_at, arm, personalized, ranked) VALUES (?, ?, 'r', ?, 'treatment', 1, '[]')")

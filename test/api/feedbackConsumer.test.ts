@@ -311,8 +311,8 @@ describe("feedback queue consumer", () => {
     const e = await message("cus_aged_out", { method_id: "paypal", occurred_at: new Date(Date.now() - 90 * 86_400_000 + 10 * 60_000).toISOString() });
     await deliver([e]);
     expect((await stat(e.customer_ref, "paypal"))?.uses).toBe(1);
-    // Two hours on, the event is past the hour-aligned 90 days: retention removes its row.
-    const later = Date.now() + 2 * 3_600_000;
+    // Four hours on, the event is past the raw horizon (90 days back, hour-aligned, less two hours): retention removes its row.
+    const later = Date.now() + 4 * 3_600_000;
     await applyRetention(env, new Date(later));
     expect(await countEvents("merchant_id = ? AND event_id = ?", shop.merchantId, e.event_id)).toBe(0);
     const log = vi.spyOn(console, "log");

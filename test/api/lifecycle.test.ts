@@ -95,8 +95,9 @@ describe("bounded work per run", () => {
   it("an hour of raw rows at the README's planned volume (~220,000 answers a day) expires at once and goes in the next 5-minute run", async () => {
     const m = await createMerchant();
     const T = Date.UTC(2032, 6, 1, 10, 0, 0);
-    // The hour that just passed the horizon: 9,200 decisions, as many offer impressions, 2,000 payments.
-    const hour = T - 90 * DAY_MS - HOUR_MS;
+    // The hour that just passed the horizon (two hours behind the hour 90 days back, src/analytics/horizons.ts):
+    // 9,200 decisions, as many offer impressions, 2,000 payments.
+    const hour = T - 90 * DAY_MS - 3 * HOUR_MS;
     await seedRawRows(m, hour, HOUR_MS, 2_000, ["usage_events"]);
     await seedRawRows(m, hour, HOUR_MS, 9_200, ["decisions", "impressions"]);
     const report = await applyRawRetention(env, new Date(T), { budget: new QueryBudget(QUERY_SHARES.frequent.raw_retention) });
@@ -370,7 +371,7 @@ describe("retention windows at their exact boundaries", () => {
   const at = (cutoff: string, deltaS: number) => iso(Date.parse(cutoff) + deltaS * 1000);
 
   it("computes the windows", () => {
-    expect(cut.raw_events).toBe("2029-06-02T03:00:00.000Z"); // 90 days back, at the start of that hour (rollups are rebuilt by hour)
+    expect(cut.raw_events).toBe("2029-06-02T01:00:00.000Z"); // the start of the hour 90 days back, less two hours (src/analytics/horizons.ts)
     expect(cut.profile).toBe("2028-02-29T03:17:00.000Z");
     expect(cut.legal_proof).toBe("2026-08-31T03:17:00.000Z");
     expect(monthsBefore(new Date(Date.UTC(2029, 2, 31)), 1).toISOString()).toBe("2029-02-28T00:00:00.000Z");
