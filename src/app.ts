@@ -3,7 +3,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { App, AppEnv } from "./env";
 import { ApiError, isDependencyFailure, renderError } from "./errors";
-import { errorText } from "./log";
+import { errorText, stackFrames } from "./log";
 import { adminAuth } from "./middleware/adminAuth";
 import { merchantAuth, merchantAuthorization } from "./middleware/auth";
 import { bodyLimits } from "./middleware/bodyLimits";
@@ -99,6 +99,7 @@ export function createApp(): App {
       return renderError(c, new ApiError("UNAVAILABLE", "A storage dependency is unavailable right now; retry the request"));
     }
     logField(c, "error_code", "INTERNAL_ERROR");
+    logField(c, "stack", stackFrames(err)); // a bug of ours: where it was thrown
     return renderError(c, new ApiError("INTERNAL_ERROR", "Something went wrong on our side; the request id helps us find it"));
   });
 

@@ -1,19 +1,21 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
-import { errorText, logLine } from "../log";
+import { errorText, logLine, writeLine } from "../log";
 
 /**
- * One structured JSON line per request (the design document's fields). Customer ids never appear
- * in the clear: routes put the pseudonym (`customer_ref`) into `logFields`.
+ * One structured JSON line per request (the design document's fields), written at the level of its
+ * status. Customer ids never appear in the clear: routes put the pseudonym (`customer_ref`) into
+ * `logFields`.
  */
 export function requestLogger(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = Date.now();
     await next();
     const status = c.res.status;
+    const level = status >= 500 ? "error" : status >= 400 ? "warn" : "info";
     const line = {
       timestamp: new Date().toISOString(),
-      level: status >= 500 ? "error" : status >= 400 ? "warn" : "info",
+      level,
       request_id: c.get("requestId"),
       merchant_id: c.get("merchant")?.merchant_id ?? null,
       endpoint: loggedPath(c.req.path),
@@ -24,7 +26,7 @@ export function requestLogger(): MiddlewareHandler<AppEnv> {
       cf_country: c.req.header("CF-IPCountry") ?? (c.req.raw.cf?.country as string | undefined) ?? null,
       ...c.get("logFields"),
     };
-    console.log(JSON.stringify(line));
+    writeLine(level, line);
   };
 }
 

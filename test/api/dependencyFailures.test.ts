@@ -108,6 +108,23 @@ describe("a failing dependency is a degraded answer or 503 UNAVAILABLE, never 50
     expect([bug.status, bug.code]).toEqual([500, "INTERNAL_ERROR"]);
   });
 
+  it("a 500 (a bug of ours) is written at error level through console.error, with where it was thrown and no request data", async () => {
+    const prefs = operations.find((o) => o.method === "GET" && o.path === "/v1/personalize/preferences")!;
+    vi.spyOn(env.DB, "batch").mockRejectedValue(new Error("D1_ERROR: no such column: foo: SQLITE_ERROR"));
+    const written: { via: string; line: Record<string, unknown> }[] = [];
+    for (const via of ["log", "info", "warn", "error"] as const) {
+      vi.spyOn(console, via).mockImplementation((...args: unknown[]) => void written.push({ via, line: JSON.parse(String(args[0])) as Record<string, unknown> }));
+    }
+    const res = await recordedFetch(`/v1/personalize/preferences?customer_id=cus_dep_500`, { headers: credentials(prefs, merchant) });
+    await res.arrayBuffer();
+    vi.restoreAllMocks();
+    expect(res.status).toBe(500);
+    const mine = written.filter((w) => w.line.request_id === res.headers.get("X-Request-Id") && "status_code" in w.line);
+    expect(mine.map((w) => [w.via, w.line.level, w.line.error_code])).toEqual([["error", "error", "INTERNAL_ERROR"]]);
+    expect(mine[0]!.line.stack).toMatch(/^at /);
+    expect(JSON.stringify(mine[0]!.line)).not.toContain("cus_dep_500");
+  });
+
   for (const mode of MODES) {
     it(`when ${mode.name} fail`, async () => {
       // Warm the isolate's key and merchant memo first, as traffic would have.

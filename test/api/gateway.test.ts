@@ -45,8 +45,8 @@ describe("errors", () => {
     expect(res.headers.get("Allow")).toContain("GET");
   });
 
-  it("the request lines of a 404 and a 405 carry their error_code, like every other error", async () => {
-    const logs = vi.spyOn(console, "log");
+  it("the request lines of a 404 and a 405 carry their error_code, like every other error, and are written at warn level", async () => {
+    const logs = vi.spyOn(console, "warn");
     try {
       await expectError(await api(m.secretKey, "/v1/nope"), 404, "NOT_FOUND");
       await expectError(await api(m.secretKey, "/v1/personalize/customers/cus_x/export", { method: "PUT" }), 405, "METHOD_NOT_ALLOWED");
