@@ -41,7 +41,7 @@ export function createApp(): App {
   app.use("*", requestId());
   app.use("*", responseHeaders());
   app.use("*", jsonCharset());
-  app.use("*", requestLogger());
+  app.use("*", requestLogger(app));
   // Only a merchant route that exists answers for a merchant: the one place CORS may grant anything.
   const merchantRouteExists = (path: string) => path.startsWith("/v1/") && isMerchantRoute(path) && methodsForPath(app, path).length > 0;
   app.use("*", cors(merchantRouteExists));

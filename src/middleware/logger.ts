@@ -1,13 +1,14 @@
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv } from "../env";
+import type { App, AppEnv } from "../env";
 import { errorText, logLine, writeLine } from "../log";
+import { routeLiterals, routeTemplate } from "./routing";
 
 /**
  * One structured JSON line per request (the design document's fields), written at the level of its
  * status. Customer ids never appear in the clear: routes put the pseudonym (`customer_ref`) into
- * `logFields`.
+ * `logFields`, and `endpoint` is a route template, never the path as sent.
  */
-export function requestLogger(): MiddlewareHandler<AppEnv> {
+export function requestLogger(app: App): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = Date.now();
     await next();
@@ -18,7 +19,7 @@ export function requestLogger(): MiddlewareHandler<AppEnv> {
       level,
       request_id: c.get("requestId"),
       merchant_id: c.get("merchant")?.merchant_id ?? null,
-      endpoint: loggedPath(c.req.path),
+      endpoint: loggedEndpoint(app, c.req.path),
       method: c.req.method,
       status_code: status,
       latency_ms: Date.now() - started,
@@ -40,8 +41,14 @@ export function logRequestError(c: Context<AppEnv>, message: string, err: unknow
   logLine("error", message, { request_id: c.get("requestId"), merchant_id: c.get("merchant")?.merchant_id ?? null, error: errorText(err) });
 }
 
-/** Customer routes carry the id in the path (API.md §3); the log line shows the template instead. */
-const CUSTOMER_PATH = /^\/v1\/personalize\/customers\/[^/]+/;
-export function loggedPath(path: string): string {
-  return path.replace(CUSTOMER_PATH, "/v1/personalize/customers/{customer_id}");
+/**
+ * Customer routes carry the id in the path (API.md §3), and a path no route takes may carry one
+ * anywhere (`//v1/personalize/customers/<id>`): a known path is logged as its route template, an
+ * unknown one as `(unmatched)` with every segment that is not a literal of some route as `*`.
+ */
+export function loggedEndpoint(app: App, path: string): string {
+  const template = routeTemplate(app, path);
+  if (template !== null) return template;
+  const literals = routeLiterals(app);
+  return `(unmatched) /${path.split("/").filter((s) => s !== "").map((s) => (literals.has(s) ? s : "*")).join("/")}`;
 }

@@ -2,25 +2,49 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { App, AppEnv } from "../env";
 import { ApiError } from "../errors";
 
-type Pattern = { method: string; re: RegExp };
+type Pattern = { method: string; re: RegExp; template: string };
 
 /** Per app, built on first use: routes are registered after the middleware that reads them. */
 const patternsOf = new WeakMap<App, Pattern[]>();
 
-/** The methods some route of `app` takes on `path` (HEAD with GET, OPTIONS with any); empty for an unknown path. */
-export function methodsForPath(app: App, path: string): string[] {
-  let patterns = patternsOf.get(app);
-  if (!patterns) {
-    patterns = app.routes
+function patterns(app: App): Pattern[] {
+  let found = patternsOf.get(app);
+  if (!found) {
+    found = app.routes
       .filter((r) => r.method !== "ALL")
       // Literal parts escaped (the "." of /v1/openapi.json must not match any character), parameters as one segment.
-      .map((r) => ({ method: r.method, re: new RegExp("^" + r.path.split(/(:[A-Za-z_]+)/).map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("") + "$") }));
-    patternsOf.set(app, patterns);
+      .map((r) => ({
+        method: r.method,
+        re: new RegExp("^" + r.path.split(/(:[A-Za-z_]+)/).map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("") + "$"),
+        template: r.path.replace(/:([A-Za-z_]+)/g, "{$1}"), // the contract's spelling of a parameter
+      }));
+    patternsOf.set(app, found);
   }
-  const methods = new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method));
+  return found;
+}
+
+/** The methods some route of `app` takes on `path` (HEAD with GET, OPTIONS with any); empty for an unknown path. */
+export function methodsForPath(app: App, path: string): string[] {
+  const methods = new Set(patterns(app).filter((p) => p.re.test(path)).map((p) => p.method));
   if (methods.has("GET")) methods.add("HEAD"); // answered by the GET route, without the body
   if (methods.size > 0) methods.add("OPTIONS");
   return [...methods];
+}
+
+/** The template (`/v1/personalize/customers/{customer_id}`) of the route `path` is, whatever the method; null for an unknown path. */
+export function routeTemplate(app: App, path: string): string | null {
+  return patterns(app).find((p) => p.re.test(path))?.template ?? null;
+}
+
+/** Every literal segment of a route path (`v1`, `customers`, `export`, …): the only parts of an unknown path safe to log. */
+const literalsOf = new WeakMap<App, Set<string>>();
+export function routeLiterals(app: App): Set<string> {
+  let found = literalsOf.get(app);
+  if (!found) {
+    found = new Set(patterns(app).flatMap((p) => p.template.split("/").filter((s) => s !== "" && !s.startsWith("{"))));
+    literalsOf.set(app, found);
+  }
+  return found;
 }
 
 // Allow names OPTIONS (cors() answers preflights); a plain OPTIONS gets that list, not a 405 contradicting it.

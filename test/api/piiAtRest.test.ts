@@ -96,6 +96,30 @@ describe("PII at rest", () => {
     expect(containsRaw(logs)).toEqual([]);
   });
 
+  it("a customer path no route takes (doubled slash, trailing slash) is logged without the id, as an unmatched endpoint", async () => {
+    const m = await createMerchant();
+    const id = encodeURIComponent(RAW_ID);
+    const lines: Record<string, unknown>[] = [];
+    for (const level of ["log", "info", "warn", "error"] as const) {
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void lines.push(JSON.parse(args.map(String).join(" ")) as Record<string, unknown>));
+    }
+    const statuses = [
+      (await api(m.secretKey, `/v1/personalize/customers/${id}/export`)).status,
+      (await api(m.secretKey, `//v1/personalize/customers/${id}/export`)).status,
+      (await api(m.secretKey, `/v1/personalize/customers/${id}/export/`)).status,
+      (await api(m.secretKey, `/v1/personalize//customers/${id}`, { method: "DELETE" })).status,
+    ];
+    vi.restoreAllMocks();
+    expect(statuses).toEqual([200, 404, 404, 404]);
+    expect(containsRaw(lines.map((l) => JSON.stringify(l)))).toEqual([]);
+    expect(lines.filter((l) => "status_code" in l).map((l) => l.endpoint)).toEqual([
+      "/v1/personalize/customers/{customer_id}/export",
+      "(unmatched) /v1/personalize/customers/*/export",
+      "(unmatched) /v1/personalize/customers/*/export",
+      "(unmatched) /v1/personalize/customers/*",
+    ]);
+  });
+
   it("the pseudonym is keyed: another PII_KEY gives another ref, and it is not a plain hash of the id", async () => {
     const { customerRef } = await import("../../src/crypto/pseudonym");
     const { sha256Hex } = await import("../../src/crypto/hash");
