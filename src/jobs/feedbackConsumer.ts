@@ -67,20 +67,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   }
   for (const { msg } of valid) msg.ack();
 
-  const dropped = [...outcome.dropped.values()];
-  logLine("info", "feedback batch stored", {
-    queue: batch.queue,
-    messages: batch.messages.length,
-    stored: outcome.inserted.length,
-    duplicates: outcome.duplicates.length,
-    dropped_opted_out: dropped.filter((r) => r === "opted_out").length,
-    dropped_pending_deletion: dropped.filter((r) => r === "pending_deletion").length,
-    dropped_purged: dropped.filter((r) => r === "purged").length,
-    dropped_expired: dropped.filter((r) => r === "expired").length,
-    conversions_expired: outcome.conversionsExpired,
-    poison,
-    duration_ms: Date.now() - started,
-  });
+  logLine("info", "feedback batch stored", { queue: batch.queue, messages: batch.messages.length, ...storedCounts([outcome]), poison, duration_ms: Date.now() - started });
 
   await refreshTouchedProfiles(env, [...outcome.inserted, ...outcome.duplicates.filter((i) => valid[i]!.msg.attempts > 1)].map((i) => events[i]!));
 }
@@ -97,12 +84,31 @@ async function storeEvents(env: Env, events: FeedbackMessage[]) {
   return { ...outcome, conversionsExpired };
 }
 
+type StoreEventsOutcome = Awaited<ReturnType<typeof storeEvents>>;
+
+/** The counters of the `feedback batch stored` lines (docs/feedback.md), over one write or one per message. */
+function storedCounts(outcomes: StoreEventsOutcome[]) {
+  const dropped = outcomes.flatMap((o) => [...o.dropped.values()]);
+  const sum = (count: (o: StoreEventsOutcome) => number) => outcomes.reduce((n, o) => n + count(o), 0);
+  return {
+    stored: sum((o) => o.inserted.length),
+    duplicates: sum((o) => o.duplicates.length),
+    dropped_opted_out: dropped.filter((r) => r === "opted_out").length,
+    dropped_pending_deletion: dropped.filter((r) => r === "pending_deletion").length,
+    dropped_purged: dropped.filter((r) => r === "purged").length,
+    dropped_expired: dropped.filter((r) => r === "expired").length,
+    conversions_expired: sum((o) => o.conversionsExpired),
+  };
+}
+
 async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; body: FeedbackMessage }[], started: number, poison: number): Promise<void> {
   const stored: FeedbackMessage[] = [];
+  const outcomes: StoreEventsOutcome[] = [];
   let failed = 0;
   for (const { msg, body: event } of valid) {
     try {
       const outcome = await storeEvents(env, [event]);
+      outcomes.push(outcome);
       // A duplicate here is a redelivery whose first write committed; its refresh may never have run.
       if (outcome.inserted.length > 0 || outcome.duplicates.length > 0) stored.push(event);
       msg.ack();
@@ -112,7 +118,7 @@ async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unkn
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     }
   }
-  logLine("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, stored: stored.length, failed, poison, duration_ms: Date.now() - started });
+  logLine("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, ...storedCounts(outcomes), failed, poison, duration_ms: Date.now() - started });
   await refreshTouchedProfiles(env, stored);
 }
 

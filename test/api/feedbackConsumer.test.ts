@@ -223,6 +223,23 @@ describe("feedback queue consumer", () => {
     expect(summary).toMatchObject({ stored: 1, dropped_opted_out: 1, dropped_pending_deletion: 1, duplicates: 0 });
   });
 
+  it("a redelivered batch stored message by message logs the same counters: drops by reason, duplicates apart from stored", async () => {
+    const now = new Date().toISOString();
+    const optedOut = await customerRef(env.PII_KEY, "cus_split_optout");
+    await env.DB.prepare("INSERT INTO preferences (merchant_id, customer_ref, personalization_enabled, created_at, updated_at) VALUES (?, ?, 0, ?, ?)").bind(shop.merchantId, optedOut, now, now).run();
+    const already = await message("cus_split_stored");
+    await deliver([already]);
+    const bodies = [await message("cus_split_optout"), already, await message("cus_split_new")];
+    // This redelivery's whole-batch write fails, so the consumer goes message by message.
+    vi.spyOn(env.DB, "batch").mockRejectedValueOnce(new Error("D1_ERROR: Network connection lost."));
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const log = vi.spyOn(console, "log");
+    const { result } = await deliver(bodies, 2);
+    expect(result.explicitAcks).toHaveLength(3);
+    const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored message by message");
+    expect(summary).toMatchObject({ messages: 3, stored: 1, duplicates: 1, dropped_opted_out: 1, dropped_pending_deletion: 0, dropped_purged: 0, dropped_expired: 0, conversions_expired: 0, failed: 0, poison: 0 });
+  });
+
   it("what counts is the customer's state when the event was received: opted out then, or pending deletion then, is dropped after an opt-in or a restore", async () => {
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const between = (a: string, b: string) => new Date((Date.parse(a) + Date.parse(b)) / 2).toISOString();
