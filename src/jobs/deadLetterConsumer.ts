@@ -2,7 +2,7 @@ import type { Env } from "../env";
 import { MerchantId } from "../schemas/common";
 import { type DeadLetterQueue, insertDeadLetters, type NewDeadLetter } from "../storage/deadLetters";
 import { errorText, logLine } from "../log";
-import { deadLetterRetryDelaySeconds } from "./delivery";
+import { DEAD_LETTER_MAX_RETRIES, deadLetterRetryDelaySeconds } from "./delivery";
 
 /** Bodies are kept up to 64 KB of JSON text; ours are far smaller (a longer one is cut and flagged). */
 export const MAX_BODY_CHARS = 64 * 1024;
@@ -54,8 +54,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
   try {
     ({ stored, erased } = await insertDeadLetters(env.DB, letters));
   } catch (err) {
-    logLine("error", "dead letter write failed; retrying", { queue: batch.queue, messages: batch.messages.length, error: errorText(err) });
-    for (const msg of batch.messages) msg.retry({ delaySeconds: deadLetterRetryDelaySeconds(msg.attempts) });
+    retryOrLose(batch, err);
     return;
   }
   for (const msg of batch.messages) msg.ack();
@@ -72,4 +71,18 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
     truncated: letters.filter((l) => l.truncated).length,
     duration_ms: Date.now() - started,
   });
+}
+
+/**
+ * Every message retries; one on its last attempt (the first delivery and DEAD_LETTER_MAX_RETRIES
+ * retries) has no queue behind it, so the platform discards it: that is logged as lost, not retrying.
+ */
+function retryOrLose(batch: MessageBatch<unknown>, err: unknown): void {
+  const lost = batch.messages.filter((msg) => msg.attempts > DEAD_LETTER_MAX_RETRIES);
+  const retrying = batch.messages.length - lost.length;
+  if (retrying > 0) logLine("error", "dead letter write failed; retrying", { queue: batch.queue, messages: retrying, error: errorText(err) });
+  if (lost.length > 0) {
+    logLine("error", "dead letters lost", { queue: batch.queue, metric: "dead_letters_lost", messages: lost.length, message_ids: lost.map((m) => m.id), error: errorText(err) });
+  }
+  for (const msg of batch.messages) msg.retry({ delaySeconds: deadLetterRetryDelaySeconds(msg.attempts) });
 }

@@ -13,6 +13,9 @@ export function retryDelaySeconds(attempts: number): number {
  * their 100 retries span ~12 days of D1 outage — inside the 14-day message retention the deploy
  * steps give the dead-letter queues.
  */
+/** max_retries of the dead-letter consumers (wrangler*.toml; 100 is the Queues maximum): past it the platform discards a retried message. */
+export const DEAD_LETTER_MAX_RETRIES = 100;
+
 export function deadLetterRetryDelaySeconds(attempts: number): number {
   return Math.min(10_800, 60 * 2 ** Math.max(0, attempts - 1));
 }

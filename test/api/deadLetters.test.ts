@@ -3,7 +3,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vite
 import { customerRef } from "../../src/crypto/pseudonym";
 import worker from "../../src/index";
 import { MAX_BODY_CHARS } from "../../src/jobs/deadLetterConsumer";
-import { deadLetterRetryDelaySeconds } from "../../src/jobs/delivery";
+import { DEAD_LETTER_MAX_RETRIES, deadLetterRetryDelaySeconds } from "../../src/jobs/delivery";
 import { queueRouteOf } from "../../src/jobs/queueRoutes";
 import { applyRetention } from "../../src/jobs/retention";
 import { DATA_LIFECYCLE_CRON } from "../../src/jobs/scheduled";
@@ -133,6 +133,15 @@ describe("dead-letter queue consumer", () => {
     expect(deadLetterRetryDelaySeconds(3)).toBe(240);
     expect(logLines(error).some((l) => l.message === "dead letter write failed; retrying" && l.messages === 2)).toBe(true);
     expect(await rows()).toEqual([]);
+  });
+
+  it("a letter on its last attempt whose write fails is logged as lost (the platform discards it), not as retrying", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const failed = await deliver(FEEDBACK_DLQ, [await feedback("cus_dl_last")], { attempts: DEAD_LETTER_MAX_RETRIES + 1, testEnv: { ...env, DB: env.UNMIGRATED_DB } });
+    expect(failed.result.explicitAcks).toEqual([]);
+    const lines = logLines(error);
+    expect(lines.filter((l) => l.message === "dead letter write failed; retrying")).toEqual([]);
+    expect(lines.find((l) => l.message === "dead letters lost")).toMatchObject({ level: "error", metric: "dead_letters_lost", messages: 1, message_ids: failed.ids });
   });
 });
 
