@@ -14,15 +14,15 @@ import { acceptCutoff } from "./retention";
 export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
   const { valid, poison } = sortDelivery(batch, AnalyticsMessage, "analytics");
-  if (valid.length === 0) return;
 
   // Rows dated before the accept cutoff are not stored (src/analytics/horizons.ts): counted `expired`.
   const cutoff = acceptCutoff(new Date());
   const statements = valid.map((v) => analyticsMessageStatement(env.DB, v.body, cutoff));
   const expired = valid.filter((v) => analyticsMessageTime(v.body) < cutoff).length;
-  let results: D1Result[];
+  let results: D1Result[] = [];
   try {
-    results = await env.DB.batch(statements);
+    // An all-poison delivery writes nothing, but still has its line.
+    if (statements.length > 0) results = await env.DB.batch(statements);
   } catch (err) {
     logLine("error", "analytics batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: errorText(err) });
     for (const { msg } of valid) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });

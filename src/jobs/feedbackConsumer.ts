@@ -46,7 +46,8 @@ export function toUsageRow(m: FeedbackMessage): UsageEventRow {
 export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
   const { valid, poison } = sortDelivery(batch, FeedbackMessage, "feedback");
-  if (valid.length === 0) return;
+  // An all-poison delivery writes nothing, but still has its line.
+  if (valid.length === 0) return logStored(batch, [], poison, started);
 
   const events = valid.map((v) => v.body);
   let outcome;
@@ -67,7 +68,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
   }
   for (const { msg } of valid) msg.ack();
 
-  logLine("info", "feedback batch stored", { queue: batch.queue, messages: batch.messages.length, ...storedCounts([outcome]), poison, duration_ms: Date.now() - started });
+  logStored(batch, [outcome], poison, started);
 
   await refreshTouchedProfiles(env, [...outcome.inserted, ...outcome.duplicates.filter((i) => valid[i]!.msg.attempts > 1)].map((i) => events[i]!));
 }
@@ -99,6 +100,10 @@ function storedCounts(outcomes: StoreEventsOutcome[]) {
     dropped_expired: dropped.filter((r) => r === "expired").length,
     conversions_expired: sum((o) => o.conversionsExpired),
   };
+}
+
+function logStored(batch: MessageBatch<unknown>, outcomes: StoreEventsOutcome[], poison: number, started: number): void {
+  logLine("info", "feedback batch stored", { queue: batch.queue, messages: batch.messages.length, ...storedCounts(outcomes), poison, duration_ms: Date.now() - started });
 }
 
 async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; body: FeedbackMessage }[], started: number, poison: number): Promise<void> {

@@ -144,6 +144,15 @@ describe("analytics consumer", () => {
     expect(await countRows("analytics_decisions", "decision_key = ?", decisionKey(message.decision_id))).toBe(1);
   });
 
+  it("a delivery that is all poison still logs `analytics batch stored`, with zeros and its poison count", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const log = vi.spyOn(console, "log");
+    const result = await deliverAnalytics([{ nonsense: true }, "text"]);
+    expect(result.explicitAcks).toHaveLength(2);
+    const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "analytics batch stored");
+    expect(summary).toMatchObject({ messages: 2, decisions: 0, offers_shown: 0, messages_stored: 0, duplicates: 0, expired: 0, poison: 2 });
+  });
+
   it("retries every valid message with backoff when D1 fails; only poison is acked", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});
     const { message } = await makeDecision(shop.merchantId, { customer: "c3", at: Date.now(), arm: "treatment", fallback: null, ranked: ["visa"] });

@@ -203,6 +203,15 @@ describe("feedback queue consumer", () => {
     expect(warn.mock.calls.filter(([line]) => String(line).includes("poison feedback message")).length).toBe(4);
   });
 
+  it("a delivery that is all poison still logs `feedback batch stored`, with zeros and its poison count", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const log = vi.spyOn(console, "log");
+    const { ids, result } = await deliver(["not json", { v: 2 }]);
+    expect(result.explicitAcks).toEqual(ids);
+    const summary = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.message === "feedback batch stored");
+    expect(summary).toMatchObject({ messages: 2, stored: 0, duplicates: 0, dropped_opted_out: 0, dropped_expired: 0, poison: 2 });
+  });
+
   it("events of opted-out and pending-deletion customers are dropped (acked, not stored, not counted)", async () => {
     const now = new Date().toISOString();
     const optedOut = await customerRef(env.PII_KEY, "cus_optout");
