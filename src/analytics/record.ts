@@ -70,13 +70,16 @@ export function offersShownMessage(o: OffersShownRecord, impressionId = "imp_" +
   return { v: 1, kind: "offers_shown", impression_id: impressionId, merchant_id: o.merchant_id, customer_ref: o.customer_ref, shown_at: o.shown_at, offer_ids: o.offer_ids };
 }
 
-function send(env: RecordEnv, ctx: WaitUntil, body: DecisionMessage | OffersShownMessage): void {
+function send(env: RecordEnv, ctx: WaitUntil, requestId: string, body: DecisionMessage | OffersShownMessage): void {
   if (env.ANALYTICS_ENABLED === "false") return;
   const fail = (err: unknown) => {
     queueFailures += 1;
+    // Tied to the answer whose record it dropped (the request line, the decision_id a conversion would name).
     logLine("error", "analytics record dropped: the analytics queue refused it", {
       metric: "analytics_queue_failed",
+      request_id: requestId,
       kind: body.kind,
+      ...(body.kind === "decision" ? { decision_id: body.decision_id } : { impression_id: body.impression_id }),
       merchant_id: body.merchant_id,
       failures: queueFailures,
       error: errorText(err),
@@ -89,13 +92,13 @@ function send(env: RecordEnv, ctx: WaitUntil, body: DecisionMessage | OffersShow
   }
 }
 
-/** Records a /methods answer. Never throws. */
-export function recordDecision(env: RecordEnv, ctx: WaitUntil, decision: DecisionRecord): void {
-  send(env, ctx, decisionMessage(decision));
+/** Records a /methods answer of request `requestId`. Never throws. */
+export function recordDecision(env: RecordEnv, ctx: WaitUntil, requestId: string, decision: DecisionRecord): void {
+  send(env, ctx, requestId, decisionMessage(decision));
 }
 
 /** Records the offers an /offers answer showed (nothing when it showed none). Never throws. */
-export function recordOffersShown(env: RecordEnv, ctx: WaitUntil, shown: OffersShownRecord): void {
+export function recordOffersShown(env: RecordEnv, ctx: WaitUntil, requestId: string, shown: OffersShownRecord): void {
   if (shown.offer_ids.length === 0) return;
-  send(env, ctx, offersShownMessage(shown));
+  send(env, ctx, requestId, offersShownMessage(shown));
 }

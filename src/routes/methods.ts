@@ -129,7 +129,7 @@ export function registerMethodsRoutes(app: App): void {
     };
     // A HEAD answer has no body: nobody sees that order or its decision_id (which no feedback can
     // then name), so it is no decision; counted, it would only dilute the conversion rates.
-    if (c.req.method !== "HEAD") recordDecision(c.env, c.executionCtx, decision);
+    if (c.req.method !== "HEAD") recordDecision(c.env, c.executionCtx, c.get("requestId"), decision);
 
     return c.json(
       {

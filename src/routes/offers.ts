@@ -39,7 +39,7 @@ export function registerOffersRoutes(app: App): void {
     const offers = rankOffers(merchant.offers, result.probabilities, context, new Date(nowMs).toISOString(), result.fallback_reason === "guest" ? "popularity" : "expected_value");
     logField(c, "offers_shown", offers.map((o) => o.offer_id));
     // A HEAD answer shows no offer (it has no body): no impressions (see /methods).
-    if (c.req.method !== "HEAD") recordOffersShown(c.env, c.executionCtx, { merchant_id: merchant.merchant_id, customer_ref: ref, shown_at: new Date(nowMs).toISOString(), offer_ids: offers.map((o) => o.offer_id) });
+    if (c.req.method !== "HEAD") recordOffersShown(c.env, c.executionCtx, c.get("requestId"), { merchant_id: merchant.merchant_id, customer_ref: ref, shown_at: new Date(nowMs).toISOString(), offer_ids: offers.map((o) => o.offer_id) });
     return c.json({ offers, personalized: result.personalized, ...(result.fallback_reason ? { fallback_reason: result.fallback_reason } : {}) }, 200);
   });
 }

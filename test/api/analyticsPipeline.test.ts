@@ -2,6 +2,7 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult, SELF, 
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { analyticsQueueFailures, recordDecision, recordOffersShown } from "../../src/analytics/record";
 import { applyAnalyticsRetention } from "../../src/analytics/retention";
+import { createApp } from "../../src/app";
 import { decisionKey } from "../../src/analytics/store";
 import { customerRef } from "../../src/crypto/pseudonym";
 import { consumeAnalytics } from "../../src/jobs/analyticsConsumer";
@@ -35,7 +36,7 @@ describe("recording off the hot path", () => {
     const waitUntil = vi.spyOn(ctx, "waitUntil");
     const { id } = await makeDecision(shop.merchantId, { customer: "c1", at: Date.now(), arm: "treatment", fallback: null, ranked: ["visa"] });
     const ref = await customerRef(env.PII_KEY, "c1");
-    recordDecision(env, ctx, {
+    recordDecision(env, ctx, "req_test", {
       decision_id: id,
       merchant_id: shop.merchantId,
       customer_ref: ref,
@@ -89,8 +90,8 @@ describe("recording off the hot path", () => {
   it("recordOffersShown records one impression per offer, none for an empty answer", async () => {
     const send = vi.spyOn(env.ANALYTICS_QUEUE, "send").mockResolvedValue(undefined as never);
     const ctx = createExecutionContext();
-    recordOffersShown(env, ctx, { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: [] });
-    recordOffersShown(env, ctx, { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: ["o_a", "o_b"] });
+    recordOffersShown(env, ctx, "req_test", { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: [] });
+    recordOffersShown(env, ctx, "req_test", { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: ["o_a", "o_b"] });
     await waitOnExecutionContext(ctx);
     expect(send).toHaveBeenCalledTimes(1);
     const before = await countRows("analytics_offer_impressions");
@@ -105,18 +106,30 @@ describe("recording off the hot path", () => {
     const ctx = createExecutionContext();
     const { id } = await makeDecision(shop.merchantId, { customer: null, at: Date.now(), arm: null, fallback: "guest", ranked: ["visa"] });
     const record = { decision_id: id, merchant_id: shop.merchantId, customer_ref: null, issued_at: new Date().toISOString(), arm: null, personalized: false, fallback_reason: "guest", ranked: ["visa"], context: { device_type: null, country: null }, cache: null, holdout_percent: 0 };
-    expect(() => recordDecision(env, ctx, record)).not.toThrow();
+    expect(() => recordDecision(env, ctx, "req_dropped", record)).not.toThrow();
     await waitOnExecutionContext(ctx);
     expect(analyticsQueueFailures()).toBe(failures + 1);
     const line = JSON.parse(errors.mock.calls.at(-1)![0] as string);
-    expect(line).toMatchObject({ level: "error", metric: "analytics_queue_failed", kind: "decision", merchant_id: shop.merchantId });
+    expect(line).toMatchObject({ level: "error", metric: "analytics_queue_failed", request_id: "req_dropped", kind: "decision", decision_id: id, merchant_id: shop.merchantId });
 
     // A binding that throws synchronously is caught too.
     vi.spyOn(env.ANALYTICS_QUEUE, "send").mockImplementation(() => {
       throw new Error("binding gone");
     });
-    expect(() => recordOffersShown(env, ctx, { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: ["o_a"] })).not.toThrow();
+    expect(() => recordOffersShown(env, ctx, "req_test", { merchant_id: shop.merchantId, customer_ref: null, shown_at: new Date().toISOString(), offer_ids: ["o_a"] })).not.toThrow();
     expect(analyticsQueueFailures()).toBe(failures + 2);
+  });
+
+  it("the line of a record the queue refused names the /methods answer: its request_id and decision_id", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    vi.spyOn(env.ANALYTICS_QUEUE, "send").mockRejectedValue(new Error("Queue send failed (injected)"));
+    const ctx = createExecutionContext();
+    const res = await createApp().fetch(new Request(`${BASE}/v1/personalize/methods?customer_id=cus_aq_dropped&country=NL`, { headers: { "X-API-Key": shop.secretKey } }), env, ctx);
+    const { decision_id } = await res.json<{ decision_id: string }>();
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    const line = errors.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.metric === "analytics_queue_failed");
+    expect(line).toMatchObject({ request_id: res.headers.get("X-Request-Id"), decision_id, kind: "decision" });
   });
 });
 
