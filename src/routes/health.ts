@@ -29,14 +29,14 @@ const route = createRoute({
 });
 
 /** A probe passes when it settles without throwing and, when it answers a boolean, answers true. */
-async function check(fn: () => Promise<unknown>) {
+async function check(requestId: string, name: string, fn: () => Promise<unknown>) {
   const started = Date.now();
   try {
     if ((await fn()) === false) throw new Error("check answered false");
     return { ok: true, latency_ms: Date.now() - started };
   } catch (err) {
     // The cause goes to the log, never into the body (API.md §1: no internals in an error).
-    logLine("error", "health check failed", { error: errorText(err).slice(0, 200) });
+    logLine("error", "health check failed", { request_id: requestId, check: name, error: errorText(err).slice(0, 200) });
     return { ok: false, latency_ms: Date.now() - started };
   }
 }
@@ -45,14 +45,15 @@ export function registerHealthRoutes(app: App) {
   app.openapi(route, async (c) => {
     const { deep } = c.req.valid("query");
     if (deep !== "1" && deep !== "true") return c.json({ status: "ok" as const }, 200);
+    const probe = (name: string, fn: () => Promise<unknown>) => check(c.get("requestId"), name, fn);
     const [d1, kv, schema, secrets] = await Promise.all([
       // A dependency that hangs is as down as one that fails: each probe is bounded like every storage call.
-      check(() => withTimeout(c.env.DB.prepare("SELECT 1").first(), "D1 health probe")),
-      check(() => withTimeout(c.env.CACHE.get("health:probe"), "KV health probe")),
+      probe("d1", () => withTimeout(c.env.DB.prepare("SELECT 1").first(), "D1 health probe")),
+      probe("kv", () => withTimeout(c.env.CACHE.get("health:probe"), "KV health probe")),
       // The two likeliest deploy mistakes, which leave D1 and KV up and every customer route failing:
       // migrations not applied, and the secrets not put.
-      check(() => withTimeout(schemaIsCurrent(c.env.DB), "D1 schema probe")),
-      check(async () => Boolean(c.env.PII_KEY) && Boolean(c.env.SIGNING_KEY)),
+      probe("schema", () => withTimeout(schemaIsCurrent(c.env.DB), "D1 schema probe")),
+      probe("secrets", async () => Boolean(c.env.PII_KEY) && Boolean(c.env.SIGNING_KEY)),
     ]);
     const checks = { d1, kv, schema, secrets };
     const failing = Object.entries(checks).filter(([, r]) => !r.ok).map(([name]) => name);

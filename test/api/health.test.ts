@@ -56,6 +56,20 @@ describe("deep health after the likeliest deploy mistakes (D1 and KV up)", () =>
       expect((await res.json<{ error: { message: string } }>()).error.message).toBe("Health check failed: secrets not ready");
     }
   });
+
+  it("each failing check writes an error line naming the check, tied to the request by its id", async () => {
+    const { vi } = await import("vitest");
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const res = await deep({ ...env, SIGNING_KEY: "" });
+      await res.arrayBuffer();
+      expect(res.status).toBe(503);
+      const lines = errors.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).filter((l) => l.message === "health check failed");
+      expect(lines.map((l) => [l.check, l.request_id])).toEqual([["secrets", res.headers.get("X-Request-Id")]]);
+    } finally {
+      errors.mockRestore();
+    }
+  });
 });
 
 describe("deep health when a dependency hangs", () => {
