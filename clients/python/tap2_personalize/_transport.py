@@ -35,12 +35,15 @@ def http_transport(method: str, url: str, headers: Dict[str, str], body: Optiona
     parts = urlsplit(url)
     try:
         connection = _connection(parts.scheme, parts.netloc, deadline)
+        response: Optional[http.client.HTTPResponse] = None
         try:
             connection.request(method, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers)
             response = connection.getresponse()
             # read() raises IncompleteRead when Content-Length promised more than arrived.
             return RawResponse(response.status, _lower(response.headers), response.read())
         finally:
+            if response is not None:
+                response.close()
             connection.close()
     except (socket.timeout, TimeoutError) as err:
         raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
@@ -65,36 +68,56 @@ def _time_left(deadline: float) -> float:
 
 class _DeadlineSocket:
     """The connection's socket, its timeout lowered before every send and read to what is left of
-    the attempt: each read waits at most that long, and all of them together no longer either."""
+    the attempt: each read waits at most that long, and all of them together no longer either.
+
+    Like socket.socket, it stays open while a file made by makefile() is: http.client closes the
+    connection as soon as it has read the headers of an answer that ends the connection
+    (``Connection: close``, HTTP/1.0, a body read until EOF), handing the socket to the response,
+    which then reads the body through its file."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self._sock = sock
         self._deadline = deadline
+        self._open_files = 0
+        self._closed = False
 
     def sendall(self, data: bytes) -> None:
         self._sock.settimeout(_time_left(self._deadline))
         self._sock.sendall(data)
 
     def makefile(self, mode: str) -> io.BufferedReader:  # noqa: ARG002  http.client asks for "rb"
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+        self._open_files += 1
+        return io.BufferedReader(_DeadlineReader(self))
 
     def close(self) -> None:
-        self._sock.close()
+        self._closed = True
+        if self._open_files == 0:
+            self._sock.close()
+
+    def _file_closed(self) -> None:
+        self._open_files -= 1
+        if self._closed and self._open_files == 0:
+            self._sock.close()
 
 
 class _DeadlineReader(io.RawIOBase):
     """What http.client reads the status line, headers and body from, one recv at a time."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
+    def __init__(self, owner: _DeadlineSocket) -> None:
+        self._owner = owner
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(_time_left(self._deadline))
-        return self._sock.recv_into(buffer)
+        sock = self._owner._sock
+        sock.settimeout(_time_left(self._owner._deadline))
+        return sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._owner._file_closed()
 
 
 class _DeadlineConnection:

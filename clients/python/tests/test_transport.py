@@ -80,6 +80,45 @@ class TransportTest(unittest.TestCase):
 
         self.assertEqual(failure(serve_once(cut), 2.0).code, "NETWORK_ERROR")
 
+    def test_an_answer_that_closes_the_connection_is_read_to_its_end_and_the_socket_closed(self) -> None:
+        # http.client closes the connection after the headers of such an answer and reads the body
+        # through the response's file; the socket must stay open until then (a proxy's error page,
+        # HTTP/1.0, Connection: close). The body comes in a later packet than the headers.
+        closed = []
+
+        def answer(head: bytes, body: bytes) -> Callable[[socket.socket], None]:
+            def handler(conn: socket.socket) -> None:
+                conn.sendall(head)
+                time.sleep(0.2)
+                conn.sendall(body)
+                if b"Content-Length" in head:
+                    conn.settimeout(2)
+                    closed.append(conn.recv(1) == b"")  # the client closed its end once done
+
+            return handler
+
+        page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        err = failure(serve_once(answer(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n", page)), 2.0)
+        self.assertEqual((err.status, err.code), (502, "HTTP_502"))
+
+        base = serve_once(answer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 32\r\nConnection: close\r\n\r\n", b'{"entries":[],"truncated":false}'))
+        self.assertEqual(Client("tp2_sk_test", base, timeout=2.0, max_retries=0).get_consent("cus_1"), {"entries": [], "truncated": False})
+
+        base = serve_once(answer(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n", b'{"entries":[],"truncated":false}'))
+        self.assertEqual(Client("tp2_sk_test", base, timeout=2.0, max_retries=0).get_consent("cus_1")["entries"], [])
+        self.assertEqual(closed, [True])
+
+    def test_a_body_read_until_close_that_trickles_in_is_still_cut_at_the_timeout(self) -> None:
+        def trickle(conn: socket.socket) -> None:
+            conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n")
+            for _ in range(40):  # 4 s in all, never a second of silence
+                conn.sendall(b"<p>")
+                time.sleep(0.1)
+
+        started = time.monotonic()
+        self.assertEqual(failure(serve_once(trickle), 1.0).code, "TIMEOUT")
+        self.assertLess(time.monotonic() - started, 1.5)
+
     def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(self) -> None:
         seen = []
 
