@@ -5,9 +5,10 @@ import io
 import json
 import random
 import socket
+import threading
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
 from .errors import Tap2Error
@@ -27,7 +28,7 @@ Transport = Callable[[str, str, Dict[str, str], Optional[bytes], float], RawResp
 
 
 def http_transport(method: str, url: str, headers: Dict[str, str], body: Optional[bytes], timeout: float) -> RawResponse:
-    """One attempt, bounded by ``timeout`` as a whole: connect, send, headers and body. (urllib's
+    """One attempt, bounded by ``timeout`` as a whole: DNS lookup, connect, send, headers and body. (urllib's
     timeout bounds each socket read, so headers or a body trickling in could take any time.)
     http.client follows no redirect: the API never redirects, and a followed one would carry
     X-API-Key to whatever host it names, so a 3xx comes back as the answer it is."""
@@ -120,10 +121,57 @@ class _DeadlineReader(io.RawIOBase):
             self._owner._file_closed()
 
 
+def resolve(host: str, port: int, deadline: float) -> List[Tuple[Any, ...]]:
+    """getaddrinfo within what is left of the attempt. The standard library's lookup takes no
+    timeout (the system resolver's own retries can take 10 s and more), so a name is looked up in a
+    daemon thread that is waited for until the deadline; past it the attempt is a timeout and the
+    thread is left to finish on its own. An IP address is parsed here, without a thread."""
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass
+    done = threading.Event()
+    outcome: Dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            outcome["addresses"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except Exception as err:  # noqa: BLE001  handed to the caller's thread
+            outcome["error"] = err
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="tap2-dns-lookup", daemon=True).start()
+    if not done.wait(_time_left(deadline)):
+        raise socket.timeout(f"the DNS lookup of {host} did not finish before the attempt's deadline")
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast(List[Tuple[Any, ...]], outcome["addresses"])
+
+
+def _create_connection(address: Tuple[str, int], deadline: float, source_address: Optional[Tuple[str, int]]) -> socket.socket:
+    """socket.create_connection, with the lookup and every address tried sharing the attempt's deadline."""
+    host, port = address
+    last: Optional[OSError] = None
+    for family, kind, proto, _, sockaddr in resolve(host, port, deadline):
+        left = _time_left(deadline)  # past the deadline: a timeout, whatever the last address said
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as err:
+            sock.close()
+            last = err
+    raise last or OSError(f"no address found for {host}")
+
+
 class _DeadlineConnection:
-    """Mixed into http.client's connections: connecting gets what is left of the attempt (each
-    address tried and each TLS handshake read at most that; the DNS lookup the standard library
-    cannot bound), and the socket it opened is handed on as a _DeadlineSocket."""
+    """Mixed into http.client's connections: the DNS lookup, each address tried and the TLS
+    handshake (one deadline in CPython's ssl) get what is left of the attempt, and the socket it
+    opened is handed on as a _DeadlineSocket."""
 
     timeout: float
     sock: Any
@@ -131,6 +179,8 @@ class _DeadlineConnection:
     def __init__(self, netloc: str, deadline: float) -> None:
         super().__init__(netloc, timeout=_time_left(deadline))  # type: ignore[call-arg]
         self._deadline = deadline
+        # http.client opens its socket through this attribute (socket.create_connection).
+        self._create_connection = lambda address, timeout=None, source_address=None: _create_connection(address, deadline, source_address)
 
     def connect(self) -> None:
         self.timeout = _time_left(self._deadline)

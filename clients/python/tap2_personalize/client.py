@@ -39,7 +39,7 @@ class Client:
     Idempotency-Key, feedback with its event_id), are retried up to ``max_retries`` times, waiting
     the server's ``Retry-After`` (or an exponential backoff with jitter when it sends none); a wait
     longer than ``max_retry_delay`` seconds is not waited out. ``timeout`` is in seconds, per
-    attempt (connect, headers and body).
+    attempt (DNS lookup, connect, headers and body).
     """
 
     def __init__(

@@ -5,7 +5,8 @@ import socket
 import threading
 import time
 import unittest
-from typing import Callable
+from typing import Any, Callable, List
+from unittest import mock
 
 from tap2_personalize import Client, Tap2Error
 
@@ -118,6 +119,40 @@ class TransportTest(unittest.TestCase):
         started = time.monotonic()
         self.assertEqual(failure(serve_once(trickle), 1.0).code, "TIMEOUT")
         self.assertLess(time.monotonic() - started, 1.5)
+
+    def test_a_slow_dns_lookup_is_cut_at_the_attempts_timeout(self) -> None:
+        # socket.getaddrinfo takes no timeout; a resolver that does not answer (its own retries take
+        # 10 s and more) must not hold the call past the client's timeout.
+        real = socket.getaddrinfo
+        base = serve_once(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
+        port = int(base.rsplit(":", 1)[1])
+
+        def slow_lookup(delay: float) -> Callable[..., List[Any]]:
+            def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> List[Any]:
+                flags = kwargs.get("flags", args[4] if len(args) > 4 else 0)
+                if host != "api.tap2.test" or flags & socket.AI_NUMERICHOST:  # not a name lookup
+                    return real(host, *args, **kwargs)
+                time.sleep(delay)
+                return real("127.0.0.1", port, socket.AF_INET, socket.SOCK_STREAM)
+
+            return getaddrinfo
+
+        with mock.patch("socket.getaddrinfo", slow_lookup(3.0)):
+            started = time.monotonic()
+            err = failure(f"http://api.tap2.test:{port}", 0.5)
+            self.assertEqual((err.code, err.status), ("TIMEOUT", 0))
+            self.assertLess(time.monotonic() - started, 1.0)
+        with mock.patch("socket.getaddrinfo", slow_lookup(0.3)):  # a lookup within the timeout: answered
+            self.assertEqual(Client("tp2_sk_test", f"http://api.tap2.test:{port}", timeout=2.0, max_retries=0).get_consent("cus_1"), {})
+
+    def test_an_unknown_host_is_a_network_error(self) -> None:
+        def unknown(host: str, *args: Any, **kwargs: Any) -> List[Any]:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        with mock.patch("socket.getaddrinfo", unknown):
+            err = failure("http://nowhere.tap2.test", 2.0)
+        self.assertEqual((err.code, err.status), ("NETWORK_ERROR", 0))
+        self.assertIn("gaierror", err.message)
 
     def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(self) -> None:
         seen = []
