@@ -42,7 +42,7 @@ export interface Tap2ClientOptions {
   apiKey: string;
   /** Default `https://api.tap2-personalize.com`; `http://localhost:8787` for `npm run dev`. */
   baseUrl?: string;
-  /** Per attempt, until the response headers arrive. Default 10 000. */
+  /** Per attempt, in ms: connecting, sending, the headers and the whole body. Default 10 000. */
   timeoutMs?: number;
   /** Retries of a 429, or of a 503 to a request that is safe to resend (see retry.ts `mayRetry`). Default 2. */
   maxRetries?: number;

@@ -6,7 +6,7 @@ const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "PUT", "
 export interface RetryPolicy {
   /** Retries after the first attempt (0 = no retry). */
   maxRetries: number;
-  /** Per attempt: until the response headers arrive. */
+  /** Per attempt: connecting, sending, the headers and the whole body (the signal also aborts the body read). */
   timeoutMs: number;
   /** First backoff step; doubles each retry (with jitter) when the server sends no Retry-After. */
   baseDelayMs: number;

@@ -1,0 +1,84 @@
+// fetch against raw sockets (no worker): what docs/clients.md promises of every attempt — the
+// timeout bounds headers and body, a proxy's page is HTTP_<status>, a body cut short NETWORK_ERROR.
+import { createServer, type Socket } from "node:net";
+import { afterAll, describe, expect, it } from "vitest";
+import { Tap2Client, Tap2Error } from "../src/index";
+
+const servers: { close(): unknown }[] = [];
+afterAll(() => servers.forEach((s) => s.close()));
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A server on a free loopback port handing each connection, once its request arrived, to `handler`. */
+function serve(handler: (socket: Socket) => void | Promise<void>): Promise<string> {
+  return new Promise((resolve) => {
+    const server = createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => void handler(socket));
+    });
+    servers.push(server);
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`));
+  });
+}
+
+async function failure(baseUrl: string, timeoutMs: number): Promise<{ err: Tap2Error; ms: number }> {
+  const started = Date.now();
+  const err = await new Tap2Client({ apiKey: "tp2_sk_test", baseUrl, timeoutMs, maxRetries: 0 }).getConsent("cus_1").catch((e: unknown) => e);
+  if (!(err instanceof Tap2Error)) throw new Error(`expected a Tap2Error, got ${String(err)}`);
+  return { err, ms: Date.now() - started };
+}
+
+describe("transport (raw sockets)", () => {
+  it("cuts headers that trickle in at the attempt's timeout", async () => {
+    const base = await serve(async (socket) => {
+      socket.write("HTTP/1.1 200 OK\r\n");
+      for (let i = 0; i < 8 && !socket.destroyed; i++) {
+        await pause(500); // a header line every 0.5 s: 4 s in all, never a second of silence
+        socket.write(`X-Slow-${i}: x\r\n`);
+      }
+    });
+    const { err, ms } = await failure(base, 1_000);
+    expect([err.status, err.code]).toEqual([0, "TIMEOUT"]);
+    expect(ms).toBeLessThan(1_500);
+  });
+
+  it("cuts a body that trickles in at the attempt's timeout, a success's and an error's", async () => {
+    for (const status of ["200 OK", "500 Internal Server Error"]) {
+      const base = await serve(async (socket) => {
+        const body = `{"customer_id":"c","entries":[],"truncated":false}${" ".repeat(60)}`;
+        socket.write(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+        for (const char of body) {
+          if (socket.destroyed) return;
+          socket.write(char); // ~5.5 s in all
+          await pause(50);
+        }
+      });
+      const { err, ms } = await failure(base, 1_000);
+      expect([err.status, err.code]).toEqual([0, "TIMEOUT"]);
+      expect(ms).toBeLessThan(1_500);
+    }
+  });
+
+  it("a proxy's non-JSON 502 or empty 504, the connection then closed, is HTTP_<status> with the status line's text", async () => {
+    const page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+    const bad = await serve(async (socket) => {
+      socket.write("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n");
+      await pause(100);
+      socket.end(page);
+    });
+    expect((await failure(bad, 2_000)).err).toMatchObject({ status: 502, code: "HTTP_502", message: "Bad Gateway", requestId: null });
+    const gone = await serve((socket) => socket.end("HTTP/1.1 504 Gateway Timeout\r\nX-Request-Id: req_edge\r\nContent-Length: 0\r\n\r\n"));
+    expect((await failure(gone, 2_000)).err).toMatchObject({ status: 504, code: "HTTP_504", requestId: "req_edge" });
+  });
+
+  it("a body cut short is NETWORK_ERROR with status 0; an answer read until close is an answer", async () => {
+    const cut = await serve((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"entries":'));
+    expect((await failure(cut, 2_000)).err).toMatchObject({ status: 0, code: "NETWORK_ERROR" });
+    const whole = await serve(async (socket) => {
+      socket.write("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n");
+      await pause(100);
+      socket.end('{"customer_id":"cus_1","entries":[],"truncated":false}');
+    });
+    const tap2 = new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: whole, maxRetries: 0 });
+    expect(await tap2.getConsent("cus_1")).toEqual({ customer_id: "cus_1", entries: [], truncated: false });
+  });
+});
