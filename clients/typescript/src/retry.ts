@@ -66,13 +66,26 @@ export function retryingFetch(policy: RetryPolicy): (request: Request) => Promis
 
 async function attempt(request: Request, policy: RetryPolicy): Promise<Response> {
   const timeout = AbortSignal.timeout(policy.timeoutMs);
+  let response: Response;
   try {
-    // redirect "error": the API never redirects, and a followed redirect would carry X-API-Key to
-    // whatever host it names (fetch drops only Authorization on a cross-origin redirect).
-    return await policy.fetch(new Request(request, { signal: AbortSignal.any([request.signal, timeout]), redirect: "error" }));
+    // redirect "manual", and a redirect refused below: the API never redirects, and a followed one
+    // would carry X-API-Key to whatever host it names (fetch drops only Authorization on a
+    // cross-origin redirect). Not "error": Cloudflare Workers' fetch refuses that mode outright.
+    response = await policy.fetch(new Request(request, { signal: AbortSignal.any([request.signal, timeout]), redirect: "manual" }));
   } catch (err) {
     throw transportError(err, timeout.aborted, policy.timeoutMs);
   }
+  // Node, Deno, Bun and Workers hand back the 3xx itself; a browser an opaque "opaqueredirect" (status 0).
+  if ((response.type as string) === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new Tap2Error({
+      status: 0,
+      code: "NETWORK_ERROR",
+      message: `Request failed: refused a redirect (HTTP ${response.status}); the API never redirects, and following one would send the key elsewhere`,
+      requestId: response.headers.get("X-Request-Id"),
+    });
+  }
+  return response;
 }
 
 /** Wraps a failure that produced no HTTP answer (or no full body) in the client's one error type. */

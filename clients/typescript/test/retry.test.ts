@@ -133,14 +133,24 @@ describe("retries (scripted server)", () => {
     expect(await c.getConsent("cus_1")).toMatchObject({ customer_id: "cus_1", entries: [] });
   });
 
-  it("never follows a redirect (it would carry the key to another host): every attempt is sent with redirect \"error\"", async () => {
+  it("never follows a redirect (it would carry the key to another host): every attempt is sent with redirect \"manual\" and a 3xx is refused", async () => {
     const modes: string[] = [];
     const fetch = async (request: Request) => {
       modes.push(request.redirect);
       return json(503, errorBody("UNAVAILABLE"), { "Retry-After": "0" })();
     };
     await expect(client(fetch, [], { maxRetries: 1 }).getConsent("cus_1")).rejects.toMatchObject({ status: 503 });
-    expect(modes).toEqual(["error", "error"]);
+    expect(modes).toEqual(["manual", "manual"]); // not "error": Cloudflare Workers' fetch throws on it
+
+    for (const status of [301, 302, 307, 308]) {
+      const moved = scripted([() => new Response(null, { status, headers: { Location: "https://elsewhere.example/steal", "X-Request-Id": "req_moved" } })]);
+      await expect(client(moved.fetch, [], { maxRetries: 2 }).sendFeedback({ customer_id: "cus_1", method_id: "visa" })).rejects.toMatchObject({
+        status: 0,
+        code: "NETWORK_ERROR",
+        requestId: "req_moved",
+      });
+      expect(moved.requests).toHaveLength(1);
+    }
   });
 
   it("computes jittered exponential delays, and Retry-After overrides them", () => {

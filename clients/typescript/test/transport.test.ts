@@ -70,6 +70,18 @@ describe("transport (raw sockets)", () => {
     expect((await failure(gone, 2_000)).err).toMatchObject({ status: 504, code: "HTTP_504", requestId: "req_edge" });
   });
 
+  it("does not follow a redirect: the host it names gets nothing", async () => {
+    let asked = 0;
+    const elsewhere = await serve((socket) => {
+      asked += 1;
+      socket.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    });
+    const moved = await serve((socket) => socket.end(`HTTP/1.1 302 Found\r\nLocation: ${elsewhere}/steal\r\nContent-Length: 0\r\n\r\n`));
+    expect((await failure(moved, 2_000)).err).toMatchObject({ status: 0, code: "NETWORK_ERROR" });
+    await pause(100);
+    expect(asked).toBe(0);
+  });
+
   it("a body cut short is NETWORK_ERROR with status 0; an answer read until close is an answer", async () => {
     const cut = await serve((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"entries":'));
     expect((await failure(cut, 2_000)).err).toMatchObject({ status: 0, code: "NETWORK_ERROR" });
