@@ -27,7 +27,7 @@ final class Client
 
     /** @param (callable(float): void)|null $sleep how to wait between retries (tests) */
     public function __construct(
-        private readonly string $apiKey,
+        #[\SensitiveParameter] private readonly string $apiKey,
         string $baseUrl = self::DEFAULT_BASE_URL,
         private readonly float $timeout = 10.0,
         private readonly int $maxRetries = 2,
@@ -44,6 +44,17 @@ final class Client
         $this->sleep = $sleep ?? static function (float $seconds): void {
             usleep((int) round($seconds * 1_000_000));
         };
+    }
+
+    /**
+     * What var_dump() and print_r() show of a client: everything but the key (a dumped client, or an
+     * exception trace holding one, must not put the secret key into a log).
+     *
+     * @return array<string, mixed>
+     */
+    public function __debugInfo(): array
+    {
+        return ['apiKey' => substr($this->apiKey, 0, 7) . '…', 'baseUrl' => $this->baseUrl, 'timeout' => $this->timeout, 'maxRetries' => $this->maxRetries];
     }
 
     /** @param array<string, mixed> $query customer_id (or client_secret), device_type, country, amount, currency, timezone, merchant_id */
@@ -196,7 +207,7 @@ final class Client
      *
      * @param array<string, string> $headers
      */
-    public static function mayRetry(int $status, string $method, string $url, array $headers, ?string $payload): bool
+    public static function mayRetry(int $status, string $method, string $url, #[\SensitiveParameter] array $headers, ?string $payload): bool
     {
         if ($status === 429) {
             return true;
@@ -217,7 +228,7 @@ final class Client
      * @param array<string, mixed>|null $body
      * @param array<string, string> $headers
      */
-    private function request(string $method, string $path, ?array $query = null, ?array $body = null, array $headers = []): array
+    private function request(string $method, string $path, ?array $query = null, ?array $body = null, #[\SensitiveParameter] array $headers = []): array
     {
         $url = $this->baseUrl . $path;
         $queryString = $query ? http_build_query(array_filter($query, static fn ($v) => $v !== null), '', '&', PHP_QUERY_RFC3986) : '';
@@ -253,7 +264,7 @@ final class Client
     }
 
     /** Sends the same request (body and idempotency key included) until its answer is not to be retried (mayRetry()), or retries run out. */
-    private function sendWithRetries(string $method, string $url, array $headers, ?string $payload): HttpResponse
+    private function sendWithRetries(string $method, string $url, #[\SensitiveParameter] array $headers, ?string $payload): HttpResponse
     {
         for ($retry = 0; ; $retry++) {
             $response = $this->transport->send($method, $url, $headers, $payload, $this->timeout);

@@ -9,7 +9,7 @@ final class CurlTransport implements Transport
 {
     private ?\CurlHandle $handle = null;
 
-    public function send(string $method, string $url, array $headers, ?string $body, float $timeout): HttpResponse
+    public function send(string $method, string $url, #[\SensitiveParameter] array $headers, ?string $body, float $timeout): HttpResponse
     {
         $this->handle ??= curl_init();
         $ch = $this->handle;

@@ -8,5 +8,5 @@ namespace Tap2\Personalize;
 interface Transport
 {
     /** @param array<string, string> $headers */
-    public function send(string $method, string $url, array $headers, ?string $body, float $timeout): HttpResponse;
+    public function send(string $method, string $url, #[\SensitiveParameter] array $headers, ?string $body, float $timeout): HttpResponse;
 }

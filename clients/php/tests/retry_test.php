@@ -178,3 +178,23 @@ test('a header value with a line break (a caller\'s Idempotency-Key) is refused 
     }
     assertSame([], $t->sent);
 });
+
+test('the secret key is not in a dumped client or in the trace of an exception (even with zend.exception_ignore_args off)', function (): void {
+    $previous = ini_set('zend.exception_ignore_args', '0'); // PHP's built-in default and php.ini-development
+    try {
+        $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
+        $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
+        fclose($server); // nothing listens: NETWORK_ERROR, thrown from inside the transport
+        $client = new Client('tp2_sk_DoNotLogThisKey', "http://127.0.0.1:$port", timeout: 2.0, maxRetries: 0);
+        $e = assertThrows(fn () => $client->sendFeedbackBatch([['customer_id' => 'cus_1', 'method_id' => 'visa']], 'order_1'));
+        assertSame('NETWORK_ERROR', $e->errorCode);
+        foreach (['print_r($e)' => print_r($e, true), 'var_export(trace)' => var_export($e->getTrace(), true), '(string) $e' => (string) $e, 'print_r($client)' => print_r($client, true)] as $what => $text) {
+            assertTrue(!str_contains($text, 'DoNotLogThisKey'), "$what holds the key");
+        }
+        ob_start();
+        var_dump($client);
+        assertTrue(!str_contains((string) ob_get_clean(), 'DoNotLogThisKey'), 'var_dump($client) holds the key');
+    } finally {
+        ini_set('zend.exception_ignore_args', $previous === false ? '1' : $previous);
+    }
+});
