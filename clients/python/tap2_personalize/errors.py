@@ -1,6 +1,6 @@
 """The one error type of the client."""
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 
 class Tap2Error(Exception):
@@ -28,6 +28,12 @@ class Tap2Error(Exception):
         self.details = details
         #: The server's Retry-After in seconds (429/503), when it sent one.
         self.retry_after = retry_after
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Exception pickles as type(self)(*self.args), i.e. with the message only, which this
+        # __init__ refuses: without this, a Tap2Error raised in a Celery task, a multiprocessing or
+        # ProcessPoolExecutor worker, or copied with copy.copy() could not be rebuilt.
+        return (type(self), (self.code, self.message, self.request_id, self.status, self.details, self.retry_after), self.__dict__)
 
     def __str__(self) -> str:
         where = f" (request {self.request_id})" if self.request_id else ""

@@ -155,6 +155,19 @@ class RetryTest(unittest.TestCase):
                 client(server, []).send_feedback_batch([{"customer_id": "cus_1", "method_id": "visa"}], idempotency_key=key)
         self.assertEqual(server.sent, [])
 
+    def test_the_error_survives_pickle_and_copy_with_every_field(self) -> None:
+        # Celery, RQ, multiprocessing and concurrent.futures pickle what a worker raised.
+        import copy
+        import pickle
+
+        err = Tap2Error("VALIDATION_ERROR", "bad", "req_1", 400, [{"path": "customer_id", "message": "bad"}], 2.5)
+        for again in (pickle.loads(pickle.dumps(err)), copy.copy(err), copy.deepcopy(err)):
+            self.assertIsInstance(again, Tap2Error)
+            self.assertEqual(
+                (again.code, again.message, again.request_id, again.status, again.details, again.retry_after, str(again)),
+                (err.code, err.message, err.request_id, err.status, err.details, err.retry_after, str(err)),
+            )
+
     def test_retry_after_and_delay_math(self) -> None:
         self.assertEqual(parse_retry_after("3"), 3.0)
         self.assertIsNone(parse_retry_after(None))
