@@ -27,7 +27,8 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (c.env.RATE_LIMIT_ENABLED === "false") return next();
     const merchant = c.get("merchant");
-    const config: LimiterConfig = { ...limitsFor(merchant), version: Date.parse(merchant.updated_at) };
+    // created_at tells a merchant re-created with the same id from the one before it (its bucket starts full).
+    const config: LimiterConfig = { ...limitsFor(merchant), version: Date.parse(merchant.updated_at), incarnation: merchant.created_at };
     if (merchant.features.visitor_limit && c.get("apiKey").type === "publishable" && !(await visitorAllowed(c, merchant.merchant_id))) {
       logField(c, "rate_limited", "visitor");
       const bucket = await consultLimiter(c, merchant.merchant_id, config, "peek");

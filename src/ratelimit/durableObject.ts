@@ -17,6 +17,13 @@ export const STALE_CONFIG_MS = 60_000;
 export interface LimiterConfig extends BucketLimits {
   /** When that config was written (the merchant's `updated_at`, ms): orders configs seen from isolates with caches of different ages. */
   version: number;
+  /**
+   * Which merchant of that id the config belongs to: its `created_at`, fixed for the row's life, so a
+   * merchant deleted and created again with the same id (the object's name) is told apart from the
+   * one before it and starts with a full bucket. Absent from a caller that does not send it (a
+   * worker of a version before it was sent, during a deploy): that call runs on the stored bucket.
+   */
+  incarnation?: string;
 }
 
 /** What is stored under BUCKET_KEY: the bucket and the config it runs under. */
@@ -25,6 +32,10 @@ export interface StoredBucket extends BucketState {
   config_version?: number;
   /** When (this object's clock, ms) that config was first seen. */
   config_seen_ms?: number;
+  /** The incarnation (merchant `created_at`) the bucket belongs to; absent in buckets stored before it was recorded. */
+  incarnation?: string;
+  /** When (this object's clock, ms) that incarnation was first seen. */
+  incarnation_seen_ms?: number;
 }
 
 export type RateLimitVerdict = Omit<TakeResult, "state"> & {
@@ -33,7 +44,8 @@ export type RateLimitVerdict = Omit<TakeResult, "state"> & {
 };
 
 /**
- * One per merchant (`idFromName(merchant_id)`): the merchant's exact token bucket.
+ * One per merchant (`idFromName(merchant_id)`): the merchant's exact token bucket, which belongs to
+ * one incarnation of that id (`ofIncarnation`).
  *
  * `take` is synchronous from read to write (SQLite-backed storage's synchronous KV API), so no
  * other request can interleave and N concurrent calls against k tokens admit exactly k. The state
@@ -51,11 +63,11 @@ export class RateLimiter extends DurableObject<Env> {
   take(config: LimiterConfig): RateLimitVerdict {
     const kv = this.ctx.storage.kv;
     const now = Date.now();
-    const stored = kv.get<StoredBucket>(BUCKET_KEY) ?? null;
+    const { stored, incarnation } = ofIncarnation(kv.get<StoredBucket>(BUCKET_KEY) ?? null, config, now);
     const { applied, limits, current } = settle(stored, config, now);
     const unchanged = current !== null && applied.version === current.version && limits.requests_per_hour === current.requests_per_hour && limits.burst === current.burst;
     const { state, ...verdict } = take(stored, limits, now);
-    const next: StoredBucket = { ...state, config_version: applied.version, config_seen_ms: unchanged ? current.seen_ms : now };
+    const next: StoredBucket = { ...state, config_version: applied.version, config_seen_ms: unchanged ? current.seen_ms : now, ...incarnation };
     kv.put(BUCKET_KEY, next);
     return { ...verdict, limits };
   }
@@ -67,11 +79,32 @@ export class RateLimiter extends DurableObject<Env> {
    */
   peek(config: LimiterConfig): RateLimitVerdict {
     const now = Date.now();
-    const stored = this.ctx.storage.kv.get<StoredBucket>(BUCKET_KEY) ?? null;
+    const { stored } = ofIncarnation(this.ctx.storage.kv.get<StoredBucket>(BUCKET_KEY) ?? null, config, now);
     const { limits } = settle(stored, config, now);
     const headers = describe(refill(stored ?? fullBucket(limits, now), limits, now), limits);
     return { allowed: headers.retry_after_seconds === 0, ...headers, limits };
   }
+}
+
+/**
+ * The stored bucket a call runs on, and the incarnation to store with the result. The object is named
+ * by merchant id, so a merchant deleted (SQL) and created again with that id reaches the same object:
+ * a caller naming another incarnation (`created_at`) than the bucket's gets a fresh, full bucket
+ * (`stored` null), and the bucket is the new incarnation's from then on. Except within
+ * STALE_CONFIG_MS of the bucket's incarnation being first seen: merchant copies reach every isolate
+ * within 60 s, so until then another incarnation is an isolate still holding the merchant before it
+ * was re-created, and its requests count against the current bucket instead of switching it back
+ * to a full one. A bucket stored before incarnations were recorded is adopted by the first caller
+ * that names one, tokens kept; a caller naming none runs on the stored bucket and changes nothing.
+ */
+function ofIncarnation(stored: StoredBucket | null, config: LimiterConfig, now: number): { stored: StoredBucket | null; incarnation: Pick<StoredBucket, "incarnation" | "incarnation_seen_ms"> } {
+  const caller = config.incarnation;
+  const kept = stored?.incarnation === undefined ? {} : { incarnation: stored.incarnation, incarnation_seen_ms: stored.incarnation_seen_ms ?? 0 };
+  if (caller === undefined || stored?.incarnation === caller) return { stored, incarnation: kept };
+  const fresh = { incarnation: caller, incarnation_seen_ms: now };
+  if (stored === null || stored.incarnation === undefined) return { stored, incarnation: fresh };
+  if (now - (stored.incarnation_seen_ms ?? 0) < STALE_CONFIG_MS) return { stored, incarnation: kept };
+  return { stored: null, incarnation: fresh };
 }
 
 /**

@@ -322,6 +322,62 @@ describe("changed limits: the config version", () => {
   });
 });
 
+describe("a merchant re-created with the same id", () => {
+  /** Deletes the merchant and its keys as an operator's SQL would, and drops its cached copy. */
+  async function deleteInSql(merchantId: string): Promise<void> {
+    await env.DB.batch([env.DB.prepare("DELETE FROM api_keys WHERE merchant_id = ?").bind(merchantId), env.DB.prepare("DELETE FROM merchants WHERE id = ?").bind(merchantId)]);
+    await env.CACHE.delete(`merchant:${merchantId}`);
+    clearMemo();
+  }
+
+  /** Moves back the time the bucket first saw its incarnation, as if `seconds` had passed since. */
+  async function ageIncarnation(merchantId: string, seconds: number): Promise<void> {
+    await runInDurableObject(limiterOf(merchantId), (_instance, state) => {
+      const bucket = state.storage.kv.get<StoredBucket>(BUCKET_KEY);
+      if (!bucket) throw new Error("no bucket stored");
+      if (bucket.incarnation_seen_ms !== undefined) state.storage.kv.put(BUCKET_KEY, { ...bucket, incarnation_seen_ms: bucket.incarnation_seen_ms - seconds * 1000 });
+    });
+  }
+
+  it("starts with a full bucket, not the spent one of the merchant deleted before it", async () => {
+    const old = await createMerchant({ rate_limit: SLOW });
+    await spend(old.secretKey, 15);
+    const oldRow = await (await admin(`/v1/admin/merchants/${old.merchantId}`)).json<{ created_at: string; updated_at: string }>();
+    await ageIncarnation(old.merchantId, STALE_CONFIG_MS / 1000 + 1); // the old merchant lived for a while
+    await deleteInSql(old.merchantId);
+    await new Promise((resolve) => setTimeout(resolve, 5)); // a later created_at
+
+    const m = await createMerchant({ merchant_id: old.merchantId, rate_limit: SLOW });
+    const [first] = await spend(m.secretKey, 1);
+    expect(first!.status).toBe(200);
+    expect(headersOf(first!)).toMatchObject({ limit: "36", remaining: "18" });
+    // The new bucket is kept across requests: not reset on each one.
+    const [second] = await spend(m.secretKey, 1);
+    expect(headersOf(second!)).toMatchObject({ remaining: "17" });
+
+    // An isolate still holding the merchant before it was re-created (up to 60 s) counts against the
+    // new bucket; it does not switch it back to a full one of its own.
+    const stale = await limiterOf(m.merchantId).take({ ...SLOW, version: Date.parse(oldRow.updated_at), incarnation: oldRow.created_at });
+    expect(stale.remaining).toBe(16);
+    const [third] = await spend(m.secretKey, 1);
+    expect(headersOf(third!)).toMatchObject({ remaining: "15" });
+  });
+
+  it("a bucket stored before incarnations were recorded is adopted with its tokens", async () => {
+    const m = await createMerchant({ rate_limit: SLOW });
+    await spend(m.secretKey, 5);
+    await runInDurableObject(limiterOf(m.merchantId), (_instance, state) => {
+      const { incarnation: _i, incarnation_seen_ms: _s, ...legacy } = state.storage.kv.get<StoredBucket>(BUCKET_KEY)!;
+      state.storage.kv.put(BUCKET_KEY, legacy);
+    });
+    const [res] = await spend(m.secretKey, 1);
+    expect(headersOf(res!)).toMatchObject({ remaining: "13" });
+    const row = await (await admin(`/v1/admin/merchants/${m.merchantId}`)).json<{ created_at: string }>();
+    const bucket = await runInDurableObject(limiterOf(m.merchantId), (_instance, state) => state.storage.kv.get<StoredBucket>(BUCKET_KEY)!);
+    expect(bucket.incarnation).toBe(row.created_at);
+  });
+});
+
 describe("exactness under concurrency", () => {
   it("40 concurrent requests against 19 tokens let exactly 19 through", async () => {
     const m = await createMerchant({ rate_limit: SLOW });
