@@ -15,6 +15,7 @@ import { requestId } from "./middleware/requestId";
 import { responseHeaders } from "./middleware/responseHeaders";
 import { knownRoutes, methodsForPath, routeMiss } from "./middleware/routing";
 import { registerAdminRoutes } from "./routes/admin";
+import { registerAdminCustomerRoutes } from "./routes/adminCustomers";
 import { registerAnalyticsRoutes } from "./routes/analytics";
 import { registerCatalogRoutes } from "./routes/catalog";
 import { registerCheckoutRoutes } from "./routes/checkout";
@@ -61,6 +62,7 @@ export function createApp(): App {
   // Routes.
   registerHealthRoutes(app);
   registerAdminRoutes(app);
+  registerAdminCustomerRoutes(app);
   registerDeadLetterRoutes(app);
   registerCatalogRoutes(app);
   registerMethodsRoutes(app);

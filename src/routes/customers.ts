@@ -45,11 +45,11 @@ const exportCustomer = createRoute({
   responses: { 200: jsonResponse(CustomerExport, "The customer's data"), ...errorResponses(...MERCHANT_ERRORS) },
 });
 
-/** The customer's pseudonym and the audit stamp of this request. */
-async function subject(c: Context<AppEnv>, customerId: string): Promise<{ ref: string; stamp: AuditStamp }> {
+/** The customer's pseudonym and the audit stamp of this request (`actor`: the API key's key_id, or `admin`). */
+async function subject(c: Context<AppEnv>, customerId: string, actor: string): Promise<{ ref: string; stamp: AuditStamp }> {
   const ref = await customerRef(c.env.PII_KEY, customerId);
   logField(c, "customer_ref", ref);
-  return { ref, stamp: { actor: c.get("apiKey").key_id, requestId: c.get("requestId"), at: new Date().toISOString() } };
+  return { ref, stamp: { actor, requestId: c.get("requestId"), at: new Date().toISOString() } };
 }
 
 /**
@@ -72,53 +72,62 @@ async function clearProfiles(c: Context<AppEnv>, merchantId: string, ref: string
   }
 }
 
+/**
+ * The three data-rights operations, for the merchant routes below (the id in the path, the actor the
+ * key) and for the admin routes of the two legacy ids a path cannot carry (src/routes/adminCustomers.ts).
+ */
+export async function eraseCustomer<Id extends string>(c: Context<AppEnv>, merchantId: string, customer_id: Id, actor: string) {
+  const { ref, stamp } = await subject(c, customer_id, actor);
+  const result = await requestDeletion(c.env.DB, merchantId, ref, stamp);
+  await clearProfiles(c, merchantId, ref, result.firstPeerPage, true);
+  logField(c, "deletion", result.created ? "requested" : "already_pending");
+  return { customer_id, status: "pending_deletion" as const, purge_after: result.purge_after };
+}
+
+export async function restoreCustomerData<Id extends string>(c: Context<AppEnv>, merchantId: string, customer_id: Id, actor: string) {
+  const { ref, stamp } = await subject(c, customer_id, actor);
+  const result = await cancelDeletion(c.env.DB, merchantId, ref, stamp);
+  if (!result.restored) {
+    throw new ApiError("NOT_FOUND", "No pending deletion for this customer: never deleted, already restored, or purged");
+  }
+  await clearProfiles(c, merchantId, ref, result.firstPeerPage, false);
+  return { customer_id, status: "active" as const };
+}
+
+export async function exportCustomerData<Id extends string>(c: Context<AppEnv>, merchantId: string, customer_id: Id, actor: string): Promise<Omit<z.infer<typeof CustomerExport>, "customer_id"> & { customer_id: Id }> {
+  const { ref, stamp } = await subject(c, customer_id, actor);
+  const data = await readCustomerData(c.env.DB, merchantId, ref);
+  await recordAudit(c.env.DB, merchantId, ref, "export", stamp);
+  // A purged customer who came back (paid, or set preferences, after the purge) is active again:
+  // "purged" says the erasable data is gone, so it is only said while none has been stored since.
+  const status = !data.deletion ? "active" : data.deletion.status === "pending" ? "pending_deletion" : holdsErasableData(data) ? "active" : "purged";
+  return {
+    customer_id,
+    merchant_id: merchantId,
+    exported_at: stamp.at,
+    status,
+    purge_after: data.deletion?.status === "pending" ? data.deletion.purge_after : null,
+    preferences: data.preferences,
+    usage_events: data.usage_events,
+    usage_summary: data.usage_summary,
+    consent_log: data.consent_log,
+    analytics: data.analytics,
+    // The export speaks the merchant's ids: the pseudonym inside a stored message body becomes the customer id.
+    undelivered_messages: data.undelivered_messages.map((l) => ({ ...l, body: l.body.replaceAll(ref, customer_id) })),
+  } as Omit<z.infer<typeof CustomerExport>, "customer_id"> & { customer_id: Id };
+}
+
 export function registerCustomersRoutes(app: App): void {
   app.openapi(deleteCustomer, async (c) => {
-    const { customer_id } = c.req.valid("param");
-    const merchantId = c.get("merchant").merchant_id;
-    const { ref, stamp } = await subject(c, customer_id);
-    const result = await requestDeletion(c.env.DB, merchantId, ref, stamp);
-    await clearProfiles(c, merchantId, ref, result.firstPeerPage, true);
-    logField(c, "deletion", result.created ? "requested" : "already_pending");
-    return c.json({ customer_id, status: "pending_deletion" as const, purge_after: result.purge_after }, 202);
+    return c.json(await eraseCustomer(c, c.get("merchant").merchant_id, c.req.valid("param").customer_id, c.get("apiKey").key_id), 202);
   });
 
   app.openapi(restoreCustomer, async (c) => {
-    const { customer_id } = c.req.valid("param");
-    const merchantId = c.get("merchant").merchant_id;
-    const { ref, stamp } = await subject(c, customer_id);
-    const result = await cancelDeletion(c.env.DB, merchantId, ref, stamp);
-    if (!result.restored) {
-      throw new ApiError("NOT_FOUND", "No pending deletion for this customer: never deleted, already restored, or purged");
-    }
-    await clearProfiles(c, merchantId, ref, result.firstPeerPage, false);
-    return c.json({ customer_id, status: "active" as const }, 200);
+    return c.json(await restoreCustomerData(c, c.get("merchant").merchant_id, c.req.valid("param").customer_id, c.get("apiKey").key_id), 200);
   });
 
   app.openapi(exportCustomer, async (c) => {
-    const { customer_id } = c.req.valid("param");
-    const merchantId = c.get("merchant").merchant_id;
-    const { ref, stamp } = await subject(c, customer_id);
-    const data = await readCustomerData(c.env.DB, merchantId, ref);
-    await recordAudit(c.env.DB, merchantId, ref, "export", stamp);
-    // A purged customer who came back (paid, or set preferences, after the purge) is active again:
-    // "purged" says the erasable data is gone, so it is only said while none has been stored since.
-    const status = !data.deletion ? "active" : data.deletion.status === "pending" ? "pending_deletion" : holdsErasableData(data) ? "active" : "purged";
-    const body = {
-      customer_id,
-      merchant_id: merchantId,
-      exported_at: stamp.at,
-      status,
-      purge_after: data.deletion?.status === "pending" ? data.deletion.purge_after : null,
-      preferences: data.preferences,
-      usage_events: data.usage_events,
-      usage_summary: data.usage_summary,
-      consent_log: data.consent_log,
-      analytics: data.analytics,
-      // The export speaks the merchant's ids: the pseudonym inside a stored message body becomes the customer id.
-      undelivered_messages: data.undelivered_messages.map((l) => ({ ...l, body: l.body.replaceAll(ref, customer_id) })),
-    } as z.infer<typeof CustomerExport>;
-    return c.json(body, 200);
+    return c.json(await exportCustomerData(c, c.get("merchant").merchant_id, c.req.valid("param").customer_id, c.get("apiKey").key_id), 200);
   });
 }
 

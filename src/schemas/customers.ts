@@ -176,3 +176,37 @@ export const CustomerExport = z
       undelivered_messages: [],
     },
   });
+
+/**
+ * The two customer ids a URL path cannot carry (URL parsing removes the dot segments `.` and `..`),
+ * refused as new ids since they were found (src/schemas/common.ts) but possibly stored before: the
+ * admin API exports, erases and restores such a customer with the id in the body
+ * (src/routes/adminCustomers.ts). Any other id goes through /v1/personalize/customers/{customer_id}.
+ */
+export const LegacyDotCustomerId = z
+  .enum([".", ".."], { error: "must be . or ..: the admin routes take only the two ids a path cannot carry; any other id is exported, erased and restored through /v1/personalize/customers/{customer_id}" })
+  .openapi({ description: "`.` or `..`: an id stored before these were refused, which no URL path can name", example: ".." });
+
+export const LegacyCustomerBody = z.strictObject({ customer_id: LegacyDotCustomerId }).openapi("LegacyCustomerBody", { example: { customer_id: ".." } });
+
+export const LegacyDeletionAccepted = DeletionAccepted.extend({ customer_id: LegacyDotCustomerId }).openapi("LegacyDeletionAccepted", {
+  example: { customer_id: "..", status: "pending_deletion", purge_after: "2026-03-05T15:30:00.000Z" },
+});
+
+export const LegacyCustomerRestored = CustomerRestored.extend({ customer_id: LegacyDotCustomerId }).openapi("LegacyCustomerRestored", { example: { customer_id: "..", status: "active" } });
+
+export const LegacyCustomerExport = CustomerExport.extend({ customer_id: LegacyDotCustomerId }).openapi("LegacyCustomerExport", {
+  example: {
+    customer_id: "..",
+    merchant_id: "m_demo",
+    exported_at: "2026-02-03T15:30:00.000Z",
+    status: "active",
+    purge_after: null,
+    preferences: null,
+    usage_events: [],
+    usage_summary: [],
+    consent_log: [],
+    analytics: { decisions: [], conversions: [], offer_impressions: [] },
+    undelivered_messages: [],
+  },
+});

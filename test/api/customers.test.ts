@@ -218,6 +218,46 @@ describe("cache failures", () => {
     expect((await api(a.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: "cus..x.", favorite_methods: ["visa"] }) })).status).toBe(200);
   });
 
+  it("a customer . or .. stored before they were refused is exported, erased and restored through the admin API, the id in the body", async () => {
+    const legacy = (m: TestMerchant, action: string, customerId: unknown) =>
+      admin(`/v1/admin/merchants/${m.merchantId}/customers/${action}`, { method: "POST", body: JSON.stringify({ customer_id: customerId }) });
+    for (const id of [".", ".."]) {
+      // Rows as the API stored them before the refusal: keyed by the pseudonym of the id.
+      await seedPreferences(a.merchantId, id);
+      await seedEvent(a.merchantId, id, { method_id: "paypal" });
+      // The merchant routes cannot name the customer: URL parsing removes the dot segment.
+      expect((await exportOf(a, id)).status).not.toBe(200);
+
+      const exported = await legacy(a, "export", id);
+      expect(exported.status).toBe(200);
+      const body = await exported.json<ExportBody>();
+      expect(body).toMatchObject({ customer_id: id, merchant_id: a.merchantId, status: "active", preferences: { default_method: "paypal" } });
+      expect(body.usage_events.map((e) => e.method_id)).toEqual(["paypal"]);
+
+      const erased = await legacy(a, "delete", id);
+      expect(erased.status).toBe(202);
+      expect(await erased.json()).toMatchObject({ customer_id: id, status: "pending_deletion" });
+      expect((await profileOf(a, id)).pending_deletion).toBe(true);
+      const restored = await legacy(a, "restore", id);
+      expect(restored.status).toBe(200);
+      expect(await restored.json()).toEqual({ customer_id: id, status: "active" });
+      expect((await legacy(a, "delete", id)).status).toBe(202);
+      expect((await auditActions(a, id)).map((r) => `${r.action}:${r.actor}`)).toEqual(["export:admin", "delete:admin", "restore:admin", "delete:admin"]);
+
+      // Past the grace period the purge erases the rows like any other customer's.
+      await env.DB.prepare("UPDATE customer_deletions SET purge_after = ? WHERE merchant_id = ? AND customer_ref = ?").bind(new Date(Date.now() - 1000).toISOString(), a.merchantId, await refOf(id)).run();
+      await purgeDueCustomers(env, new Date());
+      expect(await customerRowCounts(a.merchantId, id)).toMatchObject({ preferences: 0, usage_events: 0, method_stats: 0 });
+      expect(await (await legacy(a, "export", id)).json()).toMatchObject({ customer_id: id, status: "purged", preferences: null, usage_events: [] });
+    }
+    // Only these two ids: any other has its path, and a new . or .. is still refused everywhere else.
+    const other = await expectError(await legacy(a, "delete", "cus_1"), 400, "VALIDATION_ERROR");
+    expect(other.error.details?.map((d) => d.path)).toEqual(["customer_id"]);
+    await expectError(await legacy(a, "export", undefined), 400, "VALIDATION_ERROR");
+    await expectError(await admin("/v1/admin/merchants/m_nobody_here/customers/export", { method: "POST", body: JSON.stringify({ customer_id: "." }) }), 404, "NOT_FOUND");
+    await expectError(await api(a.secretKey, "/v1/admin/merchants/x/customers/export", { method: "POST", body: "{}" }), 401, "INVALID_ADMIN_TOKEN");
+  });
+
   it("erased again after the purge and then restored, the customer is back to the purged tombstone: an event received before the purge is still not stored", async () => {
     const id = "cus_reopened";
     const ref = await customerRef(env.PII_KEY, id);

@@ -126,6 +126,9 @@ describe("a sample answer of every route validates against its documented schema
     await ok(admin("/v1/admin/dead-letters?queue=feedback"), 200);
     await ok(admin("/v1/admin/dead-letters/redrive", json({ queue: "analytics", limit: 10 })), 200);
     await ok(admin(`/v1/admin/dead-letters/${letter!.id}`, { method: "DELETE" }), 204);
+    await ok(admin(`/v1/admin/merchants/${id}/customers/export`, json({ customer_id: ".." })), 200);
+    await ok(admin(`/v1/admin/merchants/${id}/customers/delete`, json({ customer_id: ".." })), 202);
+    await ok(admin(`/v1/admin/merchants/${id}/customers/restore`, json({ customer_id: ".." })), 200);
     await ok(api(sk, "/v1/payment-methods"), 200);
     const context = "device_type=mobile&country=US&amount=4999&currency=USD&timezone=America/New_York";
     const methods = await (await ok(api(sk, `/v1/personalize/methods?customer_id=cus_123&${context}`), 200)).json<{ decision_id: string }>();

@@ -52,6 +52,10 @@ export const API_MD_ROUTES = [
   "GET /v1/admin/dead-letters",
   "POST /v1/admin/dead-letters/redrive",
   "DELETE /v1/admin/dead-letters/{id}",
+  // Ops: the data rights of the legacy customer ids . and .. (src/routes/adminCustomers.ts, docs/data-rights.md).
+  "POST /v1/admin/merchants/{merchant_id}/customers/export",
+  "POST /v1/admin/merchants/{merchant_id}/customers/delete",
+  "POST /v1/admin/merchants/{merchant_id}/customers/restore",
 ];
 
 /** The document as GET /v1/openapi.json serves it, and every operation in it. */

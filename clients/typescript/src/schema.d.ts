@@ -93,6 +93,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/merchants/{merchant_id}/customers/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Export a customer whose id is . or .. (no URL path can name it), as GET /v1/personalize/customers/{customer_id}/export would */
+        post: operations["exportLegacyCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/merchants/{merchant_id}/customers/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Request erasure of a customer whose id is . or .., as DELETE /v1/personalize/customers/{customer_id} would */
+        post: operations["deleteLegacyCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/merchants/{merchant_id}/customers/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a pending erasure of a customer whose id is . or .., as POST /v1/personalize/customers/{customer_id}/restore would */
+        post: operations["restoreLegacyCustomer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/dead-letters": {
         parameters: {
             query?: never;
@@ -844,6 +895,336 @@ export interface components {
         };
         /**
          * @example {
+         *       "customer_id": "..",
+         *       "merchant_id": "m_demo",
+         *       "exported_at": "2026-02-03T15:30:00.000Z",
+         *       "status": "active",
+         *       "purge_after": null,
+         *       "preferences": null,
+         *       "usage_events": [],
+         *       "usage_summary": [],
+         *       "consent_log": [],
+         *       "analytics": {
+         *         "decisions": [],
+         *         "conversions": [],
+         *         "offer_impressions": []
+         *       },
+         *       "undelivered_messages": []
+         *     }
+         */
+        LegacyCustomerExport: components["schemas"]["CustomerExport"] & {
+            /**
+             * @description `.` or `..`: an id stored before these were refused, which no URL path can name
+             * @example ..
+             * @enum {string}
+             */
+            customer_id?: "." | "..";
+        };
+        /** @description null when none are stored */
+        ExportedPreferences: {
+            /** @example apple_pay */
+            default_method: string | null;
+            favorite_methods: string[];
+            excluded_methods: string[];
+            personalization_enabled: boolean;
+            cross_merchant_consent: boolean;
+            /** @example 2026-02-03T15:30:00Z */
+            created_at: string;
+            /** @example 2026-02-03T15:30:00Z */
+            updated_at: string;
+            /** @example 2026-02-03T15:30:00Z */
+            last_used_at: string | null;
+        } | null;
+        ExportedUsageEvent: {
+            event_id: string;
+            /** @example apple_pay */
+            method_id: string;
+            amount: number | null;
+            /** @example USD */
+            currency: string | null;
+            device_type: string | null;
+            /** @example US */
+            location_country: string | null;
+            decision_id: string | null;
+            offer_id: string | null;
+            /** @example 2026-02-03T15:30:00Z */
+            occurred_at: string;
+            /** @example 2026-02-03T15:30:00Z */
+            received_at: string;
+        };
+        ExportedUsageSummary: {
+            /** @description '*' overall, or a context bucket such as 'device:mobile', 'amount:2', 'country:NL' */
+            bucket: string;
+            /** @example apple_pay */
+            method_id: string;
+            uses: number;
+            /** @example 2026-02-03T15:30:00Z */
+            last_used_at: string;
+        };
+        ExportedConsent: {
+            /** @enum {string} */
+            consent_type: "personalization" | "cross_merchant";
+            /** @enum {string} */
+            action: "granted" | "revoked";
+            /** @example 2026-02-03T15:30:00Z */
+            timestamp: string;
+            /**
+             * @description Present only when the change was not the customer's own. `retention`: a cross-merchant consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use. `erasure`: the customer's data was purged at the end of a deletion's grace period, so a cross-merchant consent reads as not given (`revoked`) and an opt-out as the default, personalization on (`granted`). Absent: the customer's own change (PUT /v1/personalize/preferences).
+             * @enum {string}
+             */
+            reason?: "retention" | "erasure";
+        };
+        /** @description The raw experiment facts recorded about the customer (the merchant's reports only hold counts) */
+        ExportedAnalytics: {
+            /** @description /methods answers given for the customer, oldest first (kept 90 days) */
+            decisions: components["schemas"]["ExportedDecision"][];
+            /** @description Payments attributed to one of those answers, oldest first (kept 90 days) */
+            conversions: components["schemas"]["ExportedConversion"][];
+            /** @description Offers shown to the customer, one row per offer, oldest first (kept 90 days) */
+            offer_impressions: components["schemas"]["ExportedOfferImpression"][];
+        };
+        /**
+         * @example {
+         *       "decision_key": "q3Vf0b9Xk2LmN8pR4tYw1A",
+         *       "decided_at": "2026-02-03T15:29:12.000Z",
+         *       "arm": "treatment",
+         *       "personalized": true,
+         *       "fallback_reason": null,
+         *       "ranked": [
+         *         "apple_pay",
+         *         "visa",
+         *         "paypal"
+         *       ],
+         *       "device_type": "mobile",
+         *       "country": "US",
+         *       "currency": "USD",
+         *       "cache": "hit"
+         *     }
+         */
+        ExportedDecision: {
+            /**
+             * @description Identifies one /methods answer: the last part of its decision_id (after the final '.')
+             * @example q3Vf0b9Xk2LmN8pR4tYw1A
+             */
+            decision_key: string;
+            /** @example 2026-02-03T15:30:00Z */
+            decided_at: string;
+            /**
+             * @description The experiment arm the customer was in; null: the merchant runs no holdout
+             * @enum {string|null}
+             */
+            arm: "treatment" | "holdout" | null;
+            personalized: boolean;
+            /** @description Why the order was not personal (null when it was) */
+            fallback_reason: string | null;
+            /** @description The methods in the order the answer gave them */
+            ranked: string[];
+            device_type: string | null;
+            country: string | null;
+            currency: string | null;
+            /**
+             * @description Whether the customer's profile came from the cache
+             * @enum {string|null}
+             */
+            cache: "hit" | "miss" | null;
+        };
+        /**
+         * @example {
+         *       "decision_key": "q3Vf0b9Xk2LmN8pR4tYw1A",
+         *       "event_id": "order_1001",
+         *       "arm": "treatment",
+         *       "fallback_reason": null,
+         *       "method_id": "apple_pay",
+         *       "rank": 1,
+         *       "amount": 4999,
+         *       "currency": "USD",
+         *       "decided_at": "2026-02-03T15:29:12.000Z",
+         *       "occurred_at": "2026-02-03T15:30:00.000Z",
+         *       "ttp_bin": 390
+         *     }
+         */
+        ExportedConversion: {
+            /**
+             * @description Identifies one /methods answer: the last part of its decision_id (after the final '.')
+             * @example q3Vf0b9Xk2LmN8pR4tYw1A
+             */
+            decision_key: string;
+            /** @description The usage event (payment) that converted the decision */
+            event_id: string;
+            /**
+             * @description The experiment arm the customer was in; null: the merchant runs no holdout
+             * @enum {string|null}
+             */
+            arm: "treatment" | "holdout" | null;
+            fallback_reason: string | null;
+            /** @example apple_pay */
+            method_id: string;
+            /** @description 1-based rank of the paid method in the decision; 0: it was not in the list */
+            rank: number;
+            amount: number | null;
+            /** @example USD */
+            currency: string | null;
+            /** @example 2026-02-03T15:30:00Z */
+            decided_at: string;
+            /** @example 2026-02-03T15:30:00Z */
+            occurred_at: string;
+            /** @description Time from decision to payment, as a log-scale bin: 0 ≤ 1 s, bin b ≥ 1 covers [1000·1.01^(b−1), 1000·1.01^b) ms */
+            ttp_bin: number;
+        };
+        /**
+         * @example {
+         *       "impression_id": "imp_7fQ2mZ9cK1xB",
+         *       "offer_id": "applepay_5off",
+         *       "shown_at": "2026-02-03T15:29:12.000Z"
+         *     }
+         */
+        ExportedOfferImpression: {
+            /** @description Identifies one /offers answer; the offers it showed share it */
+            impression_id: string;
+            /** @example applepay_5off */
+            offer_id: string;
+            /** @example 2026-02-03T15:30:00Z */
+            shown_at: string;
+        };
+        /**
+         * @example {
+         *       "queue": "feedback",
+         *       "received_at": "2026-02-03T15:35:00.000Z",
+         *       "truncated": false,
+         *       "body": "{\"v\":1,\"merchant_id\":\"m_demo\",\"customer_ref\":\"cus_123\",\"event_id\":\"order_1001\",\"method_id\":\"apple_pay\",\"amount\":4999,\"currency\":\"USD\",\"occurred_at\":\"2026-02-03T15:30:00.000Z\"}"
+         *     }
+         */
+        ExportedUndeliveredMessage: {
+            /**
+             * @description The queue the message was on
+             * @enum {string}
+             */
+            queue: "feedback" | "analytics";
+            /** @example 2026-02-03T15:30:00Z */
+            received_at: string;
+            /** @description true: body is cut at its size cap (or was not JSON), not the whole message */
+            truncated: boolean;
+            /** @description The message as JSON text; where it held the customer's pseudonym (customer_ref) it shows your customer_id */
+            body: string;
+        };
+        /**
+         * @example {
+         *       "customer_id": "cus_123",
+         *       "merchant_id": "m_demo",
+         *       "exported_at": "2026-02-03T15:30:00.000Z",
+         *       "status": "active",
+         *       "purge_after": null,
+         *       "preferences": null,
+         *       "usage_events": [],
+         *       "usage_summary": [],
+         *       "consent_log": [],
+         *       "analytics": {
+         *         "decisions": [],
+         *         "conversions": [],
+         *         "offer_impressions": []
+         *       },
+         *       "undelivered_messages": []
+         *     }
+         */
+        CustomerExport: {
+            /** @example cus_123 */
+            customer_id: string;
+            /** @example m_demo */
+            merchant_id: string;
+            /** @example 2026-02-03T15:30:00Z */
+            exported_at: string;
+            /**
+             * @description active: no erasure requested (or restored); pending_deletion: within the grace period; purged: erased, only the consent log is kept
+             * @enum {string}
+             */
+            status: "active" | "pending_deletion" | "purged";
+            /** @example 2026-02-03T15:30:00Z */
+            purge_after: string | null;
+            preferences: components["schemas"]["ExportedPreferences"];
+            /** @description Payments reported through feedback (kept 90 days), oldest first */
+            usage_events: components["schemas"]["ExportedUsageEvent"][];
+            /** @description Per-method counts derived from usage events, which scoring reads */
+            usage_summary: components["schemas"]["ExportedUsageSummary"][];
+            /** @description Consent changes, oldest first (kept 3 years) */
+            consent_log: components["schemas"]["ExportedConsent"][];
+            analytics: components["schemas"]["ExportedAnalytics"];
+            /** @description Feedback and analytics messages about the customer that could not be written (dead letters), oldest first, until ops re-drive (then they show above) or discard them */
+            undelivered_messages: components["schemas"]["ExportedUndeliveredMessage"][];
+        };
+        /**
+         * @example {
+         *       "customer_id": ".."
+         *     }
+         */
+        LegacyCustomerBody: {
+            /**
+             * @description `.` or `..`: an id stored before these were refused, which no URL path can name
+             * @example ..
+             * @enum {string}
+             */
+            customer_id: "." | "..";
+        };
+        /**
+         * @example {
+         *       "customer_id": "..",
+         *       "status": "pending_deletion",
+         *       "purge_after": "2026-03-05T15:30:00.000Z"
+         *     }
+         */
+        LegacyDeletionAccepted: components["schemas"]["DeletionAccepted"] & {
+            /**
+             * @description `.` or `..`: an id stored before these were refused, which no URL path can name
+             * @example ..
+             * @enum {string}
+             */
+            customer_id?: "." | "..";
+        };
+        /**
+         * @example {
+         *       "customer_id": "cus_123",
+         *       "status": "pending_deletion",
+         *       "purge_after": "2026-03-05T15:30:00.000Z"
+         *     }
+         */
+        DeletionAccepted: {
+            /** @example cus_123 */
+            customer_id: string;
+            /** @enum {string} */
+            status: "pending_deletion";
+            /**
+             * @description When the scheduled job may erase the data (request + 30 days); restore is possible until then
+             * @example 2026-02-03T15:30:00Z
+             */
+            purge_after: string;
+        };
+        /**
+         * @example {
+         *       "customer_id": "..",
+         *       "status": "active"
+         *     }
+         */
+        LegacyCustomerRestored: components["schemas"]["CustomerRestored"] & {
+            /**
+             * @description `.` or `..`: an id stored before these were refused, which no URL path can name
+             * @example ..
+             * @enum {string}
+             */
+            customer_id?: "." | "..";
+        };
+        /**
+         * @example {
+         *       "customer_id": "cus_123",
+         *       "status": "active"
+         *     }
+         */
+        CustomerRestored: {
+            /** @example cus_123 */
+            customer_id: string;
+            /** @enum {string} */
+            status: "active";
+        };
+        /**
+         * @example {
          *       "dead_letters": [
          *         {
          *           "id": 42,
@@ -1289,267 +1670,6 @@ export interface components {
             /** @example m_demo */
             merchant_id?: string;
             events: components["schemas"]["FeedbackEvent"][];
-        };
-        /**
-         * @example {
-         *       "customer_id": "cus_123",
-         *       "status": "pending_deletion",
-         *       "purge_after": "2026-03-05T15:30:00.000Z"
-         *     }
-         */
-        DeletionAccepted: {
-            /** @example cus_123 */
-            customer_id: string;
-            /** @enum {string} */
-            status: "pending_deletion";
-            /**
-             * @description When the scheduled job may erase the data (request + 30 days); restore is possible until then
-             * @example 2026-02-03T15:30:00Z
-             */
-            purge_after: string;
-        };
-        /**
-         * @example {
-         *       "customer_id": "cus_123",
-         *       "status": "active"
-         *     }
-         */
-        CustomerRestored: {
-            /** @example cus_123 */
-            customer_id: string;
-            /** @enum {string} */
-            status: "active";
-        };
-        /**
-         * @example {
-         *       "customer_id": "cus_123",
-         *       "merchant_id": "m_demo",
-         *       "exported_at": "2026-02-03T15:30:00.000Z",
-         *       "status": "active",
-         *       "purge_after": null,
-         *       "preferences": null,
-         *       "usage_events": [],
-         *       "usage_summary": [],
-         *       "consent_log": [],
-         *       "analytics": {
-         *         "decisions": [],
-         *         "conversions": [],
-         *         "offer_impressions": []
-         *       },
-         *       "undelivered_messages": []
-         *     }
-         */
-        CustomerExport: {
-            /** @example cus_123 */
-            customer_id: string;
-            /** @example m_demo */
-            merchant_id: string;
-            /** @example 2026-02-03T15:30:00Z */
-            exported_at: string;
-            /**
-             * @description active: no erasure requested (or restored); pending_deletion: within the grace period; purged: erased, only the consent log is kept
-             * @enum {string}
-             */
-            status: "active" | "pending_deletion" | "purged";
-            /** @example 2026-02-03T15:30:00Z */
-            purge_after: string | null;
-            preferences: components["schemas"]["ExportedPreferences"];
-            /** @description Payments reported through feedback (kept 90 days), oldest first */
-            usage_events: components["schemas"]["ExportedUsageEvent"][];
-            /** @description Per-method counts derived from usage events, which scoring reads */
-            usage_summary: components["schemas"]["ExportedUsageSummary"][];
-            /** @description Consent changes, oldest first (kept 3 years) */
-            consent_log: components["schemas"]["ExportedConsent"][];
-            analytics: components["schemas"]["ExportedAnalytics"];
-            /** @description Feedback and analytics messages about the customer that could not be written (dead letters), oldest first, until ops re-drive (then they show above) or discard them */
-            undelivered_messages: components["schemas"]["ExportedUndeliveredMessage"][];
-        };
-        /** @description null when none are stored */
-        ExportedPreferences: {
-            /** @example apple_pay */
-            default_method: string | null;
-            favorite_methods: string[];
-            excluded_methods: string[];
-            personalization_enabled: boolean;
-            cross_merchant_consent: boolean;
-            /** @example 2026-02-03T15:30:00Z */
-            created_at: string;
-            /** @example 2026-02-03T15:30:00Z */
-            updated_at: string;
-            /** @example 2026-02-03T15:30:00Z */
-            last_used_at: string | null;
-        } | null;
-        ExportedUsageEvent: {
-            event_id: string;
-            /** @example apple_pay */
-            method_id: string;
-            amount: number | null;
-            /** @example USD */
-            currency: string | null;
-            device_type: string | null;
-            /** @example US */
-            location_country: string | null;
-            decision_id: string | null;
-            offer_id: string | null;
-            /** @example 2026-02-03T15:30:00Z */
-            occurred_at: string;
-            /** @example 2026-02-03T15:30:00Z */
-            received_at: string;
-        };
-        ExportedUsageSummary: {
-            /** @description '*' overall, or a context bucket such as 'device:mobile', 'amount:2', 'country:NL' */
-            bucket: string;
-            /** @example apple_pay */
-            method_id: string;
-            uses: number;
-            /** @example 2026-02-03T15:30:00Z */
-            last_used_at: string;
-        };
-        ExportedConsent: {
-            /** @enum {string} */
-            consent_type: "personalization" | "cross_merchant";
-            /** @enum {string} */
-            action: "granted" | "revoked";
-            /** @example 2026-02-03T15:30:00Z */
-            timestamp: string;
-            /**
-             * @description Present only when the change was not the customer's own. `retention`: a cross-merchant consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use. `erasure`: the customer's data was purged at the end of a deletion's grace period, so a cross-merchant consent reads as not given (`revoked`) and an opt-out as the default, personalization on (`granted`). Absent: the customer's own change (PUT /v1/personalize/preferences).
-             * @enum {string}
-             */
-            reason?: "retention" | "erasure";
-        };
-        /** @description The raw experiment facts recorded about the customer (the merchant's reports only hold counts) */
-        ExportedAnalytics: {
-            /** @description /methods answers given for the customer, oldest first (kept 90 days) */
-            decisions: components["schemas"]["ExportedDecision"][];
-            /** @description Payments attributed to one of those answers, oldest first (kept 90 days) */
-            conversions: components["schemas"]["ExportedConversion"][];
-            /** @description Offers shown to the customer, one row per offer, oldest first (kept 90 days) */
-            offer_impressions: components["schemas"]["ExportedOfferImpression"][];
-        };
-        /**
-         * @example {
-         *       "decision_key": "q3Vf0b9Xk2LmN8pR4tYw1A",
-         *       "decided_at": "2026-02-03T15:29:12.000Z",
-         *       "arm": "treatment",
-         *       "personalized": true,
-         *       "fallback_reason": null,
-         *       "ranked": [
-         *         "apple_pay",
-         *         "visa",
-         *         "paypal"
-         *       ],
-         *       "device_type": "mobile",
-         *       "country": "US",
-         *       "currency": "USD",
-         *       "cache": "hit"
-         *     }
-         */
-        ExportedDecision: {
-            /**
-             * @description Identifies one /methods answer: the last part of its decision_id (after the final '.')
-             * @example q3Vf0b9Xk2LmN8pR4tYw1A
-             */
-            decision_key: string;
-            /** @example 2026-02-03T15:30:00Z */
-            decided_at: string;
-            /**
-             * @description The experiment arm the customer was in; null: the merchant runs no holdout
-             * @enum {string|null}
-             */
-            arm: "treatment" | "holdout" | null;
-            personalized: boolean;
-            /** @description Why the order was not personal (null when it was) */
-            fallback_reason: string | null;
-            /** @description The methods in the order the answer gave them */
-            ranked: string[];
-            device_type: string | null;
-            country: string | null;
-            currency: string | null;
-            /**
-             * @description Whether the customer's profile came from the cache
-             * @enum {string|null}
-             */
-            cache: "hit" | "miss" | null;
-        };
-        /**
-         * @example {
-         *       "decision_key": "q3Vf0b9Xk2LmN8pR4tYw1A",
-         *       "event_id": "order_1001",
-         *       "arm": "treatment",
-         *       "fallback_reason": null,
-         *       "method_id": "apple_pay",
-         *       "rank": 1,
-         *       "amount": 4999,
-         *       "currency": "USD",
-         *       "decided_at": "2026-02-03T15:29:12.000Z",
-         *       "occurred_at": "2026-02-03T15:30:00.000Z",
-         *       "ttp_bin": 390
-         *     }
-         */
-        ExportedConversion: {
-            /**
-             * @description Identifies one /methods answer: the last part of its decision_id (after the final '.')
-             * @example q3Vf0b9Xk2LmN8pR4tYw1A
-             */
-            decision_key: string;
-            /** @description The usage event (payment) that converted the decision */
-            event_id: string;
-            /**
-             * @description The experiment arm the customer was in; null: the merchant runs no holdout
-             * @enum {string|null}
-             */
-            arm: "treatment" | "holdout" | null;
-            fallback_reason: string | null;
-            /** @example apple_pay */
-            method_id: string;
-            /** @description 1-based rank of the paid method in the decision; 0: it was not in the list */
-            rank: number;
-            amount: number | null;
-            /** @example USD */
-            currency: string | null;
-            /** @example 2026-02-03T15:30:00Z */
-            decided_at: string;
-            /** @example 2026-02-03T15:30:00Z */
-            occurred_at: string;
-            /** @description Time from decision to payment, as a log-scale bin: 0 ≤ 1 s, bin b ≥ 1 covers [1000·1.01^(b−1), 1000·1.01^b) ms */
-            ttp_bin: number;
-        };
-        /**
-         * @example {
-         *       "impression_id": "imp_7fQ2mZ9cK1xB",
-         *       "offer_id": "applepay_5off",
-         *       "shown_at": "2026-02-03T15:29:12.000Z"
-         *     }
-         */
-        ExportedOfferImpression: {
-            /** @description Identifies one /offers answer; the offers it showed share it */
-            impression_id: string;
-            /** @example applepay_5off */
-            offer_id: string;
-            /** @example 2026-02-03T15:30:00Z */
-            shown_at: string;
-        };
-        /**
-         * @example {
-         *       "queue": "feedback",
-         *       "received_at": "2026-02-03T15:35:00.000Z",
-         *       "truncated": false,
-         *       "body": "{\"v\":1,\"merchant_id\":\"m_demo\",\"customer_ref\":\"cus_123\",\"event_id\":\"order_1001\",\"method_id\":\"apple_pay\",\"amount\":4999,\"currency\":\"USD\",\"occurred_at\":\"2026-02-03T15:30:00.000Z\"}"
-         *     }
-         */
-        ExportedUndeliveredMessage: {
-            /**
-             * @description The queue the message was on
-             * @enum {string}
-             */
-            queue: "feedback" | "analytics";
-            /** @example 2026-02-03T15:30:00Z */
-            received_at: string;
-            /** @description true: body is cut at its size cap (or was not JSON), not the whole message */
-            truncated: boolean;
-            /** @description The message as JSON text; where it held the customer's pseudonym (customer_ref) it shows your customer_id */
-            body: string;
         };
         /**
          * @example {
@@ -2558,6 +2678,318 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `INVALID_JSON` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials: `INVALID_ADMIN_TOKEN` */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payload too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error: `INTERNAL_ERROR` */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry: `UNAVAILABLE` */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    exportLegacyCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
+                 * @example order-42-methods
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                merchant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LegacyCustomerBody"];
+            };
+        };
+        responses: {
+            /** @description The customer's data */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyCustomerExport"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `INVALID_JSON` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials: `INVALID_ADMIN_TOKEN` */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payload too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error: `INTERNAL_ERROR` */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry: `UNAVAILABLE` */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteLegacyCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
+                 * @example order-42-methods
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                merchant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LegacyCustomerBody"];
+            };
+        };
+        responses: {
+            /** @description Erasure scheduled */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyDeletionAccepted"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `INVALID_JSON` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials: `INVALID_ADMIN_TOKEN` */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payload too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error: `INTERNAL_ERROR` */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry: `UNAVAILABLE` */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    restoreLegacyCustomer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
+                 * @example order-42-methods
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                merchant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LegacyCustomerBody"];
+            };
+        };
+        responses: {
+            /** @description Restored; the data is used again */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyCustomerRestored"];
+                };
             };
             /** @description Invalid request: `VALIDATION_ERROR`, `INVALID_JSON` */
             400: {
