@@ -17,7 +17,15 @@ export interface NewSession {
   deviceType?: DeviceType | undefined;
   expiresInSeconds: number;
   nowMs: number;
+  /**
+   * The latest the session may live: the customer's purge_after when their deletion is pending, so
+   * no session (pseudonym, basket) outlives the purge. Never less than the 60 s KV keeps an entry.
+   */
+  notAfterMs?: number | undefined;
 }
+
+/** KV's shortest expirationTtl, and so the shortest session. */
+const MIN_SESSION_MS = 60_000;
 
 /**
  * An Idempotency-Key's session: id and secret derived, with HMAC-SHA-256 under the signing key (a
@@ -87,11 +95,13 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
     id = "cs_" + toHex(crypto.getRandomValues(new Uint8Array(12)));
     clientSecret = `${id}_secret_${randomToken(24)}`;
   }
-  const session = await sessionOf(new Date(s.nowMs + s.expiresInSeconds * 1000).toISOString());
+  let expiresMs = s.nowMs + s.expiresInSeconds * 1000;
+  if (s.notAfterMs !== undefined) expiresMs = Math.min(expiresMs, Math.max(s.notAfterMs, s.nowMs + MIN_SESSION_MS));
+  const session = await sessionOf(new Date(expiresMs).toISOString());
   // The session's entry expires with it (API.md §7); a key's replay record, which holds no customer
   // data, stays until its day is over, so a late retry is answered, not reopened. The record is
   // written once the session is: a record never stands for a session that was not stored.
-  await writeSession(kv, id, session, s.expiresInSeconds);
+  await writeSession(kv, id, session, Math.ceil((expiresMs - s.nowMs) / 1000));
   if (idem) await writeSessionReplay(kv, id, { expires_at: session.expires_at }, REPLAY_TTL_SECONDS);
   return { id, clientSecret, session, replayed: false };
 }

@@ -9,6 +9,8 @@ import { logField } from "../middleware/logger";
 import { CheckoutSession, CheckoutSessionCreate, CheckoutSessionCreateQuery, IdempotencyKeyHeader, SESSION_TTL } from "../schemas/checkout";
 import { errorResponses, MERCHANT_ERRORS } from "../schemas/common";
 import { merchantSecurity } from "../schemas/security";
+import { readDeletion } from "../storage/deletions";
+import { withTimeout } from "../storage/timeout";
 
 const route = createRoute({
   method: "post",
@@ -35,6 +37,17 @@ export function registerCheckoutRoutes(app: App): void {
     const merchant = c.get("merchant");
     const ref = await customerRef(c.env.PII_KEY, body.customer_id);
     logField(c, "customer_ref", ref);
+    // A customer whose deletion is pending gets a session that ends by purge_after: nothing of the
+    // session (pseudonym, basket) outlives the purge (docs/checkout.md). D1 decides, so it is read.
+    let deletion;
+    try {
+      deletion = await withTimeout(readDeletion(c.env.DB, merchant.merchant_id, ref), "deletion state read");
+    } catch (err) {
+      logField(c, "d1_error", errorText(err));
+      throw new ApiError("UNAVAILABLE", "The checkout session cannot be opened right now; retry");
+    }
+    const notAfterMs = deletion?.status === "pending" ? Date.parse(deletion.purge_after) : undefined;
+    if (notAfterMs !== undefined) logField(c, "session_capped_by_deletion", true);
     let opened;
     try {
       opened = await openCheckoutSession(c.env.CACHE, {
@@ -46,6 +59,7 @@ export function registerCheckoutRoutes(app: App): void {
         deviceType: body.device_type,
         expiresInSeconds: body.expires_in ?? SESSION_TTL.default,
         nowMs: Date.now(),
+        notAfterMs,
       }, idempotencyKey === undefined ? undefined : { signingKey: c.env.SIGNING_KEY, idempotencyKey, fingerprint: contentFingerprint(body) });
     } catch (err) {
       // Without the KV write the page could not read the session: the backend must hear it and retry.

@@ -45,7 +45,9 @@ export const CheckoutSession = z
     customer_id: CustomerId,
     amount: Amount.nullable(),
     currency: Currency.nullable(),
-    expires_at: Timestamp,
+    expires_at: Timestamp.openapi({
+      description: "When the session ends: now + expires_in, or sooner (at least 60 s) when the customer's deletion is pending, by its purge_after, so no session outlives the erasure",
+    }),
   })
   .openapi("CheckoutSession", {
     example: {

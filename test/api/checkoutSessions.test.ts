@@ -6,6 +6,7 @@ import worker from "../../src/index";
 import { verifyDecision } from "../../src/personalization/decision";
 import { refOf, seedEvent } from "../helpers/customerData";
 import { api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { patchD1 } from "../helpers/queryCount";
 
 const ORIGIN = "https://shop.example";
 const SECRET_FORMAT = /^(cs_[0-9a-f]{24})_secret_([A-Za-z0-9_-]{32})$/;
@@ -140,6 +141,68 @@ describe("POST /v1/checkout/sessions", () => {
       403,
       "MERCHANT_MISMATCH",
     );
+  });
+});
+
+describe("POST /v1/checkout/sessions for a customer whose deletion is pending", () => {
+  const customerPath = (id: string, suffix = "") => `/v1/personalize/customers/${id}${suffix}`;
+  /** Erases `id` and moves the grace period's end to `purgeAfterMs` (the 30 days cannot be waited for). */
+  async function eraseUntil(id: string, purgeAfterMs: number): Promise<void> {
+    expect((await api(shop.secretKey, customerPath(id), { method: "DELETE" })).status).toBe(202);
+    const moved = await env.DB.prepare("UPDATE customer_deletions SET purge_after = ? WHERE merchant_id = ? AND customer_ref = ?")
+      .bind(new Date(purgeAfterMs).toISOString(), shop.merchantId, await refOf(id))
+      .run();
+    expect(moved.meta.changes).toBe(1);
+  }
+  async function kvExpiration(sessionId: string): Promise<number> {
+    const listed = await env.CACHE.list({ prefix: `session:${sessionId}` });
+    expect(listed.keys).toHaveLength(1);
+    return listed.keys[0]!.expiration!;
+  }
+
+  it("ends the session by purge_after, in its answer and in KV, so nothing of it outlives the purge; the answers say customer_deleted", async () => {
+    const purgeAfter = Date.now() + 600_000;
+    await eraseUntil("cus_erasing", purgeAfter);
+    const s = await openSession(shop, { customer_id: "cus_erasing", expires_in: 86_400 });
+    expect(Date.parse(s.expires_at)).toBe(purgeAfter);
+    expect(Math.abs((await kvExpiration(s.id)) - purgeAfter / 1000)).toBeLessThan(5);
+    const answer = (await (await browser(shop, `/v1/personalize/methods?${qs({ client_secret: s.client_secret })}`)).json()) as MethodsJson;
+    expect(answer).toMatchObject({ personalized: false, fallback_reason: "customer_deleted" });
+    // A shorter session than what is left of the grace period is untouched.
+    const short = await openSession(shop, { customer_id: "cus_erasing", expires_in: 120 });
+    expect(Math.abs(Date.parse(short.expires_at) - (Date.now() + 120_000))).toBeLessThan(5_000);
+  });
+
+  it("past purge_after (the purge not run yet) a session lasts the 60 s KV keeps an entry; after a restore, or once purged, sessions are whole again", async () => {
+    await eraseUntil("cus_due", Date.now() - 1_000);
+    const due = await openSession(shop, { customer_id: "cus_due", expires_in: 3_600 });
+    expect(Math.abs(Date.parse(due.expires_at) - (Date.now() + 60_000))).toBeLessThan(5_000);
+
+    await eraseUntil("cus_restored", Date.now() + 600_000);
+    expect((await api(shop.secretKey, customerPath("cus_restored", "/restore"), { method: "POST" })).status).toBe(200);
+    const restored = await openSession(shop, { customer_id: "cus_restored", expires_in: 3_600 });
+    expect(Math.abs(Date.parse(restored.expires_at) - (Date.now() + 3_600_000))).toBeLessThan(5_000);
+
+    // A purged tombstone: the customer came back, nothing is pending.
+    await env.DB.prepare("UPDATE customer_deletions SET status = 'purged', purged_at = ? WHERE merchant_id = ? AND customer_ref = ?")
+      .bind(new Date().toISOString(), shop.merchantId, await refOf("cus_due"))
+      .run();
+    const back = await openSession(shop, { customer_id: "cus_due", expires_in: 3_600 });
+    expect(Math.abs(Date.parse(back.expires_at) - (Date.now() + 3_600_000))).toBeLessThan(5_000);
+  });
+
+  it("answers 503 UNAVAILABLE, and stores nothing, when the deletion state cannot be read (the backend retries or renders without a session)", async () => {
+    const before = (await env.CACHE.list({ prefix: "session:" })).keys.length;
+    expect((await api(shop.secretKey, "/v1/payment-methods")).status).toBe(200); // the key and merchant cached
+    const restoreD1 = patchD1(() => () => Promise.reject(new Error("D1_ERROR: Network connection lost (injected)")));
+    let res: Response;
+    try {
+      res = await api(shop.secretKey, "/v1/checkout/sessions", { method: "POST", body: JSON.stringify({ customer_id: "cus_paypal" }) });
+    } finally {
+      restoreD1();
+    }
+    await expectError(res, 503, "UNAVAILABLE");
+    expect((await env.CACHE.list({ prefix: "session:" })).keys.length).toBe(before);
   });
 });
 

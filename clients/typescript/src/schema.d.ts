@@ -1698,7 +1698,10 @@ export interface components {
             amount: number | null;
             /** @example USD */
             currency: string | null;
-            /** @example 2026-02-03T15:30:00Z */
+            /**
+             * @description When the session ends: now + expires_in, or sooner (at least 60 s) when the customer's deletion is pending, by its purge_after, so no session outlives the erasure
+             * @example 2026-02-03T15:30:00Z
+             */
             expires_at: string;
         };
         /**
