@@ -71,6 +71,11 @@ export const FACTS: Record<FactName, Fact> = {
       GROUP BY 1, 2, 3, 4, 5, 6, 7`,
   },
   // Conversions belong to the hour of their decision: a conversion rate compares like with like.
+  // amount_sum is total(), not sum(): amounts go up to 10^12, so 9.2 million of them (an hour of a
+  // merchant at the highest rate_limit) pass 2^63, where SQLite's integer sum() raises "integer
+  // overflow" and fails the rollup batch of every merchant of that day. total() adds in floating
+  // point: exact while the sum stays below 2^53 (what a JS number holds exactly anyway), a rounded
+  // float beyond, never an error.
   conversions: {
     name: "conversions",
     table: "analytics_conversion_rollups",
@@ -80,7 +85,7 @@ export const FACTS: Record<FactName, Fact> = {
       SELECT merchant_id, ${HOUR("decided_at")} AS bucket, coalesce(arm, '') AS arm, coalesce(currency, '') AS currency, rank,
         count(*) AS conversions,
         ${COUNT_IF("amount IS NOT NULL AND currency IS NOT NULL")} AS amount_n,
-        coalesce(sum(CASE WHEN currency IS NOT NULL THEN amount END), 0) AS amount_sum
+        total(CASE WHEN currency IS NOT NULL THEN amount END) AS amount_sum
       FROM analytics_conversions
       WHERE ${scope("merchant_id")} AND decided_at >= ?2 AND decided_at < ?3
       GROUP BY 1, 2, 3, 4, 5`,

@@ -28,7 +28,8 @@ function hourStatements(db: D1Database, fact: Fact, hourMs: number): D1PreparedS
 
 function dayStatements(db: D1Database, fact: Fact, dayMs: number, hoursJson: string): D1PreparedStatement[] {
   const dims = fact.dims.join(", ");
-  const sums = fact.measures.map((m) => `sum(${m})`).join(", ");
+  // total(), not sum(): a day's amount_sum may pass 2^63 where no hour of it does (facts.ts, conversions).
+  const sums = fact.measures.map((m) => `total(${m})`).join(", ");
   return [
     db.prepare(`DELETE FROM ${fact.table} WHERE grain = 'd' AND bucket = ?1 AND merchant_id IN (${DIRTY_IN_HOURS})`).bind(bucketKey(dayMs), hoursJson),
     db
