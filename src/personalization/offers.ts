@@ -38,9 +38,13 @@ export function isOfferEligible(offer: Offer, ctx: OfferContext, nowIso: string)
   return true;
 }
 
-/** The discount in minor units for this basket (fixed values are minor units already). */
+/**
+ * The discount in minor units for this basket (fixed values are minor units already). A fixed
+ * discount is worth at most the basket: "50 off" on a basket of 10 saves 10, so it does not outrank
+ * a likelier offer on a value the customer cannot get.
+ */
 export function offerValue(offer: Offer, amount: number | null): number {
-  if (offer.discount_type === "fixed") return offer.discount_value;
+  if (offer.discount_type === "fixed") return amount === null ? offer.discount_value : Math.min(offer.discount_value, amount);
   return ((amount ?? Math.max(offer.min_amount ?? 0, REFERENCE_AMOUNT)) * offer.discount_value) / 100;
 }
 

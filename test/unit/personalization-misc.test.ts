@@ -49,6 +49,19 @@ describe("offers", () => {
     expect(ranked.map((o) => o.offer_id)).toEqual(["b", "a"]); // ideal is not in the answer
     expect(ranked[0]!.relevance).toBe(0.7);
   });
+
+  it("values a fixed discount at most at the basket: 50.00 off a 10.00 basket is worth 10.00", () => {
+    const big = offer({ offer_id: "big", method_id: "klarna", discount_type: "fixed", discount_value: 5000, currency: "EUR" });
+    const likely = offer({ offer_id: "likely", method_id: "visa", discount_type: "fixed", discount_value: 800, currency: "EUR" });
+    expect(offerValue(big, 1000)).toBe(1000);
+    expect(offerValue(big, 0)).toBe(0);
+    expect(offerValue(big, null)).toBe(5000); // basket unknown: the discount as configured
+    const p = new Map([["klarna", 0.2], ["visa", 0.6]]);
+    // 0.2 × 10.00 = 2.00 < 0.6 × 8.00 = 4.80 (uncapped, 0.2 × 50.00 = 10.00 would win)
+    expect(rankOffers([big, likely], p, { ...ctx, amount: 1000 }, NOW).map((o) => o.offer_id)).toEqual(["likely", "big"]);
+    // On a basket of 100.00 the whole 50.00 counts: 0.2 × 50.00 = 10.00 > 4.80.
+    expect(rankOffers([big, likely], p, { ...ctx, amount: 10_000 }, NOW).map((o) => o.offer_id)).toEqual(["big", "likely"]);
+  });
 });
 
 describe("preferences rules", () => {
