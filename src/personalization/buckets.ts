@@ -5,8 +5,10 @@ import type { DeviceType } from "../schemas/common";
  * Basket size classes. Amounts are in minor units (API.md §1), whose size is the currency's: ISO
  * 4217 gives most currencies 2 decimals, some 0 (JPY, KRW), some 3 (KWD, BHD) or 4 (CLF). An amount
  * is brought to hundredths first, so 15.000 KWD, 15.00 USD and 15 JPY·100 land alike. Otherwise
- * currency-naive on purpose: the bands are coarse enough that major currencies fall into comparable
- * classes. An unknown or missing currency counts as 2 decimals.
+ * currency-naive: no exchange rate, so the bands (a factor of 5 apart) hold comparable baskets for
+ * currencies of similar worth (USD, EUR, GBP, CHF, PLN) but not for JPY, KRW, INR, HUF…, whose
+ * ordinary baskets all land in the top band (docs/personalization.md). An unknown or missing
+ * currency counts as 2 decimals.
  */
 const EXPONENTS: Readonly<Record<string, unknown>> = MINOR_UNITS;
 const BAND_UPPER_BOUNDS = [2_000, 10_000, 50_000]; // <20, <100, <500, >=500 major units
