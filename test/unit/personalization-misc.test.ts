@@ -44,6 +44,10 @@ describe("offers", () => {
   it("values percent offers on the basket and ranks by expected value", () => {
     expect(offerValue(offer({ discount_value: 10 }), 5000)).toBe(500);
     expect(offerValue(offer({ discount_type: "fixed", discount_value: 300 }), 5000)).toBe(300);
+    // No amount: a percent of 10,000 minor units or min_amount, whichever is larger (docs/personalization.md).
+    expect(offerValue(offer({ discount_value: 10 }), null)).toBe(1000);
+    expect(offerValue(offer({ discount_value: 10, min_amount: 25_000, currency: "KWD" }), null)).toBe(2500);
+    expect(offerValue(offer({ discount_value: 5 }), 1e12)).toBe(5e10); // the largest basket, exactly
     const offers = [offer({ offer_id: "a", method_id: "visa", discount_value: 10 }), offer({ offer_id: "b", method_id: "paypal", discount_value: 10 }), offer({ offer_id: "c", method_id: "ideal" })];
     const ranked = rankOffers(offers, new Map([["visa", 0.2], ["paypal", 0.7]]), ctx, NOW);
     expect(ranked.map((o) => o.offer_id)).toEqual(["b", "a"]); // ideal is not in the answer
