@@ -17,8 +17,13 @@ export function resolveRange(q: { from?: string; to?: string }, nowMs: number, o
   const fromMs = q.from !== undefined ? Date.parse(q.from) : toMs - DEFAULT_RANGE_DAYS * DAY_MS;
   if (fromMs >= toMs) return { ok: false, details: [{ path: "from", message: q.to === undefined ? "must be before to (default: now)" : "must be before to" }] };
   if (toMs - fromMs > opts.maxDays * DAY_MS) return { ok: false, details: [{ path: "to", message: `must be at most ${opts.maxDays} days after from` }] };
+  const widenedFrom = floorTo(fromMs, opts.align);
+  // The default from (to − 7 days) of a `to` in year 0000 falls in year −1: echoed, "-000001-12-25…" is no ISO 8601 timestamp either.
+  if (new Date(widenedFrom).getUTCFullYear() < 0) {
+    return { ok: false, details: [{ path: "from", message: q.from === undefined ? `must not be before year 0000 (default: to − ${DEFAULT_RANGE_DAYS} days)` : "must not be before year 0000" }] };
+  }
   const widenedTo = ceilTo(toMs, opts.align);
   // Widened past 9999-12-31 the echoed `to` would not be an ISO 8601 timestamp ("+010000-01-01…").
   if (new Date(widenedTo).getUTCFullYear() > 9999) return { ok: false, details: [{ path: "to", message: "must be before the last bucket of year 9999" }] };
-  return { ok: true, fromMs: floorTo(fromMs, opts.align), toMs: widenedTo };
+  return { ok: true, fromMs: widenedFrom, toMs: widenedTo };
 }

@@ -94,6 +94,12 @@ describe("resolveRange", () => {
     expect(resolveRange({ from: q.from, to: "9999-12-31T22:59:59Z" }, now, summary)).toMatchObject({ ok: true, toMs: T("9999-12-31T23:00:00Z") });
   });
 
+  it("refuses a `to` in year 0000 whose default from (7 days before) falls in year -1, which no timestamp can echo", () => {
+    expect(resolveRange({ to: "0000-01-01T00:00:00Z" }, now, summary)).toEqual({ ok: false, details: [{ path: "from", message: "must not be before year 0000 (default: to − 7 days)" }] });
+    expect(resolveRange({ to: "0000-01-08T00:00:00Z" }, now, { align: "day", maxDays: 90 })).toEqual({ ok: true, fromMs: T("0000-01-01T00:00:00Z"), toMs: T("0000-01-08T00:00:00Z") });
+    expect(resolveRange({ from: "0000-01-01T00:30:00Z", to: "0000-01-02T00:00:00Z" }, now, summary)).toEqual({ ok: true, fromMs: T("0000-01-01T00:00:00Z"), toMs: T("0000-01-02T00:00:00Z") });
+  });
+
   it("defaults to the last 7 days, widened to whole hours", () => {
     expect(resolveRange({}, now, summary)).toEqual({ ok: true, fromMs: T("2026-02-03T15:00:00Z"), toMs: T("2026-02-10T16:00:00Z") });
   });
