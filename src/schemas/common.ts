@@ -75,10 +75,20 @@ export function isCalendarTimestamp(s: string): boolean {
   return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === s.slice(0, 19);
 }
 
+/**
+ * Why a timestamp of the right shape is no instant we take. A leap second (23:59:60, valid UTC and
+ * RFC 3339) and 24:00 (end of day in ISO 8601 before 2019) are named, so the client knows what to send.
+ */
+function calendarProblem(s: string): string {
+  if (s.slice(17, 19) === "60") return "has second 60: leap seconds are not accepted (send :59 of that minute)";
+  if (s.slice(11, 13) === "24") return "has hour 24: send hour 00 of the next day";
+  return "is not a valid date";
+}
+
 export const Timestamp = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/, "must be ISO 8601 UTC with Z, e.g. 2026-02-03T15:30:00Z")
-  .refine(isCalendarTimestamp, "is not a valid date")
+  .refine(isCalendarTimestamp, { error: (issue) => calendarProblem(String(issue.input)) })
   .openapi({ example: "2026-02-03T15:30:00Z" });
 
 /** Why a consent changed, on a consent-log entry the customer did not make (migrations 0012, 0015); absent on the customer's own changes. */

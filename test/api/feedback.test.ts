@@ -176,6 +176,12 @@ describe("POST /v1/personalize/feedback", () => {
     expect(err.error.details).toContainEqual({ path: "occurred_at", message: "is not a valid date" });
   });
 
+  it("400 naming the leap second for an occurred_at at 23:59:60, which JavaScript dates cannot hold", async () => {
+    const leap = new Date(Date.now() - 86_400_000).toISOString().slice(0, 11) + "23:59:60Z";
+    const err = await expectError(await post(FEEDBACK, { customer_id: "c1", method_id: "visa", occurred_at: leap }), 400, "VALIDATION_ERROR");
+    expect(err.error.details).toEqual([{ path: "occurred_at", message: "has second 60: leap seconds are not accepted (send :59 of that minute)" }]);
+  });
+
   it("accepts occurred_at with up to 9 fraction digits (Java, .NET and Go write 6, 7 and 9) and stores the millisecond", async () => {
     const m = await createMerchant();
     const ms = new Date(Date.now() - 60_000).toISOString(); // …T12:34:56.789Z

@@ -9,8 +9,17 @@ describe("Timestamp (ISO 8601 UTC with Z)", () => {
   });
 
   it("rejects days and hours that do not exist instead of rolling them over (Date.parse turns 2026-02-30 into 2026-03-02)", () => {
-    for (const s of ["2026-02-30T10:00:00Z", "2026-02-29T10:00:00Z", "2026-11-31T10:00:00Z", "2026-04-31T00:00:00Z", "2026-11-30T24:00:00Z"]) {
+    for (const s of ["2026-02-30T10:00:00Z", "2026-02-29T10:00:00Z", "2026-11-31T10:00:00Z", "2026-04-31T00:00:00Z", "2026-01-01T10:61:00Z", "2026-01-01T25:00:00Z"]) {
       expect(Timestamp.safeParse(s).error?.issues.map((i) => i.message), s).toEqual(["is not a valid date"]);
+    }
+  });
+
+  it("names a leap second and hour 24 in the 400 instead of calling the date invalid", () => {
+    for (const s of ["2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5Z", "2026-03-01T10:15:60Z"]) {
+      expect(Timestamp.safeParse(s).error?.issues.map((i) => i.message), s).toEqual(["has second 60: leap seconds are not accepted (send :59 of that minute)"]);
+    }
+    for (const s of ["2026-11-30T24:00:00Z", "2026-11-30T24:00:00.000Z"]) {
+      expect(Timestamp.safeParse(s).error?.issues.map((i) => i.message), s).toEqual(["has hour 24: send hour 00 of the next day"]);
     }
   });
 });
