@@ -16,7 +16,10 @@ export function resolveRange(q: { from?: string; to?: string }, nowMs: number, o
   const toMs = q.to !== undefined ? Date.parse(q.to) : nowMs;
   const fromMs = q.from !== undefined ? Date.parse(q.from) : toMs - DEFAULT_RANGE_DAYS * DAY_MS;
   if (fromMs >= toMs) return { ok: false, details: [{ path: "from", message: q.to === undefined ? "must be before to (default: now)" : "must be before to" }] };
-  if (toMs - fromMs > opts.maxDays * DAY_MS) return { ok: false, details: [{ path: "to", message: `must be at most ${opts.maxDays} days after from` }] };
+  if (toMs - fromMs > opts.maxDays * DAY_MS) {
+    // Not sent, `to` is now: say so, or the 400 names a parameter the client never gave.
+    return { ok: false, details: [{ path: "to", message: `must be at most ${opts.maxDays} days after from${q.to === undefined ? " (default: now)" : ""}` }] };
+  }
   const widenedFrom = floorTo(fromMs, opts.align);
   // The default from (to − 7 days) of a `to` in year 0000 falls in year −1: echoed, "-000001-12-25…" is no ISO 8601 timestamp either.
   if (new Date(widenedFrom).getUTCFullYear() < 0) {

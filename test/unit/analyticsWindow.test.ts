@@ -117,6 +117,8 @@ describe("resolveRange", () => {
     expect(resolveRange({ from: "2026-01-01T00:00:00Z", to: "2026-01-01T00:00:00Z" }, now, summary)).toMatchObject({ ok: false });
     expect(resolveRange({ from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:01Z" }, now, { align: "hour", maxDays: 31 })).toMatchObject({ ok: false, details: [{ path: "to" }] });
     expect(resolveRange({ from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z" }, now, { align: "hour", maxDays: 31 })).toMatchObject({ ok: true });
+    // Without `to` (now), a from too far back says what `to` was taken to be.
+    expect(resolveRange({ from: "2025-11-01T00:00:00Z" }, now, summary)).toEqual({ ok: false, details: [{ path: "to", message: "must be at most 90 days after from (default: now)" }] });
   });
 });
 
