@@ -97,12 +97,22 @@ export const ConsentReason = z.enum(["retention", "erasure"]).optional().openapi
     "Present only when the change was not the customer's own. `retention`: a cross-merchant consent lapsed with the customer's preferences, removed (an opt-out: reduced) by retention 18 months after last use. `erasure`: the customer's data was purged at the end of a deletion's grace period, so a cross-merchant consent reads as not given (`revoked`) and an opt-out as the default, personalization on (`granted`). Absent: the customer's own change (PUT /v1/personalize/preferences).",
 });
 
+// IANA names: Europe/Amsterdam, America/Argentina/Buenos_Aires, Etc/GMT+5, EST5EDT, UTC.
+const IANA_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/;
+
 export const Timezone = z
   .string()
   .min(1)
   .max(64)
-  // IANA names: Europe/Amsterdam, America/Argentina/Buenos_Aires, Etc/GMT+5, EST5EDT, UTC.
-  .regex(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/, "must be an IANA time zone name")
+  // A query string reads an unencoded + as a space, so ?timezone=Etc/GMT+5 arrives as "Etc/GMT 5":
+  // no IANA name has a space, and the 400 says what to send instead of only "not a name".
+  .regex(IANA_NAME, {
+    error: (issue) =>
+      String(issue.input).includes(" ")
+        ? "must be an IANA time zone name; it has a space, which is how a query string reads an unencoded +: send + as %2B (Etc/GMT%2B5)"
+        : "must be an IANA time zone name",
+    abort: true, // a malformed name is not also looked up: one detail, not two
+  })
   .openapi({ example: "Europe/Amsterdam" });
 
 export const Tier = z.enum(["starter", "growth", "scale"]);

@@ -450,6 +450,17 @@ describe("validation", () => {
     expect(body.error.details!.map((d) => d.path)).toContain(path);
   });
 
+  it("tells a client whose unencoded + in Etc/GMT+5 arrived as a space to send %2B; a zone that does not exist (Etc/GMT+14) is a 400 too", async () => {
+    const plus = await expectError(await api(shop.secretKey, "/v1/personalize/methods?customer_id=c&timezone=Etc/GMT+5"), 400, "VALIDATION_ERROR");
+    expect(plus.error.details).toEqual([
+      { path: "timezone", message: "must be an IANA time zone name; it has a space, which is how a query string reads an unencoded +: send + as %2B (Etc/GMT%2B5)" },
+    ]);
+    const missing = await expectError(await api(shop.secretKey, "/v1/personalize/methods?customer_id=c&timezone=Etc/GMT%2B14"), 400, "VALIDATION_ERROR");
+    expect(missing.error.details).toEqual([{ path: "timezone", message: "is not a known IANA time zone" }]);
+    const malformed = await expectError(await api(shop.secretKey, "/v1/personalize/methods?customer_id=c&timezone=%2B05:30"), 400, "VALIDATION_ERROR");
+    expect(malformed.error.details).toEqual([{ path: "timezone", message: "must be an IANA time zone name" }]);
+  });
+
   it("accepts the key in the query and rejects another merchant's id", async () => {
     const ok = await api(null, `/v1/personalize/methods?customer_id=c&api_key=${shop.secretKey}`);
     expect(ok.status).toBe(200);
