@@ -87,7 +87,9 @@ function calendarProblem(s: string): string {
 
 export const Timestamp = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/, "must be ISO 8601 UTC with Z, e.g. 2026-02-03T15:30:00Z")
+  // abort: a malformed timestamp is not also judged as a date ("2026-02-03 15:30:00Z" is a real
+  // date in the wrong form) nor against the bounds of occurred_at: one detail, saying what is wrong.
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/, { error: "must be ISO 8601 UTC with Z, e.g. 2026-02-03T15:30:00Z", abort: true })
   .refine(isCalendarTimestamp, { error: (issue) => calendarProblem(String(issue.input)) })
   .openapi({ example: "2026-02-03T15:30:00Z" });
 
