@@ -13,7 +13,7 @@ export const carriesBody = (method: string): boolean => method !== "GET" && meth
 
 /**
  * Bodies: at most 64 KiB (413), JSON only (415: a Content-Type other than JSON, or a body without
- * one), well-formed (400 INVALID_JSON). No body at all, or an empty one, counts as `{}`: a route that
+ * one, or a Content-Encoding other than identity), well-formed (400 INVALID_JSON). No body at all, or an empty one, counts as `{}`: a route that
  * needs fields answers 400 VALIDATION_ERROR naming them, a route that takes none goes ahead. The
  * bytes read here replace the request's body, so later readers (the validator, the authorization
  * check) parse them without a second read of the stream.
@@ -35,6 +35,13 @@ export function bodyLimits(): MiddlewareHandler<AppEnv> {
     const json = type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
     if (!json && (type !== "" || bytes.byteLength > 0)) {
       throw new ApiError("UNSUPPORTED_MEDIA_TYPE", "The body must be JSON with Content-Type: application/json");
+    }
+    // Bodies are read as sent: a compressed one (Content-Encoding: gzip) is not JSON, and a JSON one
+    // labelled with a coding is not what it says. Either way the bytes cannot be trusted to mean what
+    // the client meant, so any coding but identity is 415 (RFC 9110 §15.5.16), with the one we take.
+    const codings = (c.req.header("Content-Encoding") ?? "").split(",").map((t) => t.trim().toLowerCase()).filter((t) => t !== "" && t !== "identity");
+    if (codings.length > 0 && bytes.byteLength > 0) {
+      throw new ApiError("UNSUPPORTED_MEDIA_TYPE", `Content-Encoding ${codings.join(", ")} is not supported: send the body uncompressed`, undefined, { "Accept-Encoding": "identity" });
     }
     // Accepted as JSON here, the body goes on as plain application/json: the route validators
     // (@hono/zod-openapi) read fewer spellings as JSON (`application/json ; charset=utf-8`, a trailing

@@ -142,6 +142,27 @@ describe("errors", () => {
     await expectError(res, 415, "UNSUPPORTED_MEDIA_TYPE");
   });
 
+  it("rejects a body with a Content-Encoding other than identity with 415 (found by test/api/fuzz.test.ts)", async () => {
+    // A gzipped body was a 400 INVALID_JSON ("not valid JSON", though it was JSON, compressed), and
+    // a plain JSON body labelled gzip (or any made-up coding) was accepted, read as if uncompressed.
+    const json = JSON.stringify({ type: "secret" });
+    const gzipped = new Uint8Array(await new Response(new Blob([json]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    for (const [coding, body] of [["gzip", gzipped], ["gzip", json], ["br", json], ["bogus", json], ["identity, gzip", json]] as const) {
+      const res = await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body, headers: { "Content-Type": "application/json", "Content-Encoding": coding } });
+      expect(res.headers.get("Accept-Encoding"), coding).toBe("identity");
+      const error = await expectError(res, 415, "UNSUPPORTED_MEDIA_TYPE");
+      expect(error.error.message, coding).toContain("Content-Encoding");
+    }
+    const keys = await (await admin(`/v1/admin/merchants/${m.merchantId}/keys`)).json<{ keys: unknown[] }>();
+    // identity (in any case), or an empty header, is the body as sent; a coding without a body has nothing to decode.
+    for (const [coding, body] of [["identity", json], ["IDENTITY", json], ["", json], ["gzip", undefined]] as const) {
+      const res = await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", ...(body ? { body } : {}), headers: { "Content-Type": "application/json", "Content-Encoding": coding } });
+      expect(`${coding} → ${res.status}`).toBe(`${coding} → ${body ? 201 : 400}`);
+      await res.body?.cancel();
+    }
+    expect((await (await admin(`/v1/admin/merchants/${m.merchantId}/keys`)).json<{ keys: unknown[] }>()).keys.length).toBe(keys.keys.length + 3);
+  });
+
   it("rejects malformed JSON with 400 INVALID_JSON", async () => {
     const res = await admin(`/v1/admin/merchants/${m.merchantId}/keys`, { method: "POST", body: '{"type": "secret",' });
     await expectError(res, 400, "INVALID_JSON");
