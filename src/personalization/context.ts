@@ -53,8 +53,9 @@ export function deviceFromUserAgent(ua: string | undefined | null): DeviceType |
 }
 
 /** CF-IPCountry sends XX for unknown and T1 for Tor: neither is a country (nor is anything else outside ISO 3166-1). */
-export function countryFromSignal(value: string | undefined | null): string | null {
-  if (!value) return null;
+export function countryFromSignal(value: unknown): string | null {
+  // request.cf is the edge's object, typed but not checked: anything but text says nothing.
+  if (typeof value !== "string" || !value) return null;
   const upper = value.trim().toUpperCase();
   return ISO_COUNTRIES.has(upper) ? upper : null;
 }
@@ -99,8 +100,8 @@ export function localTime(nowMs: number, timeZone: string): { hour: number; day_
 export function resolveContext(explicit: ExplicitContext, signals: RequestSignals, nowMs: number): ResolvedContext {
   const device_type = explicit.device_type ?? deviceFromUserAgent(signals.userAgent) ?? explicit.fallback_device_type ?? null;
   const country = explicit.country ?? countryFromSignal(signals.ipCountry);
-  const tzCandidate = explicit.timezone ?? signals.cfTimezone;
-  const timezone = tzCandidate && isKnownTimeZone(tzCandidate) ? tzCandidate : "UTC";
+  const tzCandidate: unknown = explicit.timezone ?? signals.cfTimezone;
+  const timezone = typeof tzCandidate === "string" && tzCandidate && isKnownTimeZone(tzCandidate) ? tzCandidate : "UTC";
   const { hour, day_of_week } = localTime(nowMs, timezone);
   const amount = explicit.amount ?? null;
   const currency = explicit.currency ?? null;

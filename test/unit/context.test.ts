@@ -49,6 +49,12 @@ describe("countryFromSignal", () => {
     expect(countryFromSignal("xk")).toBe("XK"); // Kosovo: user-assigned, but what CF-IPCountry sends
     expect(countryFromSignal(undefined)).toBeNull();
   });
+
+  it("ignores a request.cf country or time zone that is not text (the object is typed, not checked)", () => {
+    for (const odd of [42, {}, ["NL"], true]) expect(countryFromSignal(odd)).toBeNull();
+    const ctx = resolveContext({}, { ipCountry: 42 as unknown as string, cfTimezone: 7 as unknown as string }, Date.UTC(2026, 1, 3, 12));
+    expect(ctx).toMatchObject({ country: null, timezone: "UTC" });
+  });
 });
 
 describe("local time", () => {
