@@ -60,13 +60,13 @@ final class Client
     /** @param array<string, mixed> $query customer_id (or client_secret), device_type, country, amount, currency, timezone, merchant_id */
     public function getMethods(array $query): array
     {
-        return $this->request('GET', '/v1/personalize/methods', $query);
+        return $this->request('GET', '/v1/personalize/methods', $query, shape: ['methods' => 'array']);
     }
 
     /** @param array<string, mixed> $query as for getMethods() */
     public function getOffers(array $query): array
     {
-        return $this->request('GET', '/v1/personalize/offers', $query);
+        return $this->request('GET', '/v1/personalize/offers', $query, shape: ['offers' => 'array']);
     }
 
     /**
@@ -79,7 +79,7 @@ final class Client
     public function sendFeedback(array $event): array
     {
         $event['event_id'] ??= self::newIdempotencyKey('evt');
-        $this->request('POST', '/v1/personalize/feedback', null, $event);
+        $this->request('POST', '/v1/personalize/feedback', null, $event, shape: null);
         return ['event_id' => (string) $event['event_id']];
     }
 
@@ -93,7 +93,7 @@ final class Client
     public function sendFeedbackBatch(array $events, ?string $idempotencyKey = null): array
     {
         $key = $idempotencyKey ?? self::newIdempotencyKey('batch');
-        $data = $this->request('POST', '/v1/personalize/feedback/batch', null, ['events' => array_values($events)], ['Idempotency-Key' => $key]);
+        $data = $this->request('POST', '/v1/personalize/feedback/batch', null, ['events' => array_values($events)], ['Idempotency-Key' => $key], ['accepted' => 'number']);
         return ['accepted' => (int) $data['accepted'], 'idempotency_key' => $key];
     }
 
@@ -111,12 +111,12 @@ final class Client
      */
     public function putPreferences(array $update): array
     {
-        return $this->request('PUT', '/v1/personalize/preferences', null, $update);
+        return $this->request('PUT', '/v1/personalize/preferences', null, $update, shape: ['preferences' => 'object']);
     }
 
     public function getConsent(string $customerId, ?string $merchantId = null): array
     {
-        return $this->request('GET', '/v1/personalize/consent', ['customer_id' => $customerId, 'merchant_id' => $merchantId]);
+        return $this->request('GET', '/v1/personalize/consent', ['customer_id' => $customerId, 'merchant_id' => $merchantId], shape: ['entries' => 'array']);
     }
 
     /**
@@ -129,7 +129,7 @@ final class Client
     public function createCheckoutSession(array $session, ?string $idempotencyKey = null): array
     {
         $key = $idempotencyKey ?? self::newIdempotencyKey('cs');
-        return $this->request('POST', '/v1/checkout/sessions', null, $session, ['Idempotency-Key' => $key]);
+        return $this->request('POST', '/v1/checkout/sessions', null, $session, ['Idempotency-Key' => $key], ['client_secret' => 'string']);
     }
 
     /** Starts the deletion (202); the data is purged after the grace period. */
@@ -159,13 +159,13 @@ final class Client
     /** @param array<string, mixed> $query metric, and optional granularity, from, to, currency, merchant_id */
     public function getAnalyticsTimeseries(array $query): array
     {
-        return $this->request('GET', '/v1/analytics/timeseries', $query);
+        return $this->request('GET', '/v1/analytics/timeseries', $query, shape: ['points' => 'array']);
     }
 
     /** The catalog of payment methods. */
     public function getPaymentMethods(?string $merchantId = null): array
     {
-        return $this->request('GET', '/v1/payment-methods', ['merchant_id' => $merchantId])['methods'];
+        return $this->request('GET', '/v1/payment-methods', ['merchant_id' => $merchantId], shape: ['methods' => 'array'])['methods'];
     }
 
     /** A key in the API's id charset ([A-Za-z0-9._:@-], at most 128 characters). */
@@ -227,8 +227,10 @@ final class Client
      * @param array<string, mixed>|null $query
      * @param array<string, mixed>|null $body
      * @param array<string, string> $headers
+     * @param array<string, string>|null $shape what a success must be (shapeProblem()); null for a
+     *   route that promises no body (feedback, 204), whose answer is then not read
      */
-    private function request(string $method, string $path, ?array $query = null, ?array $body = null, #[\SensitiveParameter] array $headers = []): array
+    private function request(string $method, string $path, ?array $query = null, ?array $body = null, #[\SensitiveParameter] array $headers = [], ?array $shape = []): array
     {
         $url = $this->baseUrl . $path;
         $queryString = $query ? http_build_query(array_filter($query, static fn ($v) => $v !== null), '', '&', PHP_QUERY_RFC3986) : '';
@@ -252,15 +254,56 @@ final class Client
         if ($response->status < 200 || $response->status >= 300) {
             throw self::errorFrom($response);
         }
-        if ($response->body === '') {
+        if ($shape === null) {
             return [];
         }
-        try {
-            $data = json_decode($response->body, true, 512, JSON_THROW_ON_ERROR);
-        } catch (\JsonException $e) {
-            throw new Tap2Exception('INVALID_RESPONSE', 'The answer is not JSON', $response->header('X-Request-Id'), $response->status, null, null, $e);
+        $requestId = $response->header('X-Request-Id');
+        $decoded = null;
+        if ($response->body !== '') {
+            try {
+                // Objects as stdClass first: decoded as arrays, {} and [] would be the same.
+                $decoded = json_decode($response->body, false, 512, JSON_THROW_ON_ERROR);
+            } catch (\JsonException $e) {
+                throw new Tap2Exception('INVALID_RESPONSE', 'The answer is not JSON', $requestId, $response->status, null, null, $e);
+            }
         }
-        return is_array($data) ? $data : [];
+        $problem = self::shapeProblem($decoded, $shape);
+        if ($problem !== null) {
+            throw new Tap2Exception('INVALID_RESPONSE', "Unexpected answer: $problem", $requestId, $response->status);
+        }
+        return json_decode($response->body, true, 512, JSON_THROW_ON_ERROR);
+    }
+
+    /**
+     * What a success must be for the call to hand it back: a JSON object, with these fields of these
+     * JSON types (the ones the client reads, or the list the answer is for); other fields are not
+     * checked. The TypeScript and Python clients check the same and name a problem in the same words.
+     *
+     * @param array<string, string> $shape field => 'array' | 'object' | 'number' | 'string'
+     */
+    private static function shapeProblem(mixed $decoded, array $shape): ?string
+    {
+        if (!$decoded instanceof \stdClass) {
+            return 'not a JSON object';
+        }
+        foreach ($shape as $field => $type) {
+            if (self::jsonType($decoded->{$field} ?? null) !== $type) {
+                return sprintf('"%s" is not %s %s', $field, in_array($type, ['array', 'object'], true) ? 'an' : 'a', $type);
+            }
+        }
+        return null;
+    }
+
+    private static function jsonType(mixed $value): string
+    {
+        return match (true) {
+            $value === null => 'null',
+            is_bool($value) => 'boolean',
+            is_int($value), is_float($value) => 'number',
+            is_string($value) => 'string',
+            is_array($value) => 'array',
+            default => 'object',
+        };
     }
 
     /** Sends the same request (body and idempotency key included) until its answer is not to be retried (mayRetry()), or retries run out. */

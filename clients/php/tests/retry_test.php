@@ -110,7 +110,7 @@ test('a 503 is retried where resending is safe: feedback with its event_id, a se
     assertSame(2, count($ids), 'feedback attempts');
     assertSame($ids[0], $ids[1], 'same event_id');
 
-    $t = $again(new HttpResponse(201, [], '{"session_id":"cs_1"}'));
+    $t = $again(new HttpResponse(201, [], '{"id":"cs_1","client_secret":"cs_1_secret"}'));
     scriptedClient($t, $sleeps)->createCheckoutSession(['customer_id' => 'cus_1'], 'order_7');
     assertSame(['order_7', 'order_7'], array_map(fn ($s) => $s['headers']['Idempotency-Key'], $t->sent));
 

@@ -11,6 +11,7 @@ set_error_handler(static function (int $no, string $message, string $file, int $
 require __DIR__ . '/../src/autoload.php';
 require __DIR__ . '/harness.php';
 require __DIR__ . '/retry_test.php';
+require __DIR__ . '/answers_test.php';
 require __DIR__ . '/live_test.php';
 
 exit(runTests($argv[1] ?? null));

@@ -78,7 +78,7 @@ class Client:
     ) -> MethodsResponse:
         """The merchant's payment methods for this customer and context, best first."""
         query = _context_query(customer_id, device_type, country, amount, currency, timezone, client_secret, merchant_id)
-        return cast(MethodsResponse, self._request("GET", "/v1/personalize/methods", query=query))
+        return cast(MethodsResponse, self._request("GET", "/v1/personalize/methods", query=query, shape={"methods": "array"}))
 
     def get_offers(
         self,
@@ -94,7 +94,7 @@ class Client:
     ) -> OffersResponse:
         """Active offers for this customer and context, ranked by expected value."""
         query = _context_query(customer_id, device_type, country, amount, currency, timezone, client_secret, merchant_id)
-        return cast(OffersResponse, self._request("GET", "/v1/personalize/offers", query=query))
+        return cast(OffersResponse, self._request("GET", "/v1/personalize/offers", query=query, shape={"offers": "array"}))
 
     def send_feedback(self, event: FeedbackEvent) -> FeedbackSent:
         """Reports the method the customer paid with (204).
@@ -104,14 +104,16 @@ class Client:
         """
         body = dict(event)
         body.setdefault("event_id", new_idempotency_key("evt"))
-        self._request("POST", "/v1/personalize/feedback", body=body)
+        self._request("POST", "/v1/personalize/feedback", body=body, shape=None)
         return {"event_id": str(body["event_id"])}
 
     def send_feedback_batch(self, events: Sequence[FeedbackEvent], *, idempotency_key: Optional[str] = None) -> BatchAccepted:
         """Up to 100 events (202). Events without ``event_id`` get ids derived from the batch's
         Idempotency-Key, generated here unless given, and the same on every retry."""
         key = idempotency_key or new_idempotency_key("batch")
-        data = self._request("POST", "/v1/personalize/feedback/batch", body={"events": [dict(e) for e in events]}, headers={"Idempotency-Key": key})
+        data = self._request(
+            "POST", "/v1/personalize/feedback/batch", body={"events": [dict(e) for e in events]}, headers={"Idempotency-Key": key}, shape={"accepted": "number"}
+        )
         return {"accepted": int(data["accepted"]), "idempotency_key": key}
 
     def get_preferences(self, customer_id: str, *, merchant_id: Optional[str] = None) -> Preferences:
@@ -143,12 +145,12 @@ class Client:
         )
         if default_method is not _UNSET:
             body["default_method"] = default_method
-        return cast(PreferencesUpdated, self._request("PUT", "/v1/personalize/preferences", body=body))
+        return cast(PreferencesUpdated, self._request("PUT", "/v1/personalize/preferences", body=body, shape={"preferences": "object"}))
 
     def get_consent(self, customer_id: str, *, merchant_id: Optional[str] = None) -> ConsentLog:
         """The customer's consent log, oldest first."""
         query = _drop_none({"customer_id": customer_id, "merchant_id": merchant_id})
-        return cast(ConsentLog, self._request("GET", "/v1/personalize/consent", query=query))
+        return cast(ConsentLog, self._request("GET", "/v1/personalize/consent", query=query, shape={"entries": "array"}))
 
     # ── checkout sessions ──────────────────────────────────────────────────────────────────
 
@@ -179,7 +181,7 @@ class Client:
             }
         )
         key = idempotency_key or new_idempotency_key("cs")
-        return cast(CheckoutSession, self._request("POST", "/v1/checkout/sessions", body=body, headers={"Idempotency-Key": key}))
+        return cast(CheckoutSession, self._request("POST", "/v1/checkout/sessions", body=body, headers={"Idempotency-Key": key}, shape={"client_secret": "string"}))
 
     # ── customer data rights ───────────────────────────────────────────────────────────────
 
@@ -217,12 +219,12 @@ class Client:
     ) -> Dict[str, Any]:
         """One metric per arm and hour or day, oldest first. Secret key."""
         query = _drop_none({"metric": metric, "merchant_id": merchant_id, "granularity": granularity, "from": from_, "to": to, "currency": currency})
-        return self._request("GET", "/v1/analytics/timeseries", query=query)
+        return self._request("GET", "/v1/analytics/timeseries", query=query, shape={"points": "array"})
 
     def get_payment_methods(self, *, merchant_id: Optional[str] = None) -> List[Dict[str, Any]]:
         """The catalog of payment methods."""
         query = _drop_none({"merchant_id": merchant_id})
-        return cast(List[Dict[str, Any]], self._request("GET", "/v1/payment-methods", query=query)["methods"])
+        return cast(List[Dict[str, Any]], self._request("GET", "/v1/payment-methods", query=query, shape={"methods": "array"})["methods"])
 
     # ── transport ──────────────────────────────────────────────────────────────────────────
 
@@ -234,7 +236,12 @@ class Client:
         query: Optional[Mapping[str, Any]] = None,
         body: Optional[Mapping[str, Any]] = None,
         headers: Optional[Mapping[str, str]] = None,
+        shape: Optional[Mapping[str, str]] = _UNSET,
     ) -> Dict[str, Any]:
+        """One call. ``shape``: what a success must be (see :func:`_shape_problem`); ``None`` for a
+        route that promises no body (feedback, 204), whose answer is then not read."""
+        if shape is _UNSET:
+            shape = {}
         url = self._base_url + path + (("?" + urlencode(query)) if query else "")
         all_headers = {"X-API-Key": self._api_key, "Accept": "application/json", "User-Agent": f"tap2-personalize-python/{__version__}"}
         data: Optional[bytes] = None
@@ -250,13 +257,43 @@ class Client:
         response = send_with_retries(self._transport, self._sleep, self._policy, method, url, all_headers, data)
         if not 200 <= response.status < 300:
             raise error_from_response(response)
-        if not response.body:
+        if shape is None:
             return {}
-        try:
-            parsed = json.loads(response.body.decode("utf-8"))
-        except ValueError as err:
-            raise Tap2Error("INVALID_RESPONSE", "The answer is not JSON", response.headers.get("x-request-id"), response.status) from err
+        request_id = response.headers.get("x-request-id")
+        parsed: Any = None
+        if response.body:
+            try:
+                parsed = json.loads(response.body.decode("utf-8"))
+            except ValueError as err:
+                raise Tap2Error("INVALID_RESPONSE", "The answer is not JSON", request_id, response.status) from err
+        problem = _shape_problem(parsed, shape)
+        if problem is not None:
+            raise Tap2Error("INVALID_RESPONSE", f"Unexpected answer: {problem}", request_id, response.status)
         return cast(Dict[str, Any], parsed)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):  # before int: bool is an int subclass, JSON true is not a number
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _shape_problem(data: Any, shape: Mapping[str, str]) -> Optional[str]:
+    """What a success must be for the call to hand it back: a JSON object, with these fields of these
+    JSON types (the ones the client reads, or the list the answer is for); other fields are not
+    checked. The TypeScript and PHP clients check the same and name a problem in the same words."""
+    if _json_type(data) != "object":
+        return "not a JSON object"
+    for field, kind in shape.items():
+        if _json_type(data.get(field)) != kind:
+            return f'"{field}" is not {"an" if kind in ("array", "object") else "a"} {kind}'
+    return None
 
 
 def _drop_none(values: Mapping[str, Any]) -> Dict[str, Any]:

@@ -89,7 +89,7 @@ class RetryTest(unittest.TestCase):
         ids = [json.loads(s[3] or b"{}")["event_id"] for s in feedback.sent]
         self.assertEqual((len(ids), ids[0]), (2, ids[1]))
 
-        session = again(RawResponse(201, {}, b'{"session_id":"cs_1"}'))
+        session = again(RawResponse(201, {}, b'{"id":"cs_1","client_secret":"cs_1_secret"}'))
         client(session, []).create_checkout_session("cus_1", idempotency_key="order_7")
         self.assertEqual([s[2]["Idempotency-Key"] for s in session.sent], ["order_7", "order_7"])
 

@@ -143,7 +143,7 @@ class TransportTest(unittest.TestCase):
             self.assertEqual((err.code, err.status), ("TIMEOUT", 0))
             self.assertLess(time.monotonic() - started, 1.0)
         with mock.patch("socket.getaddrinfo", slow_lookup(0.3)):  # a lookup within the timeout: answered
-            self.assertEqual(Client("tp2_sk_test", f"http://api.tap2.test:{port}", timeout=2.0, max_retries=0).get_consent("cus_1"), {})
+            self.assertEqual(Client("tp2_sk_test", f"http://api.tap2.test:{port}", timeout=2.0, max_retries=0).get_preferences("cus_1"), {})
 
     def test_an_unknown_host_is_a_network_error(self) -> None:
         def unknown(host: str, *args: Any, **kwargs: Any) -> List[Any]:

@@ -82,12 +82,12 @@ export class Tap2Client {
 
   /** The merchant's methods for a customer, best first (GET /v1/personalize/methods). */
   getMethods(query: MethodsQuery): Promise<MethodsResponse> {
-    return this.call(() => this.raw.GET("/v1/personalize/methods", { params: { query } }));
+    return this.call(() => this.raw.GET("/v1/personalize/methods", { params: { query } }), { methods: "array" });
   }
 
   /** Offers for a customer, ranked by expected value (GET /v1/personalize/offers). */
   getOffers(query: OffersQuery): Promise<OffersResponse> {
-    return this.call(() => this.raw.GET("/v1/personalize/offers", { params: { query } }));
+    return this.call(() => this.raw.GET("/v1/personalize/offers", { params: { query } }), { offers: "array" });
   }
 
   /**
@@ -96,7 +96,7 @@ export class Tap2Client {
    */
   async sendFeedback(event: FeedbackEvent): Promise<{ eventId: string }> {
     const eventId = event.event_id ?? newIdempotencyKey("evt");
-    await this.call(() => this.raw.POST("/v1/personalize/feedback", { body: { ...event, event_id: eventId } }));
+    await this.call(() => this.raw.POST("/v1/personalize/feedback", { body: { ...event, event_id: eventId } }), null);
     return { eventId };
   }
 
@@ -108,6 +108,7 @@ export class Tap2Client {
     const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("batch");
     const data = await this.call(() =>
       this.raw.POST("/v1/personalize/feedback/batch", { body: { events }, headers: { "Idempotency-Key": idempotencyKey } }),
+      { accepted: "number" },
     );
     return { accepted: data.accepted, idempotencyKey };
   }
@@ -115,18 +116,18 @@ export class Tap2Client {
   /** The customer's stored preferences, or the defaults (GET /v1/personalize/preferences). */
   getPreferences(customerId: string, options: MerchantOption = {}): Promise<Preferences> {
     const query = { customer_id: customerId, ...merchantQuery(options) };
-    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query } }));
+    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query } }), {});
   }
 
   /** Changes the given fields; the others keep their values (PUT /v1/personalize/preferences). */
   putPreferences(update: PreferencesUpdate): Promise<PreferencesUpdated> {
-    return this.call(() => this.raw.PUT("/v1/personalize/preferences", { body: update }));
+    return this.call(() => this.raw.PUT("/v1/personalize/preferences", { body: update }), { preferences: "object" });
   }
 
   /** The customer's consent log, oldest first (GET /v1/personalize/consent). */
   getConsent(customerId: string, options: MerchantOption = {}): Promise<ConsentLog> {
     const query = { customer_id: customerId, ...merchantQuery(options) };
-    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query } }));
+    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query } }), { entries: "array" });
   }
 
   /**
@@ -136,13 +137,16 @@ export class Tap2Client {
    */
   createCheckoutSession(session: CheckoutSessionCreate, options: { idempotencyKey?: string } = {}): Promise<CheckoutSession> {
     const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("cs");
-    return this.call(() => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey } }));
+    return this.call(() => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey } }), {
+      client_secret: "string",
+    });
   }
 
   /** Starts the customer's deletion; purged after the grace period (DELETE /v1/personalize/customers/{id}, 202). */
   deleteCustomer(customerId: string, options: MerchantOption = {}): Promise<DeletionAccepted> {
     return this.call(() =>
       this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
+      {},
     );
   }
 
@@ -150,6 +154,7 @@ export class Tap2Client {
   restoreCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerRestored> {
     return this.call(() =>
       this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
+      {},
     );
   }
 
@@ -157,26 +162,31 @@ export class Tap2Client {
   exportCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerExport> {
     return this.call(() =>
       this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
+      {},
     );
   }
 
   /** Treatment vs holdout over a period (GET /v1/analytics/summary; secret key). */
   getAnalyticsSummary(query: AnalyticsSummaryQuery = {}): Promise<AnalyticsSummary> {
-    return this.call(() => this.raw.GET("/v1/analytics/summary", { params: { query } }));
+    return this.call(() => this.raw.GET("/v1/analytics/summary", { params: { query } }), {});
   }
 
   /** One metric per arm and hour or day, oldest first (GET /v1/analytics/timeseries; secret key). */
   getAnalyticsTimeseries(query: AnalyticsTimeseriesQuery): Promise<AnalyticsTimeseries> {
-    return this.call(() => this.raw.GET("/v1/analytics/timeseries", { params: { query } }));
+    return this.call(() => this.raw.GET("/v1/analytics/timeseries", { params: { query } }), { points: "array" });
   }
 
   /** The catalog of payment methods (GET /v1/payment-methods). */
   async getPaymentMethods(options: MerchantOption = {}): Promise<CatalogMethod[]> {
-    const data = await this.call(() => this.raw.GET("/v1/payment-methods", { params: { query: merchantQuery(options) } }));
+    const data = await this.call(() => this.raw.GET("/v1/payment-methods", { params: { query: merchantQuery(options) } }), { methods: "array" });
     return data.methods;
   }
 
-  private async call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  /**
+   * One call: a transport failure or an error answer throws Tap2Error; so does a success whose JSON is
+   * not the `shape` the route promises (a JSON object with these fields; `null`: no body promised).
+   */
+  private async call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>, shape: Shape | null): Promise<T> {
     let result: { data?: T; error?: unknown; response: Response };
     try {
       result = await run();
@@ -184,8 +194,35 @@ export class Tap2Client {
       throw transportError(err, false, this.timeoutMs);
     }
     if (!result.response.ok) throw Tap2Error.fromResponse(result.response, result.error);
+    if (shape !== null) {
+      const problem = shapeProblem(result.data, shape);
+      if (problem !== null) {
+        throw new Tap2Error({ status: result.response.status, code: "INVALID_RESPONSE", message: `Unexpected answer: ${problem}`, requestId: result.response.headers.get("X-Request-Id") });
+      }
+    }
     return result.data as T;
   }
+}
+
+/**
+ * What a success must be for the wrapped call to hand it back: a JSON object, with these fields of
+ * these JSON types (the ones the client reads, or the list the answer is for). Other fields are not
+ * checked, and fields the client does not know pass through. The Python and PHP clients check the same.
+ */
+type Shape = Record<string, "array" | "object" | "number" | "string">;
+
+function jsonType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+function shapeProblem(data: unknown, shape: Shape): string | null {
+  if (jsonType(data) !== "object") return "not a JSON object";
+  for (const [field, type] of Object.entries(shape)) {
+    if (jsonType((data as Record<string, unknown>)[field]) !== type) return `"${field}" is not ${type === "array" || type === "object" ? "an" : "a"} ${type}`;
+  }
+  return null;
 }
 
 /**

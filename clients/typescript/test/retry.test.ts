@@ -90,7 +90,7 @@ describe("retries (scripted server)", () => {
     await client(feedback.fetch, []).sendFeedback({ customer_id: "cus_1", method_id: "visa" });
     expect(feedback.requests.map((r) => JSON.parse(r.body).event_id)).toEqual([expect.stringMatching(/^evt_/), JSON.parse(feedback.requests[0]!.body).event_id]);
 
-    const session = scripted([...again(), json(201, { session_id: "cs_1" })]);
+    const session = scripted([...again(), json(201, { id: "cs_1", client_secret: "cs_1_secret" })]);
     await client(session.fetch, []).createCheckoutSession({ customer_id: "cus_1" }, { idempotencyKey: "order_7" });
     expect(session.requests.map((r) => r.headers.get("Idempotency-Key"))).toEqual(["order_7", "order_7"]);
 
