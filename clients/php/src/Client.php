@@ -71,13 +71,15 @@ final class Client
 
     /**
      * Reports the method the customer paid with (204). Without event_id one is generated; the same
-     * one is sent on every retry, so the event is stored once.
+     * one is sent on every retry, so the event is stored once. A null field is not sent (the API
+     * refuses null), so 'event_id' => null gets a generated one too.
      *
      * @param array<string, mixed> $event customer_id, method_id, and optional amount, currency, …
      * @return array{event_id: string}
      */
     public function sendFeedback(array $event): array
     {
+        $event = self::withoutNulls($event);
         $event['event_id'] ??= self::newIdempotencyKey('evt');
         $this->request('POST', '/v1/personalize/feedback', null, $event, shape: null);
         return ['event_id' => (string) $event['event_id']];
@@ -85,7 +87,7 @@ final class Client
 
     /**
      * Up to 100 events (202). Events without event_id get ids derived from the batch's
-     * Idempotency-Key, generated here unless given, and the same on every retry.
+     * Idempotency-Key, generated here unless given, and the same on every retry. Null fields are not sent.
      *
      * @param list<array<string, mixed>> $events
      * @return array{accepted: int, idempotency_key: string}
@@ -93,7 +95,7 @@ final class Client
     public function sendFeedbackBatch(array $events, ?string $idempotencyKey = null): array
     {
         $key = $idempotencyKey ?? self::newIdempotencyKey('batch');
-        $data = $this->request('POST', '/v1/personalize/feedback/batch', null, ['events' => array_values($events)], ['Idempotency-Key' => $key], ['accepted' => 'number']);
+        $data = $this->request('POST', '/v1/personalize/feedback/batch', null, ['events' => array_map(self::withoutNulls(...), array_values($events))], ['Idempotency-Key' => $key], ['accepted' => 'number']);
         return ['accepted' => (int) $data['accepted'], 'idempotency_key' => $key];
     }
 
@@ -104,14 +106,15 @@ final class Client
     }
 
     /**
-     * Changes the given fields; the others keep their values. 'default_method' => null clears it.
+     * Changes the given fields; the others keep their values. 'default_method' => null clears it;
+     * any other null field is not sent (the API refuses null there).
      *
      * @param array<string, mixed> $update customer_id and any of default_method, favorite_methods,
      *   excluded_methods, personalization_enabled, cross_merchant_consent
      */
     public function putPreferences(array $update): array
     {
-        return $this->request('PUT', '/v1/personalize/preferences', null, $update, shape: ['preferences' => 'object']);
+        return $this->request('PUT', '/v1/personalize/preferences', null, self::withoutNulls($update, 'default_method'), shape: ['preferences' => 'object']);
     }
 
     public function getConsent(string $customerId, ?string $merchantId = null): array
@@ -124,12 +127,12 @@ final class Client
      * Idempotency-Key, generated here unless given, goes with every retry, so a retry answers the
      * same session instead of opening a second one.
      *
-     * @param array<string, mixed> $session customer_id, and optional amount, currency, country, device_type, expires_in
+     * @param array<string, mixed> $session customer_id, and optional amount, currency, country, device_type, expires_in (null: not sent)
      */
     public function createCheckoutSession(array $session, ?string $idempotencyKey = null): array
     {
         $key = $idempotencyKey ?? self::newIdempotencyKey('cs');
-        return $this->request('POST', '/v1/checkout/sessions', null, $session, ['Idempotency-Key' => $key], ['client_secret' => 'string']);
+        return $this->request('POST', '/v1/checkout/sessions', null, self::withoutNulls($session), ['Idempotency-Key' => $key], ['client_secret' => 'string']);
     }
 
     /** Starts the deletion (202); the data is purged after the grace period. */
@@ -166,6 +169,18 @@ final class Client
     public function getPaymentMethods(?string $merchantId = null): array
     {
         return $this->request('GET', '/v1/payment-methods', ['merchant_id' => $merchantId], shape: ['methods' => 'array'])['methods'];
+    }
+
+    /**
+     * A body without its null fields: null means "not given", as in a query (and as None in the
+     * Python client, undefined in TypeScript). $keep is a field where null means something.
+     *
+     * @param array<string, mixed> $fields
+     * @return array<string, mixed>
+     */
+    private static function withoutNulls(array $fields, string ...$keep): array
+    {
+        return array_filter($fields, static fn ($value, $name) => $value !== null || in_array($name, $keep, true), ARRAY_FILTER_USE_BOTH);
     }
 
     /** A key in the API's id charset ([A-Za-z0-9._:@-], at most 128 characters). */

@@ -98,6 +98,18 @@ test('live: feedback 204 stored once per event_id; batch 202', function (): void
     assertSame(3, count($ids), 'three events');
 });
 
+test('live: a null optional field is not sent (the API refuses null)', function (): void {
+    $sk = secretClient();
+    $id = customer('nulls');
+    $event = ['customer_id' => $id, 'method_id' => 'visa', 'event_id' => null, 'amount' => null, 'currency' => null, 'decision_id' => null];
+    assertTrue(str_starts_with($sk->sendFeedback($event)['event_id'], 'evt_'), 'generated event_id');
+    assertSame(1, $sk->sendFeedbackBatch([$event])['accepted']);
+    $session = $sk->createCheckoutSession(['customer_id' => $id, 'amount' => null, 'expires_in' => null]);
+    assertTrue(is_string($session['client_secret']), 'a session');
+    $exported = eventually(fn () => $sk->exportCustomer($id), fn ($e) => count($e['usage_events']) >= 2);
+    assertSame(2, count($exported['usage_events']), 'two events');
+});
+
 test('live: delete, restore, export', function (): void {
     $sk = secretClient();
     $id = customer('rights');

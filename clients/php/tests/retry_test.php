@@ -198,3 +198,27 @@ test('the secret key is not in a dumped client or in the trace of an exception (
         ini_set('zend.exception_ignore_args', $previous === false ? '1' : $previous);
     }
 });
+
+test('null means not given in every body, as in a query; only putPreferences\' default_method => null is sent (it clears it)', function (): void {
+    // The API refuses JSON null for every optional field but default_method (400 VALIDATION_ERROR).
+    $unset = ['merchant_id' => null, 'amount' => null, 'currency' => null, 'device_type' => null, 'location_country' => null, 'decision_id' => null, 'offer_id' => null, 'occurred_at' => null];
+    $t = new ScriptedTransport([
+        new HttpResponse(204, [], ''),
+        new HttpResponse(202, [], '{"accepted":1}'),
+        new HttpResponse(201, [], '{"client_secret":"s"}'),
+        new HttpResponse(200, [], '{"updated":true,"preferences":{}}'),
+        new HttpResponse(200, [], '{"updated":true,"preferences":{}}'),
+    ]);
+    $sleeps = [];
+    $c = scriptedClient($t, $sleeps);
+    $sent = $c->sendFeedback(['customer_id' => 'c', 'method_id' => 'visa', 'event_id' => null] + $unset);
+    assertSame(['customer_id' => 'c', 'method_id' => 'visa', 'event_id' => $sent['event_id']], json_decode($t->sent[0]['body'], true), 'feedback body');
+    $c->sendFeedbackBatch([['customer_id' => 'c', 'method_id' => 'visa', 'event_id' => null] + $unset]);
+    assertSame(['events' => [['customer_id' => 'c', 'method_id' => 'visa']]], json_decode($t->sent[1]['body'], true), 'batch body');
+    $c->createCheckoutSession(['customer_id' => 'c', 'amount' => null, 'currency' => null, 'country' => null, 'device_type' => null, 'expires_in' => null, 'merchant_id' => null]);
+    assertSame(['customer_id' => 'c'], json_decode($t->sent[2]['body'], true), 'session body');
+    $c->putPreferences(['customer_id' => 'c', 'favorite_methods' => null, 'excluded_methods' => null, 'personalization_enabled' => null, 'cross_merchant_consent' => null, 'merchant_id' => null]);
+    assertSame(['customer_id' => 'c'], json_decode($t->sent[3]['body'], true), 'preferences body');
+    $c->putPreferences(['customer_id' => 'c', 'default_method' => null]);
+    assertSame('{"customer_id":"c","default_method":null}', $t->sent[4]['body'], 'default_method null is sent');
+});

@@ -100,19 +100,21 @@ class Client:
         """Reports the method the customer paid with (204).
 
         Without ``event_id`` one is generated; it is the same on every retry, so the event is stored
-        once. Returns the ``event_id`` used.
+        once. Returns the ``event_id`` used. A field set to ``None`` is not sent (the API refuses
+        ``null``), so ``event_id=None`` gets a generated one too.
         """
-        body = dict(event)
+        body = _drop_none(event)
         body.setdefault("event_id", new_idempotency_key("evt"))
         self._request("POST", "/v1/personalize/feedback", body=body, shape=None)
         return {"event_id": str(body["event_id"])}
 
     def send_feedback_batch(self, events: Sequence[FeedbackEvent], *, idempotency_key: Optional[str] = None) -> BatchAccepted:
         """Up to 100 events (202). Events without ``event_id`` get ids derived from the batch's
-        Idempotency-Key, generated here unless given, and the same on every retry."""
+        Idempotency-Key, generated here unless given, and the same on every retry. Fields set to
+        ``None`` are not sent."""
         key = idempotency_key or new_idempotency_key("batch")
         data = self._request(
-            "POST", "/v1/personalize/feedback/batch", body={"events": [dict(e) for e in events]}, headers={"Idempotency-Key": key}, shape={"accepted": "number"}
+            "POST", "/v1/personalize/feedback/batch", body={"events": [_drop_none(e) for e in events]}, headers={"Idempotency-Key": key}, shape={"accepted": "number"}
         )
         return {"accepted": int(data["accepted"]), "idempotency_key": key}
 

@@ -90,6 +90,16 @@ class LiveTest(unittest.TestCase):
         self.assertIn(f"{cid}_b2", ids)
         self.assertEqual(len(ids), 3)
 
+    def test_none_for_an_optional_field_is_not_sent(self) -> None:
+        # The API answers 400 to "event_id": null (or any optional field null but default_method).
+        cid = customer("none")
+        event = {"customer_id": cid, "method_id": "visa", "event_id": None, "amount": None, "currency": None, "decision_id": None}
+        sent = self.sk.send_feedback(event)  # type: ignore[arg-type]
+        self.assertTrue(sent["event_id"].startswith("evt_"))
+        self.assertEqual(self.sk.send_feedback_batch([event])["accepted"], 1)  # type: ignore[list-item]
+        exported = eventually(lambda: self.sk.export_customer(cid), lambda e: len(e["usage_events"]) >= 2)
+        self.assertEqual(len(exported["usage_events"]), 2)
+
     def test_delete_restore_export(self) -> None:
         cid = customer("rights")
         self.sk.put_preferences(cid, favorite_methods=["ideal"])

@@ -52,6 +52,42 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(sent["event_id"], "order_42")
         self.assertEqual(json.loads(server.sent[0][3] or b"{}")["event_id"], "order_42")
 
+    def test_none_means_not_given_in_every_body_and_query(self) -> None:
+        # The API refuses JSON null for every optional field but default_method (400 VALIDATION_ERROR).
+        unset = {"merchant_id": None, "amount": None, "currency": None, "device_type": None, "location_country": None, "decision_id": None, "offer_id": None, "occurred_at": None}
+        server = Scripted([RawResponse(204, {}, b""), RawResponse(202, {}, b'{"accepted":1}')])
+        sent = client(server, []).send_feedback({"customer_id": "c", "method_id": "visa", "event_id": None, **unset})  # type: ignore[typeddict-item]
+        body = json.loads(server.sent[0][3] or b"{}")
+        self.assertEqual(body, {"customer_id": "c", "method_id": "visa", "event_id": sent["event_id"]})
+        self.assertRegex(sent["event_id"], r"^evt_[0-9a-f]{32}$")
+        client(server, []).send_feedback_batch([{"customer_id": "c", "method_id": "visa", "event_id": None, **unset}], idempotency_key=None)  # type: ignore[typeddict-item]
+        self.assertEqual(json.loads(server.sent[1][3] or b"{}"), {"events": [{"customer_id": "c", "method_id": "visa"}]})
+        self.assertRegex(server.sent[1][2]["Idempotency-Key"], r"^batch_[0-9a-f]{32}$")
+
+        answers = [
+            RawResponse(200, {}, b'{"methods":[]}'),
+            RawResponse(200, {}, b'{"offers":[]}'),
+            RawResponse(200, {}, b'{"updated":true,"preferences":{}}'),
+            RawResponse(200, {}, b'{"updated":true,"preferences":{}}'),
+            RawResponse(201, {}, b'{"client_secret":"s"}'),
+            RawResponse(200, {}, b'{"points":[]}'),
+            RawResponse(200, {}, b"{}"),
+        ]
+        server = Scripted(answers)
+        c = client(server, [])
+        c.get_methods("c", device_type=None, country=None, amount=None, currency=None, timezone=None, client_secret=None, merchant_id=None)
+        c.get_offers("c", device_type=None, country=None, amount=None, currency=None, timezone=None, client_secret=None, merchant_id=None)
+        c.put_preferences("c", favorite_methods=None, excluded_methods=None, personalization_enabled=None, cross_merchant_consent=None, merchant_id=None)
+        c.put_preferences("c", default_method=None)  # documented: None clears default_method
+        c.create_checkout_session("c", amount=None, currency=None, country=None, device_type=None, expires_in=None, merchant_id=None, idempotency_key=None)
+        c.get_analytics_timeseries("m", granularity=None, from_=None, to=None, currency=None, merchant_id=None)
+        c.get_analytics_summary(from_=None, to=None, merchant_id=None)
+        urls = [s[1] for s in server.sent]
+        self.assertEqual(urls[0], "http://tap2.test/v1/personalize/methods?customer_id=c")
+        self.assertEqual(urls[1], "http://tap2.test/v1/personalize/offers?customer_id=c")
+        self.assertEqual([json.loads(s[3] or b"{}") for s in server.sent[2:5]], [{"customer_id": "c"}, {"customer_id": "c", "default_method": None}, {"customer_id": "c"}])
+        self.assertEqual(urls[5:], ["http://tap2.test/v1/analytics/timeseries?metric=m", "http://tap2.test/v1/analytics/summary"])
+
     def test_503_backs_off_then_raises_the_last_error_with_one_idempotency_key(self) -> None:
         server = Scripted([RawResponse(503, {}, error_body("UNAVAILABLE")) for _ in range(3)])
         sleeps: List[float] = []
