@@ -337,20 +337,41 @@ final class Client
         }
     }
 
+    /**
+     * The exception of a non-2xx answer. An API error body is {"error": {"code": "<non-empty string>",
+     * …}}; anything else (a proxy's HTML page, an empty body, other JSON) is HTTP_<status> with the
+     * message "HTTP <status> (the answer is not an API error body)". The TypeScript and Python
+     * clients say the same.
+     */
     private static function errorFrom(HttpResponse $response): Tap2Exception
     {
-        $error = [];
+        $headerRequestId = $response->header('X-Request-Id');
+        $retryAfter = self::parseRetryAfter($response->header('Retry-After'));
         $decoded = json_decode($response->body, true);
-        if (is_array($decoded) && isset($decoded['error']) && is_array($decoded['error'])) {
-            $error = $decoded['error'];
+        $error = is_array($decoded) && !array_is_list($decoded) ? ($decoded['error'] ?? null) : null;
+        if (!is_array($error) || !self::isNonEmptyString($error['code'] ?? null)) {
+            return new Tap2Exception(
+                'HTTP_' . $response->status,
+                "HTTP {$response->status} (the answer is not an API error body)",
+                $headerRequestId,
+                $response->status,
+                null,
+                $retryAfter,
+            );
         }
+        $details = $error['details'] ?? null;
         return new Tap2Exception(
-            (string) ($error['code'] ?? 'HTTP_' . $response->status),
-            (string) ($error['message'] ?? 'HTTP ' . $response->status),
-            $error['request_id'] ?? $response->header('X-Request-Id'),
+            $error['code'],
+            self::isNonEmptyString($error['message'] ?? null) ? $error['message'] : 'HTTP ' . $response->status,
+            self::isNonEmptyString($error['request_id'] ?? null) ? $error['request_id'] : $headerRequestId,
             $response->status,
-            $error['details'] ?? null,
-            self::parseRetryAfter($response->header('Retry-After')),
+            is_array($details) && array_is_list($details) ? $details : null,
+            $retryAfter,
         );
+    }
+
+    private static function isNonEmptyString(mixed $value): bool
+    {
+        return is_string($value) && $value !== '';
     }
 }

@@ -65,3 +65,25 @@ test('answers: answers of the promised shape pass through; sendFeedback promises
     assertSame(['event_id' => 'e1'], answeringClient(204, '')->sendFeedback($event));
     assertSame(['event_id' => 'e1'], answeringClient(200, '[]')->sendFeedback($event));
 });
+
+test('error answers give the same code, message and request id as the TypeScript and Python clients', function (): void {
+    $notAnApiError = fn (int $status) => "HTTP $status (the answer is not an API error body)";
+    // [what, status, body, code, message, request id, details]: the same table as the other clients' tests.
+    $cases = [
+        ["a proxy's HTML page", 502, '<html><body><h1>502 Bad Gateway</h1></body></html>', 'HTTP_502', $notAnApiError(502), 'req_hdr', null],
+        ['an empty body', 504, '', 'HTTP_504', $notAnApiError(504), 'req_hdr', null],
+        ['JSON that is not an error body', 500, '[{"error":1}]', 'HTTP_500', $notAnApiError(500), 'req_hdr', null],
+        ['an error that is a string', 500, '{"error":"boom"}', 'HTTP_500', $notAnApiError(500), 'req_hdr', null],
+        ['an error without a code', 500, '{"error":{"message":"m"}}', 'HTTP_500', $notAnApiError(500), 'req_hdr', null],
+        ['an error whose code is a number', 500, '{"error":{"code":5,"message":"m"}}', 'HTTP_500', $notAnApiError(500), 'req_hdr', null],
+        ['an error without a message', 503, '{"error":{"code":"UNAVAILABLE"}}', 'UNAVAILABLE', 'HTTP 503', 'req_hdr', null],
+        ['an error with odd request_id and details', 400, '{"error":{"code":"VALIDATION_ERROR","message":"bad","request_id":7,"details":"x"}}', 'VALIDATION_ERROR', 'bad', 'req_hdr', null],
+        ['a whole API error', 400, '{"error":{"code":"VALIDATION_ERROR","message":"bad","request_id":"req_body","details":[{"path":"a","message":"b"}]}}', 'VALIDATION_ERROR', 'bad', 'req_body', [['path' => 'a', 'message' => 'b']]],
+    ];
+    foreach ($cases as [$what, $status, $body, $code, $message, $requestId, $details]) {
+        $t = new ScriptedTransport([new HttpResponse($status, ['x-request-id' => 'req_hdr', 'content-type' => 'text/html'], $body)]);
+        $sleeps = [];
+        $e = assertThrows(fn () => scriptedClient($t, $sleeps, ['maxRetries' => 0])->getConsent('cus_1'));
+        assertSame([$status, $code, $message, $requestId, $details], [$e->status, $e->errorCode, $e->getMessage(), $e->requestId, $e->details], $what);
+    }
+});

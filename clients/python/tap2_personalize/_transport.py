@@ -224,21 +224,40 @@ def retry_delay(retry: int, retry_after: Optional[float], base_delay: float, ran
 
 
 def error_from_response(response: RawResponse) -> Tap2Error:
-    error: Dict[str, Any] = {}
+    """The error of a non-2xx answer. An API error body is ``{"error": {"code": "<non-empty string>",
+    …}}``; anything else (a proxy's HTML page, an empty body, other JSON) is ``HTTP_<status>`` with the
+    message ``HTTP <status> (the answer is not an API error body)``. The TypeScript and PHP clients
+    say the same."""
+    header_request_id = response.headers.get("x-request-id")
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    error: Any = None
     try:
         parsed = json.loads(response.body.decode("utf-8")) if response.body else None
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            error = parsed["error"]
+        if isinstance(parsed, dict):
+            error = parsed.get("error")
     except ValueError:
         pass
+    if not isinstance(error, dict) or not _non_empty_string(error.get("code")):
+        return Tap2Error(
+            code=f"HTTP_{response.status}",
+            message=f"HTTP {response.status} (the answer is not an API error body)",
+            request_id=header_request_id,
+            status=response.status,
+            retry_after=retry_after,
+        )
+    details = error.get("details")
     return Tap2Error(
-        code=str(error.get("code") or f"HTTP_{response.status}"),
-        message=str(error.get("message") or f"HTTP {response.status}"),
-        request_id=error.get("request_id") or response.headers.get("x-request-id"),
+        code=error["code"],
+        message=error["message"] if _non_empty_string(error.get("message")) else f"HTTP {response.status}",
+        request_id=error["request_id"] if _non_empty_string(error.get("request_id")) else header_request_id,
         status=response.status,
-        details=error.get("details"),
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        details=details if isinstance(details, list) else None,
+        retry_after=retry_after,
     )
+
+
+def _non_empty_string(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
 
 
 def may_retry(status: int, method: str, url: str, headers: Mapping[str, str], body: Optional[bytes]) -> bool:

@@ -77,3 +77,44 @@ class AnswerShapeTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def not_an_api_error(status: int) -> str:
+    return f"HTTP {status} (the answer is not an API error body)"
+
+
+#: Error answers and what the three clients make of them (the TypeScript and PHP tests hold the same table):
+#: (what, status, body, code, message, request_id, details).
+ERROR_ANSWERS: List[Tuple[str, int, bytes, str, str, str, Any]] = [
+    ("a proxy's HTML page", 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "HTTP_502", not_an_api_error(502), "req_hdr", None),
+    ("an empty body", 504, b"", "HTTP_504", not_an_api_error(504), "req_hdr", None),
+    ("JSON that is not an error body", 500, b'[{"error":1}]', "HTTP_500", not_an_api_error(500), "req_hdr", None),
+    ("an error that is a string", 500, b'{"error":"boom"}', "HTTP_500", not_an_api_error(500), "req_hdr", None),
+    ("an error without a code", 500, b'{"error":{"message":"m"}}', "HTTP_500", not_an_api_error(500), "req_hdr", None),
+    ("an error whose code is a number", 500, b'{"error":{"code":5,"message":"m"}}', "HTTP_500", not_an_api_error(500), "req_hdr", None),
+    ("an error without a message", 503, b'{"error":{"code":"UNAVAILABLE"}}', "UNAVAILABLE", "HTTP 503", "req_hdr", None),
+    ("an error with odd request_id and details", 400, b'{"error":{"code":"VALIDATION_ERROR","message":"bad","request_id":7,"details":"x"}}', "VALIDATION_ERROR", "bad", "req_hdr", None),
+    (
+        "a whole API error",
+        400,
+        b'{"error":{"code":"VALIDATION_ERROR","message":"bad","request_id":"req_body","details":[{"path":"a","message":"b"}]}}',
+        "VALIDATION_ERROR",
+        "bad",
+        "req_body",
+        [{"path": "a", "message": "b"}],
+    ),
+]
+
+
+class ErrorAnswerTest(unittest.TestCase):
+    def test_error_answers_give_the_same_code_message_and_request_id_as_the_other_clients(self) -> None:
+        for what, status, body, code, message, request_id, details in ERROR_ANSWERS:
+            with self.subTest(what):
+
+                def transport(method: str, url: str, headers: Dict[str, str], data: Optional[bytes], timeout: float) -> RawResponse:
+                    return RawResponse(status, {"x-request-id": "req_hdr", "content-type": "text/html"}, body)
+
+                with self.assertRaises(Tap2Error) as caught:
+                    Client("tp2_sk_test", "http://tap2.test", transport=transport, max_retries=0).get_consent("cus_1")
+                err = caught.exception
+                self.assertEqual((err.status, err.code, err.message, err.request_id, err.details), (status, code, message, request_id, details))

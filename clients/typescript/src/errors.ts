@@ -36,28 +36,48 @@ export class Tap2Error extends Error {
     this.retryAfterSeconds = init.retryAfterSeconds ?? null;
   }
 
-  /** Builds the error from a non-2xx response whose body openapi-fetch has already parsed (or not). */
+  /**
+   * Builds the error from a non-2xx response whose body openapi-fetch has already parsed (or not).
+   * An API error body is `{"error": {"code": "<non-empty string>", …}}`; anything else (a proxy's
+   * HTML page, an empty body, other JSON) is `HTTP_<status>` with the message
+   * `HTTP <status> (the answer is not an API error body)`. The Python and PHP clients say the same.
+   */
   static fromResponse(response: Response, body: unknown): Tap2Error {
+    const headerRequestId = response.headers.get("X-Request-Id");
+    const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"), Date.now());
     const error = isErrorBody(body) ? body.error : null;
+    if (error === null) {
+      return new Tap2Error({
+        status: response.status,
+        code: `HTTP_${response.status}`,
+        message: `HTTP ${response.status} (the answer is not an API error body)`,
+        requestId: headerRequestId,
+        retryAfterSeconds,
+      });
+    }
     return new Tap2Error({
       status: response.status,
-      code: error?.code ?? `HTTP_${response.status}`,
-      message: error?.message ?? (response.statusText || `HTTP ${response.status}`),
-      requestId: error?.request_id ?? response.headers.get("X-Request-Id"),
-      details: error?.details,
-      retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), Date.now()),
+      code: error.code,
+      message: nonEmptyString(error.message) ?? `HTTP ${response.status}`,
+      requestId: nonEmptyString(error.request_id) ?? headerRequestId,
+      details: Array.isArray(error.details) ? (error.details as Tap2ErrorDetail[]) : undefined,
+      retryAfterSeconds,
     });
   }
 }
 
 interface ErrorBody {
-  error: { code: string; message: string; request_id?: string; details?: Tap2ErrorDetail[] };
+  error: { code: string; message?: unknown; request_id?: unknown; details?: unknown };
 }
 
 function isErrorBody(body: unknown): body is ErrorBody {
   if (typeof body !== "object" || body === null || !("error" in body)) return false;
   const error = (body as { error: unknown }).error;
-  return typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string";
+  return typeof error === "object" && error !== null && !Array.isArray(error) && nonEmptyString((error as { code?: unknown }).code) !== null;
+}
+
+function nonEmptyString(value: unknown): string | null {
+  return typeof value === "string" && value !== "" ? value : null;
 }
 
 /** Retry-After as delta-seconds or an HTTP date; null when absent or unreadable. */

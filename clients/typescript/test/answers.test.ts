@@ -67,3 +67,37 @@ describe("answers of an unexpected shape", () => {
     expect(await clientAnswering(answer(200, "[]")).sendFeedback({ customer_id: "c", method_id: "visa", event_id: "e1" })).toEqual({ eventId: "e1" });
   });
 });
+
+/** Error answers and what the three clients make of them (the Python and PHP tests hold the same table). */
+const NOT_AN_API_ERROR = (status: number) => `HTTP ${status} (the answer is not an API error body)`;
+const ERROR_ANSWERS: [string, number, string, { code: string; message: string; requestId: string | null; details?: unknown }][] = [
+  ["a proxy's HTML page", 502, "<html><body><h1>502 Bad Gateway</h1></body></html>", { code: "HTTP_502", message: NOT_AN_API_ERROR(502), requestId: "req_hdr" }],
+  ["an empty body", 504, "", { code: "HTTP_504", message: NOT_AN_API_ERROR(504), requestId: "req_hdr" }],
+  ["JSON that is not an error body", 500, '[{"error":1}]', { code: "HTTP_500", message: NOT_AN_API_ERROR(500), requestId: "req_hdr" }],
+  ["an error that is a string", 500, '{"error":"boom"}', { code: "HTTP_500", message: NOT_AN_API_ERROR(500), requestId: "req_hdr" }],
+  ["an error without a code", 500, '{"error":{"message":"m"}}', { code: "HTTP_500", message: NOT_AN_API_ERROR(500), requestId: "req_hdr" }],
+  ["an error whose code is a number", 500, '{"error":{"code":5,"message":"m"}}', { code: "HTTP_500", message: NOT_AN_API_ERROR(500), requestId: "req_hdr" }],
+  ["an error without a message", 503, '{"error":{"code":"UNAVAILABLE"}}', { code: "UNAVAILABLE", message: "HTTP 503", requestId: "req_hdr" }],
+  [
+    "an error with odd request_id and details",
+    400,
+    '{"error":{"code":"VALIDATION_ERROR","message":"bad","request_id":7,"details":"x"}}',
+    { code: "VALIDATION_ERROR", message: "bad", requestId: "req_hdr", details: undefined },
+  ],
+  [
+    "a whole API error",
+    400,
+    '{"error":{"code":"VALIDATION_ERROR","message":"bad","request_id":"req_body","details":[{"path":"a","message":"b"}]}}',
+    { code: "VALIDATION_ERROR", message: "bad", requestId: "req_body", details: [{ path: "a", message: "b" }] },
+  ],
+];
+
+describe("error answers", () => {
+  it.each(ERROR_ANSWERS)("%s: the same code, message and request id as the Python and PHP clients", async (_name, status, body, expected) => {
+    const page = async () => new Response(body, { status, statusText: "Bad Gateway", headers: { "Content-Type": "text/html", "X-Request-Id": "req_hdr" } });
+    const err = await clientAnswering(page).getConsent("cus_1").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Tap2Error);
+    expect(err).toMatchObject({ status, ...expected });
+    if ("details" in expected) expect((err as Tap2Error).details).toEqual(expected.details);
+  });
+});

@@ -58,14 +58,14 @@ describe("transport (raw sockets)", () => {
     }
   });
 
-  it("a proxy's non-JSON 502 or empty 504, the connection then closed, is HTTP_<status> with the status line's text", async () => {
+  it("a proxy's non-JSON 502 or empty 504, the connection then closed, is HTTP_<status>, the same message as the Python and PHP clients", async () => {
     const page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
     const bad = await serve(async (socket) => {
       socket.write("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n");
       await pause(100);
       socket.end(page);
     });
-    expect((await failure(bad, 2_000)).err).toMatchObject({ status: 502, code: "HTTP_502", message: "Bad Gateway", requestId: null });
+    expect((await failure(bad, 2_000)).err).toMatchObject({ status: 502, code: "HTTP_502", message: "HTTP 502 (the answer is not an API error body)", requestId: null });
     const gone = await serve((socket) => socket.end("HTTP/1.1 504 Gateway Timeout\r\nX-Request-Id: req_edge\r\nContent-Length: 0\r\n\r\n"));
     expect((await failure(gone, 2_000)).err).toMatchObject({ status: 504, code: "HTTP_504", requestId: "req_edge" });
   });
