@@ -32,9 +32,24 @@ export type CheckoutSession = Schemas["CheckoutSession"];
 export type AnalyticsSummary = Schemas["AnalyticsSummary"];
 export type AnalyticsTimeseries = Schemas["AnalyticsTimeseries"];
 
+/**
+ * The last argument of every wrapped method. `signal` cancels this one call: before it is sent,
+ * while the answer is awaited, between retries or while the body is read; the call then throws
+ * Tap2Error `ABORTED` (status 0, the signal's reason as `cause`). The client's own `timeoutMs`
+ * still bounds each attempt.
+ */
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
 /** API.md §1: `merchant_id` may be omitted (it is the key's merchant); naming another one is a 403. */
-export interface MerchantOption {
+export interface MerchantOption extends RequestOptions {
   merchantId?: string;
+}
+
+/** Your own Idempotency-Key (e.g. your order id), else one is generated; the same on every retry. */
+export interface IdempotencyOption extends RequestOptions {
+  idempotencyKey?: string;
 }
 
 export interface Tap2ClientOptions {
@@ -81,22 +96,25 @@ export class Tap2Client {
   }
 
   /** The merchant's methods for a customer, best first (GET /v1/personalize/methods). */
-  getMethods(query: MethodsQuery): Promise<MethodsResponse> {
-    return this.call(() => this.raw.GET("/v1/personalize/methods", { params: { query } }), { methods: "array" });
+  getMethods(query: MethodsQuery, options: RequestOptions = {}): Promise<MethodsResponse> {
+    const { signal } = options;
+    return this.call(() => this.raw.GET("/v1/personalize/methods", { params: { query }, signal }), { methods: "array" }, signal);
   }
 
   /** Offers for a customer, ranked by expected value (GET /v1/personalize/offers). */
-  getOffers(query: OffersQuery): Promise<OffersResponse> {
-    return this.call(() => this.raw.GET("/v1/personalize/offers", { params: { query } }), { offers: "array" });
+  getOffers(query: OffersQuery, options: RequestOptions = {}): Promise<OffersResponse> {
+    const { signal } = options;
+    return this.call(() => this.raw.GET("/v1/personalize/offers", { params: { query }, signal }), { offers: "array" }, signal);
   }
 
   /**
    * Reports the method a customer paid with (POST /v1/personalize/feedback, 204). Without an
    * `event_id` one is generated, and the same one is sent on every retry, so the event is stored once.
    */
-  async sendFeedback(event: FeedbackEvent): Promise<{ eventId: string }> {
+  async sendFeedback(event: FeedbackEvent, options: RequestOptions = {}): Promise<{ eventId: string }> {
+    const { signal } = options;
     const eventId = event.event_id ?? newIdempotencyKey("evt");
-    await this.call(() => this.raw.POST("/v1/personalize/feedback", { body: { ...event, event_id: eventId } }), null);
+    await this.call(() => this.raw.POST("/v1/personalize/feedback", { body: { ...event, event_id: eventId }, signal }), null, signal);
     return { eventId };
   }
 
@@ -104,30 +122,35 @@ export class Tap2Client {
    * Up to 100 events at once (202). Events without `event_id` get ids derived from the batch's
    * Idempotency-Key, generated here unless given, and reused on retries.
    */
-  async sendFeedbackBatch(events: FeedbackEvent[], options: { idempotencyKey?: string } = {}): Promise<{ accepted: number; idempotencyKey: string }> {
+  async sendFeedbackBatch(events: FeedbackEvent[], options: IdempotencyOption = {}): Promise<{ accepted: number; idempotencyKey: string }> {
+    const { signal } = options;
     const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("batch");
-    const data = await this.call(() =>
-      this.raw.POST("/v1/personalize/feedback/batch", { body: { events }, headers: { "Idempotency-Key": idempotencyKey } }),
+    const data = await this.call(
+      () => this.raw.POST("/v1/personalize/feedback/batch", { body: { events }, headers: { "Idempotency-Key": idempotencyKey }, signal }),
       { accepted: "number" },
+      signal,
     );
     return { accepted: data.accepted, idempotencyKey };
   }
 
   /** The customer's stored preferences, or the defaults (GET /v1/personalize/preferences). */
   getPreferences(customerId: string, options: MerchantOption = {}): Promise<Preferences> {
+    const { signal } = options;
     const query = { customer_id: customerId, ...merchantQuery(options) };
-    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query } }), {});
+    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query }, signal }), {}, signal);
   }
 
   /** Changes the given fields; the others keep their values (PUT /v1/personalize/preferences). */
-  putPreferences(update: PreferencesUpdate): Promise<PreferencesUpdated> {
-    return this.call(() => this.raw.PUT("/v1/personalize/preferences", { body: update }), { preferences: "object" });
+  putPreferences(update: PreferencesUpdate, options: RequestOptions = {}): Promise<PreferencesUpdated> {
+    const { signal } = options;
+    return this.call(() => this.raw.PUT("/v1/personalize/preferences", { body: update, signal }), { preferences: "object" }, signal);
   }
 
   /** The customer's consent log, oldest first (GET /v1/personalize/consent). */
   getConsent(customerId: string, options: MerchantOption = {}): Promise<ConsentLog> {
+    const { signal } = options;
     const query = { customer_id: customerId, ...merchantQuery(options) };
-    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query } }), { entries: "array" });
+    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query }, signal }), { entries: "array" }, signal);
   }
 
   /**
@@ -135,50 +158,62 @@ export class Tap2Client {
    * An Idempotency-Key, generated here unless given, goes with every retry, so a retry answers the
    * same session instead of opening a second one.
    */
-  createCheckoutSession(session: CheckoutSessionCreate, options: { idempotencyKey?: string } = {}): Promise<CheckoutSession> {
+  createCheckoutSession(session: CheckoutSessionCreate, options: IdempotencyOption = {}): Promise<CheckoutSession> {
+    const { signal } = options;
     const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("cs");
-    return this.call(() => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey } }), {
-      client_secret: "string",
-    });
+    return this.call(
+      () => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey }, signal }),
+      { client_secret: "string" },
+      signal,
+    );
   }
 
   /** Starts the customer's deletion; purged after the grace period (DELETE /v1/personalize/customers/{id}, 202). */
   deleteCustomer(customerId: string, options: MerchantOption = {}): Promise<DeletionAccepted> {
-    return this.call(() =>
-      this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
+    const { signal } = options;
+    return this.call(
+      () => this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal }),
       {},
+      signal,
     );
   }
 
   /** Cancels a pending deletion within the grace period (404 after the purge). */
   restoreCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerRestored> {
-    return this.call(() =>
-      this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
+    const { signal } = options;
+    return this.call(
+      () => this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal }),
       {},
+      signal,
     );
   }
 
   /** Everything stored about the customer for this merchant (GET …/customers/{id}/export). */
   exportCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerExport> {
-    return this.call(() =>
-      this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId }, query: merchantQuery(options) } }),
+    const { signal } = options;
+    return this.call(
+      () => this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal }),
       {},
+      signal,
     );
   }
 
   /** Treatment vs holdout over a period (GET /v1/analytics/summary; secret key). */
-  getAnalyticsSummary(query: AnalyticsSummaryQuery = {}): Promise<AnalyticsSummary> {
-    return this.call(() => this.raw.GET("/v1/analytics/summary", { params: { query } }), {});
+  getAnalyticsSummary(query: AnalyticsSummaryQuery = {}, options: RequestOptions = {}): Promise<AnalyticsSummary> {
+    const { signal } = options;
+    return this.call(() => this.raw.GET("/v1/analytics/summary", { params: { query }, signal }), {}, signal);
   }
 
   /** One metric per arm and hour or day, oldest first (GET /v1/analytics/timeseries; secret key). */
-  getAnalyticsTimeseries(query: AnalyticsTimeseriesQuery): Promise<AnalyticsTimeseries> {
-    return this.call(() => this.raw.GET("/v1/analytics/timeseries", { params: { query } }), { points: "array" });
+  getAnalyticsTimeseries(query: AnalyticsTimeseriesQuery, options: RequestOptions = {}): Promise<AnalyticsTimeseries> {
+    const { signal } = options;
+    return this.call(() => this.raw.GET("/v1/analytics/timeseries", { params: { query }, signal }), { points: "array" }, signal);
   }
 
   /** The catalog of payment methods (GET /v1/payment-methods). */
   async getPaymentMethods(options: MerchantOption = {}): Promise<CatalogMethod[]> {
-    const data = await this.call(() => this.raw.GET("/v1/payment-methods", { params: { query: merchantQuery(options) } }), { methods: "array" });
+    const { signal } = options;
+    const data = await this.call(() => this.raw.GET("/v1/payment-methods", { params: { query: merchantQuery(options) }, signal }), { methods: "array" }, signal);
     return data.methods;
   }
 
@@ -186,12 +221,12 @@ export class Tap2Client {
    * One call: a transport failure or an error answer throws Tap2Error; so does a success whose JSON is
    * not the `shape` the route promises (a JSON object with these fields; `null`: no body promised).
    */
-  private async call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>, shape: Shape | null): Promise<T> {
+  private async call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>, shape: Shape | null, signal: AbortSignal | undefined): Promise<T> {
     let result: { data?: T; error?: unknown; response: Response };
     try {
       result = await run();
     } catch (err) {
-      throw transportError(err, false, this.timeoutMs);
+      throw transportError(err, false, this.timeoutMs, signal);
     }
     if (!result.response.ok) throw Tap2Error.fromResponse(result.response, result.error);
     if (shape !== null) {

@@ -54,14 +54,36 @@ function hasEventId(body: string): boolean {
 export function retryingFetch(policy: RetryPolicy): (request: Request) => Promise<Response> {
   return async (request) => {
     for (let retry = 0; ; retry += 1) {
+      // The caller's signal (request.signal): nothing more is sent once it fired.
+      if (request.signal.aborted) throw abortedError(request.signal);
       const response = await attempt(request.clone(), policy);
       if (retry >= policy.maxRetries || !(await mayRetry(response.status, request))) return response;
       const delay = retryDelayMs(retry, parseRetryAfter(response.headers.get("Retry-After"), Date.now()), policy.baseDelayMs);
       if (delay > policy.maxRetryDelayMs) return response;
       await response.body?.cancel();
-      await policy.sleep(delay);
+      await sleepUnlessAborted(policy.sleep, delay, request.signal);
     }
   };
+}
+
+/** The wait before a retry, cut short (ABORTED) when the caller's signal fires. */
+async function sleepUnlessAborted(sleep: (ms: number) => Promise<void>, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) throw abortedError(signal);
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortedError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    await Promise.race([sleep(ms), aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** The caller's AbortSignal fired: the call ends, whatever it was doing (status 0, the signal's reason as cause). */
+export function abortedError(signal: AbortSignal): Tap2Error {
+  return new Tap2Error({ status: 0, code: "ABORTED", message: "The call was aborted by its AbortSignal", cause: signal.reason });
 }
 
 async function attempt(request: Request, policy: RetryPolicy): Promise<Response> {
@@ -73,7 +95,7 @@ async function attempt(request: Request, policy: RetryPolicy): Promise<Response>
     // cross-origin redirect). Not "error": Cloudflare Workers' fetch refuses that mode outright.
     response = await policy.fetch(new Request(request, { signal: AbortSignal.any([request.signal, timeout]), redirect: "manual" }));
   } catch (err) {
-    throw transportError(err, timeout.aborted, policy.timeoutMs);
+    throw transportError(err, timeout.aborted, policy.timeoutMs, request.signal);
   }
   // Node, Deno, Bun and Workers hand back the 3xx itself; a browser an opaque "opaqueredirect" (status 0).
   if ((response.type as string) === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
@@ -88,9 +110,14 @@ async function attempt(request: Request, policy: RetryPolicy): Promise<Response>
   return response;
 }
 
-/** Wraps a failure that produced no HTTP answer (or no full body) in the client's one error type. */
-export function transportError(err: unknown, timedOut: boolean, timeoutMs: number): Tap2Error {
+/**
+ * Wraps a failure that produced no HTTP answer (or no full body) in the client's one error type:
+ * ABORTED when the caller's `signal` fired (even if it is a timeout signal of the caller's own),
+ * TIMEOUT when the client's timeout did, else NETWORK_ERROR.
+ */
+export function transportError(err: unknown, timedOut: boolean, timeoutMs: number, signal?: AbortSignal): Tap2Error {
   if (err instanceof Tap2Error) return err;
+  if (signal?.aborted) return abortedError(signal);
   if (timedOut || (err instanceof DOMException && err.name === "TimeoutError")) {
     return new Tap2Error({ status: 0, code: "TIMEOUT", message: `No answer within ${timeoutMs} ms`, cause: err });
   }
