@@ -20,6 +20,16 @@ final class Client
     /** Methods whose repeat does what the first did (RFC 9110 §9.2.2), so a 503 may be resent. */
     private const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE'];
 
+    /**
+     * The keys, out of every instance: var_export(), an (array) cast and get_mangled_object_vars()
+     * show all properties, private ones too, and ignore __debugInfo(). A client holds only an empty
+     * handle to its key ($keyHandle); a clone shares it, and the entry goes with the last one.
+     *
+     * @var \WeakMap<\stdClass, string>|null
+     */
+    private static ?\WeakMap $keys = null;
+
+    private readonly \stdClass $keyHandle;
     private readonly string $baseUrl;
     private readonly Transport $transport;
     /** @var callable(float): void */
@@ -27,7 +37,7 @@ final class Client
 
     /** @param (callable(float): void)|null $sleep how to wait between retries (tests) */
     public function __construct(
-        #[\SensitiveParameter] private readonly string $apiKey,
+        #[\SensitiveParameter] string $apiKey,
         string $baseUrl = self::DEFAULT_BASE_URL,
         private readonly float $timeout = 10.0,
         private readonly int $maxRetries = 2,
@@ -39,6 +49,9 @@ final class Client
         if ($apiKey === '') {
             throw new \InvalidArgumentException('apiKey is required');
         }
+        $this->keyHandle = new \stdClass();
+        self::$keys ??= new \WeakMap();
+        self::$keys[$this->keyHandle] = $apiKey;
         $this->baseUrl = rtrim($baseUrl, '/');
         $this->transport = $transport ?? new CurlTransport();
         $this->sleep = $sleep ?? static function (float $seconds): void {
@@ -48,13 +61,19 @@ final class Client
 
     /**
      * What var_dump() and print_r() show of a client: everything but the key (a dumped client, or an
-     * exception trace holding one, must not put the secret key into a log).
+     * exception trace holding one, must not put the secret key into a log). var_export() and casts
+     * find no key in the object either (see $keys).
      *
      * @return array<string, mixed>
      */
     public function __debugInfo(): array
     {
-        return ['apiKey' => substr($this->apiKey, 0, 7) . '…', 'baseUrl' => $this->baseUrl, 'timeout' => $this->timeout, 'maxRetries' => $this->maxRetries];
+        return ['apiKey' => substr($this->apiKey(), 0, 7) . '…', 'baseUrl' => $this->baseUrl, 'timeout' => $this->timeout, 'maxRetries' => $this->maxRetries];
+    }
+
+    private function apiKey(): string
+    {
+        return self::$keys[$this->keyHandle];
     }
 
     /** @param array<string, mixed> $query customer_id (or client_secret), device_type, country, amount, currency, timezone, merchant_id */
@@ -252,7 +271,7 @@ final class Client
         if ($queryString !== '') {
             $url .= '?' . $queryString;
         }
-        $headers = ['X-API-Key' => $this->apiKey, 'Accept' => 'application/json', 'User-Agent' => 'tap2-personalize-php/' . self::VERSION] + $headers;
+        $headers = ['X-API-Key' => $this->apiKey(), 'Accept' => 'application/json', 'User-Agent' => 'tap2-personalize-php/' . self::VERSION] + $headers;
         foreach ($headers as $name => $value) {
             // A line break in a value (a caller's Idempotency-Key, say) would start another header line.
             if (strpbrk($value, "\r\n\0") !== false) {

@@ -222,3 +222,30 @@ test('null means not given in every body, as in a query; only putPreferences\' d
     $c->putPreferences(['customer_id' => 'c', 'default_method' => null]);
     assertSame('{"customer_id":"c","default_method":null}', $t->sent[4]['body'], 'default_method null is sent');
 });
+
+test('the secret key is in no export of a client: var_export, an (array) cast, get_mangled_object_vars, serialize; a clone still sends it', function (): void {
+    $t = new ScriptedTransport([new HttpResponse(200, [], '{"customer_id":"c"}'), new HttpResponse(200, [], '{"customer_id":"c"}')]);
+    $client = new Client('tp2_sk_DoNotLogThisKey', 'http://tap2.test', transport: $t, sleep: static function (float $s): void {
+    });
+    $copy = clone $client;
+    $dumps = [
+        'var_export($client)' => var_export($client, true),
+        'var_export(clone)' => var_export($copy, true),
+        'print_r((array) $client)' => print_r((array) $client, true),
+        'var_export((array) $client)' => var_export((array) $client, true),
+        'get_mangled_object_vars($client)' => var_export(get_mangled_object_vars($client), true),
+        'json_encode($client)' => (string) json_encode($client),
+    ];
+    try {
+        $dumps['serialize($client)'] = serialize($client);
+    } catch (\Throwable $e) {
+        $dumps['serialize($client) refused'] = $e->getMessage();
+    }
+    foreach ($dumps as $what => $text) {
+        assertTrue(!str_contains($text, 'DoNotLogThisKey'), "$what holds the key");
+    }
+    $client->getPreferences('c');
+    $copy->getPreferences('c');
+    assertSame(['tp2_sk_DoNotLogThisKey', 'tp2_sk_DoNotLogThisKey'], array_map(fn ($s) => $s['headers']['X-API-Key'], $t->sent), 'the client and its clone send the key');
+    assertTrue(str_contains(print_r($client, true), 'tp2_sk_…'), 'print_r shows the key prefix only');
+});
