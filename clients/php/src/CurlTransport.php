@@ -18,7 +18,10 @@ final class CurlTransport implements Transport
         $received = [];
         $lines = [];
         foreach ($headers as $name => $value) {
-            $lines[] = $name . ': ' . $value;
+            // curl drops a line "Name: " with nothing after the colon; "Name;" is its way to send a
+            // header with an empty value. An empty Idempotency-Key must reach the API (a 400),
+            // not vanish and leave a batch the client would resend unkeyed after a 503.
+            $lines[] = $value === '' ? $name . ';' : $name . ': ' . $value;
         }
         $timeoutMs = max(1, (int) round($timeout * 1000));
         curl_setopt_array($ch, [

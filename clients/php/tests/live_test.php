@@ -110,6 +110,11 @@ test('live: a null optional field is not sent (the API refuses null)', function 
     assertSame(2, count($exported['usage_events']), 'two events');
 });
 
+test('live: an empty Idempotency-Key is sent as given (a 400), not dropped by curl (an unkeyed batch that a 503 retry would duplicate)', function (): void {
+    $e = assertThrows(fn () => secretClient()->sendFeedbackBatch([['customer_id' => customer('emptykey'), 'method_id' => 'visa']], ''));
+    assertSame([400, 'VALIDATION_ERROR'], [$e->status, $e->errorCode]);
+});
+
 test('live: delete, restore, export', function (): void {
     $sk = secretClient();
     $id = customer('rights');

@@ -112,7 +112,7 @@ class Client:
         """Up to 100 events (202). Events without ``event_id`` get ids derived from the batch's
         Idempotency-Key, generated here unless given, and the same on every retry. Fields set to
         ``None`` are not sent."""
-        key = idempotency_key or new_idempotency_key("batch")
+        key = idempotency_key if idempotency_key is not None else new_idempotency_key("batch")
         data = self._request(
             "POST", "/v1/personalize/feedback/batch", body={"events": [_drop_none(e) for e in events]}, headers={"Idempotency-Key": key}, shape={"accepted": "number"}
         )
@@ -182,7 +182,7 @@ class Client:
                 "expires_in": expires_in,
             }
         )
-        key = idempotency_key or new_idempotency_key("cs")
+        key = idempotency_key if idempotency_key is not None else new_idempotency_key("cs")
         return cast(CheckoutSession, self._request("POST", "/v1/checkout/sessions", body=body, headers={"Idempotency-Key": key}, shape={"client_secret": "string"}))
 
     # ── customer data rights ───────────────────────────────────────────────────────────────

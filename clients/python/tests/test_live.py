@@ -100,6 +100,11 @@ class LiveTest(unittest.TestCase):
         exported = eventually(lambda: self.sk.export_customer(cid), lambda e: len(e["usage_events"]) >= 2)
         self.assertEqual(len(exported["usage_events"]), 2)
 
+    def test_an_empty_idempotency_key_is_a_400_not_a_generated_key(self) -> None:
+        with self.assertRaises(Tap2Error) as caught:
+            self.sk.send_feedback_batch([{"customer_id": customer("emptykey"), "method_id": "visa"}], idempotency_key="")
+        self.assertEqual((caught.exception.status, caught.exception.code), (400, "VALIDATION_ERROR"))
+
     def test_delete_restore_export(self) -> None:
         cid = customer("rights")
         self.sk.put_preferences(cid, favorite_methods=["ideal"])

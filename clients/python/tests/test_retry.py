@@ -88,6 +88,17 @@ class RetryTest(unittest.TestCase):
         self.assertEqual([json.loads(s[3] or b"{}") for s in server.sent[2:5]], [{"customer_id": "c"}, {"customer_id": "c", "default_method": None}, {"customer_id": "c"}])
         self.assertEqual(urls[5:], ["http://tap2.test/v1/analytics/timeseries?metric=m", "http://tap2.test/v1/analytics/summary"])
 
+    def test_an_empty_idempotency_key_is_sent_as_given_not_replaced(self) -> None:
+        # Only None means "not given". An empty key (an order id that came out empty) is the caller's
+        # bug: the API answers 400, as to the TypeScript and PHP clients; a generated key instead
+        # would silently break the caller's own deduplication across resends.
+        server = Scripted([RawResponse(400, {}, error_body("VALIDATION_ERROR")), RawResponse(400, {}, error_body("VALIDATION_ERROR"))])
+        with self.assertRaises(Tap2Error):
+            client(server, []).send_feedback_batch([{"customer_id": "c", "method_id": "visa"}], idempotency_key="")
+        with self.assertRaises(Tap2Error):
+            client(server, []).create_checkout_session("c", idempotency_key="")
+        self.assertEqual([s[2]["Idempotency-Key"] for s in server.sent], ["", ""])
+
     def test_503_backs_off_then_raises_the_last_error_with_one_idempotency_key(self) -> None:
         server = Scripted([RawResponse(503, {}, error_body("UNAVAILABLE")) for _ in range(3)])
         sleeps: List[float] = []

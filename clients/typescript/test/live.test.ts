@@ -86,6 +86,11 @@ describe("TypeScript client against the local worker", () => {
     expect(exported.usage_events).toHaveLength(3);
   });
 
+  it("sends an empty idempotencyKey as given: a 400, not a generated key", async () => {
+    const err = await sk.sendFeedbackBatch([{ customer_id: customer("emptykey"), method_id: "visa" }], { idempotencyKey: "" }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 400, code: "VALIDATION_ERROR" });
+  });
+
   it("deletes, restores and exports a customer", async () => {
     const id = customer("rights");
     await sk.putPreferences({ customer_id: id, favorite_methods: ["ideal"] });
