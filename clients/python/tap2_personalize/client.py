@@ -27,6 +27,22 @@ DEFAULT_BASE_URL = "https://api.tap2-personalize.com"
 _UNSET: Any = object()
 
 
+class _SecretKey:
+    """The API key, shown as its prefix only: what vars(client) / client.__dict__ print (pprint, debug
+    pages, loggers that dump objects) must not hold a secret key. It still pickles and copies whole,
+    so a client handed to another process keeps working."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<key {self.value[:7]}…>"
+
+    __str__ = __repr__
+
+
 def new_idempotency_key(prefix: str) -> str:
     """A key in the API's id charset ([A-Za-z0-9._:@-], at most 128 characters)."""
     return f"{prefix}_{uuid.uuid4().hex}"
@@ -56,7 +72,7 @@ class Client:
     ) -> None:
         if not api_key:
             raise ValueError("api_key is required")
-        self._api_key = api_key
+        self._api_key = _SecretKey(api_key)
         self._base_url = base_url.rstrip("/")
         self._policy = RetryPolicy(max_retries=max_retries, timeout=timeout, base_delay=retry_base_delay, max_delay=max_retry_delay)
         self._transport: Transport = transport or http_transport
@@ -245,7 +261,7 @@ class Client:
         if shape is _UNSET:
             shape = {}
         url = self._base_url + path + (("?" + urlencode(query)) if query else "")
-        all_headers = {"X-API-Key": self._api_key, "Accept": "application/json", "User-Agent": f"tap2-personalize-python/{__version__}"}
+        all_headers = {"X-API-Key": self._api_key.value, "Accept": "application/json", "User-Agent": f"tap2-personalize-python/{__version__}"}
         data: Optional[bytes] = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode("utf-8")

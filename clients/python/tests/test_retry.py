@@ -215,6 +215,24 @@ class RetryTest(unittest.TestCase):
                 (err.code, err.message, err.request_id, err.status, err.details, err.retry_after, str(err)),
             )
 
+    def test_the_key_is_in_no_view_of_the_clients_attributes_and_a_copy_still_sends_it(self) -> None:
+        # vars()/__dict__ is what pprint(vars(client)), debug pages and object-dumping loggers print.
+        import copy
+        import pickle
+        import pprint
+
+        server = Scripted([RawResponse(200, {}, b"{}") for _ in range(3)])
+        c = Client("tp2_sk_DoNotLogThisKey", "http://tap2.test", transport=server, max_retries=0)
+        for what, text in (("repr", repr(c)), ("vars", str(vars(c))), ("pprint(__dict__)", pprint.pformat(c.__dict__)), ("str", str(c))):
+            self.assertNotIn("DoNotLogThisKey", text, what)
+        self.assertIn("tp2_sk_…", str(vars(c)))
+        c.get_preferences("c")
+        copy.copy(c).get_preferences("c")
+        again = pickle.loads(pickle.dumps(Client("tp2_sk_DoNotLogThisKey", "http://tap2.test")))  # multiprocessing hands clients on
+        again._transport = server
+        again.get_preferences("c")
+        self.assertEqual([s[2]["X-API-Key"] for s in server.sent], ["tp2_sk_DoNotLogThisKey"] * 3)
+
     def test_retry_after_and_delay_math(self) -> None:
         self.assertEqual(parse_retry_after("3"), 3.0)
         self.assertIsNone(parse_retry_after(None))
