@@ -163,6 +163,11 @@ const merchantFields = {
       list.forEach((o, i) => {
         if (o.countries?.length === 0) ctx.addIssue({ code: "custom", path: [i, "countries"], message: "omit countries to show the offer in every country" });
         if (o.device_types?.length === 0) ctx.addIssue({ code: "custom", path: [i, "device_types"], message: "omit device_types to show the offer on every device" });
+        // A repeated entry says nothing more and reads like a typo, as in methods and allowed_origins.
+        for (const field of ["countries", "device_types"] as const) {
+          const values = o[field];
+          if (values && new Set(values).size !== values.length) ctx.addIssue({ code: "custom", path: [i, field], message: "must not contain duplicates" });
+        }
       });
     }),
   scoring_weights: ScoringWeightsOverride,

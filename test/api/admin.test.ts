@@ -56,7 +56,7 @@ describe("merchants", () => {
     expect(await read.json()).toEqual(created);
   });
 
-  it("400 for text with a lone surrogate (D1 would store it altered) and for an offer's empty countries or device_types list", async () => {
+  it("400 for text with a lone surrogate (D1 would store it altered) and for an offer's empty or repeating countries or device_types list", async () => {
     const m = await createMerchant();
     // Sent as JSON text: a lone surrogate is a valid JSON escape but no character.
     for (const body of ['{"name":"Shop \\ud800"}', '{"offers":[{"offer_id":"o1","method_id":"visa","title":"Save \\udc00","discount_type":"fixed","discount_value":100}]}']) {
@@ -70,6 +70,11 @@ describe("merchants", () => {
       const res = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ offers: [{ ...offer, [field]: [] }] }) });
       const err = await expectError(res, 400, "VALIDATION_ERROR");
       expect(err.error.details).toContainEqual({ path: `offers.0.${field}`, message });
+    }
+    for (const [field, values] of [["countries", ["NL", "DE", "NL"]], ["device_types", ["mobile", "mobile"]]] as const) {
+      const res = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ offers: [{ ...offer, [field]: values }] }) });
+      const err = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(err.error.details).toContainEqual({ path: `offers.0.${field}`, message: "must not contain duplicates" });
     }
   });
 
