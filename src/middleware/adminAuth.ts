@@ -2,12 +2,13 @@ import type { MiddlewareHandler } from "hono";
 import { constantTimeEqual } from "../crypto/hash";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { noRouteMessage } from "./routing";
 
 /** Admin API: Bearer ADMIN_TOKEN, compared in constant time; without the secret the API does not exist (404). */
 export function adminAuth(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const expected = c.env.ADMIN_TOKEN;
-    if (!expected) throw new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`);
+    if (!expected) throw new ApiError("NOT_FOUND", noRouteMessage(c));
     const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("Authorization") ?? "");
     if (!m || !(await constantTimeEqual(m[1]!, expected))) {
       throw new ApiError("INVALID_ADMIN_TOKEN", "The admin token is missing or wrong");

@@ -64,8 +64,19 @@ export function knownRoutes(app: App): MiddlewareHandler<AppEnv> {
   };
 }
 
+/** Paths longer than this are cut in error messages (a URL may be 16 KB; the message needs only its start). */
+const PATH_IN_MESSAGE = 200;
+
+/** The request's path for an error message: cut to PATH_IN_MESSAGE characters, "…" marking the cut. */
+export function pathForMessage(path: string): string {
+  return path.length > PATH_IN_MESSAGE ? `${path.slice(0, PATH_IN_MESSAGE)}…` : path;
+}
+
+/** "No route GET /path": the 404 message of every route miss. */
+export const noRouteMessage = (c: Context<AppEnv>) => `No route ${c.req.method} ${pathForMessage(c.req.path)}`;
+
 /** Why no route takes the request: 405 with Allow on a known path, else 404. */
 export function routeMiss(c: Context<AppEnv>, allowed: string[]): ApiError {
-  if (allowed.length === 0) return new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`);
-  return new ApiError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, undefined, allowHeader(allowed));
+  if (allowed.length === 0) return new ApiError("NOT_FOUND", noRouteMessage(c));
+  return new ApiError("METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${pathForMessage(c.req.path)}`, undefined, allowHeader(allowed));
 }

@@ -3,6 +3,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { randomToken } from "../crypto/hash";
 import type { App, AppEnv } from "../env";
 import { ApiError, validationError } from "../errors";
+import { noRouteMessage } from "../middleware/routing";
 import { CustomerId, MethodId } from "../schemas/common";
 import { zodDetails } from "../validation";
 
@@ -67,7 +68,7 @@ function relay(res: Response): Response {
  */
 export function demoOnlyInDevelopment(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (c.env.ENVIRONMENT !== "development") throw new ApiError("NOT_FOUND", `No route ${c.req.method} ${c.req.path}`);
+    if (c.env.ENVIRONMENT !== "development") throw new ApiError("NOT_FOUND", noRouteMessage(c));
     return next();
   };
 }

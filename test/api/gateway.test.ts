@@ -39,6 +39,15 @@ describe("errors", () => {
     await expectError(await SELF.fetch(`${BASE}/nothing-here`), 404, "NOT_FOUND");
   });
 
+  it("names a long path in a 404 or 405 message by its first 200 characters only", async () => {
+    const long = `/v1/${"x".repeat(8_000)}`;
+    const miss = await expectError(await api(m.secretKey, long), 404, "NOT_FOUND");
+    expect(miss.error.message).toBe(`No route GET ${long.slice(0, 200)}…`);
+    expect((await expectError(await api(m.secretKey, "/v1/nope"), 404, "NOT_FOUND")).error.message).toBe("No route GET /v1/nope");
+    const noAdmin = await expectError(await SELF.fetch(`${BASE}/${"y".repeat(500)}`), 404, "NOT_FOUND");
+    expect(noAdmin.error.message.length).toBeLessThan(230);
+  });
+
   it("answers a known path with the wrong method with 405 and Allow", async () => {
     const res = await api(m.secretKey, "/v1/payment-methods", { method: "DELETE" });
     await expectError(res, 405, "METHOD_NOT_ALLOWED");
