@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import committed from "../../clients/openapi.json";
 import { ERROR_CODES } from "../../src/errors";
 import { ADMIN_TOKEN, BASE, createMerchant, recordedFetch, type TestMerchant } from "../helpers/fixtures";
+import { Rng } from "../../scripts/eval/random";
 
 /**
  * A seeded mutation fuzzer over the HTTP surface. For every operation of the OpenAPI document
@@ -37,17 +38,12 @@ const MAX_BODY = 64 * 1024;
 
 // ─── the deterministic generator ────────────────────────────────────────────────────────────────
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** The eval generator's seeded PRNG (mulberry32), as a function. */
+function seeded(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
-let random = mulberry32(SEED);
+let random = seeded(SEED);
 const int = (n: number) => Math.floor(random() * n);
 const pick = <T>(list: readonly T[]): T => list[int(list.length)]!;
 
@@ -672,7 +668,7 @@ async function run(index: number, c: Case): Promise<void> {
 let operations: Op[] = [];
 
 beforeAll(async () => {
-  random = mulberry32(SEED);
+  random = seeded(SEED);
   const limit = { rate_limit: { requests_per_hour: 10_000_000, burst: 1_000_000 } };
   merchant = await createMerchant(limit);
   target = await createMerchant(limit);
