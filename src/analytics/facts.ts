@@ -27,28 +27,36 @@ export type FactName = "decisions" | "conversions" | "ttp" | "payments" | "offer
 const HOUR = (col: string) => `substr(${col}, 1, 13) || ':00:00Z'`;
 const COUNT_IF = (cond: string) => `sum(CASE WHEN ${cond} THEN 1 ELSE 0 END)`;
 
-/** How long after an offer is shown a payment with its offer_id redeems it: the longest checkout session (86,400 s). The triggers of migration 0010 use the same window. */
+/** How long after an offer is shown a payment with its offer_id redeems it: the longest checkout session (86,400 s). The triggers of migration 0022 use the same window. */
 const REDEMPTION_WINDOW = "+1 day";
+/**
+ * How far the merchant's clock may run behind ours. `shown_at` is our clock (when /offers
+ * answered), a payment's `occurred_at` the merchant's (or receipt time), so a merchant a few
+ * seconds behind would lose every redemption paid within that lag. A payment counts as if it may
+ * have happened up to this much later: the same 5 minutes the API lets `occurred_at` run ahead
+ * (MAX_FUTURE_MS, src/schemas/feedback.ts). The triggers of migration 0022 use the same bound.
+ */
+export const REDEMPTION_SKEW_MINUTES = 5;
 /** A stored timestamp (toISOString form, so text order is time order) moved by an SQLite modifier. */
 const shifted = (col: string, modifier: string) => `strftime('%Y-%m-%dT%H:%M:%fZ', ${col}, '${modifier}')`;
 
 /**
  * Impression i (of offer_id to customer_ref at shown_at) is redeemed when a stored payment u of the
- * same merchant, customer and offer_id occurred in [shown_at, shown_at + 1 day) and i is the LATEST
- * impression of that offer to that customer at or before u (ties of shown_at: the greater
- * impression_id), so a payment redeems at most one impression, and one impression counts once
- * however many payments name it. An impression without customer_ref (a guest; or stored after the
- * customer's purge) cannot be matched. The triggers of migration 0010 mark the hours whose answer
- * a new payment or impression changes.
+ * same merchant, customer and offer_id occurred in [shown_at − 5 min, shown_at + 1 day) and i is the
+ * LATEST impression of that offer to that customer at or before u's occurred_at + 5 min (the skew
+ * bound above; ties of shown_at: the greater impression_id), so a payment redeems at most one
+ * impression, and one impression counts once however many payments name it. An impression without
+ * customer_ref (a guest; or stored after the customer's purge) cannot be matched. The triggers of
+ * migration 0022 mark the hours whose answer a new payment or impression changes.
  */
 const REDEEMED_IMPRESSION = `i.customer_ref IS NOT NULL AND EXISTS (
           SELECT 1 FROM usage_events AS u
           WHERE u.merchant_id = i.merchant_id AND u.customer_ref = i.customer_ref AND u.offer_id = i.offer_id
-            AND u.occurred_at >= i.shown_at AND u.occurred_at < ${shifted("i.shown_at", REDEMPTION_WINDOW)}
+            AND u.occurred_at >= ${shifted("i.shown_at", `-${REDEMPTION_SKEW_MINUTES} minutes`)} AND u.occurred_at < ${shifted("i.shown_at", REDEMPTION_WINDOW)}
             AND NOT EXISTS (
               SELECT 1 FROM analytics_offer_impressions AS j
               WHERE j.merchant_id = i.merchant_id AND j.customer_ref = i.customer_ref AND j.offer_id = i.offer_id
-                AND j.shown_at <= u.occurred_at
+                AND j.shown_at <= ${shifted("u.occurred_at", `+${REDEMPTION_SKEW_MINUTES} minutes`)}
                 AND (j.shown_at > i.shown_at OR (j.shown_at = i.shown_at AND j.impression_id > i.impression_id))))`;
 
 export const FACTS: Record<FactName, Fact> = {

@@ -2,7 +2,7 @@
  * The newest migration this code needs (migrations/). test/api/health.test.ts holds it to the last
  * file there, so adding a migration without moving it fails the suite.
  */
-export const LATEST_MIGRATION = "0021_purge_claim.sql";
+export const LATEST_MIGRATION = "0022_redemption_clock_skew.sql";
 
 /**
  * Whether D1 has had every migration this code needs: wrangler records them in d1_migrations (the

@@ -519,7 +519,8 @@ describe("offer redemptions", () => {
    *   c2 never shown            → pays o1 at H+2m                       none
    *   c3 never shown            → pays "nope" at H+2m                   none (no such offer)
    *   c4 shown at H+1m and H+4m → pays at H+5m                          the H+4m impression only
-   *   c5 shown at H+10m         → pays at H+5m (before it was shown)    none
+   *   c5 shown at H+10m         → pays at H+4m (6 min before it was    none (beyond the 5-minute
+   *                                  shown)                               clock-skew bound)
    *   c7 shown at H+10m         → pays at H+1h30m                       the H+10m impression
    *   c8 shown at H+20m         → pays 25 h later                       none (window: 1 day)
    *   a guest shown at H+2m; c9 pays at H+3m                            none (nobody to match)
@@ -546,7 +547,7 @@ describe("offer redemptions", () => {
     await pay("c2", m(2));
     await pay("c3", m(2), "nope");
     await pay("c4", m(5));
-    await pay("c5", m(5));
+    await pay("c5", m(4));
     await pay("c7", m(90));
     await pay("c8", m(20) + 25 * HOUR);
     await pay("c9", m(3));
@@ -585,6 +586,98 @@ describe("offer redemptions", () => {
     expect(await hourRows(H)).toEqual([{ offer_id: "o1", shown: 7, redeemed: 3 }, { offer_id: "o2", shown: 1, redeemed: 0 }]);
     expect(await hourRows(H + HOUR)).toEqual([{ offer_id: "o1", shown: 1, redeemed: 1 }]);
     expect(await env.DB.prepare("SELECT count(*) AS n FROM usage_events WHERE merchant_id = ? AND offer_id IS NOT NULL").bind(shop.merchantId).first<number>("n")).toBe(10);
+  });
+});
+
+describe("offer redemptions and a merchant clock behind ours (5-minute skew bound)", () => {
+  /*
+   * shown_at is our clock, occurred_at the merchant's. H: a closed hour 30 h ago, offer o1.
+   *   k1 shown at H+10m            → pays 3 s before (H+10m − 3 s)          redeemed (hour H)
+   *   k2 shown at H+10m            → pays exactly 5 min before              redeemed (hour H)
+   *   k3 shown at H+10m            → pays 5 min 1 s before                  none (beyond the bound)
+   *   k4 shown at H+50m and H+70m  → pays at H+70m − 3 s                    the H+70m one only (hour H+1)
+   *   k5 shown at H+50m and H+70m  → pays at H+60m (10 min before H+70m)    the H+50m one only (hour H)
+   * Late, after a rollup (each marks a clean hour from another one, so the rollups must re-roll it):
+   *   k6 shown at H+2h              → pays at H+2h − 3 s, stored after     redeemed (hour H+2; the
+   *                                    the rollup: its own hour is H+1       payment's trigger marks it)
+   *   k7 shown at H+10m, pays at H+1d+9m (redeems it), rolled up; then an   the H+1d+12m one, no longer
+   *      impression at H+1d+12m arrives (3 min after the payment: more      the H+10m one (hour H marked
+   *      than a day after the first, which still loses the payment)         by the impression's trigger)
+   */
+  it("counts a payment up to 5 minutes before the showing, gives it to the latest showing at or before it + 5 min, once; rollups and raw rows agree", async () => {
+    const shop = await createMerchant();
+    const H = floorHour(Date.now()) - 30 * HOUR;
+    const m = (min: number) => H + min * 60_000;
+    const S = 1000;
+    const ref = (c: string) => customerRef(env.PII_KEY, c);
+    await deliverAnalytics([
+      offersShown(shop.merchantId, "sk_1", ["o1"], m(10), await ref("k1")),
+      offersShown(shop.merchantId, "sk_2", ["o1"], m(10), await ref("k2")),
+      offersShown(shop.merchantId, "sk_3", ["o1"], m(10), await ref("k3")),
+      offersShown(shop.merchantId, "sk_4a", ["o1"], m(50), await ref("k4")),
+      offersShown(shop.merchantId, "sk_4b", ["o1"], m(70), await ref("k4")),
+      offersShown(shop.merchantId, "sk_5a", ["o1"], m(50), await ref("k5")),
+      offersShown(shop.merchantId, "sk_5b", ["o1"], m(70), await ref("k5")),
+      offersShown(shop.merchantId, "sk_6", ["o1"], m(120), await ref("k6")),
+      offersShown(shop.merchantId, "sk_7a", ["o1"], m(10), await ref("k7")),
+    ]);
+    const pay = async (customer: string, at: number) =>
+      storeFeedback([await postFeedback(shop, { customer_id: customer, method_id: "visa", offer_id: "o1", event_id: `ev_${customer}_${at}`, occurred_at: iso(at) })]);
+    await pay("k1", m(10) - 3 * S);
+    await pay("k2", m(10) - 5 * 60 * S);
+    await pay("k3", m(10) - 5 * 60 * S - S);
+    await pay("k4", m(70) - 3 * S);
+    await pay("k5", m(60));
+    await pay("k7", m(24 * 60 + 9));
+
+    const from = H;
+    const to = floorHour(Date.now()) + HOUR;
+    const range = `?from=${iso(from)}&to=${iso(to)}`.replace(/\.000Z/g, "Z");
+    const meta = { merchant_id: shop.merchantId, from: "f", to: "t", holdout_percent: 0 };
+    const offersOf = (facts: Awaited<ReturnType<typeof loadFacts>>) => buildSummary(meta, { ...facts, decisions: [], conversions: [], ttp: [], payments: [] }).offers;
+    const byHour = (rows: Record<string, unknown>[]) => rows.map((r) => ({ bucket: r.bucket, shown: r.shown, redeemed: r.redeemed })).sort((a, b) => String(a.bucket).localeCompare(String(b.bucket)));
+    const hourRows = async () =>
+      (await env.DB.prepare("SELECT bucket, shown, redeemed FROM analytics_offer_rollups WHERE merchant_id = ? AND grain = 'h' ORDER BY bucket").bind(shop.merchantId).all()).results;
+    /** The summary from raw rows (before the rollup: the hours are dirty), then from the rollups; hourly rollups equal the raw hours; daily rollups the same totals. */
+    const expectBothPaths = async (offers: SummaryResponse["offers"], hours: { bucket: string; shown: number; redeemed: number }[]) => {
+      expect((await summaryOf(shop, range)).offers).toEqual(offers);
+      await rollupCron();
+      expect((await summaryOf(shop, range)).offers).toEqual(offers);
+      const raw = await loadFacts(env.DB, shop.merchantId, from, to, from, ["offers"], { useDaily: false });
+      const rolled = await loadFacts(env.DB, shop.merchantId, from, to, Date.now(), ["offers"], { useDaily: false });
+      const daily = await loadFacts(env.DB, shop.merchantId, from - (from % (24 * HOUR)), to, Date.now(), ["offers"], { useDaily: true });
+      expect(offersOf(raw)).toEqual(offers);
+      expect(offersOf(rolled)).toEqual(offers);
+      expect(offersOf(daily)).toEqual(offers);
+      expect(byHour(raw.offers)).toEqual(hours);
+      expect(await hourRows()).toEqual(hours);
+    };
+    const hour = (h: number) => bucketKey(H + h * HOUR);
+    // Shown in hour H: k1, k2, k3, k4a, k5a, k7a; in H+1: k4b, k5b; in H+2: k6.
+    await expectBothPaths({ shown: 9, redeemed: 5, redemption_rate: 5 / 9 }, [
+      { bucket: hour(0), shown: 6, redeemed: 4 }, // k1, k2, k5a, k7a
+      { bucket: hour(1), shown: 2, redeemed: 1 }, // k4b (k4a is not redeemed too: one payment, one redemption)
+      { bucket: hour(2), shown: 1, redeemed: 0 },
+    ]);
+
+    // k6 pays 3 s before its showing of H+2h; the payment's hour is H+1, the showing's H+2, which
+    // only the payment's trigger can mark.
+    await pay("k6", m(120) - 3 * S);
+    await expectBothPaths({ shown: 9, redeemed: 6, redemption_rate: 6 / 9 }, [
+      { bucket: hour(0), shown: 6, redeemed: 4 },
+      { bucket: hour(1), shown: 2, redeemed: 1 },
+      { bucket: hour(2), shown: 1, redeemed: 1 },
+    ]);
+
+    // k7 is shown o1 again 3 min after its payment (the analytics queue was slow): the payment now
+    // redeems that showing (hour H+24), no longer the one of H+10m, a day and 2 min before it.
+    await deliverAnalytics([offersShown(shop.merchantId, "sk_7b", ["o1"], m(24 * 60 + 12), await ref("k7"))]);
+    await expectBothPaths({ shown: 10, redeemed: 6, redemption_rate: 6 / 10 }, [
+      { bucket: hour(0), shown: 6, redeemed: 3 },
+      { bucket: hour(1), shown: 2, redeemed: 1 },
+      { bucket: hour(2), shown: 1, redeemed: 1 },
+      { bucket: hour(24), shown: 1, redeemed: 1 },
+    ]);
   });
 });
 
