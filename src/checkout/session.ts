@@ -1,7 +1,7 @@
 import { constantTimeEqual, hmacSha256, randomToken, sha256Hex } from "../crypto/hash";
 import { toBase64Url, toHex } from "../crypto/encoding";
 import type { DeviceType } from "../schemas/common";
-import { readSession, readSessionReplay, type StoredSession, writeSession, writeSessionReplay } from "../storage/checkoutSessions";
+import { readSession, readSessionReplay, type SessionReplay, type StoredSession, writeSession, writeSessionReplay } from "../storage/checkoutSessions";
 
 /** `cs_` + 96 random bits in hex: the session id, also the KV key's suffix. */
 const SESSION_ID = /^cs_[0-9a-f]{24}$/;
@@ -30,9 +30,9 @@ const MIN_SESSION_MS = 60_000;
 /**
  * An Idempotency-Key's session: id and secret derived, with HMAC-SHA-256 under the signing key (a
  * pseudorandom function: as unguessable as random bits to anyone without the key), from the merchant,
- * the key and the request as sent. The same request retried derives the same session, so no secret
- * is stored to answer a retry (only a replay record with its expiry); other content under the same
- * key is another session.
+ * the UTC day, the key and the request as sent. The same request retried derives the same session,
+ * so no secret is stored to answer a retry (only a replay record with its expiry and opening time);
+ * other content under the same key is another session.
  */
 export interface IdempotentOpen {
   signingKey: string;
@@ -41,29 +41,54 @@ export interface IdempotentOpen {
   fingerprint: string;
 }
 
-/** The bucket a key's derivation names (a UTC day); its replay record is kept two of them. */
+/**
+ * A key's derivation names a UTC day; a retry is answered within 24 hours of the first request, so
+ * a retry looks up today's session and yesterday's (the one opened less than 24 h ago). The replay
+ * record is kept two days: past the end of the day after its own, as long as either rule may ask.
+ */
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 const REPLAY_TTL_SECONDS = (2 * IDEMPOTENCY_WINDOW_MS) / 1000;
 
-async function derivedSession(merchantId: string, idem: IdempotentOpen, nowMs: number): Promise<{ id: string; clientSecret: string }> {
-  // The UTC day is part of it: a retry within the day finds the session it opened (expired or not);
-  // a later one opens a new session, never brings back a secret that expired.
-  const day = Math.floor(nowMs / IDEMPOTENCY_WINDOW_MS);
+async function derivedSessionId(merchantId: string, idem: IdempotentOpen, day: number): Promise<string> {
+  // The UTC day is part of it: a retry the same day or within 24 h of the first finds the session it
+  // opened (expired or not); a later one opens a new session, never brings back a secret that expired.
   const mac = await hmacSha256(idem.signingKey, `checkout-session:${merchantId}\n${day}\n${idem.idempotencyKey}\n${idem.fingerprint}`);
-  const id = "cs_" + toHex(mac.slice(0, 12));
-  const secretMac = await hmacSha256(idem.signingKey, `checkout-session-secret:${id}`);
-  return { id, clientSecret: `${id}_secret_${toBase64Url(secretMac.slice(0, 24))}` };
+  return "cs_" + toHex(mac.slice(0, 12));
+}
+
+async function derivedClientSecret(signingKey: string, id: string): Promise<string> {
+  const secretMac = await hmacSha256(signingKey, `checkout-session-secret:${id}`);
+  return `${id}_secret_${toBase64Url(secretMac.slice(0, 24))}`;
+}
+
+/** What KV holds for one derived id: its replay record and the session's own entry (either may be missing). */
+interface Opened {
+  id: string;
+  replay: SessionReplay | null;
+  stored: StoredSession | null;
+}
+
+/**
+ * Whether a retry is answered with this session: today's whenever it was stored (a record or an
+ * entry, also one written before opened_at was), yesterday's only when it says it was opened less
+ * than 24 h ago (records and entries written before that keep the same-day rule).
+ */
+function answers(o: Opened, today: boolean, nowMs: number): boolean {
+  if (!o.replay && !o.stored) return false;
+  if (today) return true;
+  const openedAt = o.replay ? o.replay.opened_at : o.stored?.opened_at;
+  return openedAt !== undefined && nowMs - Date.parse(openedAt) < IDEMPOTENCY_WINDOW_MS;
 }
 
 /**
  * Opens a session; the plain client secret exists only in the return value. With an Idempotency-Key
- * a session already opened by the same request the same UTC day is answered as it was (its
- * expires_at, even past), not opened again.
+ * a session already opened by the same request within 24 hours (or the same UTC day) is answered as
+ * it was (its expires_at, even past), not opened again.
  */
 export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?: IdempotentOpen): Promise<{ id: string; clientSecret: string; session: StoredSession; replayed: boolean }> {
   let id: string;
   let clientSecret: string;
-  const sessionOf = async (expiresAt: string): Promise<StoredSession> => ({
+  const sessionOf = async (expiresAt: string, openedAt: string | undefined): Promise<StoredSession> => ({
     merchant_id: s.merchantId,
     customer_ref: s.customerRef,
     amount: s.amount ?? null,
@@ -71,23 +96,39 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
     country: s.country ?? null,
     device_type: s.deviceType ?? null,
     expires_at: expiresAt,
+    ...(openedAt === undefined ? {} : { opened_at: openedAt }),
     secret_hash: await sha256Hex(clientSecret),
   });
   if (idem) {
-    ({ id, clientSecret } = await derivedSession(s.merchantId, idem, s.nowMs));
+    const day = Math.floor(s.nowMs / IDEMPOTENCY_WINDOW_MS);
+    const [todayId, yesterdayId] = await Promise.all([derivedSessionId(s.merchantId, idem, day), derivedSessionId(s.merchantId, idem, day - 1)]);
     // Answered as it was, also once expired (the session's own entry is gone with it, so its secret
     // stays refused). The request is the one that opened it (its content is in the derivation).
-    const [replay, stored] = await Promise.all([readSessionReplay(kv, id), readSession(kv, id)]);
-    // A session stored without a replay record: by a write that failed half-way, or by the code
-    // before replay records (its entry, kept two days, is the record).
-    const expiresAt = replay?.expires_at ?? stored?.expires_at;
-    if (expiresAt !== undefined) {
-      const session = await sessionOf(expiresAt);
+    const [todayReplay, todayStored, yesterdayReplay, yesterdayStored] = await Promise.all([
+      readSessionReplay(kv, todayId),
+      readSession(kv, todayId),
+      readSessionReplay(kv, yesterdayId),
+      readSession(kv, yesterdayId),
+    ]);
+    const today: Opened = { id: todayId, replay: todayReplay, stored: todayStored };
+    const yesterday: Opened = { id: yesterdayId, replay: yesterdayReplay, stored: yesterdayStored };
+    // Today's first: one stored today was opened after yesterday's (a retry that did not see it yet).
+    const found = answers(today, true, s.nowMs) ? today : answers(yesterday, false, s.nowMs) ? yesterday : undefined;
+    id = found?.id ?? todayId;
+    clientSecret = await derivedClientSecret(idem.signingKey, id);
+    if (found) {
+      const { replay, stored } = found;
+      // A session stored without a replay record: by a write that failed half-way, or by the code
+      // before replay records (its entry, kept two days, is the record).
+      const expiresAt = (replay?.expires_at ?? stored?.expires_at)!;
+      const openedAt = replay ? replay.opened_at : stored?.opened_at;
+      const session = await sessionOf(expiresAt, openedAt);
       const left = Math.ceil((Date.parse(expiresAt) - s.nowMs) / 1000);
       await Promise.all([
-        // The session's own entry lost while it is still live (its write failed after the record's): put back.
+        // The session's own entry lost while it is still live (its write failed after the record's):
+        // put back, never past its expires_at (so never past a purge_after that capped it).
         !stored && left > 0 ? writeSession(kv, id, session, left) : undefined,
-        !replay ? writeSessionReplay(kv, id, { expires_at: expiresAt }, REPLAY_TTL_SECONDS) : undefined,
+        !replay ? writeSessionReplay(kv, id, replayOf(expiresAt, openedAt), REPLAY_TTL_SECONDS) : undefined,
       ]);
       return { id, clientSecret, session: stored ?? session, replayed: true };
     }
@@ -97,14 +138,19 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
   }
   let expiresMs = s.nowMs + s.expiresInSeconds * 1000;
   if (s.notAfterMs !== undefined) expiresMs = Math.min(expiresMs, Math.max(s.notAfterMs, s.nowMs + MIN_SESSION_MS));
-  const session = await sessionOf(new Date(expiresMs).toISOString());
+  const openedAt = new Date(s.nowMs).toISOString();
+  const session = await sessionOf(new Date(expiresMs).toISOString(), openedAt);
   // The session's entry expires with it (API.md §7); a key's replay record, which holds no customer
-  // data, stays until its day is over, so a late retry is answered, not reopened. The record is
-  // written once the session is: a record never stands for a session that was not stored.
+  // data, stays two days, so a late retry is answered, not reopened. The record is written once the
+  // session is: a record never stands for a session that was not stored.
   await writeSession(kv, id, session, Math.ceil((expiresMs - s.nowMs) / 1000));
-  if (idem) await writeSessionReplay(kv, id, { expires_at: session.expires_at }, REPLAY_TTL_SECONDS);
+  if (idem) await writeSessionReplay(kv, id, replayOf(session.expires_at, openedAt), REPLAY_TTL_SECONDS);
   return { id, clientSecret, session, replayed: false };
 }
+
+/** A replay record: when the session ends and, unless it was stored before opened_at was, when it was opened. */
+const replayOf = (expiresAt: string, openedAt: string | undefined): SessionReplay =>
+  openedAt === undefined ? { expires_at: expiresAt } : { expires_at: expiresAt, opened_at: openedAt };
 
 /**
  * The live session a client secret opens for `merchantId`, or null. Unknown, expired, garbled and

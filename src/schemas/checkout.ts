@@ -32,7 +32,7 @@ export const IdempotencyKeyHeader = z.object({
     .optional()
     .openapi({
       description:
-        "Makes the create safe to retry: the same request under the same key, the same UTC day, answers the same session as it was (same id, client_secret and expires_at; header Idempotent-Replayed: true); other content under the key opens another session",
+        "Makes the create safe to retry: the same request under the same key within 24 hours of the first answers the same session as it was (same id, client_secret and expires_at; header Idempotent-Replayed: true); after 24 hours, or with other content, the key opens another session",
       example: "order_1001_checkout",
     }),
 });

@@ -13,6 +13,8 @@ export interface StoredSession {
   device_type: DeviceType | null;
   /** ISO 8601 UTC; KV expiry is coarse, so readers check this as well. */
   expires_at: string;
+  /** ISO 8601 UTC, when it was opened (what a retry's 24 hours count from); absent from entries written before it was kept. */
+  opened_at?: string;
   /** sha256Hex of the whole client secret. */
   secret_hash: string;
 }
@@ -26,10 +28,12 @@ export async function writeSession(kv: KVNamespace, sessionId: string, session: 
 
 /**
  * What a retry under an Idempotency-Key needs once its session has expired out of KV: that it was
- * opened, and until when. No customer data; kept for the idempotency window (src/checkout/session.ts).
+ * opened, when, and until when. No customer data; kept two days (src/checkout/session.ts).
  */
 export interface SessionReplay {
   expires_at: string;
+  /** Absent from records written before it was kept: those answer a retry only the same UTC day. */
+  opened_at?: string;
 }
 
 export const sessionReplayKey = (sessionId: string) => `session_replay:${sessionId}`;

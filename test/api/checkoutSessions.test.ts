@@ -250,7 +250,7 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
     expect(new Set([base.id, ...ids]).size).toBe(6);
   });
 
-  it("a retry after the session expired is answered as it was (expired) and its secret stays refused; the next UTC day opens a new session", async () => {
+  it("a retry after the session expired is answered as it was (expired) and its secret stays refused", async () => {
     const body = { customer_id: "cus_idem_expired", expires_in: 60 };
     const first = await (await create(shop, body, "k_expired")).json<SessionJson>();
     // Expire it: its entry leaves KV with it; the replay record stays for the idempotency window.
@@ -262,15 +262,135 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
     expect(again.id).toBe(first.id);
     expect(Date.parse(again.expires_at)).toBeLessThan(Date.now());
     await expectError(await browser(shop, `/v1/personalize/methods?${qs({ client_secret: first.client_secret })}`), 401, "INVALID_CLIENT_SECRET");
+  });
 
-    const idem = { signingKey: env.SIGNING_KEY, idempotencyKey: "k_days", fingerprint: "{}" };
-    const s = { merchantId: shop.merchantId, customerRef: "ref_days", expiresInSeconds: 60 };
-    const today = await openCheckoutSession(env.CACHE, { ...s, nowMs: Date.UTC(2026, 11, 3, 23, 59) }, idem);
-    const sameDay = await openCheckoutSession(env.CACHE, { ...s, nowMs: Date.UTC(2026, 11, 3, 23, 59, 30) }, idem);
-    const nextDay = await openCheckoutSession(env.CACHE, { ...s, nowMs: Date.UTC(2026, 11, 4, 0, 0, 1) }, idem);
-    expect(sameDay).toMatchObject({ id: today.id, replayed: true });
-    expect(nextDay.id).not.toBe(today.id);
-    expect(nextDay.clientSecret).not.toBe(today.clientSecret);
+  describe("across UTC midnight: the 24 hours count from the first request", () => {
+    const at = (day: number, h: number, m: number, sec = 0) => Date.UTC(2026, 11, day, h, m, sec);
+    const idemOf = (key: string) => ({ signingKey: env.SIGNING_KEY, idempotencyKey: key, fingerprint: "{}" });
+    const base = (ref: string) => ({ merchantId: shop.merchantId, customerRef: ref, expiresInSeconds: 600 });
+
+    it("a retry at 00:00:01 of a request at 23:59:30 answers the same session, as it was; 24 h after it a new one", async () => {
+      const idem = idemOf("k_midnight");
+      const s = base("ref_midnight");
+      const first = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(3, 23, 59, 30) }, idem);
+      expect(first.replayed).toBe(false);
+      const sameOf = (o: typeof first) => ({ id: o.id, clientSecret: o.clientSecret, expires_at: o.session.expires_at });
+      for (const nowMs of [at(4, 0, 0, 1), at(4, 23, 59, 29)]) {
+        const retry = await openCheckoutSession(env.CACHE, { ...s, nowMs }, idem);
+        expect(retry.replayed).toBe(true);
+        expect(sameOf(retry)).toEqual(sameOf(first));
+      }
+      // Its secret still opens it while it is live (the 00:00:01 retry is within its 600 s).
+      expect(await verifyClientSecret(env.CACHE, first.clientSecret, shop.merchantId, at(4, 0, 0, 1))).not.toBeNull();
+      const later = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(4, 23, 59, 31) }, idem);
+      expect(later.replayed).toBe(false);
+      expect(later.id).not.toBe(first.id);
+      expect(later.clientSecret).not.toBe(first.clientSecret);
+      expect(later.session.expires_at).toBe(new Date(at(4, 23, 59, 31) + 600_000).toISOString());
+    });
+
+    it("more than 24 h after the first request a retry opens a new session (yesterday's record is too old), also two days later", async () => {
+      const idem = idemOf("k_day_later");
+      const s = base("ref_day_later");
+      const first = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(3, 10, 0) }, idem);
+      const within = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(4, 9, 59, 59) }, idem);
+      expect(within).toMatchObject({ id: first.id, clientSecret: first.clientSecret, replayed: true });
+      const after = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(4, 10, 0, 1) }, idem);
+      expect(after.replayed).toBe(false);
+      expect(after.id).not.toBe(first.id);
+      // The new session is what the key answers from now on, the rest of its day and 24 h from it.
+      const again = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(5, 10, 0) }, idem);
+      expect(again).toMatchObject({ id: after.id, clientSecret: after.clientSecret, replayed: true });
+      const twoDays = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(6, 10, 0, 2) }, idem);
+      expect(twoDays.replayed).toBe(false);
+      expect(new Set([first.id, after.id, twoDays.id]).size).toBe(3);
+    });
+
+    it("yesterday's session that expired is answered as expired and its secret stays refused", async () => {
+      const idem = idemOf("k_midnight_expired");
+      const s = { ...base("ref_midnight_expired"), expiresInSeconds: 60 };
+      const first = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(3, 23, 59, 0) }, idem);
+      const retry = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(4, 0, 0, 30) }, idem);
+      expect(retry).toMatchObject({ id: first.id, clientSecret: first.clientSecret, replayed: true });
+      expect(retry.session.expires_at).toBe(new Date(at(4, 0, 0, 0)).toISOString());
+      expect(await verifyClientSecret(env.CACHE, retry.clientSecret, shop.merchantId, at(4, 0, 0, 30))).toBeNull();
+    });
+
+    it("a replay record written before opened_at was kept (nor in the entry) keeps the same-day rule", async () => {
+      const idem = idemOf("k_legacy_record");
+      const s = base("ref_legacy_record");
+      const first = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(3, 23, 59, 30) }, idem);
+      // As the code before this change wrote them: the record holds expires_at only, the entry no opened_at.
+      await env.CACHE.put(`session_replay:${first.id}`, JSON.stringify({ expires_at: first.session.expires_at }), { expirationTtl: 2 * 86400 });
+      const { opened_at: _, ...entry } = (await env.CACHE.get<Record<string, unknown>>(`session:${first.id}`, "json"))!;
+      await env.CACHE.put(`session:${first.id}`, JSON.stringify(entry), { expirationTtl: 600 });
+      const sameDay = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(3, 23, 59, 50) }, idem);
+      expect(sameDay).toMatchObject({ id: first.id, clientSecret: first.clientSecret, replayed: true });
+      expect(await env.CACHE.get(`session_replay:${first.id}`, "json")).toEqual({ expires_at: first.session.expires_at });
+      const nextDay = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(4, 0, 0, 1) }, idem);
+      expect(nextDay.replayed).toBe(false);
+      expect(nextDay.id).not.toBe(first.id);
+      expect(await env.CACHE.get(`session_replay:${nextDay.id}`, "json")).toEqual({
+        expires_at: nextDay.session.expires_at,
+        opened_at: new Date(at(4, 0, 0, 1)).toISOString(),
+      });
+    });
+
+    it("a write that failed half-way before midnight heals on a retry after it, with the time it was opened", async () => {
+      let refuse = "";
+      const kv = new Proxy(env.CACHE, {
+        get(target, prop) {
+          if (prop === "put") {
+            return async (key: string, ...rest: unknown[]) => {
+              if (refuse && key.startsWith(refuse)) {
+                refuse = "";
+                throw new Error("KV PUT failed: 429 Too Many Requests (injected)");
+              }
+              return (target.put as (...a: unknown[]) => Promise<void>).call(target, key, ...rest);
+            };
+          }
+          const value = Reflect.get(target, prop) as unknown;
+          return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      }) as KVNamespace;
+      // The record's write fails: the entry, which has opened_at, answers the retry and the record is put back.
+      const idem = idemOf("k_midnight_half");
+      const s = base("ref_midnight_half");
+      refuse = "session_replay:";
+      await expect(openCheckoutSession(kv, { ...s, nowMs: at(3, 23, 59, 59) }, idem)).rejects.toThrow();
+      const retry = await openCheckoutSession(kv, { ...s, nowMs: at(4, 0, 0, 2) }, idem);
+      expect(retry.replayed).toBe(true);
+      expect(retry.session.expires_at).toBe(new Date(at(3, 23, 59, 59) + 600_000).toISOString());
+      expect(await env.CACHE.get(`session_replay:${retry.id}`, "json")).toEqual({
+        expires_at: retry.session.expires_at,
+        opened_at: new Date(at(3, 23, 59, 59)).toISOString(),
+      });
+      expect(await verifyClientSecret(env.CACHE, retry.clientSecret, shop.merchantId, at(4, 0, 0, 2))).not.toBeNull();
+      // Yesterday's live entry lost (an earlier half-failed write): put back from the record.
+      const idem2 = idemOf("k_midnight_heal");
+      const s2 = base("ref_midnight_heal");
+      const opened = await openCheckoutSession(env.CACHE, { ...s2, nowMs: at(3, 23, 59, 30) }, idem2);
+      await env.CACHE.delete(`session:${opened.id}`);
+      const healed = await openCheckoutSession(env.CACHE, { ...s2, nowMs: at(4, 0, 0, 1) }, idem2);
+      expect(healed).toMatchObject({ id: opened.id, replayed: true });
+      expect(await verifyClientSecret(env.CACHE, healed.clientSecret, shop.merchantId, at(4, 0, 0, 1))).toMatchObject({
+        opened_at: new Date(at(3, 23, 59, 30)).toISOString(),
+        expires_at: opened.session.expires_at,
+      });
+    });
+
+    it("a session capped by a pending deletion's purge_after is answered with that cap after midnight; a new one after 24 h is capped again", async () => {
+      const idem = idemOf("k_midnight_capped");
+      const s = { ...base("ref_midnight_capped"), expiresInSeconds: 86_400 };
+      const purgeAfter = at(4, 0, 5);
+      const first = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(3, 23, 59, 30), notAfterMs: purgeAfter }, idem);
+      expect(first.session.expires_at).toBe(new Date(purgeAfter).toISOString());
+      const retry = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(4, 0, 0, 1), notAfterMs: purgeAfter }, idem);
+      expect(retry).toMatchObject({ id: first.id, replayed: true, session: { expires_at: first.session.expires_at } });
+      // Past purge_after (the purge not run yet): the new session lasts the 60 s KV keeps an entry.
+      const later = await openCheckoutSession(env.CACHE, { ...s, nowMs: at(4, 23, 59, 31), notAfterMs: purgeAfter }, idem);
+      expect(later).toMatchObject({ replayed: false, session: { expires_at: new Date(at(4, 23, 59, 31) + 60_000).toISOString() } });
+    });
   });
 
   it("the session's KV entry expires with it (API.md §7); the replay record a key leaves holds no customer data", async () => {
@@ -282,7 +402,9 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
       expect(Math.abs(at! - (Date.now() / 1000 + ttl))).toBeLessThan(5);
     }
     const replay = await env.CACHE.get(`session_replay:${first.id}`);
-    expect(JSON.parse(replay!)).toEqual({ expires_at: first.expires_at });
+    const { opened_at: openedAt, ...rest } = JSON.parse(replay!) as { opened_at: string };
+    expect(rest).toEqual({ expires_at: first.expires_at });
+    expect(Math.abs(Date.parse(openedAt) - (Date.parse(first.expires_at) - 600_000))).toBeLessThan(1000);
     expect(await env.CACHE.get(`session_replay:${plain.id}`)).toBeNull();
     expect((await expiration(`session_replay:${first.id}`))! - Date.now() / 1000).toBeGreaterThan(47 * 3600);
   });

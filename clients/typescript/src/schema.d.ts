@@ -4743,7 +4743,7 @@ export interface operations {
                 api_key?: string;
             };
             header?: {
-                /** @description Makes the create safe to retry: the same request under the same key, the same UTC day, answers the same session as it was (same id, client_secret and expires_at; header Idempotent-Replayed: true); other content under the key opens another session */
+                /** @description Makes the create safe to retry: the same request under the same key within 24 hours of the first answers the same session as it was (same id, client_secret and expires_at; header Idempotent-Replayed: true); after 24 hours, or with other content, the key opens another session */
                 "idempotency-key"?: string;
                 /**
                  * @description Your own id for this request, reused when it matches ^[A-Za-z0-9._-]{1,128}$
