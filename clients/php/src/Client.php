@@ -217,8 +217,65 @@ final class Client
         if (is_numeric(trim($value))) {
             return max(0.0, (float) trim($value));
         }
-        $when = strtotime($value);
-        return $when === false ? null : max(0.0, $when - ($now ?? microtime(true)));
+        $now ??= microtime(true);
+        $when = self::parseHttpDate(trim($value, " \t"), $now);
+        return $when === null ? null : max(0.0, $when - $now);
+    }
+
+    private const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    private const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+
+    /**
+     * An HTTP-date (RFC 9110 §5.6.7) in seconds since the epoch, or null: IMF-fixdate
+     * ("Sun, 06 Nov 1994 08:49:37 GMT") and the obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT")
+     * and asctime ("Sun Nov  6 08:49:37 1994", UTC) forms, exactly (case and spaces included), with a
+     * real calendar date; nothing else (strtotime() also takes "tomorrow", "+1 week", "now").
+     * The TypeScript and Python clients parse the same forms.
+     */
+    public static function parseHttpDate(string $value, float $now): ?float
+    {
+        $m = self::MONTH;
+        if (preg_match("/^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) $m ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT\\z/", $value, $g) === 1
+            || preg_match("/^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), ([0-9]{2})-$m-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT\\z/", $value, $g) === 1) {
+            [, $day, $month, $year, $hour, $minute, $second] = $g;
+        } elseif (preg_match("/^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) $m ( [0-9]|[0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([0-9]{4})\\z/", $value, $g) === 1) {
+            [, $month, $day, $hour, $minute, $second, $year] = $g;
+        } else {
+            return null;
+        }
+        $y = (int) $year;
+        if (strlen($year) === 2) {
+            // RFC 9110: a two-digit year more than 50 years ahead is the latest past year with those digits.
+            $thisYear = (int) gmdate('Y', (int) floor($now));
+            $y += $thisYear - $thisYear % 100;
+            if ($y > $thisYear + 50) {
+                $y -= 100;
+            }
+        }
+        [$d, $mo, $h, $mi, $s] = [(int) trim($day), array_search($month, self::MONTHS, true) + 1, (int) $hour, (int) $minute, (int) $second];
+        if ($d < 1 || $d > self::daysInMonth($y, $mo) || $h > 23 || $mi > 59 || $s > 60) {
+            return null;
+        }
+        return (float) (((self::daysFromCivil($y, $mo, $d) * 24 + $h) * 60 + $mi) * 60 + $s);
+    }
+
+    private static function daysInMonth(int $year, int $month): int
+    {
+        if ($month === 2) {
+            return $year % 4 === 0 && ($year % 100 !== 0 || $year % 400 === 0) ? 29 : 28;
+        }
+        return in_array($month, [4, 6, 9, 11], true) ? 30 : 31;
+    }
+
+    /** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+    private static function daysFromCivil(int $year, int $month, int $day): int
+    {
+        $y = $month <= 2 ? $year - 1 : $year;
+        $era = intdiv($y - ($y < 0 ? 399 : 0), 400);
+        $yoe = $y - $era * 400;
+        $doy = intdiv(153 * ($month + ($month > 2 ? -3 : 9)) + 2, 5) + $day - 1;
+        $doe = $yoe * 365 + intdiv($yoe, 4) - intdiv($yoe, 100) + $doy;
+        return $era * 146097 + $doe - 719468;
     }
 
     /** Seconds before retry number $retry (0-based): Retry-After wins, else exponential backoff with jitter. */

@@ -163,6 +163,48 @@ test('Retry-After parsing and backoff math', function (): void {
     assertSame(1.5, Client::retryDelay(5, 1.5, 0.2));
 });
 
+// The same vectors are in the TypeScript (retry.test.ts) and Python (test_retry.py) tests.
+const RETRY_NOW = 1767225600.0; // Thu, 01 Jan 2026 00:00:00 GMT
+
+test('Retry-After reads only the HTTP-date forms of RFC 9110 (IMF-fixdate, RFC 850, asctime, all UTC)', function (): void {
+    $valid = [
+        ['Thu, 01 Jan 2026 00:00:10 GMT', 10.0],
+        ["  Thu, 01 Jan 2026 00:00:10 GMT\t", 10.0],
+        ['Thursday, 01-Jan-26 00:00:10 GMT', 10.0],
+        ['Friday, 01-Jan-27 00:00:00 GMT', 365 * 86400.0],
+        ['Friday, 01-Jan-99 00:00:00 GMT', 0.0], // 1999, not 2099 (more than 50 years ahead)
+        ['Thu Jan  1 00:00:10 2026', 10.0],
+        ['Thu Jan 01 00:00:10 2026', 10.0],
+        ['Sun, 06 Nov 1994 08:49:37 GMT', 0.0],
+        ['Sat, 29 Feb 2028 00:00:00 GMT', (365 + 365 + 31 + 28) * 86400.0],
+    ];
+    foreach ($valid as [$value, $seconds]) {
+        assertSame([$value, $seconds], [$value, Client::parseRetryAfter($value, RETRY_NOW)]);
+    }
+    $invalid = [
+        'tomorrow', '+1 week', 'next monday', 'now', 'Jan 1 2030', '2026-01-01T00:00:10Z', 'thu, 01 Jan 2026 00:00:10 GMT',
+        'Thu, 01 Jan 2026 00:00:10 +0000', 'Thu, 01 Jan 2026 00:00:10 UTC', 'Thu, 01 Jan 2026 00:00:10', 'Thu, 1 Jan 2026 00:00:10 GMT',
+        'Thu,  01 Jan 2026 00:00:10 GMT', 'Thu, 31 Feb 2026 00:00:10 GMT', 'Thu, 29 Feb 2026 00:00:10 GMT', 'Thu, 01 Jan 2026 24:00:00 GMT',
+        'Thu, 01 Jan 26 00:00:10 GMT', 'Thursday, 01-Jan-2026 00:00:10 GMT', 'Thu Jan 1 00:00:10 2026', 'Thu Jan  1 00:00:10 2026 GMT',
+        "Thu, 01 Jan 2026 00:00:10 GMT\n",
+    ];
+    foreach ($invalid as $value) {
+        assertSame([$value, null], [$value, Client::parseRetryAfter($value, RETRY_NOW)]);
+    }
+});
+
+test('a Retry-After that is not an HTTP-date ("tomorrow", "+1 week") is absent: the client backs off', function (): void {
+    foreach (['tomorrow', '+1 week'] as $value) {
+        $t = new ScriptedTransport([new HttpResponse(429, ['retry-after' => $value], errorBody('RATE_LIMITED')), new HttpResponse(200, [], '{"customer_id":"c","entries":[]}')]);
+        $sleeps = [];
+        (new Client('tp2_sk_test', 'http://tap2.test', retryBaseDelay: 0.1, transport: $t, sleep: function (float $s) use (&$sleeps): void {
+            $sleeps[] = $s;
+        }))->getConsent('c');
+        assertSame(1, count($sleeps), $value);
+        assertTrue($sleeps[0] >= 0.05 && $sleeps[0] <= 0.1, "$value: waited {$sleeps[0]} s");
+    }
+});
+
 test('a header value with a line break (a caller\'s Idempotency-Key) is refused before anything is sent', function (): void {
     $t = new ScriptedTransport([]);
     $sleeps = [];

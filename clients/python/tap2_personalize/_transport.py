@@ -4,10 +4,10 @@ import http.client
 import io
 import json
 import random
+import re
 import socket
 import threading
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
@@ -208,11 +208,65 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
         return max(0.0, float(value))
     except ValueError:
         pass
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    now = time.time() if now is None else now
+    when = parse_http_date(value.strip(" \t"), now)
+    return None if when is None else max(0.0, when - now)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_IMF_FIXDATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) " + _MONTH + r" ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT")
+_RFC850_DATE = re.compile(
+    r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), ([0-9]{2})-" + _MONTH + r"-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+_ASCTIME_DATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) " + _MONTH + r" ( [0-9]|[0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([0-9]{4})")
+
+
+def parse_http_date(value: str, now: float) -> Optional[float]:
+    """An HTTP-date (RFC 9110 §5.6.7) in seconds since the epoch, or None: IMF-fixdate
+    (``Sun, 06 Nov 1994 08:49:37 GMT``) and the obsolete RFC 850 (``Sunday, 06-Nov-94 08:49:37 GMT``)
+    and asctime (``Sun Nov  6 08:49:37 1994``, UTC) forms, exactly (case and spaces included), with a
+    real calendar date; nothing else (email.utils also takes ``+0200`` zones, no weekday, a 1-digit
+    day, and reads asctime as local time). The TypeScript and PHP clients parse the same forms."""
+    m = _IMF_FIXDATE.fullmatch(value)
+    if m:
+        day, month, year, hour, minute, second = m.groups()
+    else:
+        m = _RFC850_DATE.fullmatch(value)
+        if m:
+            day, month, year, hour, minute, second = m.groups()
+        else:
+            m = _ASCTIME_DATE.fullmatch(value)
+            if not m:
+                return None
+            month, day, hour, minute, second, year = m.groups()
+    y = int(year)
+    if len(year) == 2:
+        # RFC 9110: a two-digit year more than 50 years ahead is the latest past year with those digits.
+        this_year = time.gmtime(now).tm_year
+        y += this_year - this_year % 100
+        if y > this_year + 50:
+            y -= 100
+    d, mo, h, mi, sec = int(day), _MONTHS.index(month) + 1, int(hour), int(minute), int(second)
+    if d < 1 or d > _days_in_month(y, mo) or h > 23 or mi > 59 or sec > 60:
         return None
-    return max(0.0, when - (time.time() if now is None else now))
+    return float(((_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + sec)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil)."""
+    y = year - 1 if month <= 2 else year
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def retry_delay(retry: int, retry_after: Optional[float], base_delay: float, rand: Callable[[], float] = random.random) -> float:

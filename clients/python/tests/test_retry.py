@@ -242,6 +242,40 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(retry_delay(3, None, 0.2, rand=lambda: 1.0), 1.6)
         self.assertEqual(retry_delay(5, 1.5, 0.2), 1.5)
 
+    # The same vectors are in the TypeScript (retry.test.ts) and PHP (retry_test.php) tests.
+    NOW = 1767225600.0  # Thu, 01 Jan 2026 00:00:00 GMT
+
+    def test_retry_after_reads_only_the_http_date_forms_of_rfc_9110(self) -> None:
+        valid = [
+            ("Thu, 01 Jan 2026 00:00:10 GMT", 10.0),
+            ("  Thu, 01 Jan 2026 00:00:10 GMT\t", 10.0),
+            ("Thursday, 01-Jan-26 00:00:10 GMT", 10.0),
+            ("Friday, 01-Jan-27 00:00:00 GMT", 365 * 86400.0),
+            ("Friday, 01-Jan-99 00:00:00 GMT", 0.0),  # 1999, not 2099 (more than 50 years ahead)
+            ("Thu Jan  1 00:00:10 2026", 10.0),  # UTC, whatever the local time zone
+            ("Thu Jan 01 00:00:10 2026", 10.0),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0),
+            ("Sat, 29 Feb 2028 00:00:00 GMT", (365 + 365 + 31 + 28) * 86400.0),
+        ]
+        for value, seconds in valid:
+            self.assertEqual((value, parse_retry_after(value, now=self.NOW)), (value, seconds))
+        invalid = [
+            "tomorrow", "+1 week", "next monday", "now", "Jan 1 2030", "2026-01-01T00:00:10Z", "thu, 01 Jan 2026 00:00:10 GMT",
+            "Thu, 01 Jan 2026 00:00:10 +0000", "Thu, 01 Jan 2026 00:00:10 UTC", "Thu, 01 Jan 2026 00:00:10", "Thu, 1 Jan 2026 00:00:10 GMT",
+            "Thu,  01 Jan 2026 00:00:10 GMT", "Thu, 31 Feb 2026 00:00:10 GMT", "Thu, 29 Feb 2026 00:00:10 GMT", "Thu, 01 Jan 2026 24:00:00 GMT",
+            "Thu, 01 Jan 26 00:00:10 GMT", "Thursday, 01-Jan-2026 00:00:10 GMT", "Thu Jan 1 00:00:10 2026", "Thu Jan  1 00:00:10 2026 GMT",
+            "Thu, 01 Jan 2026 00:00:10 GMT\n",
+        ]  # fmt: skip
+        for value in invalid:
+            self.assertEqual((value, parse_retry_after(value, now=self.NOW)), (value, None))
+
+    def test_a_retry_after_that_is_not_an_http_date_is_absent_and_the_client_backs_off(self) -> None:
+        server = Scripted([RawResponse(429, {"retry-after": "tomorrow"}, error_body("RATE_LIMITED")), RawResponse(200, {}, b'{"customer_id":"c","entries":[]}')])
+        sleeps: List[float] = []
+        Client("tp2_sk_test", "http://tap2.test", transport=server, sleep=sleeps.append, retry_base_delay=0.1).get_consent("c")
+        self.assertEqual(len(sleeps), 1)
+        self.assertTrue(0.05 <= sleeps[0] <= 0.1, sleeps)
+
 
 if __name__ == "__main__":
     unittest.main()

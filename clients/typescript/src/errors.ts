@@ -85,6 +85,52 @@ export function parseRetryAfter(value: string | null, nowMs: number): number | n
   if (value === null || value.trim() === "") return null;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? null : Math.max(0, (date - nowMs) / 1000);
+  const date = parseHttpDate(value.replace(/^[ \t]+|[ \t]+$/g, ""), nowMs);
+  return date === null ? null : Math.max(0, (date - nowMs) / 1000);
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const IMF_FIXDATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const RFC850_DATE = /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const ASCTIME_DATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ( \d|\d{2}) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
+
+/**
+ * An HTTP-date (RFC 9110 §5.6.7) in milliseconds since the epoch, or null: IMF-fixdate
+ * (`Sun, 06 Nov 1994 08:49:37 GMT`) and the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`)
+ * and asctime (`Sun Nov  6 08:49:37 1994`, UTC) forms, exactly (case and spaces included), with a
+ * real calendar date; nothing else (Date.parse also takes "2030", "Jan 1 2030", local times).
+ * The Python and PHP clients parse the same forms the same way.
+ */
+export function parseHttpDate(value: string, nowMs: number): number | null {
+  let parts: [string, string, string, string, string, string] | null = null; // day, month, year, h, m, s
+  let m = IMF_FIXDATE.exec(value);
+  if (m) parts = [m[1]!, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!];
+  else if ((m = RFC850_DATE.exec(value))) parts = [m[1]!, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!];
+  else if ((m = ASCTIME_DATE.exec(value))) parts = [m[2]!.trim(), m[1]!, m[6]!, m[3]!, m[4]!, m[5]!];
+  if (parts === null) return null;
+  const [day, month, hour, minute, second] = [Number(parts[0]), MONTHS.indexOf(parts[1]) + 1, Number(parts[3]), Number(parts[4]), Number(parts[5])];
+  let year = Number(parts[2]);
+  if (parts[2].length === 2) {
+    // RFC 9110: a two-digit year more than 50 years ahead is the latest past year with those digits.
+    const thisYear = new Date(nowMs).getUTCFullYear();
+    year += thisYear - (thisYear % 100);
+    if (year > thisYear + 50) year -= 100;
+  }
+  if (day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 60) return null;
+  return ((daysFromCivil(year, month, day) * 24 + hour) * 60 + minute) * 60_000 + second * 1000;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Tap2Client, Tap2Error } from "../src/index";
+import { parseRetryAfter } from "../src/errors";
 import { retryDelayMs } from "../src/retry";
 
 /** A scripted server: answers in order, records every request it got (bodies read as text). */
@@ -157,5 +158,39 @@ describe("retries (scripted server)", () => {
     expect(retryDelayMs(0, null, 200, () => 0)).toBe(100);
     expect(retryDelayMs(3, null, 200, () => 1)).toBe(1600);
     expect(retryDelayMs(5, 1.5, 200)).toBe(1500);
+  });
+
+  // The same vectors are in the Python (test_retry.py) and PHP (retry_test.php) tests.
+  const NOW_MS = Date.UTC(2026, 0, 1); // Thu, 01 Jan 2026 00:00:00 GMT
+  it("reads only the HTTP-date forms of RFC 9110 §5.6.7 (IMF-fixdate, RFC 850, asctime, all UTC)", () => {
+    const valid: [string, number][] = [
+      ["Thu, 01 Jan 2026 00:00:10 GMT", 10],
+      ["  Thu, 01 Jan 2026 00:00:10 GMT\t", 10],
+      ["Thursday, 01-Jan-26 00:00:10 GMT", 10],
+      ["Friday, 01-Jan-27 00:00:00 GMT", 365 * 86_400],
+      ["Friday, 01-Jan-99 00:00:00 GMT", 0], // 1999, not 2099 (more than 50 years ahead)
+      ["Thu Jan  1 00:00:10 2026", 10],
+      ["Thu Jan 01 00:00:10 2026", 10],
+      ["Sun, 06 Nov 1994 08:49:37 GMT", 0],
+      ["Sat, 29 Feb 2028 00:00:00 GMT", (365 + 365 + 31 + 28) * 86_400],
+    ];
+    for (const [value, seconds] of valid) expect([value, parseRetryAfter(value, NOW_MS)]).toEqual([value, seconds]);
+    const invalid = [
+      "tomorrow", "+1 week", "next monday", "now", "Jan 1 2030", "2026-01-01T00:00:10Z", "thu, 01 Jan 2026 00:00:10 GMT",
+      "Thu, 01 Jan 2026 00:00:10 +0000", "Thu, 01 Jan 2026 00:00:10 UTC", "Thu, 01 Jan 2026 00:00:10", "Thu, 1 Jan 2026 00:00:10 GMT",
+      "Thu,  01 Jan 2026 00:00:10 GMT", "Thu, 31 Feb 2026 00:00:10 GMT", "Thu, 29 Feb 2026 00:00:10 GMT", "Thu, 01 Jan 2026 24:00:00 GMT",
+      "Thu, 01 Jan 26 00:00:10 GMT", "Thursday, 01-Jan-2026 00:00:10 GMT", "Thu Jan 1 00:00:10 2026", "Thu Jan  1 00:00:10 2026 GMT",
+      "Thu, 01 Jan 2026 00:00:10 GMT\n",
+    ];
+    for (const value of invalid) expect([value, parseRetryAfter(value, NOW_MS)]).toEqual([value, null]);
+  });
+
+  it("a Retry-After that is not an HTTP-date (\"tomorrow\") is absent: the client backs off", async () => {
+    const server = scripted([json(429, errorBody("RATE_LIMITED"), { "Retry-After": "tomorrow" }), json(200, { customer_id: "cus_1", entries: [], truncated: false })]);
+    const sleeps: number[] = [];
+    await client(server.fetch, sleeps, { retryBaseDelayMs: 100 }).getConsent("cus_1");
+    expect(sleeps).toHaveLength(1);
+    expect(sleeps[0]).toBeGreaterThanOrEqual(50);
+    expect(sleeps[0]).toBeLessThanOrEqual(100);
   });
 });
