@@ -208,18 +208,29 @@ final class Client
         return $prefix . '_' . bin2hex(random_bytes(16));
     }
 
-    /** Retry-After as delta-seconds or an HTTP date, in seconds; null when absent or unreadable. */
+    /** The longest Retry-After the clients read, in seconds: a longer one (or one that overflows) is this (RFC 9111 §1.2.2). */
+    public const MAX_RETRY_AFTER_SECONDS = 2147483648.0;
+
+    /**
+     * Retry-After in seconds: delta-seconds (digits, optionally a decimal fraction) or an HTTP-date
+     * (parseHttpDate()); null when absent or anything else ("nan", "inf", "-1", "+5", "1e3", "0x10"),
+     * so the caller backs off. A value past MAX_RETRY_AFTER_SECONDS is capped to it. The TypeScript
+     * and Python clients read it the same way.
+     */
     public static function parseRetryAfter(?string $value, ?float $now = null): ?float
     {
-        if ($value === null || trim($value) === '') {
+        if ($value === null) {
             return null;
         }
-        if (is_numeric(trim($value))) {
-            return max(0.0, (float) trim($value));
+        $value = trim($value, " \t");
+        if (preg_match('/^[0-9]+(?:\.[0-9]+)?\z/', $value) === 1) {
+            $seconds = (float) $value;
+        } else {
+            $now ??= microtime(true);
+            $when = self::parseHttpDate($value, $now);
+            $seconds = $when === null ? null : max(0.0, $when - $now);
         }
-        $now ??= microtime(true);
-        $when = self::parseHttpDate(trim($value, " \t"), $now);
-        return $when === null ? null : max(0.0, $when - $now);
+        return $seconds === null ? null : min($seconds, self::MAX_RETRY_AFTER_SECONDS);
     }
 
     private const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

@@ -205,6 +205,37 @@ test('a Retry-After that is not an HTTP-date ("tomorrow", "+1 week") is absent: 
     }
 });
 
+test('Retry-After delta-seconds are digits only (optionally a fraction); a huge one is capped at 2^31 s', function (): void {
+    $valid = [
+        ['0', 0.0], ['3', 3.0], ["  3\t", 3.0], ['1.5', 1.5], ['007', 7.0], ['2147483648', 2.0 ** 31], ['2147483649', 2.0 ** 31],
+        [str_repeat('9', 400), 2.0 ** 31], ['Fri, 31 Dec 9999 23:59:59 GMT', 2.0 ** 31],
+    ];
+    foreach ($valid as [$value, $seconds]) {
+        assertSame([$value, $seconds], [$value, Client::parseRetryAfter($value, RETRY_NOW)]);
+    }
+    $invalid = ['', ' ', 'nan', 'NaN', 'inf', 'Infinity', '-Infinity', '-1', '-0', '+5', '1e400', '1e3', '1E3', '0x10', '1.', '.5', '1,5', '5 s', '5s', '1_000', "\u{0663}", "3\n"];
+    foreach ($invalid as $value) {
+        assertSame([$value, null], [$value, Client::parseRetryAfter($value, RETRY_NOW)]);
+    }
+});
+
+test('an unreadable Retry-After (nan, inf, -1, 1e400) is absent: the client backs off; a huge one is raised at once, capped', function (): void {
+    foreach (['nan', 'inf', '-1', '1e400'] as $value) {
+        $t = new ScriptedTransport([new HttpResponse(429, ['retry-after' => $value], errorBody('RATE_LIMITED')), new HttpResponse(200, [], '{"customer_id":"c","entries":[]}')]);
+        $sleeps = [];
+        (new Client('tp2_sk_test', 'http://tap2.test', retryBaseDelay: 0.1, transport: $t, sleep: function (float $s) use (&$sleeps): void {
+            $sleeps[] = $s;
+        }))->getConsent('c');
+        assertSame([$value, 1, true], [$value, count($sleeps), $sleeps[0] >= 0.05 && $sleeps[0] <= 0.1]);
+    }
+    $t = new ScriptedTransport([new HttpResponse(429, ['retry-after' => str_repeat('9', 400)], errorBody('RATE_LIMITED'))]);
+    $sleeps = [];
+    $e = assertThrows(fn () => (new Client('tp2_sk_test', 'http://tap2.test', transport: $t, sleep: function (float $s) use (&$sleeps): void {
+        $sleeps[] = $s;
+    }))->getConsent('c'));
+    assertSame([429, 2.0 ** 31, [], 1], [$e->status, $e->retryAfter, $sleeps, count($t->sent)]);
+});
+
 test('a header value with a line break (a caller\'s Idempotency-Key) is refused before anything is sent', function (): void {
     $t = new ScriptedTransport([]);
     $sleeps = [];

@@ -200,17 +200,27 @@ def _lower(headers: Any) -> Dict[str, str]:
     return {k.lower(): v for k, v in headers.items()} if headers is not None else {}
 
 
+#: The longest Retry-After the clients read, in seconds: a longer one (or one that overflows) is this (RFC 9111 §1.2.2).
+MAX_RETRY_AFTER_SECONDS = float(2**31)
+
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
-    """Retry-After as delta-seconds or an HTTP date, in seconds; None when absent or unreadable."""
-    if value is None or not value.strip():
+    """Retry-After in seconds: delta-seconds (digits, optionally a decimal fraction) or an HTTP-date
+    (:func:`parse_http_date`); None when absent or anything else (``nan``, ``inf``, ``-1``, ``+5``,
+    ``1e3``, ``1_000``), so the caller backs off. A value past :data:`MAX_RETRY_AFTER_SECONDS` is
+    capped to it. The TypeScript and PHP clients read it the same way."""
+    if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    now = time.time() if now is None else now
-    when = parse_http_date(value.strip(" \t"), now)
-    return None if when is None else max(0.0, when - now)
+    value = value.strip(" \t")
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds: Optional[float] = float(value)
+    else:
+        now = time.time() if now is None else now
+        when = parse_http_date(value, now)
+        seconds = None if when is None else max(0.0, when - now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -269,6 +269,29 @@ class RetryTest(unittest.TestCase):
         for value in invalid:
             self.assertEqual((value, parse_retry_after(value, now=self.NOW)), (value, None))
 
+    def test_retry_after_delta_seconds_are_digits_only_and_a_huge_one_is_capped_at_2_31(self) -> None:
+        valid = [
+            ("0", 0.0), ("3", 3.0), ("  3\t", 3.0), ("1.5", 1.5), ("007", 7.0), ("2147483648", 2.0**31), ("2147483649", 2.0**31),
+            ("9" * 400, 2.0**31), ("Fri, 31 Dec 9999 23:59:59 GMT", 2.0**31),
+        ]  # fmt: skip
+        for value, seconds in valid:
+            self.assertEqual((value, parse_retry_after(value, now=self.NOW)), (value, seconds))
+        invalid = ["", " ", "nan", "NaN", "inf", "Infinity", "-Infinity", "-1", "-0", "+5", "1e400", "1e3", "1E3", "0x10", "1.", ".5", "1,5", "5 s", "5s", "1_000", "\u0663"]
+        for value in invalid:
+            self.assertEqual((value, parse_retry_after(value, now=self.NOW)), (value, None))
+
+    def test_an_unreadable_retry_after_is_absent_and_a_huge_one_is_raised_at_once_capped(self) -> None:
+        for value in ["nan", "inf", "-1", "1e400"]:
+            server = Scripted([RawResponse(429, {"retry-after": value}, error_body("RATE_LIMITED")), RawResponse(200, {}, b'{"customer_id":"c","entries":[]}')])
+            sleeps: List[float] = []
+            Client("tp2_sk_test", "http://tap2.test", transport=server, sleep=sleeps.append, retry_base_delay=0.1).get_consent("c")
+            self.assertEqual((value, len(sleeps), 0.05 <= sleeps[0] <= 0.1), (value, 1, True))
+        huge = Scripted([RawResponse(429, {"retry-after": "9" * 400}, error_body("RATE_LIMITED"))])
+        sleeps = []
+        with self.assertRaises(Tap2Error) as caught:
+            Client("tp2_sk_test", "http://tap2.test", transport=huge, sleep=sleeps.append).get_consent("c")
+        self.assertEqual((caught.exception.status, caught.exception.retry_after, sleeps, len(huge.sent)), (429, 2.0**31, [], 1))
+
     def test_a_retry_after_that_is_not_an_http_date_is_absent_and_the_client_backs_off(self) -> None:
         server = Scripted([RawResponse(429, {"retry-after": "tomorrow"}, error_body("RATE_LIMITED")), RawResponse(200, {}, b'{"customer_id":"c","entries":[]}')])
         sleeps: List[float] = []

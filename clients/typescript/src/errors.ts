@@ -80,13 +80,25 @@ function nonEmptyString(value: unknown): string | null {
   return typeof value === "string" && value !== "" ? value : null;
 }
 
-/** Retry-After as delta-seconds or an HTTP date; null when absent or unreadable. */
+/** The longest Retry-After the clients read, in seconds: a longer one (or one that overflows) is this (RFC 9111 §1.2.2). */
+export const MAX_RETRY_AFTER_SECONDS = 2 ** 31;
+
+/**
+ * Retry-After in seconds: delta-seconds (digits, optionally a decimal fraction) or an HTTP-date
+ * ({@link parseHttpDate}); null when absent or anything else (`nan`, `inf`, `-1`, `+5`, `1e3`,
+ * `0x10`), so the caller backs off. A value past {@link MAX_RETRY_AFTER_SECONDS} is capped to it.
+ * The Python and PHP clients read it the same way.
+ */
 export function parseRetryAfter(value: string | null, nowMs: number): number | null {
-  if (value === null || value.trim() === "") return null;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds);
-  const date = parseHttpDate(value.replace(/^[ \t]+|[ \t]+$/g, ""), nowMs);
-  return date === null ? null : Math.max(0, (date - nowMs) / 1000);
+  if (value === null) return null;
+  const trimmed = value.replace(/^[ \t]+|[ \t]+$/g, "");
+  let seconds: number | null;
+  if (/^[0-9]+(?:\.[0-9]+)?$/.test(trimmed)) seconds = Number(trimmed);
+  else {
+    const date = parseHttpDate(trimmed, nowMs);
+    seconds = date === null ? null : Math.max(0, (date - nowMs) / 1000);
+  }
+  return seconds === null ? null : Math.min(seconds, MAX_RETRY_AFTER_SECONDS);
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

@@ -193,4 +193,28 @@ describe("retries (scripted server)", () => {
     expect(sleeps[0]).toBeGreaterThanOrEqual(50);
     expect(sleeps[0]).toBeLessThanOrEqual(100);
   });
+
+  it("reads delta-seconds only as digits (optionally a fraction), and caps a huge Retry-After at 2^31 s", () => {
+    const valid: [string, number][] = [
+      ["0", 0], ["3", 3], ["  3\t", 3], ["1.5", 1.5], ["007", 7], ["2147483648", 2 ** 31], ["2147483649", 2 ** 31],
+      ["9".repeat(400), 2 ** 31], ["Fri, 31 Dec 9999 23:59:59 GMT", 2 ** 31],
+    ];
+    for (const [value, seconds] of valid) expect([value, parseRetryAfter(value, NOW_MS)]).toEqual([value, seconds]);
+    const invalid = ["", " ", "nan", "NaN", "inf", "Infinity", "-Infinity", "-1", "-0", "+5", "1e400", "1e3", "1E3", "0x10", "1.", ".5", "1,5", "5 s", "5s", "1_000", "\u0663"];
+    for (const value of invalid) expect([value, parseRetryAfter(value, NOW_MS)]).toEqual([value, null]);
+  });
+
+  it("an unreadable Retry-After (nan, inf, -1, 1e400) is absent: the client backs off; a huge one is raised at once, capped", async () => {
+    for (const value of ["nan", "inf", "-1", "1e400"]) {
+      const server = scripted([json(429, errorBody("RATE_LIMITED"), { "Retry-After": value }), json(200, { customer_id: "cus_1", entries: [], truncated: false })]);
+      const sleeps: number[] = [];
+      await client(server.fetch, sleeps, { retryBaseDelayMs: 100 }).getConsent("cus_1");
+      expect([value, sleeps.length, sleeps[0]! >= 50 && sleeps[0]! <= 100]).toEqual([value, 1, true]);
+    }
+    const sleeps: number[] = [];
+    const huge = scripted([json(429, errorBody("RATE_LIMITED"), { "Retry-After": "9".repeat(400) })]);
+    const err = await client(huge.fetch, sleeps).getConsent("cus_1").catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 429, code: "RATE_LIMITED", retryAfterSeconds: 2 ** 31 });
+    expect([sleeps, huge.requests.length]).toEqual([[], 1]);
+  });
 });
