@@ -51,10 +51,32 @@ final class CurlTransport implements Transport
             $errno = curl_errno($ch);
             $error = curl_error($ch);
             if ($errno === CURLE_OPERATION_TIMEDOUT) {
-                throw new Tap2Exception('TIMEOUT', sprintf('No answer within %s s', $timeout));
+                throw new Tap2Exception('TIMEOUT', self::timeoutMessage($timeout));
             }
-            throw new Tap2Exception('NETWORK_ERROR', 'Request failed: ' . $error);
+            throw new Tap2Exception('NETWORK_ERROR', self::networkErrorMessage($errno, $error));
         }
         return new HttpResponse((int) curl_getinfo($ch, CURLINFO_RESPONSE_CODE), $received, (string) $result);
+    }
+
+    /** "No answer within 10 s" (seconds, up to 3 decimals): the TypeScript and Python clients say the same. */
+    public static function timeoutMessage(float $seconds): string
+    {
+        return 'No answer within ' . rtrim(rtrim(sprintf('%.3f', $seconds), '0'), '.') . ' s';
+    }
+
+    /**
+     * The message of a NETWORK_ERROR, in the same words as the TypeScript and Python clients for the
+     * failures all three can tell apart; else curl's own text.
+     */
+    public static function networkErrorMessage(int $errno, string $error): string
+    {
+        return match ($errno) {
+            CURLE_COULDNT_CONNECT => 'Request failed: could not connect to the server',
+            CURLE_COULDNT_RESOLVE_HOST => 'Request failed: could not resolve the host name',
+            CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR => 'Request failed: the connection closed before the whole answer arrived',
+            CURLE_WEIRD_SERVER_REPLY => 'Request failed: the answer is not valid HTTP',
+            CURLE_UNSUPPORTED_PROTOCOL => str_contains($error, 'HTTP/0.9') ? 'Request failed: the answer is not valid HTTP' : 'Request failed: ' . $error,
+            default => 'Request failed: ' . $error,
+        };
     }
 }

@@ -153,6 +153,52 @@ test('a real timeout is TIMEOUT and a refused connection NETWORK_ERROR', functio
     assertSame([0, 'NETWORK_ERROR'], [$e->status, $e->errorCode]);
 });
 
+// The same failures, codes and messages are in the TypeScript (transport.test.ts) and Python (test_transport.py) tests.
+test('the same code and message as the TypeScript and Python clients for the same failure', function (): void {
+    if (!function_exists('pcntl_fork')) {
+        skip('needs pcntl to serve raw answers');
+    }
+    $serve = function (?string $answer): array {
+        $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
+        $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            $conn = stream_socket_accept($server, 5);
+            if ($conn !== false) {
+                fread($conn, 65536);
+                $answer === null ? usleep(1_500_000) : fwrite($conn, $answer);
+                fclose($conn);
+            }
+            exit(0);
+        }
+        return ["http://127.0.0.1:$port", static function () use ($pid, $server): void {
+            pcntl_waitpid($pid, $status);
+            fclose($server);
+        }];
+    };
+    $refused = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
+    $refusedPort = (int) substr(strrchr(stream_socket_get_name($refused, false), ':'), 1);
+    fclose($refused);
+    $cases = [
+        [null, 0.25, 'TIMEOUT', 'No answer within 0.25 s'],
+        [null, 1.0, 'TIMEOUT', 'No answer within 1 s'],
+        ["http://127.0.0.1:$refusedPort", 2.0, 'NETWORK_ERROR', 'Request failed: could not connect to the server'],
+        ['http://nowhere.invalid', 5.0, 'NETWORK_ERROR', 'Request failed: could not resolve the host name'],
+        ['', 2.0, 'NETWORK_ERROR', 'Request failed: the connection closed before the whole answer arrived'],
+        ["HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"entries\":", 2.0, 'NETWORK_ERROR', 'Request failed: the connection closed before the whole answer arrived'],
+        ["garbage\r\n\r\n", 2.0, 'NETWORK_ERROR', 'Request failed: the answer is not valid HTTP'],
+    ];
+    foreach ($cases as [$target, $timeout, $code, $message]) {
+        $done = null;
+        if ($target === null || !str_starts_with($target, 'http://')) {
+            [$target, $done] = $serve($target);
+        }
+        $e = assertThrows(fn () => (new Client('tp2_sk_test', $target, timeout: $timeout, maxRetries: 0))->getConsent('c'));
+        $done && $done();
+        assertSame([$target, 0, $code, $message], [$target, $e->status, $e->errorCode, $e->getMessage()]);
+    }
+});
+
 test('Retry-After parsing and backoff math', function (): void {
     assertSame(3.0, Client::parseRetryAfter('3'));
     assertSame(null, Client::parseRetryAfter(null));

@@ -1,5 +1,6 @@
 """HTTP with the standard library: one attempt per call, retries of 429 (and of 503 where resending is safe) around it."""
 
+import errno
 import http.client
 import io
 import json
@@ -47,9 +48,28 @@ def http_transport(method: str, url: str, headers: Dict[str, str], body: Optiona
                 response.close()
             connection.close()
     except (socket.timeout, TimeoutError) as err:
-        raise Tap2Error("TIMEOUT", f"No answer within {timeout} s") from err
+        raise Tap2Error("TIMEOUT", timeout_message(timeout)) from err
     except (OSError, http.client.HTTPException) as err:  # refused, a cut connection, a truncated body
-        raise Tap2Error("NETWORK_ERROR", f"Request failed: {err!r}") from err
+        raise Tap2Error("NETWORK_ERROR", network_error_message(err)) from err
+
+
+def timeout_message(seconds: float) -> str:
+    """``No answer within 10 s`` (seconds, up to 3 decimals): the TypeScript and PHP clients say the same."""
+    return f"No answer within {f'{seconds:.3f}'.rstrip('0').rstrip('.')} s"
+
+
+def network_error_message(err: BaseException) -> str:
+    """The message of a NETWORK_ERROR, in the same words as the TypeScript and PHP clients for the
+    failures all three can tell apart; else the error's own text (the error is the ``__cause__``)."""
+    if isinstance(err, socket.gaierror):
+        return "Request failed: could not resolve the host name"
+    if isinstance(err, ConnectionRefusedError) or (isinstance(err, OSError) and err.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL)):
+        return "Request failed: could not connect to the server"
+    if isinstance(err, (http.client.RemoteDisconnected, http.client.IncompleteRead, ConnectionResetError, BrokenPipeError)):
+        return "Request failed: the connection closed before the whole answer arrived"
+    if isinstance(err, http.client.HTTPException):
+        return "Request failed: the answer is not valid HTTP"
+    return f"Request failed: {err or type(err).__name__}"
 
 
 def _connection(scheme: str, netloc: str, deadline: float) -> http.client.HTTPConnection:

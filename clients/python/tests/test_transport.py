@@ -151,8 +151,40 @@ class TransportTest(unittest.TestCase):
 
         with mock.patch("socket.getaddrinfo", unknown):
             err = failure("http://nowhere.tap2.test", 2.0)
-        self.assertEqual((err.code, err.status), ("NETWORK_ERROR", 0))
-        self.assertIn("gaierror", err.message)
+        self.assertEqual((err.code, err.status, err.message), ("NETWORK_ERROR", 0, "Request failed: could not resolve the host name"))
+
+    # The same failures, codes and messages are in the TypeScript (transport.test.ts) and PHP (retry_test.php) tests.
+    def test_the_same_code_and_message_as_the_typescript_and_php_clients_for_the_same_failure(self) -> None:
+        def refused() -> str:
+            srv = socket.socket()
+            srv.bind(("127.0.0.1", 0))
+            port = srv.getsockname()[1]
+            srv.close()
+            return f"http://127.0.0.1:{port}"
+
+        def silent(conn: socket.socket) -> None:
+            time.sleep(1.5)
+
+        def closed(conn: socket.socket) -> None:
+            pass
+
+        def cut(conn: socket.socket) -> None:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"entries":')
+
+        def garbage(conn: socket.socket) -> None:
+            conn.sendall(b"garbage\r\n\r\n")
+
+        cases = [
+            (lambda: serve_once(silent), 0.25, "TIMEOUT", "No answer within 0.25 s"),
+            (lambda: serve_once(silent), 1.0, "TIMEOUT", "No answer within 1 s"),
+            (refused, 2.0, "NETWORK_ERROR", "Request failed: could not connect to the server"),
+            (lambda: serve_once(closed), 2.0, "NETWORK_ERROR", "Request failed: the connection closed before the whole answer arrived"),
+            (lambda: serve_once(cut), 2.0, "NETWORK_ERROR", "Request failed: the connection closed before the whole answer arrived"),
+            (lambda: serve_once(garbage), 2.0, "NETWORK_ERROR", "Request failed: the answer is not valid HTTP"),
+        ]
+        for base, timeout, code, message in cases:
+            err = failure(base(), timeout)
+            self.assertEqual((err.status, err.code, err.message), (0, code, message))
 
     def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(self) -> None:
         seen = []

@@ -119,8 +119,28 @@ export function transportError(err: unknown, timedOut: boolean, timeoutMs: numbe
   if (err instanceof Tap2Error) return err;
   if (signal?.aborted) return abortedError(signal);
   if (timedOut || (err instanceof DOMException && err.name === "TimeoutError")) {
-    return new Tap2Error({ status: 0, code: "TIMEOUT", message: `No answer within ${timeoutMs} ms`, cause: err });
+    return new Tap2Error({ status: 0, code: "TIMEOUT", message: timeoutMessage(timeoutMs / 1000), cause: err });
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return new Tap2Error({ status: 0, code: "NETWORK_ERROR", message: `Request failed: ${message}`, cause: err });
+  return new Tap2Error({ status: 0, code: "NETWORK_ERROR", message: networkErrorMessage(err), cause: err });
+}
+
+/** `No answer within 10 s` (seconds, up to 3 decimals): the Python and PHP clients say the same. */
+export function timeoutMessage(seconds: number): string {
+  return `No answer within ${Number(seconds.toFixed(3))} s`;
+}
+
+/**
+ * The message of a NETWORK_ERROR, in the same words as the Python and PHP clients for the failures
+ * all three can tell apart (Node's, Deno's and Bun's fetch name them in `cause.code`); else the
+ * runtime's own text (a browser says only "Failed to fetch"). The original error is the `cause`.
+ */
+export function networkErrorMessage(err: unknown): string {
+  const code = (err instanceof Error && typeof err.cause === "object" && err.cause !== null ? (err.cause as { code?: unknown }).code : undefined) ?? (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string") {
+    if (["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "ConnectionRefused"].includes(code)) return "Request failed: could not connect to the server";
+    if (["ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_FAIL"].includes(code)) return "Request failed: could not resolve the host name";
+    if (["UND_ERR_SOCKET", "ECONNRESET", "EPIPE", "UND_ERR_CLOSED"].includes(code)) return "Request failed: the connection closed before the whole answer arrived";
+    if (code.startsWith("HPE_")) return "Request failed: the answer is not valid HTTP";
+  }
+  return `Request failed: ${err instanceof Error ? err.message : String(err)}`;
 }

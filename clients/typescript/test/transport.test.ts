@@ -93,4 +93,27 @@ describe("transport (raw sockets)", () => {
     const tap2 = new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: whole, maxRetries: 0 });
     expect(await tap2.getConsent("cus_1")).toEqual({ customer_id: "cus_1", entries: [], truncated: false });
   });
+
+  // The same failures, codes and messages are in the Python (test_transport.py) and PHP (retry_test.php) tests.
+  it("says the same code and message as the Python and PHP clients for the same failure", async () => {
+    const refused = await serve(() => {});
+    servers.pop()!.close();
+    const silent = await serve(() => {});
+    const closed = await serve((socket) => socket.destroy());
+    const cut = await serve((socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"entries\":"));
+    const garbage = await serve((socket) => socket.end("garbage\r\n\r\n"));
+    const cases: [string, number, string, string][] = [
+      [silent, 250, "TIMEOUT", "No answer within 0.25 s"],
+      [silent, 1_000, "TIMEOUT", "No answer within 1 s"],
+      [refused, 2_000, "NETWORK_ERROR", "Request failed: could not connect to the server"],
+      ["http://nowhere.invalid", 5_000, "NETWORK_ERROR", "Request failed: could not resolve the host name"],
+      [closed, 2_000, "NETWORK_ERROR", "Request failed: the connection closed before the whole answer arrived"],
+      [cut, 2_000, "NETWORK_ERROR", "Request failed: the connection closed before the whole answer arrived"],
+      [garbage, 2_000, "NETWORK_ERROR", "Request failed: the answer is not valid HTTP"],
+    ];
+    for (const [base, timeoutMs, code, message] of cases) {
+      const { err } = await failure(base, timeoutMs);
+      expect([base, err.status, err.code, err.message]).toEqual([base, 0, code, message]);
+    }
+  });
 });
