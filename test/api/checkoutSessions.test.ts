@@ -42,6 +42,30 @@ function browser(m: TestMerchant, path: string, origin = ORIGIN): Promise<Respon
 
 const qs = (params: Record<string, string>) => new URLSearchParams(params).toString();
 
+/**
+ * The real KV binding with the next put to a key under a given prefix refused, as KV does (a second
+ * write to a key within a second, a transient error); every other call goes through.
+ */
+function kvRefusingOnePut(): { kv: KVNamespace; refuseNext: (prefix: string) => void } {
+  let refuse = "";
+  const kv = new Proxy(env.CACHE, {
+    get(target, prop) {
+      if (prop === "put") {
+        return async (key: string, ...rest: unknown[]) => {
+          if (refuse && key.startsWith(refuse)) {
+            refuse = "";
+            throw new Error("KV PUT failed: 429 Too Many Requests (injected)");
+          }
+          return (target.put as (...a: unknown[]) => Promise<void>).call(target, key, ...rest);
+        };
+      }
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  }) as KVNamespace;
+  return { kv, refuseNext: (prefix) => (refuse = prefix) };
+}
+
 let shop: TestMerchant;
 let other: TestMerchant;
 
@@ -337,26 +361,11 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
     });
 
     it("a write that failed half-way before midnight heals on a retry after it, with the time it was opened", async () => {
-      let refuse = "";
-      const kv = new Proxy(env.CACHE, {
-        get(target, prop) {
-          if (prop === "put") {
-            return async (key: string, ...rest: unknown[]) => {
-              if (refuse && key.startsWith(refuse)) {
-                refuse = "";
-                throw new Error("KV PUT failed: 429 Too Many Requests (injected)");
-              }
-              return (target.put as (...a: unknown[]) => Promise<void>).call(target, key, ...rest);
-            };
-          }
-          const value = Reflect.get(target, prop) as unknown;
-          return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-        },
-      }) as KVNamespace;
+      const { kv, refuseNext } = kvRefusingOnePut();
       // The record's write fails: the entry, which has opened_at, answers the retry and the record is put back.
       const idem = idemOf("k_midnight_half");
       const s = base("ref_midnight_half");
-      refuse = "session_replay:";
+      refuseNext("session_replay:");
       await expect(openCheckoutSession(kv, { ...s, nowMs: at(3, 23, 59, 59) }, idem)).rejects.toThrow();
       const retry = await openCheckoutSession(kv, { ...s, nowMs: at(4, 0, 0, 2) }, idem);
       expect(retry.replayed).toBe(true);
@@ -433,27 +442,11 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
   });
 
   it("a write that fails half-way (KV refuses one put) leaves a retry with a session whose secret works", async () => {
-    let refuse = "";
-    // The real binding, one put refused as KV does (a second write to a key within a second, a transient error).
-    const kv = new Proxy(env.CACHE, {
-      get(target, prop) {
-        if (prop === "put") {
-          return async (key: string, ...rest: unknown[]) => {
-            if (refuse && key.startsWith(refuse)) {
-              refuse = "";
-              throw new Error("KV PUT failed: 429 Too Many Requests (injected)");
-            }
-            return (target.put as (...a: unknown[]) => Promise<void>).call(target, key, ...rest);
-          };
-        }
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    }) as KVNamespace;
+    const { kv, refuseNext } = kvRefusingOnePut();
     for (const [failing, replayedOnRetry] of [["session:", false], ["session_replay:", true]] as const) {
       const s = { merchantId: shop.merchantId, customerRef: `ref_half_${failing}`, expiresInSeconds: 600, nowMs: Date.now() };
       const idem = { signingKey: env.SIGNING_KEY, idempotencyKey: `k_half_${failing}`, fingerprint: "{}" };
-      refuse = failing;
+      refuseNext(failing);
       await expect(openCheckoutSession(kv, s, idem)).rejects.toThrow(); // the route answers 503: retry
       const retry = await openCheckoutSession(kv, { ...s, nowMs: Date.now() }, idem);
       expect(retry.replayed).toBe(replayedOnRetry);
