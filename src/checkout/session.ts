@@ -68,6 +68,14 @@ interface Opened {
   stored: StoredSession | null;
 }
 
+async function readOpened(kv: KVNamespace, id: string): Promise<Opened> {
+  const [replay, stored] = await Promise.all([readSessionReplay(kv, id), readSession(kv, id)]);
+  return { id, replay, stored };
+}
+
+/** When it was opened: the record says, else the entry; undefined for both written before opened_at was kept. */
+const openedAtOf = (o: Opened): string | undefined => (o.replay ? o.replay.opened_at : o.stored?.opened_at);
+
 /**
  * Whether a retry is answered with this session: today's whenever it was stored (a record or an
  * entry, also one written before opened_at was), yesterday's only when it says it was opened less
@@ -76,7 +84,7 @@ interface Opened {
 function answers(o: Opened, today: boolean, nowMs: number): boolean {
   if (!o.replay && !o.stored) return false;
   if (today) return true;
-  const openedAt = o.replay ? o.replay.opened_at : o.stored?.opened_at;
+  const openedAt = openedAtOf(o);
   return openedAt !== undefined && nowMs - Date.parse(openedAt) < IDEMPOTENCY_WINDOW_MS;
 }
 
@@ -104,14 +112,7 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
     const [todayId, yesterdayId] = await Promise.all([derivedSessionId(s.merchantId, idem, day), derivedSessionId(s.merchantId, idem, day - 1)]);
     // Answered as it was, also once expired (the session's own entry is gone with it, so its secret
     // stays refused). The request is the one that opened it (its content is in the derivation).
-    const [todayReplay, todayStored, yesterdayReplay, yesterdayStored] = await Promise.all([
-      readSessionReplay(kv, todayId),
-      readSession(kv, todayId),
-      readSessionReplay(kv, yesterdayId),
-      readSession(kv, yesterdayId),
-    ]);
-    const today: Opened = { id: todayId, replay: todayReplay, stored: todayStored };
-    const yesterday: Opened = { id: yesterdayId, replay: yesterdayReplay, stored: yesterdayStored };
+    const [today, yesterday] = await Promise.all([readOpened(kv, todayId), readOpened(kv, yesterdayId)]);
     // Today's first: one stored today was opened after yesterday's (a retry that did not see it yet).
     const found = answers(today, true, s.nowMs) ? today : answers(yesterday, false, s.nowMs) ? yesterday : undefined;
     id = found?.id ?? todayId;
@@ -121,7 +122,7 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
       // A session stored without a replay record: by a write that failed half-way, or by the code
       // before replay records (its entry, kept two days, is the record).
       const expiresAt = (replay?.expires_at ?? stored?.expires_at)!;
-      const openedAt = replay ? replay.opened_at : stored?.opened_at;
+      const openedAt = openedAtOf(found);
       const session = await sessionOf(expiresAt, openedAt);
       const left = Math.ceil((Date.parse(expiresAt) - s.nowMs) / 1000);
       await Promise.all([
