@@ -85,6 +85,10 @@ function calendarProblem(s: string): string {
   return "is not a valid date";
 }
 
+/** A list that repeats an entry (refused where a list names a set: methods, origins, countries…). */
+export const hasDuplicates = (list: readonly unknown[]): boolean => new Set(list).size !== list.length;
+export const DUPLICATES_MESSAGE = "must not contain duplicates";
+
 export const Timestamp = z
   .string()
   // abort: a malformed timestamp is not also judged as a date ("2026-02-03 15:30:00Z" is a real

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { WEIGHT_BOUNDS, WEIGHT_KEYS } from "../personalization/weights";
 import { CATALOG_BY_ID } from "../catalog/methods";
-import { Country, Currency, DeviceType, MerchantId, MethodId, OfferId, pageLimit, Text, Tier, Timestamp } from "./common";
+import { Country, Currency, DeviceType, DUPLICATES_MESSAGE, hasDuplicates, MerchantId, MethodId, OfferId, pageLimit, Text, Tier, Timestamp } from "./common";
 import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS } from "../ratelimit/visitor";
 
 const CatalogMethodId = MethodId.refine((id) => CATALOG_BY_ID.has(id), "is not a method of the catalog (GET /v1/payment-methods)");
@@ -132,7 +132,7 @@ export const Offer = z
 export type Offer = z.infer<typeof Offer>;
 
 const uniqueList = <T extends z.ZodType<string>>(item: T, max: number) =>
-  z.array(item).max(max).refine((list) => new Set(list).size === list.length, "must not contain duplicates");
+  z.array(item).max(max).refine((list) => !hasDuplicates(list), DUPLICATES_MESSAGE);
 
 /**
  * Merchant-tunable weights of the scoring model (src/personalization/weights.ts): every key optional,
@@ -156,17 +156,16 @@ const merchantFields = {
   offers: z
     .array(Offer)
     .max(100)
-    .refine((list) => new Set(list.map((o) => o.offer_id)).size === list.length, "offer_id values must be unique")
+    .refine((list) => !hasDuplicates(list.map((o) => o.offer_id)), "offer_id values must be unique")
     .superRefine((list, ctx) => {
       // An empty list would hide the offer from every known country or device: omit the field for
       // "any". Checked on what is sent only, so an offer stored before the rule still reads back.
       list.forEach((o, i) => {
-        if (o.countries?.length === 0) ctx.addIssue({ code: "custom", path: [i, "countries"], message: "omit countries to show the offer in every country" });
-        if (o.device_types?.length === 0) ctx.addIssue({ code: "custom", path: [i, "device_types"], message: "omit device_types to show the offer on every device" });
         // A repeated entry says nothing more and reads like a typo, as in methods and allowed_origins.
-        for (const field of ["countries", "device_types"] as const) {
+        for (const [field, omit] of [["countries", "omit countries to show the offer in every country"], ["device_types", "omit device_types to show the offer on every device"]] as const) {
           const values = o[field];
-          if (values && new Set(values).size !== values.length) ctx.addIssue({ code: "custom", path: [i, field], message: "must not contain duplicates" });
+          if (values?.length === 0) ctx.addIssue({ code: "custom", path: [i, field], message: omit });
+          else if (values && hasDuplicates(values)) ctx.addIssue({ code: "custom", path: [i, field], message: DUPLICATES_MESSAGE });
         }
       });
     }),

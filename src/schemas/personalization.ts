@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { isKnownTimeZone } from "../personalization/context";
 import { checkoutCustomerQueryFields } from "./checkout";
-import { AmountQuery, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Timestamp, Timezone, ConsentReason } from "./common";
+import { AmountQuery, ApiKeyQuery, Country, Currency, CustomerId, DeviceType, DUPLICATES_MESSAGE, hasDuplicates, MerchantId, MethodId, OfferId, Timestamp, Timezone, ConsentReason } from "./common";
 
 const KnownTimezone = Timezone.refine(isKnownTimeZone, "is not a known IANA time zone");
 
@@ -95,7 +95,7 @@ export const CustomerQuery = z
 const MethodList = z
   .array(MethodId)
   .max(50)
-  .refine((list) => new Set(list).size === list.length, "must not contain duplicates");
+  .refine((list) => !hasDuplicates(list), DUPLICATES_MESSAGE);
 
 export const PreferencesPut = z
   .strictObject({
