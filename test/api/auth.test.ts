@@ -26,6 +26,11 @@ describe("API keys", () => {
     const adminRes = await SELF.fetch(`${BASE}/v1/admin/merchants/m_x`, { headers: { Authorization: "Bearer wrong" } });
     expect(adminRes.status).toBe(401);
     expect(adminRes.headers.get("WWW-Authenticate")).toBe('Bearer realm="tap2-admin", error="invalid_token"');
+    const noToken = await SELF.fetch(`${BASE}/v1/admin/merchants/m_x`);
+    expect(noToken.status).toBe(401);
+    expect(noToken.headers.get("WWW-Authenticate")).toBe('Bearer realm="tap2-admin"');
+    const basic = await SELF.fetch(`${BASE}/v1/admin/merchants/m_x`, { headers: { Authorization: "Basic dXNlcjpwYXNz" } });
+    expect(basic.headers.get("WWW-Authenticate")).toBe('Bearer realm="tap2-admin", error="invalid_token"');
     expect((await api(a.secretKey, "/v1/payment-methods")).headers.get("WWW-Authenticate")).toBeNull();
   });
 
