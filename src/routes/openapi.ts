@@ -171,6 +171,14 @@ export function openApiDocument(app: App, serverUrl: string): Json {
  */
 export const SCALAR_BUNDLE = "https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.0/esm.js";
 
+/**
+ * The reference page's policy: people paste secret keys and the admin token into its "Try it", so no
+ * other site may frame it (clickjacking a request with the key Scalar remembers), and no `<base>`
+ * or plugin can redirect its script. Script and style sources stay open: Scalar's bundle loads its
+ * own chunks, styles and fonts, which a stricter list would break without a browser to tell.
+ */
+export const DOCS_CSP = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
 /** The OpenAPI 3.1 document, generated from the route schemas that validate requests, and its reference page. */
 export function registerOpenApiRoutes(app: App) {
   for (const [name, scheme] of Object.entries(securitySchemes)) {
@@ -191,5 +199,9 @@ export function registerOpenApiRoutes(app: App) {
   });
   // Declared like every route, so its query is validated too; Scalar renders the page once it passed.
   const reference = Scalar<AppEnv>({ url: OPENAPI_PATH, pageTitle: "Tap2 Personalize API reference", bundle: SCALAR_BUNDLE });
-  app.openapi(docsRoute, async (c) => (await reference(c, async () => undefined)) as Response);
+  app.openapi(docsRoute, async (c) => {
+    const page = (await reference(c, async () => undefined)) as Response;
+    page.headers.set("Content-Security-Policy", DOCS_CSP);
+    return page;
+  });
 }
