@@ -1,6 +1,7 @@
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { admin, api, BASE, createMerchant, type TestMerchant } from "../helpers/fixtures";
+import { admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { recordPayments, refOf, repeat } from "../helpers/usage";
 
 /**
  * Attacker's-eye checks that cut across routes (README "Security at a glance"): what a browser may
@@ -41,6 +42,104 @@ describe("answers in a browser", () => {
       expect(res.headers.get("Content-Security-Policy"), res.url).toBe("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
       expect(res.headers.get("X-Frame-Options"), res.url).toBe("DENY");
       expect(res.headers.get("Referrer-Policy"), res.url).toBe("no-referrer");
+    }
+  });
+});
+
+type Prefs = { default_method: string | null; favorite_methods: string[]; excluded_methods: string[] };
+type Methods = { methods: { method_id: string }[]; personalized: boolean; fallback_reason?: string; decision_id: string };
+type Export = { merchant_id: string; preferences: unknown; usage_events: unknown[]; usage_summary: unknown[]; consent_log: unknown[] };
+
+const json = async <T>(res: Response): Promise<T> => {
+  if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
+  return res.json<T>();
+};
+const put = (m: TestMerchant, body: Record<string, unknown>) =>
+  api(m.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify(body) }).then((r) => json<unknown>(r));
+const prefsOf = (m: TestMerchant, customer: string) => api(m.secretKey, `/v1/personalize/preferences?customer_id=${encodeURIComponent(customer)}`).then((r) => json<Prefs>(r));
+const methodsOf = (m: TestMerchant, customer: string) => api(m.secretKey, `/v1/personalize/methods?customer_id=${encodeURIComponent(customer)}`).then((r) => json<Methods>(r));
+const consentOf = (m: TestMerchant, customer: string) => api(m.secretKey, `/v1/personalize/consent?customer_id=${encodeURIComponent(customer)}`).then((r) => json<{ entries: unknown[] }>(r));
+const exportOf = (m: TestMerchant, customer: string) => api(m.secretKey, `/v1/personalize/customers/${encodeURIComponent(customer)}/export`).then((r) => json<Export>(r));
+
+describe("ids that extend one another through the separators of the id alphabet", () => {
+  it("merchants base, base:c, base.c, base@c, base-c and customers cus, cus:1, cus:1: share no preferences, consent, history, export or cached profile", async () => {
+    const base = `sec_${Date.now().toString(36)}`;
+    const owner = await createMerchant({ merchant_id: base });
+    const others = await Promise.all([":c", ".c", "@c", "-c", ":c_x"].map((s) => createMerchant({ merchant_id: base + s })));
+    const customer = "cus:1";
+    await recordPayments(base, customer, repeat(6, { method_id: "paypal" }));
+    await put(owner, { customer_id: customer, default_method: "paypal", excluded_methods: ["klarna"], cross_merchant_consent: true });
+
+    // The owner sees its customer (so every absence below is a real one).
+    expect((await prefsOf(owner, customer)).default_method).toBe("paypal");
+    const own = await methodsOf(owner, customer);
+    expect(own.personalized).toBe(true);
+    expect(own.methods.map((m) => m.method_id)).not.toContain("klarna");
+    expect((await consentOf(owner, customer)).entries).toHaveLength(1);
+    expect((await exportOf(owner, customer)).usage_events).toHaveLength(6);
+
+    const untouched = async (m: TestMerchant, id: string) => {
+      const label = `${m.merchantId} / ${id}`;
+      expect(await prefsOf(m, id), label).toMatchObject({ default_method: null, favorite_methods: [], excluded_methods: [] });
+      const answer = await methodsOf(m, id);
+      expect(answer.fallback_reason, label).toBe("no_history");
+      expect(answer.methods.map((x) => x.method_id), label).toContain("klarna");
+      expect((await consentOf(m, id)).entries, label).toEqual([]);
+      expect(await exportOf(m, id), label).toMatchObject({ merchant_id: m.merchantId, preferences: null, usage_events: [], usage_summary: [], consent_log: [] });
+    };
+    for (const m of others) await untouched(m, customer);
+    for (const id of ["cus", "cus:", "cus:1:", "cus:1.", "cus:10", "1"]) await untouched(owner, id);
+
+    // Each merchant's cached profile is its own KV entry; only the owner's holds the customer's history.
+    const ref = await refOf(customer);
+    const cached = async (merchantId: string) => JSON.parse((await env.CACHE.get(`profile:${merchantId}:${ref}`))!) as { stats: unknown[]; preferences: unknown };
+    expect((await cached(base)).stats.length).toBeGreaterThan(0);
+    for (const m of others) expect(await cached(m.merchantId), m.merchantId).toMatchObject({ stats: [], preferences: null });
+
+    // A decision id of one is refused by the others, for the same customer id.
+    for (const m of others) {
+      const res = await api(m.secretKey, "/v1/personalize/feedback", { method: "POST", body: JSON.stringify({ customer_id: customer, method_id: "paypal", decision_id: own.decision_id }) });
+      const body = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(body.error.details?.[0]?.path).toBe("decision_id");
+    }
+  });
+});
+
+describe("cross-merchant consent shares method counts, nothing else", () => {
+  it("with consent at both and the feature on, B's order uses A's payments, but B's preferences, consent log, export and answers show nothing of A", async () => {
+    const features = { targeted_offers: false, cross_merchant: true };
+    const shopA = await createMerchant({ features });
+    const shopB = await createMerchant({ features });
+    const customer = "xm_sec_1";
+    await recordPayments(shopA.merchantId, customer, repeat(8, { method_id: "google_pay", amount: 987_654, currency: "EUR", country: "DE", device_type: "tablet" }));
+    await put(shopA, { customer_id: customer, default_method: "google_pay", favorite_methods: ["google_pay"], excluded_methods: ["klarna"], cross_merchant_consent: true });
+    await put(shopB, { customer_id: customer, cross_merchant_consent: true });
+
+    // The counts do cross (so the absences below are not those of a feature that is off).
+    const answer = await methodsOf(shopB, customer);
+    expect(answer.personalized).toBe(true);
+    expect(answer.methods[0]!.method_id).toBe("google_pay");
+    // A's exclusion and stated preferences are A's: B still offers klarna and has no default or favourites.
+    expect(answer.methods.map((m) => m.method_id)).toContain("klarna");
+    expect(await prefsOf(shopB, customer)).toMatchObject({ default_method: null, favorite_methods: [], excluded_methods: [] });
+
+    const consent = await consentOf(shopB, customer);
+    expect(consent.entries).toEqual([expect.objectContaining({ consent_type: "cross_merchant", action: "granted", merchant_id: shopB.merchantId })]);
+    const exported = await exportOf(shopB, customer);
+    expect(exported).toMatchObject({ usage_events: [], usage_summary: [] });
+
+    // Nothing B can read names A, its amounts or its contexts.
+    const texts = [
+      JSON.stringify(answer),
+      JSON.stringify(exported),
+      JSON.stringify(consent),
+      await api(shopB.secretKey, `/v1/personalize/offers?customer_id=${customer}`).then((r) => r.text()),
+      await api(shopB.secretKey, "/v1/analytics/summary").then((r) => r.text()),
+    ];
+    for (const text of texts) {
+      expect(text).not.toContain(shopA.merchantId);
+      expect(text).not.toContain("987654");
+      expect(text).not.toContain("tablet");
     }
   });
 });
