@@ -1,6 +1,8 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { admin, api, BASE, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
+import { sha256Hex } from "../../src/crypto/hash";
+import { clearMemo } from "../../src/storage/cachedRead";
+import { admin, api, BASE, createKey, createMerchant, expectError, type TestMerchant } from "../helpers/fixtures";
 import { recordPayments, refOf, repeat } from "../helpers/usage";
 
 /**
@@ -141,5 +143,57 @@ describe("cross-merchant consent shares method counts, nothing else", () => {
       expect(text).not.toContain("987654");
       expect(text).not.toContain("tablet");
     }
+  });
+});
+
+describe("a revoked key elsewhere (API.md §1: it stops working within 60 s at most)", () => {
+  const cacheKeyOf = async (key: string) => `api_key:${await sha256Hex(key)}`;
+
+  it("another location's cached copy from before the revocation is trusted only while younger than 45 s (src/storage/apiKeys.ts: KV entries 45 s, memory 10 s)", async () => {
+    const key = await createKey(a.merchantId, "secret");
+    expect((await api(key.key, "/v1/payment-methods")).status).toBe(200);
+    const cached = JSON.parse((await env.CACHE.get(await cacheKeyOf(key.key)))!) as { v: { revoked: boolean }; at: number };
+    expect(cached.v.revoked).toBe(false);
+    expect((await admin(`/v1/admin/keys/${key.key_id}`, { method: "DELETE" })).status).toBe(204);
+    await expectError(await api(key.key, "/v1/payment-methods"), 401, "INVALID_API_KEY");
+
+    // KV takes up to 60 s to forget the entry everywhere: another location may still read the copy
+    // written before the revocation. Within 45 s of its writing it is trusted (a lag the bound allows) …
+    const copy = async (ageMs: number) => {
+      clearMemo(); // another isolate: nothing remembered
+      await env.CACHE.put(await cacheKeyOf(key.key), JSON.stringify({ ...cached, at: Date.now() - ageMs }), { expirationTtl: 3600 });
+    };
+    await copy(40_000);
+    expect((await api(key.key, "/v1/payment-methods")).status).toBe(200);
+    // … past that D1 is asked again, and says revoked.
+    await copy(46_000);
+    await expectError(await api(key.key, "/v1/payment-methods"), 401, "INVALID_API_KEY");
+    // A copy that says revoked is never overruled by time.
+    clearMemo();
+    await expectError(await api(key.key, "/v1/payment-methods"), 401, "INVALID_API_KEY");
+  });
+});
+
+describe("CORS", () => {
+  it("never allows credentials, never reflects an unlisted origin, and no merchant can list the opaque origin null", async () => {
+    const allowed = "https://shop.example";
+    const answers = [
+      await SELF.fetch(`${BASE}/v1/personalize/methods`, { method: "OPTIONS", headers: { Origin: allowed, "Access-Control-Request-Method": "GET" } }),
+      await api(a.publishableKey, "/v1/personalize/methods", { headers: { Origin: allowed } }),
+      await api(a.secretKey, "/v1/personalize/methods?customer_id=c", { headers: { Origin: allowed } }),
+    ];
+    for (const res of answers) {
+      expect(res.headers.get("Access-Control-Allow-Origin")).toBe(allowed);
+      expect(res.headers.get("Access-Control-Allow-Credentials")).toBeNull();
+    }
+    for (const origin of ["null", "https://evil.example", `${allowed}.evil.example`]) {
+      const pre = await SELF.fetch(`${BASE}/v1/personalize/methods?merchant_id=${a.merchantId}`, { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "GET" } });
+      expect(pre.headers.get("Access-Control-Allow-Origin"), origin).toBeNull();
+      const secret = await api(a.secretKey, "/v1/personalize/methods?customer_id=c", { headers: { Origin: origin } });
+      expect(secret.status).toBe(200); // a backend's call, whatever Origin it sends …
+      expect(secret.headers.get("Access-Control-Allow-Origin"), origin).toBeNull(); // … is never readable by that page
+    }
+    const res = await admin(`/v1/admin/merchants/${a.merchantId}`, { method: "PATCH", body: JSON.stringify({ allowed_origins: ["null"] }) });
+    await expectError(res, 400, "VALIDATION_ERROR");
   });
 });
