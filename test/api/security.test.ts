@@ -197,3 +197,53 @@ describe("CORS", () => {
     await expectError(res, 400, "VALIDATION_ERROR");
   });
 });
+
+describe("idempotency keys are per merchant", () => {
+  /** Polls D1 until the consumer (real local queue) has stored `count` events of the merchant. */
+  async function storedEvents(merchantId: string, count: number): Promise<{ event_id: string; method_id: string }[]> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { results } = await env.DB.prepare("SELECT event_id, method_id FROM usage_events WHERE merchant_id = ? ORDER BY event_id").bind(merchantId).all<{ event_id: string; method_id: string }>();
+      if (results.length >= count || Date.now() > deadline) return results;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  it("a merchant sending another's event_id or Idempotency-Key first never suppresses the other's events, nor replays its session", async () => {
+    const first = await createMerchant();
+    const second = await createMerchant();
+    const send = (m: TestMerchant, method_id: string) =>
+      Promise.all([
+        api(m.secretKey, "/v1/personalize/feedback", { method: "POST", body: JSON.stringify({ customer_id: "cus_idem", method_id, event_id: "order_1" }) }),
+        api(m.secretKey, "/v1/personalize/feedback", { method: "POST", headers: { "Idempotency-Key": "order_2" }, body: JSON.stringify({ customer_id: "cus_idem", method_id }) }),
+        api(m.secretKey, "/v1/personalize/feedback/batch", {
+          method: "POST",
+          headers: { "Idempotency-Key": "batch_1" },
+          body: JSON.stringify({ events: [{ customer_id: "cus_idem", method_id, amount: 100, currency: "EUR" }, { customer_id: "cus_idem", method_id, amount: 200, currency: "EUR" }] }),
+        }),
+      ]);
+    for (const res of await send(first, "visa")) expect(res.status).toBeLessThan(300);
+    const firsts = await storedEvents(first.merchantId, 4);
+    expect(firsts.map((e) => e.method_id)).toEqual(["visa", "visa", "visa", "visa"]);
+    // The same requests from the other merchant: the same ids (the batch's are derived from the key
+    // and the content, which are the same) …
+    for (const res of await send(second, "visa")) expect(res.status).toBeLessThan(300);
+    const seconds = await storedEvents(second.merchantId, 4);
+    // … stored for each merchant as its own events.
+    expect(seconds).toEqual(firsts);
+    expect(firsts.map((e) => e.event_id)).toContain("order_1");
+    expect(await storedEvents(first.merchantId, 4)).toEqual(firsts);
+
+    const open = (m: TestMerchant) =>
+      api(m.secretKey, "/v1/checkout/sessions", { method: "POST", headers: { "Idempotency-Key": "order_1" }, body: JSON.stringify({ customer_id: "cus_idem" }) }).then(async (r) => {
+        expect(r.status).toBe(201);
+        return { replayed: r.headers.get("Idempotent-Replayed"), ...(await r.json<{ id: string; client_secret: string; merchant_id: string }>()) };
+      });
+    const mine = await open(first);
+    const theirs = await open(second);
+    expect(theirs).toMatchObject({ replayed: null, merchant_id: second.merchantId });
+    expect(theirs.id).not.toBe(mine.id);
+    expect(theirs.client_secret).not.toBe(mine.client_secret);
+    expect((await open(first)).client_secret).toBe(mine.client_secret); // the key still replays for its own merchant
+  });
+});
