@@ -61,6 +61,20 @@ export const profileKey = (merchantId: string, customerRef: string) => `profile:
  */
 const KEYS = "SELECT key AS i, json_extract(value, '$[0]') AS m, json_extract(value, '$[1]') AS r, json_extract(value, '$[2]') AS x FROM json_each(?1)";
 
+/**
+ * The rows the cross-merchant part of key `k` (a row of KEYS) sums, in three pieces so that the read
+ * (PROFILE_SQL.cross) and its version join them the same way: the customer's overall stats at other
+ * merchants (CROSS_STATS, on method_stats AS s), where they consented to cross-merchant use and have
+ * not opted out of personalization, and whose feature is on (CROSS_JOINS), and where their deletion
+ * is not pending (CROSS_NOT_PENDING).
+ */
+const CROSS_STATS = "s.customer_ref = k.r AND s.merchant_id <> k.m AND s.bucket = '*'";
+const CROSS_JOINS = `JOIN preferences AS p ON p.merchant_id = s.merchant_id AND p.customer_ref = s.customer_ref
+      AND p.cross_merchant_consent = 1 AND p.personalization_enabled = 1
+    JOIN merchants AS om ON om.id = s.merchant_id AND json_extract(om.config, '$.features.cross_merchant') = 1`;
+const CROSS_NOT_PENDING = `NOT EXISTS (SELECT 1 FROM customer_deletions AS d
+                      WHERE d.merchant_id = s.merchant_id AND d.customer_ref = s.customer_ref AND d.status = 'pending')`;
+
 const PROFILE_SQL = {
   preferences: `SELECT k.i AS k_i, ${PREFERENCE_COLUMNS} FROM (${KEYS}) AS k
     JOIN preferences AS p ON p.merchant_id = k.m AND p.customer_ref = k.r`,
@@ -72,27 +86,31 @@ const PROFILE_SQL = {
   // Only method counts cross the merchant boundary: no other merchant's id, amount or event. Only
   // merchants with the cross_merchant feature on contribute (a merchant whose customer ids are its
   // own, not global, keeps it off: its "42" is not another merchant's "42"), and only where the
-  // customer both consented to cross-merchant use and has not opted out of personalization there.
+  // customer both consented to cross-merchant use and has not opted out of personalization there,
+  // nor is pending deletion there.
   cross: `SELECT k.i AS k_i, s.method_id, sum(s.weight_ref) AS weight_ref, sum(s.uses) AS uses FROM (${KEYS}) AS k
-    JOIN method_stats AS s ON s.customer_ref = k.r AND s.merchant_id <> k.m AND s.bucket = '*'
-    JOIN preferences AS p ON p.merchant_id = s.merchant_id AND p.customer_ref = s.customer_ref
-      AND p.cross_merchant_consent = 1 AND p.personalization_enabled = 1
-    JOIN merchants AS om ON om.id = s.merchant_id AND json_extract(om.config, '$.features.cross_merchant') = 1
+    JOIN method_stats AS s ON ${CROSS_STATS}
+    ${CROSS_JOINS}
     WHERE k.x = 1
-      AND NOT EXISTS (SELECT 1 FROM customer_deletions AS d
-                      WHERE d.merchant_id = s.merchant_id AND d.customer_ref = s.customer_ref AND d.status = 'pending')
+      AND ${CROSS_NOT_PENDING}
     GROUP BY k.i, s.method_id
     ORDER BY s.method_id`,
   // What a cached copy must agree with D1 on, as one string per key: the preference row, the stats
-  // (each event adds to uses, the purge and retention remove rows) and a pending deletion. Read in the
-  // load's own batch (one transaction, so it describes that snapshot) and again after each KV write
-  // (writeChecked). The cross-merchant part has its own bound (CROSS_MERCHANT_FRESH_MS).
+  // (each event adds to uses, the purge and retention remove rows), a pending deletion and, when the
+  // cross-merchant part is read (as in loadSnapshots: the key asks for it and the customer consents
+  // here), a fingerprint of the other merchants' rows it sums (a payment there adds to uses; a
+  // revocation, an opt-out or a deletion there, or a contributor switching its feature off, removes
+  // rows). Read in the load's own batch (one transaction, so it describes that snapshot) and again
+  // after each KV write (writeChecked).
   version: `SELECT k.i AS k_i, json_array(
       (SELECT json_array(p.default_method, p.favorite_methods, p.excluded_methods, p.personalization_enabled, p.cross_merchant_consent, p.updated_at)
          FROM preferences AS p WHERE p.merchant_id = k.m AND p.customer_ref = k.r),
       (SELECT json_array(count(*), total(s.uses), total(s.weight_ref), max(s.last_used_at))
          FROM method_stats AS s WHERE s.merchant_id = k.m AND s.customer_ref = k.r),
-      EXISTS (SELECT 1 FROM customer_deletions AS d WHERE d.merchant_id = k.m AND d.customer_ref = k.r AND d.status = 'pending')
+      EXISTS (SELECT 1 FROM customer_deletions AS d WHERE d.merchant_id = k.m AND d.customer_ref = k.r AND d.status = 'pending'),
+      CASE WHEN k.x = 1 AND EXISTS (SELECT 1 FROM preferences AS h WHERE h.merchant_id = k.m AND h.customer_ref = k.r AND h.cross_merchant_consent = 1)
+        THEN (SELECT json_array(count(*), total(s.uses), total(s.weight_ref)) FROM method_stats AS s ${CROSS_JOINS}
+              WHERE ${CROSS_STATS} AND ${CROSS_NOT_PENDING}) END
     ) AS v FROM (${KEYS}) AS k`,
 } as const;
 
@@ -273,8 +291,11 @@ const DROP_ATTEMPTS = 3;
  * means the next read fills from D1. `error` is the first failure seen (null when none), also when
  * every key ended up safe (a check that failed, its drops done).
  *
- * Not covered: the cross-merchant part (other merchants' counts), which CROSS_MERCHANT_FRESH_MS
- * bounds, and preferences' created_at / last_used_at, which scoring does not read.
+ * The cross-merchant part is covered too (a revocation, an opt-out, a deletion or a payment at
+ * another merchant drops this merchant's entry, and the write of a miss that read before it is
+ * dropped here); what no drop follows (a contributor's feature switched off by PATCH, peers past
+ * the drop caps) stays bounded by CROSS_MERCHANT_FRESH_MS. Not covered: preferences' created_at /
+ * last_used_at, which scoring does not read.
  */
 export async function writeChecked(env: ProfileEnv, keys: readonly ProfileKey[], snapshot: { profiles: Profile[]; versions: string[] }): Promise<{ unwritten: ProfileKey[]; error: unknown }> {
   if (keys.length === 0) return { unwritten: [], error: null };

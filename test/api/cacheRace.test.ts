@@ -4,6 +4,7 @@ import { customerRef } from "../../src/crypto/pseudonym";
 import { KV_REWRITE_WAIT_MS, loadSnapshots, type ProfileKey, profileKey, readProfile, writeChecked } from "../../src/storage/profile";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
+import { recordPayments, repeat } from "../helpers/usage";
 
 /**
  * KV has no conditional write. A writer that read D1 just before a change and writes KV just after the
@@ -167,5 +168,62 @@ describe("a cache write that lost a race with a change", () => {
     vi.restoreAllMocks();
     expect(await env.CACHE.get(kvKey(k))).toBeNull();
     expect(await shown(id)).toContain("klarna");
+  });
+
+  describe("a peer's late write of the customer's counts at another merchant (the cross-merchant part)", () => {
+    const cross = { features: { targeted_offers: false, cross_merchant: true }, holdout_percent: 0 };
+    const putAt = (shop: TestMerchant, id: string, body: object) =>
+      api(shop.secretKey, "/v1/personalize/preferences", { method: "PUT", body: JSON.stringify({ customer_id: id, ...body }) });
+    const answerAt = async (shop: TestMerchant, id: string) => {
+      const res = await api(shop.secretKey, `/v1/personalize/methods?customer_id=${id}&device_type=desktop&country=DE&currency=EUR`);
+      expect(res.status).toBe(200);
+      return res.json<MethodsBody>();
+    };
+    /** The customer pays with google_pay 8 times at B and consents at both; A's profile holds B's counts. */
+    async function peers(id: string) {
+      const a = await createMerchant(cross);
+      const b = await createMerchant(cross);
+      await recordPayments(b.merchantId, id, repeat(8, { method_id: "google_pay" }));
+      expect((await putAt(b, id, { cross_merchant_consent: true })).status).toBe(200);
+      expect((await putAt(a, id, { cross_merchant_consent: true })).status).toBe(200);
+      const k: ProfileKey = { merchantId: a.merchantId, customerRef: await customerRef(env.PII_KEY, id), crossMerchant: true };
+      expect((await answerAt(a, id)).methods[0]!.method_id).toBe("google_pay");
+      return { a, b, k };
+    }
+
+    for (const [change, apply] of [
+      ["a revocation of cross-merchant consent", (b: TestMerchant, id: string) => putAt(b, id, { cross_merchant_consent: false })],
+      ["an opt-out of personalization", (b: TestMerchant, id: string) => putAt(b, id, { personalization_enabled: false })],
+      ["a deletion", (b: TestMerchant, id: string) => api(b.secretKey, `/v1/personalize/customers/${id}`, { method: "DELETE" })],
+    ] as const) {
+      it(`${change} at the other merchant: A's miss that read D1 before it does not keep B's counts`, async () => {
+        const id = `race_cross_${change.split(" ")[1]}`;
+        const { a, b, k } = await peers(id);
+        const before = await loadSnapshots(env.DB, [k], Date.now()); // A's miss reads D1, B's counts included …
+        expect(before.profiles[0]!.cross_merchant.map((x) => x.method_id)).toEqual(["google_pay"]);
+        expect((await apply(b, id)).ok).toBe(true); // … B's change commits and drops A's entry …
+        expect(await writeChecked(env, [k], before)).toEqual({ unwritten: [], error: null }); // … then the miss writes.
+        expect(await env.CACHE.get(kvKey(k))).toBeNull();
+        expect(await answerAt(a, id)).toMatchObject({ personalized: false, fallback_reason: "no_history" });
+      });
+    }
+
+    it("a payment at the other merchant: A's miss that read D1 before it does not hide it", async () => {
+      const { k } = await peers("race_cross_payment");
+      const before = await loadSnapshots(env.DB, [k], Date.now());
+      await env.DB.prepare("UPDATE method_stats SET uses = uses + 1, weight_ref = weight_ref + 1 WHERE customer_ref = ? AND merchant_id <> ? AND bucket = '*'")
+        .bind(k.customerRef, k.merchantId)
+        .run();
+      await writeChecked(env, [k], before);
+      expect(await env.CACHE.get(kvKey(k))).toBeNull();
+    });
+
+    it("without a change at the other merchant the entry stays", async () => {
+      const { k } = await peers("race_cross_none");
+      await env.CACHE.delete(kvKey(k));
+      const snapshot = await loadSnapshots(env.DB, [k], Date.now());
+      expect(await writeChecked(env, [k], snapshot)).toEqual({ unwritten: [], error: null });
+      expect(JSON.parse((await env.CACHE.get(kvKey(k)))!)).toEqual(snapshot.profiles[0]);
+    });
   });
 });
