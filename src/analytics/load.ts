@@ -9,7 +9,11 @@ import { bucketKey, floorTo, hourPrefix, planWindow } from "./timeBuckets";
  * rollup job has not cleared yet) — from raw rows through the same aggregate the rollups are built
  * with, so an answer counts every decision and conversion stored before it (API.md §6). All fact
  * queries of one call run in one D1 batch (one consistent snapshot), after one primary-key read of
- * the merchant's dirty marks; an hour that turns dirty between the two is at most one rollup run behind.
+ * the merchant's dirty marks that plans them. The batch reads those marks again: when an hour turned
+ * dirty in between (a row stored in a rolled-up hour, whose rollup then lacks it), the window is
+ * planned and read again on the batch's marks, up to PLAN_ATTEMPTS reads in all, so the answer is
+ * the snapshot of one batch. (An hour that turned clean in between is right either way: it is read
+ * raw, which its fresh rollup agrees with.)
  */
 export async function loadFacts(
   db: D1Database,
@@ -22,7 +26,34 @@ export async function loadFacts(
 ): Promise<Record<FactName, FactRow[]>> {
   // A dirty hour that is final (finalBeforeMs) is read from its rollup, as the rollup job leaves it:
   // its raw rows may be gone.
-  const stale = await staleHours(db, merchantId, Math.max(fromMs, finalBeforeMs(nowMs)), Math.min(toMs, floorTo(nowMs, "hour")));
+  const marks = staleHoursStatement(db, merchantId, Math.max(fromMs, finalBeforeMs(nowMs)), Math.min(toMs, floorTo(nowMs, "hour")));
+  let stale = marks ? hoursOf((await marks.all<{ hour: string }>()).results) : [];
+  for (let attempt = 1; ; attempt++) {
+    const read = await readPlanned(db, merchantId, fromMs, toMs, nowMs, names, opts, stale, marks);
+    if (read.turnedDirty.length === 0 || attempt >= PLAN_ATTEMPTS) return read.facts;
+    stale = read.stale;
+  }
+}
+
+/** Reads of a window in all (the first on the marks read before, the others on a batch's own). */
+const PLAN_ATTEMPTS = 3;
+
+/**
+ * One read of the window as planned on `stale`: the facts, in one batch that ends with the dirty
+ * marks again (`marks`), and the hours those name that the plan read from rollups, not raw
+ * (`turnedDirty`).
+ */
+async function readPlanned(
+  db: D1Database,
+  merchantId: string,
+  fromMs: number,
+  toMs: number,
+  nowMs: number,
+  names: FactName[],
+  opts: { useDaily: boolean },
+  stale: number[],
+  marks: D1PreparedStatement | null,
+): Promise<{ facts: Record<FactName, FactRow[]>; stale: number[]; turnedDirty: number[] }> {
   const plan = planWindow(fromMs, toMs, nowMs, opts.useDaily, stale, rollupHorizonMs(nowMs));
   const ranges: { grain: "h" | "d"; from: string; to: string }[] = [
     ...plan.dailyRollups.map(([a, b]) => ({ grain: "d" as const, from: bucketKey(a), to: bucketKey(b) })),
@@ -44,21 +75,23 @@ export async function loadFacts(
     }
   }
   const out = Object.fromEntries(names.map((n) => [n, [] as FactRow[]])) as Record<FactName, FactRow[]>;
-  if (statements.length === 0) return out;
-  const results = await db.batch<FactRow>(statements);
-  results.forEach((r, i) => out[owners[i]!].push(...r.results));
-  return out;
+  if (statements.length === 0) return { facts: out, stale, turnedDirty: [] };
+  const results = await db.batch<FactRow>(marks ? [...statements, marks] : statements);
+  results.slice(0, statements.length).forEach((r, i) => out[owners[i]!].push(...r.results));
+  const now = marks ? hoursOf(results[statements.length]!.results as unknown as { hour: string }[]) : [];
+  return { facts: out, stale: now, turnedDirty: now.filter((h) => !plan.raw.some(([a, b]) => h >= a && h < b)) };
 }
 
-/** Closed hours in [from, closedEnd) with a dirty mark of the merchant (its primary key), as hour starts. */
-async function staleHours(db: D1Database, merchantId: string, fromMs: number, closedEndMs: number): Promise<number[]> {
-  if (closedEndMs <= fromMs) return [];
-  const { results } = await db
-    .prepare("SELECT hour FROM analytics_dirty_hours WHERE merchant_id = ?1 AND hour >= ?2 AND hour < ?3")
-    .bind(merchantId, bucketKey(fromMs), bucketKey(closedEndMs))
-    .all<{ hour: string }>();
-  return results.map((r) => Date.parse(r.hour));
+/**
+ * The read of the closed hours in [from, closedEnd) with a dirty mark of the merchant (its primary
+ * key); null when the range holds no closed hour.
+ */
+function staleHoursStatement(db: D1Database, merchantId: string, fromMs: number, closedEndMs: number): D1PreparedStatement | null {
+  if (closedEndMs <= fromMs) return null;
+  return db.prepare("SELECT hour FROM analytics_dirty_hours WHERE merchant_id = ?1 AND hour >= ?2 AND hour < ?3").bind(merchantId, bucketKey(fromMs), bucketKey(closedEndMs));
 }
+
+const hoursOf = (rows: { hour: string }[]) => rows.map((r) => Date.parse(r.hour));
 
 /** D1 refuses a compound SELECT of more than 5 terms ("too many terms in compound SELECT"). */
 const D1_COMPOUND_SELECT_TERMS = 5;

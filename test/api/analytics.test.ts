@@ -421,6 +421,89 @@ describe("closed hours the rollup job has not reached yet", () => {
   });
 });
 
+describe("rows stored while a read is planned", () => {
+  /**
+   * Runs `interfere` once, right after the read of the merchant's dirty marks that plans a window
+   * and before the window's batch: a decision or conversion the analytics or feedback consumer
+   * commits in that gap.
+   */
+  function storeAfterThePlan(interfere: () => Promise<unknown>) {
+    const prepare = env.DB.prepare.bind(env.DB);
+    let left = 1;
+    return vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+      const stmt = prepare(sql);
+      if (!sql.startsWith("SELECT hour FROM analytics_dirty_hours WHERE merchant_id = ?1")) return stmt;
+      const bind = stmt.bind.bind(stmt);
+      stmt.bind = (...values: unknown[]) => {
+        const bound = bind(...values);
+        const all = bound.all.bind(bound);
+        bound.all = (async () => {
+          const result = await all();
+          if (left > 0) {
+            left -= 1;
+            await interfere();
+          }
+          return result;
+        }) as typeof bound.all;
+        return bound;
+      };
+      return stmt;
+    });
+  }
+
+  it("a decision stored in a rolled-up hour between the plan and the read counts in that answer, with its conversion, once", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const hour = floorHour(Date.now()) - 5 * HOUR; // closed, rolled up below
+    const first = await makeDecision(shop.merchantId, { customer: "gap0", at: hour + 60_000, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] });
+    await deliverAnalytics([first.message]);
+    await rollupCron();
+    const range = `?from=${iso(hour - 24 * HOUR)}&to=${iso(floorHour(Date.now()) + HOUR)}`.replace(/\.000Z/g, "Z");
+    expect((await summaryOf(shop, range)).arms.treatment).toMatchObject({ decisions: 1, conversions: 0 });
+
+    // A decision of that hour (a delayed queue) and its payment land while the summary is planned.
+    const late = await makeDecision(shop.merchantId, { customer: "gap1", at: hour + 120_000, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] });
+    const payment = await postFeedback(shop, { customer_id: "gap1", method_id: "visa", amount: 700, currency: "USD", event_id: "ev_gap1", decision_id: late.id, occurred_at: iso(hour + 180_000) });
+    const gap = storeAfterThePlan(async () => {
+      await deliverAnalytics([late.message]);
+      await storeFeedback([payment]);
+    });
+    let raced: SummaryResponse;
+    try {
+      raced = await summaryOf(shop, range);
+    } finally {
+      gap.mockRestore();
+    }
+    expect(raced.arms.treatment).toMatchObject({ decisions: 2, conversions: 1, top1_rate: 1 });
+    expect(raced.methods).toEqual([expect.objectContaining({ method_id: "visa", payments: 1 })]);
+    await rollupCron();
+    expect(await summaryOf(shop, range)).toEqual(raced);
+  });
+
+  it("hours turning dirty before every read: three reads at most, then the last one's answer", async () => {
+    const shop = await createMerchant({ holdout_percent: 0 });
+    const hour = floorHour(Date.now()) - 8 * HOUR;
+    await deliverAnalytics([(await makeDecision(shop.merchantId, { customer: "busy", at: hour + 60_000, arm: "treatment", fallback: null, ranked: ["visa"] })).message]);
+    await rollupCron();
+    // Before each batch of the read, another rolled-up hour gets a dirty mark its plan did not have.
+    let reads = 0;
+    const batch = env.DB.batch.bind(env.DB);
+    const spy = vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
+      reads += 1;
+      await env.DB.prepare("INSERT INTO analytics_dirty_hours (merchant_id, hour) VALUES (?, ?)").bind(shop.merchantId, bucketKey(hour + reads * HOUR)).run();
+      return batch(statements);
+    });
+    let facts;
+    try {
+      facts = await loadFacts(env.DB, shop.merchantId, hour - HOUR, floorHour(Date.now()) + HOUR, Date.now(), ["decisions"], { useDaily: false });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(reads).toBe(3);
+    expect(facts.decisions.reduce((sum, r) => sum + Number(r.decisions), 0)).toBe(1);
+    await rollupCron();
+  });
+});
+
 describe("a backlog: more stale runs than a read takes raw one by one", () => {
   it("decisions of 6 closed hours apart, delivered at once (a drained analytics queue), count before the next run, in the summary and the hourly series", async () => {
     const shop = await createMerchant({ holdout_percent: 0 });
