@@ -1,6 +1,7 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { customerRef } from "../../src/crypto/pseudonym";
+import worker from "../../src/index";
 import { KV_REWRITE_WAIT_MS, loadSnapshots, type ProfileKey, profileKey, readProfile, writeChecked } from "../../src/storage/profile";
 import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
 import { countD1Queries } from "../helpers/queryCount";
@@ -168,6 +169,74 @@ describe("a cache write that lost a race with a change", () => {
     vi.restoreAllMocks();
     expect(await env.CACHE.get(kvKey(k))).toBeNull();
     expect(await shown(id)).toContain("klarna");
+  });
+
+  /** Runs `change` once, when the first KV write of `k`'s entry is about to land (its writer has read D1). */
+  function changeBeforeTheWrite(k: ProfileKey, change: () => Promise<void>) {
+    const original = env.CACHE.put.bind(env.CACHE);
+    const raced = { done: false };
+    vi.spyOn(env.CACHE, "put").mockImplementation(async (...args: Parameters<KVNamespace["put"]>) => {
+      if (!raced.done && args[0] === kvKey(k)) {
+        raced.done = true;
+        await change();
+      }
+      return original(...args);
+    });
+    return raced;
+  }
+
+  /** The real feedback consumer stores one payment (klarna) of `id` and refreshes its profile. */
+  async function consumePayment(id: string, k: ProfileKey) {
+    const now = new Date(Date.now() - 1000).toISOString();
+    const body = { v: 1, merchant_id: m.merchantId, customer_ref: k.customerRef, event_id: `ev_${id}`, method_id: "klarna", amount: 1000, currency: "EUR",
+      device_type: "desktop", location_country: "DE", offer_id: null, occurred_at: now, received_at: now, decision: null };
+    const batch = createMessageBatch("feedback-events-dev", [{ id: `msg_${id}`, timestamp: new Date(), attempts: 1, body }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual([`msg_${id}`]);
+  }
+
+  it("the feedback consumer's refresh: a PUT that commits between its D1 read and its KV write does not leave the old preferences behind", async () => {
+    const id = "race_consumer_put";
+    const k = await keyOf(id);
+    const raced = changeBeforeTheWrite(k, async () => {
+      expect((await put(id, { excluded_methods: ["paypal"] })).status).toBe(200);
+    });
+    await consumePayment(id, k);
+    expect(raced.done).toBe(true);
+    vi.restoreAllMocks();
+    expect(await env.CACHE.get(kvKey(k))).toBeNull(); // the consumer's late write was dropped
+    expect(await shown(id)).not.toContain("paypal");
+  });
+
+  it("the feedback consumer's refresh: a DELETE that commits between its D1 read and its KV write does not bring the customer back", async () => {
+    const id = "race_consumer_delete";
+    const k = await keyOf(id);
+    const raced = changeBeforeTheWrite(k, async () => {
+      expect((await api(m.secretKey, `/v1/personalize/customers/${id}`, { method: "DELETE" })).status).toBe(202);
+    });
+    await consumePayment(id, k);
+    expect(raced.done).toBe(true);
+    vi.restoreAllMocks();
+    expect(await env.CACHE.get(kvKey(k))).toBeNull();
+    expect(await methods(id)).toMatchObject({ personalized: false, fallback_reason: "customer_deleted" });
+  });
+
+  it("/methods' own miss: a restore that commits between its D1 read and its KV write does not keep the customer hidden", async () => {
+    const id = "race_miss_restore";
+    expect((await put(id, { default_method: "paypal" })).status).toBe(200);
+    expect((await api(m.secretKey, `/v1/personalize/customers/${id}`, { method: "DELETE" })).status).toBe(202);
+    const k = await keyOf(id);
+    await env.CACHE.delete(kvKey(k));
+    const raced = changeBeforeTheWrite(k, async () => {
+      expect((await api(m.secretKey, `/v1/personalize/customers/${id}/restore`, { method: "POST" })).status).toBe(200);
+    });
+    const { profile } = await readProfile(env, k.merchantId, k.customerRef, { crossMerchant: false });
+    expect({ raced: raced.done, pending: profile.pending_deletion }).toEqual({ raced: true, pending: true }); // it answered from the old read
+    vi.restoreAllMocks();
+    expect(await env.CACHE.get(kvKey(k))).toBeNull();
+    const answer = await methods(id);
+    expect({ personalized: answer.personalized, reason: answer.fallback_reason ?? null }).toEqual({ personalized: true, reason: null });
   });
 
   describe("a peer's late write of the customer's counts at another merchant (the cross-merchant part)", () => {
