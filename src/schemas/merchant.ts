@@ -16,16 +16,38 @@ export const Origin = z
  * An allowed origin as written by the merchant, stored as a browser serializes its Origin header
  * (lowercase scheme and host, no default port): `https://Shop.Example:443` would otherwise never
  * equal any Origin a browser sends, and its checkout would be refused without a word. A value no
- * browser can send (port over 65535, a malformed IPv4 address) is a 400.
+ * browser can send is a 400: one URL refuses (port over 65535, a malformed IPv4 address), and
+ * two URL takes but no page can be served from (port 0, a host that is no DNS name: hostProblem).
  */
 const AllowedOrigin = Origin.transform((origin, ctx) => {
   const canonical = canonicalOrigin(origin);
-  if (canonical === null) {
-    ctx.addIssue({ code: "custom", message: "is not an origin a browser can send" });
+  const problem = canonical === null ? "is not an origin a browser can send" : originProblem(canonical);
+  if (problem !== null) {
+    ctx.addIssue({ code: "custom", message: problem });
     return z.NEVER;
   }
-  return canonical;
+  return canonical!;
 });
+
+/** A DNS label as a browser's Origin carries it: letters, digits, hyphens, not at either end, 1-63 characters (an IDN in punycode, xn--…). */
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Why a canonical origin (canonicalOrigin's output) is one no browser ever sends, or null: port 0
+ * (no server listens there) or a host that is neither an IP literal nor a DNS name (`https://-`,
+ * `https://a..b`, a label over 63 characters). `localhost` is a DNS name; a trailing dot
+ * (`https://shop.example.`, the fully qualified spelling) is kept, as a browser sends it.
+ */
+export function originProblem(canonical: string): string | null {
+  const url = new URL(canonical);
+  if (url.port === "0") return "has port 0, which no browser sends: leave the port out for the scheme's default, or give the page's port";
+  const host = url.hostname;
+  if (host.startsWith("[") || /^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return null; // an IP literal (URL wrote it canonical)
+  const name = host.endsWith(".") ? host.slice(0, -1) : host;
+  // No length check of the whole name: Origin's 255 characters keep it under DNS's 253.
+  if (name.split(".").every((label) => DNS_LABEL.test(label))) return null;
+  return "has a host that is no DNS name: labels of letters, digits and hyphens (not first or last), at most 63 characters each, an IDN in punycode (xn--…)";
+}
 
 /** An origin as a browser serializes it (`https://Shop.Example:443` → `https://shop.example`), or null when no browser can send it. */
 export function canonicalOrigin(origin: string): string | null {

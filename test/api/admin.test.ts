@@ -182,6 +182,24 @@ describe("merchants", () => {
     expect(body.error.details?.map((d) => d.path)).toContain(path);
   });
 
+  it("allowed_origins: port 0 and a host that is no DNS name or IP literal are a 400 (URL takes them, no browser sends them); localhost, IPs, punycode and a trailing dot are stored", async () => {
+    const refused = ["https://a.example:0", "https://-", "https://-a.example", "https://a-.example", "https://a..example", "https://.a.example", `https://${"a".repeat(64)}.example`];
+    for (const origin of refused) {
+      const res = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(validMerchant({ allowed_origins: ["https://ok.example", origin] })) });
+      const body = await expectError(res, 400, "VALIDATION_ERROR");
+      expect(body.error.details?.map((d) => d.path), origin).toEqual(["allowed_origins.1"]);
+      expect(body.error.details?.[0]?.message, origin).toMatch(origin.endsWith(":0") ? /port 0/ : /no DNS name/);
+    }
+    const m = await createMerchant();
+    const patched = await admin(`/v1/admin/merchants/${m.merchantId}`, { method: "PATCH", body: JSON.stringify({ allowed_origins: ["http://shop.example:0"] }) });
+    expect((await expectError(patched, 400, "VALIDATION_ERROR")).error.details?.map((d) => d.path)).toEqual(["allowed_origins.0"]);
+
+    const accepted = ["http://localhost:8787", "http://127.0.0.1:3000", "http://[::1]:8787", "https://XN--bcher-kva.example", "https://shop.example.", "https://a-b.c1.example:1", `https://${"a".repeat(63)}.example`];
+    const created = await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(validMerchant({ allowed_origins: accepted })) });
+    expect(created.status).toBe(201);
+    expect((await created.json<{ allowed_origins: string[] }>()).allowed_origins).toEqual(accepted.map((o) => new URL(o).origin));
+  });
+
   it("400 when a required field is missing", async () => {
     const { tier: _tier, ...rest } = validMerchant();
     const body = await expectError(await admin("/v1/admin/merchants", { method: "POST", body: JSON.stringify(rest) }), 400, "VALIDATION_ERROR");
