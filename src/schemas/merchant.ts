@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { WEIGHT_BOUNDS, WEIGHT_KEYS } from "../personalization/weights";
 import { CATALOG_BY_ID } from "../catalog/methods";
-import { Country, Currency, DeviceType, DUPLICATES_MESSAGE, hasDuplicates, MerchantId, MethodId, OfferId, pageLimit, Text, Tier, Timestamp } from "./common";
+import { Country, Currency, DeviceType, DUPLICATES_MESSAGE, hasDuplicates, idOf128, MerchantId, MethodId, OfferId, pageLimit, Text, Tier, Timestamp } from "./common";
 import { VISITOR_LIMIT, VISITOR_PERIOD_SECONDS } from "../ratelimit/visitor";
 
 const CatalogMethodId = MethodId.refine((id) => CATALOG_BY_ID.has(id), "is not a method of the catalog (GET /v1/payment-methods)");
@@ -225,9 +225,16 @@ export const MerchantPatch = z
   })
   .openapi("MerchantPatch", { example: { holdout_percent: 5, features: { targeted_offers: false }, rate_limit: { requests_per_hour: 20000, burst: 2000 } } });
 
+/**
+ * A stored merchant's id, which may be `.` or `..`: created before those were refused (MerchantId),
+ * such a merchant still shows in the list, and a page ending at it must lead on (a cursor is a query
+ * value, which, unlike a path segment, carries dots as they are).
+ */
+const StoredMerchantId = idOf128("m_demo");
+
 export const MerchantView = z
   .object({
-    merchant_id: MerchantId,
+    merchant_id: StoredMerchantId,
     name: z.string(),
     tier: Tier,
     methods: z.array(MethodId),
@@ -295,12 +302,12 @@ export const DEFAULT_MERCHANT_PAGE = 20;
 
 export const MerchantListQuery = z.strictObject({
   limit: pageLimit("Merchants", MAX_MERCHANT_PAGE, DEFAULT_MERCHANT_PAGE).optional(),
-  cursor: MerchantId.optional().openapi({ description: "next_cursor of the previous page (merchants come in the order of their ids)" }),
+  cursor: StoredMerchantId.optional().openapi({ description: "next_cursor of the previous page (merchants come in the order of their ids)" }),
 });
 
 export const MerchantList = z
   .object({
     merchants: z.array(MerchantView),
-    next_cursor: MerchantId.nullable().openapi({ description: "Pass as cursor for the next page; null on the last page" }),
+    next_cursor: StoredMerchantId.nullable().openapi({ description: "Pass as cursor for the next page; null on the last page" }),
   })
   .openapi("MerchantList", { example: { merchants: [MERCHANT_STORED], next_cursor: null } });

@@ -129,6 +129,27 @@ describe("merchants", () => {
     expect(seen[0]).toEqual(await (await admin(`/v1/admin/merchants/${ids.sort()[0]}`)).json());
   });
 
+  it("merchants . and .. stored before those ids were refused stay in the list, and a page ending at one leads on (the cursor is a query value)", async () => {
+    const config = { methods: ["visa"], allowed_origins: [], rate_limit: null, holdout_percent: 0, features: { targeted_offers: false, cross_merchant: false }, offers: [], scoring_weights: {} };
+    for (const id of [".", ".."]) {
+      await env.DB.prepare("INSERT INTO merchants (id, name, tier, config, created_at, updated_at) VALUES (?, 'Dots', 'starter', ?, '2026-01-05T10:00:00.000Z', '2026-01-05T10:00:00.000Z')")
+        .bind(id, JSON.stringify(config))
+        .run();
+    }
+    // "-" sorts just before ".", and every id this file creates after "..".
+    const first = await admin("/v1/admin/merchants?limit=1&cursor=-");
+    expect(await first.json()).toMatchObject({ merchants: [{ merchant_id: "." }], next_cursor: "." });
+    const second = await admin("/v1/admin/merchants?limit=1&cursor=.");
+    expect(second.status).toBe(200);
+    expect((await second.json<{ merchants: { merchant_id: string }[] }>()).merchants.map((m) => m.merchant_id)).toEqual([".."]);
+    const third = await admin("/v1/admin/merchants?limit=1&cursor=..");
+    expect(third.status).toBe(200);
+    expect((await third.json<{ merchants: { merchant_id: string }[] }>()).merchants.map((m) => m.merchant_id)).not.toContain("..");
+    // Their paths cannot name them: URL parsing removes the dot segment before routing.
+    expect((await admin("/v1/admin/merchants/..")).status).not.toBe(200);
+    await env.DB.prepare("DELETE FROM merchants WHERE id IN ('.', '..')").run();
+  });
+
   it("the merchant list: default page of 20, next_cursor null on the last page, bad limit or cursor 400", async () => {
     const first = await (await admin("/v1/admin/merchants")).json<{ merchants: unknown[]; next_cursor: string | null }>();
     expect(first.merchants.length).toBeLessThanOrEqual(20);
