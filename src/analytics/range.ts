@@ -10,7 +10,11 @@ export type RangeResult = { ok: true; fromMs: number; toMs: number } | { ok: fal
 /**
  * The report window of API.md §6: default the last 7 days; from < to; at most 90 days apart (31 for
  * hourly points). Analytics has bucket resolution, so the window is widened to whole buckets
- * (from rounded down, to rounded up); the response echoes the window it covers. Pure.
+ * (from rounded down, to rounded up); the response echoes the window it covers. The limit is on
+ * the window asked, as API.md bounds `from` and `to`: the last 90 days up to now is a valid request
+ * at any time of day, and refusing it because its rounded-out window is longer would refuse what
+ * the contract allows. So the covered window may be one bucket longer than the limit (91 daily
+ * points, 745 hourly, a summary of 90 days and an hour). Pure.
  */
 export function resolveRange(q: { from?: string; to?: string }, nowMs: number, opts: { align: Grain; maxDays: number }): RangeResult {
   const toMs = q.to !== undefined ? Date.parse(q.to) : nowMs;

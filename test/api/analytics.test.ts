@@ -822,6 +822,19 @@ describe("validation", () => {
     await bad("/v1/analytics/timeseries?metric=decisions&granularity=hour&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:01Z", "to"); // 31 days + 1 s
   });
 
+  it("the limit is on the window asked (from, to as sent): widened to whole buckets it may cover one bucket more, 91 daily or 745 hourly points", async () => {
+    // 90 days exactly, but from the middle of a day: days 1 Jan … 1 Apr, 91 points.
+    const daily = await getJson<TimeseriesResponse>(A.secretKey, "/v1/analytics/timeseries?metric=decisions&granularity=day&from=2025-01-01T12:00:00Z&to=2025-04-01T12:00:00Z");
+    expect([daily.from, daily.to]).toEqual(["2025-01-01T00:00:00Z", "2025-04-02T00:00:00Z"]);
+    expect(daily.points).toHaveLength(91);
+    const hourly = await getJson<TimeseriesResponse>(A.secretKey, "/v1/analytics/timeseries?metric=decisions&granularity=hour&from=2026-01-01T00:30:00Z&to=2026-02-01T00:30:00Z");
+    expect(hourly.points).toHaveLength(31 * 24 + 1);
+    const summary = await getJson<SummaryResponse>(A.secretKey, "/v1/analytics/summary?from=2025-01-01T00:30:00Z&to=2025-04-01T00:30:00Z");
+    expect([summary.from, summary.to]).toEqual(["2025-01-01T00:00:00Z", "2025-04-01T01:00:00Z"]);
+    // A second more asked is refused, however it would round.
+    await bad("/v1/analytics/timeseries?metric=decisions&granularity=day&from=2025-01-01T00:00:00Z&to=2025-04-01T00:00:01Z", "to");
+  });
+
   it("accepts the limits and defaults to the last 7 days", async () => {
     const ok = await getJson<SummaryResponse>(A.secretKey, "/v1/analytics/summary?from=2025-01-01T00:00:00Z&to=2025-04-01T00:00:00Z");
     expect([ok.from, ok.to]).toEqual(["2025-01-01T00:00:00Z", "2025-04-01T00:00:00Z"]);

@@ -401,7 +401,7 @@ export interface paths {
         };
         /**
          * Experiment report: per-arm conversion, lift with 95 % CI, SRM, AOV, methods, offers, fallbacks (secret key)
-         * @description Covers [from, to) widened to whole hours (default: the last 7 days; at most 90 days). Closed hours come from hourly/daily rollups (refreshed every 5 minutes), the open hour from raw rows. Rates are null when their denominator is 0.
+         * @description Covers [from, to) widened to whole hours (default: the last 7 days; from and to as sent at most 90 days apart, so the covered window is at most 90 days and an hour). Closed hours come from hourly/daily rollups (refreshed every 5 minutes), the open hour from raw rows. Rates are null when their denominator is 0.
          */
         get: operations["getAnalyticsSummary"];
         put?: never;
@@ -421,7 +421,7 @@ export interface paths {
         };
         /**
          * One metric per arm and hour or day, oldest first, empty buckets included (secret key)
-         * @description metric: decisions | conversions | conversion_rate | top1_rate | aov (aov needs currency). At most 90 days, 31 for granularity=hour.
+         * @description metric: decisions | conversions | conversion_rate | top1_rate | aov (aov needs currency). from and to as sent at most 90 days apart, 31 for granularity=hour; widened to whole buckets, a series has at most 91 daily or 745 hourly points.
          */
         get: operations["getAnalyticsTimeseries"];
         put?: never;
