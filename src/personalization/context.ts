@@ -78,6 +78,20 @@ export function isKnownTimeZone(timeZone: string): boolean {
   return formatterFor(timeZone) !== null;
 }
 
+/**
+ * The zone's name as IANA spells it, for the echoed context: `europe/amsterdam` is `Europe/Amsterdam`
+ * (the case resolvedOptions gives), which a client can find in a zone list. Null for an unknown zone.
+ * Only the case is taken from resolvedOptions: for a link it answers the zone CLDR keeps, often the
+ * older alias (Asia/Kolkata → Asia/Calcutta, Europe/Kyiv → Europe/Kiev, Pacific/Kanton →
+ * Pacific/Enderbury), so a name it replaces is echoed as sent: a valid name of the client's choice,
+ * but one sent in another case (`asia/kolkata`) keeps that case, as no runtime data tells its spelling.
+ */
+export function canonicalTimeZone(timeZone: string): string | null {
+  const resolved = formatterFor(timeZone)?.resolvedOptions().timeZone;
+  if (resolved === undefined) return null;
+  return resolved.toLowerCase() === timeZone.toLowerCase() ? resolved : timeZone;
+}
+
 const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 export function timeOfDay(hour: number): TimeOfDay {
@@ -101,7 +115,7 @@ export function resolveContext(explicit: ExplicitContext, signals: RequestSignal
   const device_type = explicit.device_type ?? deviceFromUserAgent(signals.userAgent) ?? explicit.fallback_device_type ?? null;
   const country = explicit.country ?? countryFromSignal(signals.ipCountry);
   const tzCandidate: unknown = explicit.timezone ?? signals.cfTimezone;
-  const timezone = typeof tzCandidate === "string" && tzCandidate && isKnownTimeZone(tzCandidate) ? tzCandidate : "UTC";
+  const timezone = (typeof tzCandidate === "string" && tzCandidate && canonicalTimeZone(tzCandidate)) || "UTC";
   const { hour, day_of_week } = localTime(nowMs, timezone);
   const amount = explicit.amount ?? null;
   const currency = explicit.currency ?? null;

@@ -44,6 +44,18 @@ beforeAll(async () => {
 });
 
 describe("GET /v1/personalize/methods", () => {
+  it("echoes the zone by its IANA spelling whatever the case it was sent in; a link the runtime would swap for an older alias is echoed as sent", async () => {
+    const echoes: [string, string][] = [
+      ["europe/amsterdam", "Europe/Amsterdam"], ["AMERICA/NEW_YORK", "America/New_York"], ["utc", "UTC"], ["etc/gmt+5", "Etc/GMT+5"], ["antarctica/dumontdurville", "Antarctica/DumontDUrville"],
+      // resolvedOptions answers Asia/Calcutta, Europe/Kiev, America/Buenos_Aires, America/New_York, UTC for these: kept.
+      ["Asia/Kolkata", "Asia/Kolkata"], ["Europe/Kyiv", "Europe/Kyiv"], ["America/Argentina/Buenos_Aires", "America/Argentina/Buenos_Aires"], ["US/Eastern", "US/Eastern"], ["Etc/UTC", "Etc/UTC"],
+    ];
+    for (const [sent, echoed] of echoes) {
+      const body = await methods(shop, { customer_id: "tz_case", timezone: sent });
+      expect(body.context.timezone, sent).toBe(echoed);
+    }
+  });
+
   it.each(["UTC", "EST5EDT", "Etc/GMT+5", "America/Argentina/Buenos_Aires", "America/Port-au-Prince"])("accepts the IANA time zone %s", async (timezone) => {
     const body = await methods(shop, { customer_id: "tz_1", timezone });
     expect(body.context.timezone).toBe(timezone);

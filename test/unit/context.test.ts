@@ -77,5 +77,9 @@ describe("local time", () => {
       device_type: "desktop", country: "NL", timezone: "Europe/Amsterdam", time_of_day: "evening", day_of_week: 2, amount: 25_000, amount_band: 2,
     });
     expect(resolveContext({}, { cfTimezone: "Nowhere/Land" }, tuesdayEvening)).toMatchObject({ timezone: "UTC", device_type: null, country: null });
+    // A zone, explicit or the edge's, is echoed in IANA's case; a link resolvedOptions would swap for an older alias as sent.
+    expect(resolveContext({}, { cfTimezone: "europe/amsterdam" }, tuesdayEvening).timezone).toBe("Europe/Amsterdam");
+    expect(resolveContext({ timezone: "asia/tokyo" }, signals, tuesdayEvening).timezone).toBe("Asia/Tokyo");
+    expect(resolveContext({}, { cfTimezone: "Asia/Kolkata" }, tuesdayEvening).timezone).toBe("Asia/Kolkata");
   });
 });
