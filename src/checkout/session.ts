@@ -88,12 +88,35 @@ function answers(o: Opened, today: boolean, nowMs: number): boolean {
   return openedAt !== undefined && nowMs - Date.parse(openedAt) < IDEMPOTENCY_WINDOW_MS;
 }
 
+/** What KV holds for a request under an Idempotency-Key: the id a new session takes, and the session a retry is answered with, if any. */
+export interface IdempotentLookup {
+  todayId: string;
+  found: Opened | undefined;
+}
+
+/**
+ * The reads of openCheckoutSession under an Idempotency-Key, and only reads (no write, whatever they
+ * find), so the route runs them beside its D1 read of the customer's deletion state. `nowMs` must be
+ * the one the session is then opened with.
+ */
+export async function lookupIdempotent(kv: KVNamespace, merchantId: string, nowMs: number, idem: IdempotentOpen): Promise<IdempotentLookup> {
+  const day = Math.floor(nowMs / IDEMPOTENCY_WINDOW_MS);
+  const [todayId, yesterdayId] = await Promise.all([derivedSessionId(merchantId, idem, day), derivedSessionId(merchantId, idem, day - 1)]);
+  // Answered as it was, also once expired (the session's own entry is gone with it, so its secret
+  // stays refused). The request is the one that opened it (its content is in the derivation).
+  const [today, yesterday] = await Promise.all([readOpened(kv, todayId), readOpened(kv, yesterdayId)]);
+  // Today's first: one stored today was opened after yesterday's (a retry that did not see it yet).
+  const found = answers(today, true, nowMs) ? today : answers(yesterday, false, nowMs) ? yesterday : undefined;
+  return { todayId, found };
+}
+
 /**
  * Opens a session; the plain client secret exists only in the return value. With an Idempotency-Key
  * a session already opened by the same request within 24 hours (or the same UTC day) is answered as
- * it was (its expires_at, even past), not opened again.
+ * it was (its expires_at, even past), not opened again. `lookup`: lookupIdempotent's answer for the
+ * same merchant, key and nowMs, when the caller has read it already.
  */
-export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?: IdempotentOpen): Promise<{ id: string; clientSecret: string; session: StoredSession; replayed: boolean }> {
+export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?: IdempotentOpen, lookup?: IdempotentLookup): Promise<{ id: string; clientSecret: string; session: StoredSession; replayed: boolean }> {
   let id: string;
   let clientSecret: string;
   const sessionOf = async (expiresAt: string, openedAt: string | undefined): Promise<StoredSession> => ({
@@ -108,13 +131,7 @@ export async function openCheckoutSession(kv: KVNamespace, s: NewSession, idem?:
     secret_hash: await sha256Hex(clientSecret),
   });
   if (idem) {
-    const day = Math.floor(s.nowMs / IDEMPOTENCY_WINDOW_MS);
-    const [todayId, yesterdayId] = await Promise.all([derivedSessionId(s.merchantId, idem, day), derivedSessionId(s.merchantId, idem, day - 1)]);
-    // Answered as it was, also once expired (the session's own entry is gone with it, so its secret
-    // stays refused). The request is the one that opened it (its content is in the derivation).
-    const [today, yesterday] = await Promise.all([readOpened(kv, todayId), readOpened(kv, yesterdayId)]);
-    // Today's first: one stored today was opened after yesterday's (a retry that did not see it yet).
-    const found = answers(today, true, s.nowMs) ? today : answers(yesterday, false, s.nowMs) ? yesterday : undefined;
+    const { todayId, found } = lookup ?? (await lookupIdempotent(kv, s.merchantId, s.nowMs, idem));
     id = found?.id ?? todayId;
     clientSecret = await derivedClientSecret(idem.signingKey, id);
     if (found) {

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { openCheckoutSession } from "../checkout/session";
+import { lookupIdempotent, openCheckoutSession } from "../checkout/session";
 import { customerRef } from "../crypto/pseudonym";
 import type { App } from "../env";
 import { ApiError } from "../errors";
@@ -37,19 +37,27 @@ export function registerCheckoutRoutes(app: App): void {
     const merchant = c.get("merchant");
     const ref = await customerRef(c.env.PII_KEY, body.customer_id);
     logField(c, "customer_ref", ref);
+    const nowMs = Date.now();
+    const idem = idempotencyKey === undefined ? undefined : { signingKey: c.env.SIGNING_KEY, idempotencyKey, fingerprint: contentFingerprint(body) };
     // A customer whose deletion is pending gets a session that ends by purge_after: nothing of the
-    // session (pseudonym, basket) outlives the purge (docs/checkout.md). D1 decides, so it is read.
-    let deletion;
-    try {
-      deletion = await withTimeout(readDeletion(c.env.DB, merchant.merchant_id, ref), "deletion state read");
-    } catch (err) {
-      logField(c, "d1_error", errorText(err));
+    // session (pseudonym, basket) outlives the purge (docs/checkout.md). D1 decides, so it is read,
+    // beside a keyed request's KV reads (what a retry finds; reads only, nothing is written before
+    // both are in). The answers are taken in the order they had when one waited for the other: a D1
+    // failure is a 503 first, a replay included, then a KV read failure; so no outcome changes.
+    const [deletionRead, lookupRead] = await Promise.allSettled([
+      withTimeout(readDeletion(c.env.DB, merchant.merchant_id, ref), "deletion state read"),
+      idem === undefined ? undefined : lookupIdempotent(c.env.CACHE, merchant.merchant_id, nowMs, idem),
+    ]);
+    if (deletionRead.status === "rejected") {
+      logField(c, "d1_error", errorText(deletionRead.reason));
       throw new ApiError("UNAVAILABLE", "The checkout session cannot be opened right now; retry");
     }
+    const deletion = deletionRead.value;
     const notAfterMs = deletion?.status === "pending" ? Date.parse(deletion.purge_after) : undefined;
     if (notAfterMs !== undefined) logField(c, "session_capped_by_deletion", true);
     let opened;
     try {
+      if (lookupRead.status === "rejected") throw lookupRead.reason;
       opened = await openCheckoutSession(c.env.CACHE, {
         merchantId: merchant.merchant_id,
         customerRef: ref,
@@ -58,9 +66,9 @@ export function registerCheckoutRoutes(app: App): void {
         country: body.country,
         deviceType: body.device_type,
         expiresInSeconds: body.expires_in ?? SESSION_TTL.default,
-        nowMs: Date.now(),
+        nowMs,
         notAfterMs,
-      }, idempotencyKey === undefined ? undefined : { signingKey: c.env.SIGNING_KEY, idempotencyKey, fingerprint: contentFingerprint(body) });
+      }, idem, lookupRead.value);
     } catch (err) {
       // Without the KV write the page could not read the session: the backend must hear it and retry.
       logField(c, "kv_error", errorText(err));

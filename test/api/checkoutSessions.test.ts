@@ -463,6 +463,81 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
     expect(await verifyClientSecret(env.CACHE, healed.clientSecret, shop.merchantId, Date.now())).not.toBeNull();
   });
 
+  describe("the deletion state (D1) and a retry's KV reads run side by side, with the outcomes they had one after the other", () => {
+    const post = async (cache: KVNamespace, body: Record<string, unknown>, key: string) => {
+      const ctx = createExecutionContext();
+      const req = new Request(`${BASE}/v1/checkout/sessions`, { method: "POST", body: JSON.stringify(body), headers: { "X-API-Key": shop.secretKey, "Content-Type": "application/json", "Idempotency-Key": key } });
+      const res = await worker.fetch(req, { ...env, CACHE: cache }, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    /** The real KV binding, noting the replay-record reads and failing every call when `failing` is set. */
+    const watchedKv = (failing = false) => {
+      const seen = { replayRead: false, puts: 0 };
+      const kv = new Proxy(env.CACHE, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop) as unknown;
+          if (typeof value !== "function") return value;
+          return (key: unknown, ...rest: unknown[]) => {
+            if (prop === "get" && String(key).startsWith("session_replay:")) seen.replayRead = true;
+            if (prop === "put" && String(key).startsWith("session")) seen.puts += 1;
+            if (failing && String(key).startsWith("session")) return Promise.reject(new Error("KV GET failed: 503 (injected)"));
+            return (value as (...a: unknown[]) => unknown).call(target, key, ...rest);
+          };
+        },
+      }) as KVNamespace;
+      return { kv, seen };
+    };
+
+    it("the KV reads start while the D1 read is still out", async () => {
+      expect((await api(shop.secretKey, "/v1/payment-methods")).status).toBe(200); // the key and merchant cached
+      const { kv, seen } = watchedKv();
+      let sawKvDuringD1: boolean | undefined;
+      const restoreD1 = patchD1((_name, original) => async function (this: unknown, ...args: unknown[]) {
+        // Held until the replay record has been read, or half a second (a sequential route never reads it meanwhile).
+        for (let waited = 0; !seen.replayRead && waited < 500; waited += 10) await new Promise((r) => setTimeout(r, 10));
+        sawKvDuringD1 ??= seen.replayRead;
+        return original.apply(this, args);
+      });
+      let res: Response;
+      try {
+        res = await post(kv, { customer_id: "cus_parallel" }, "k_parallel");
+      } finally {
+        restoreD1();
+      }
+      expect(res.status).toBe(201);
+      expect(sawKvDuringD1).toBe(true);
+    });
+
+    it("a D1 failure is a 503 on a replay too, and writes nothing; with KV failing as well, D1's 503 is the answer", async () => {
+      const body = { customer_id: "cus_parallel_replay", expires_in: 600 };
+      const first = await post(env.CACHE, body, "k_parallel_replay");
+      expect(first.status).toBe(201);
+      const { id } = await first.json<SessionJson>();
+      await env.CACHE.delete(`session:${id}`); // a half-failed write a replay would heal
+      for (const kvFails of [false, true]) {
+        const { kv, seen } = watchedKv(kvFails);
+        const restoreD1 = patchD1(() => () => Promise.reject(new Error("D1_ERROR: Network connection lost (injected)")));
+        let res: Response;
+        try {
+          res = await post(kv, body, "k_parallel_replay");
+        } finally {
+          restoreD1();
+        }
+        expect((await expectError(res, 503, "UNAVAILABLE")).error.message).toBe("The checkout session cannot be opened right now; retry");
+        expect(seen.puts).toBe(0);
+      }
+      expect(await env.CACHE.get(`session:${id}`)).toBeNull();
+      // D1 back, KV reads failing: the KV 503.
+      const { kv } = watchedKv(true);
+      expect((await expectError(await post(kv, body, "k_parallel_replay"), 503, "UNAVAILABLE")).error.message).toBe("The checkout session cannot be stored right now; retry");
+      // Both back: the replay, healed.
+      const retry = await post(env.CACHE, body, "k_parallel_replay");
+      expect(retry.headers.get("Idempotent-Replayed")).toBe("true");
+      expect(await env.CACHE.get(`session:${id}`)).not.toBeNull();
+    });
+  });
+
   it("an Idempotency-Key of more than 128 characters is a 400", async () => {
     const err = await expectError(await create(shop, { customer_id: "cus_x" }, "k".repeat(129)), 400, "VALIDATION_ERROR");
     expect(err.error.details?.map((d) => d.path)).toContain("idempotency-key");
