@@ -2,6 +2,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { ApiKeyRecord } from "./storage/apiKeys";
 import type { RateLimiter } from "./ratelimit/durableObject";
 import type { Merchant } from "./storage/merchants";
+import type { RequestLogField } from "./log";
 
 /** Bindings and secrets of the worker (wrangler*.toml, .dev.vars / `wrangler secret put`). */
 export interface Env {
@@ -35,8 +36,8 @@ export interface Env {
 /** Per-request values set by the middleware chain. */
 export interface Variables {
   requestId: string;
-  /** Fields the request's log line carries besides the standard ones. */
-  logFields: Record<string, unknown>;
+  /** Fields the request's log line carries besides the standard ones (logField, src/log.ts's list). */
+  logFields: Partial<Record<RequestLogField, unknown>>;
   apiKey: ApiKeyRecord;
   merchant: Merchant;
 }

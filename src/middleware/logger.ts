@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { App, AppEnv } from "../env";
-import { errorText, logLine, writeLine } from "../log";
+import { errorText, logLine, type RequestLineField, type RequestLogField, writeLine } from "../log";
 import { routeLiterals, routeTemplate } from "./routing";
 
 /**
@@ -14,7 +14,7 @@ export function requestLogger(app: App): MiddlewareHandler<AppEnv> {
     await next();
     const status = c.res.status;
     const level = status >= 500 ? "error" : status >= 400 ? "warn" : "info";
-    const line = {
+    const standard = {
       timestamp: new Date().toISOString(),
       level,
       request_id: c.get("requestId"),
@@ -25,14 +25,13 @@ export function requestLogger(app: App): MiddlewareHandler<AppEnv> {
       latency_ms: Date.now() - started,
       user_agent: c.req.header("User-Agent") ?? null,
       cf_country: c.req.header("CF-IPCountry") ?? (c.req.raw.cf?.country as string | undefined) ?? null,
-      ...c.get("logFields"),
-    };
-    writeLine(level, line);
+    } satisfies Record<RequestLineField, unknown>; // every field of REQUEST_LINE_FIELDS, and no other
+    writeLine(level, { ...standard, ...c.get("logFields") });
   };
 }
 
-/** Adds fields to this request's log line (e.g. customer_ref, cache, error_code). */
-export function logField(c: { get: (k: "logFields") => Record<string, unknown> }, key: string, value: unknown): void {
+/** Adds a field to this request's log line (e.g. customer_ref, cache, error_code): one of REQUEST_LOG_FIELDS, which README's "Logs" table lists. */
+export function logField(c: { get: (k: "logFields") => Partial<Record<RequestLogField, unknown>> }, key: RequestLogField, value: unknown): void {
   c.get("logFields")[key] = value;
 }
 
