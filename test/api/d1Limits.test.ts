@@ -53,8 +53,8 @@ describe("local D1 refuses what remote D1 refuses", () => {
     await expect(env.DB.prepare("SAVEPOINT s").run()).rejects.toThrow(/state\.storage\.transaction/);
   });
 
-  it("PRAGMAs outside D1's list, and ATTACH; D1's own (foreign_keys, defer_foreign_keys, optimize, table_info) run", async () => {
-    for (const sql of ["PRAGMA journal_mode", "PRAGMA user_version = 1", "PRAGMA integrity_check", "ATTACH DATABASE ':memory:' AS other"]) {
+  it("PRAGMAs outside D1's list, ATTACH and a table named _cf_… (D1's own); D1's own (foreign_keys, defer_foreign_keys, optimize, table_info) run", async () => {
+    for (const sql of ["PRAGMA journal_mode", "PRAGMA user_version = 1", "PRAGMA integrity_check", "ATTACH DATABASE ':memory:' AS other", "CREATE TABLE _cf_mine (a)"]) {
       await expect(env.DB.prepare(sql).run(), sql).rejects.toThrow(/not authorized/);
     }
     expect(await env.DB.prepare("PRAGMA foreign_keys").first("foreign_keys")).toBe(1); // D1 enforces foreign keys, here too

@@ -1,6 +1,7 @@
 import { applyD1Migrations, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { amountBand } from "../../src/personalization/buckets";
+import { D1_LIMITS } from "../helpers/d1Sql";
 
 /**
  * A database upgraded in two steps (migrations 1..k, rows the code of that
@@ -160,5 +161,75 @@ describe("migrations are written for remote D1's splitter", () => {
   it("no comment holds a ; or a ' (write `…` and ’ in comments)", () => {
     const offenders = ALL.flatMap((m) => m.queries.flatMap((q) => commentsOf(q).filter((c) => /[;']/.test(c)).map((c) => `${m.name}: ${c}`)));
     expect(offenders).toEqual([]);
+  });
+});
+
+/**
+ * What remote D1 refuses or mis-splits in a migration, checked on the statements as wrangler splits
+ * them (README "Deploy"): transaction control (D1 runs each migration in its own transaction and
+ * refuses BEGIN, COMMIT and SAVEPOINT, workerd#5411); a PRAGMA outside D1's list
+ * (https://developers.cloudflare.com/d1/sql-api/sql-statements/), or `foreign_keys`, which a
+ * migration cannot change (https://developers.cloudflare.com/d1/sql-api/foreign-keys/: use
+ * `defer_foreign_keys`); ATTACH, DETACH, VACUUM; a trigger whose BEGIN or END is not upper case
+ * (the /query splitter misses a lower-case `begin`, workers-sdk#10998); a carriage return (CRLF files
+ * with triggers fail remotely, workers-sdk#14991); a file over 100,000 bytes (wrangler sends it as one
+ * SQL string, and D1 allows 100 KB of SQL per query, developers.cloudflare.com/d1/platform/limits/).
+ */
+const D1_PRAGMAS = new Set([
+  "table_list", "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "quick_check", "foreign_key_check",
+  "foreign_key_list", "case_sensitive_like", "ignore_check_constraints", "legacy_alter_table", "recursive_triggers",
+  "reverse_unordered_selects", "defer_foreign_keys", "optimize",
+]);
+function remoteD1Problems(m: { name: string; queries: string[] }): string[] {
+  const out: string[] = [];
+  const bytes = new TextEncoder().encode(m.queries.join(";\n")).length;
+  if (bytes > D1_LIMITS.sqlBytes) out.push(`${m.name}: ${bytes} bytes, over D1's 100 KB of SQL`);
+  for (const q of m.queries) {
+    if (q.includes("\r")) out.push(`${m.name}: a carriage return (save the file with LF line ends)`);
+    const code = codeOf(q).trim();
+    const head = /^(\w+)(?:\s+(\w+))?/.exec(code);
+    const verb = head?.[1]?.toUpperCase();
+    if (verb && ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"].includes(verb)) out.push(`${m.name}: transaction control (${head![0]})`);
+    if (verb && ["ATTACH", "DETACH", "VACUUM"].includes(verb)) out.push(`${m.name}: ${verb}`);
+    if (verb === "PRAGMA") {
+      const name = head![2]?.toLowerCase() ?? "";
+      if (!D1_PRAGMAS.has(name)) out.push(`${m.name}: PRAGMA ${name}${name === "foreign_keys" ? " (a migration cannot change it on D1: defer_foreign_keys)" : " is not one D1 supports"}`);
+    }
+    if (/^CREATE\s+(TEMP(ORARY)?\s+)?TRIGGER\b/i.test(code)) {
+      for (const w of code.match(/\b(begin|end)\b/gi) ?? []) if (w !== w.toUpperCase()) out.push(`${m.name}: a trigger with a lower-case ${w}`);
+    }
+  }
+  return out;
+}
+
+describe("migrations hold to remote D1's rules (README “Deploy”)", () => {
+  it("no transaction control, PRAGMA outside D1's list, ATTACH/VACUUM, lower-case trigger BEGIN/END, CR or file over 100 KB", () => {
+    expect(ALL.flatMap(remoteD1Problems)).toEqual([]);
+  });
+
+  it("the check finds each of them", () => {
+    const bad = (q: string) => remoteD1Problems({ name: "x", queries: [q] });
+    expect(bad("BEGIN TRANSACTION")).toEqual(["x: transaction control (BEGIN TRANSACTION)"]);
+    expect(bad("-- a comment\nCOMMIT")).toEqual(["x: transaction control (COMMIT)"]);
+    expect(bad("SAVEPOINT a")).toHaveLength(1);
+    expect(bad("PRAGMA foreign_keys = off")).toEqual(["x: PRAGMA foreign_keys (a migration cannot change it on D1: defer_foreign_keys)"]);
+    expect(bad("PRAGMA journal_mode = WAL")).toEqual(["x: PRAGMA journal_mode is not one D1 supports"]);
+    expect(bad("PRAGMA defer_foreign_keys = on")).toEqual([]);
+    expect(bad("ATTACH DATABASE 'x' AS y")).toEqual(["x: ATTACH"]);
+    expect(bad("CREATE TRIGGER t AFTER INSERT ON a\nbegin\n  SELECT 1;\nEND")).toEqual(["x: a trigger with a lower-case begin"]);
+    expect(bad("CREATE TRIGGER t AFTER INSERT ON a\r\nBEGIN\r\n  SELECT 'begin';\r\nEND")).toEqual(["x: a carriage return (save the file with LF line ends)"]);
+    expect(bad(`INSERT INTO a VALUES ('${"x".repeat(100_001)}')`)).toHaveLength(1);
+  });
+
+  it("every table has at most 100 columns (D1's limit, local SQLite allows 2,000)", async () => {
+    const tables = (await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").all<{ name: string }>()).results;
+    expect(tables.length).toBeGreaterThan(10);
+    const wide: string[] = [];
+    for (const { name } of tables) {
+      const n = (await env.DB.prepare(`PRAGMA table_info("${name}")`).all()).results.length;
+      expect(n, name).toBeGreaterThan(0);
+      if (n > D1_LIMITS.columnsPerTable) wide.push(`${name}: ${n} columns`);
+    }
+    expect(wide).toEqual([]);
   });
 });

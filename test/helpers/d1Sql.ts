@@ -1,7 +1,8 @@
 /**
  * Remote D1's per-query limits that local D1 (workerd's SQLite under Miniflare) does not enforce,
  * as https://developers.cloudflare.com/d1/platform/limits/ states them. test/helpers/setup.ts holds
- * every statement of every test to them; test/api/d1Limits.test.ts shows each one fails.
+ * every statement of every test to the per-query ones (test/api/d1Limits.test.ts shows each one
+ * fails), test/api/migrations.test.ts the schema to the columns per table.
  */
 export const D1_LIMITS = {
   /** "Maximum SQL statement length: 100,000 bytes (100 KB)": bytes of UTF-8, not characters. */
