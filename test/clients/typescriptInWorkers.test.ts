@@ -35,7 +35,7 @@ describe("TypeScript client in Cloudflare Workers", () => {
       return new Response(null, { status: 302, headers: { Location: "https://elsewhere.example/steal" } });
     };
     const tap2 = new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: BASE, fetch: redirecting });
-    await expect(tap2.getConsent("cus_w1")).rejects.toMatchObject({ status: 0, code: "NETWORK_ERROR" });
+    await expect(tap2.getConsent("cus_w1")).rejects.toMatchObject({ status: 302, code: "REDIRECT" });
     expect(asked).toEqual(["manual api.test"]);
   });
 });

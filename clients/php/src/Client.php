@@ -425,7 +425,14 @@ final class Client
     }
 
     /**
-     * The exception of a non-2xx answer. An API error body is {"error": {"code": "<non-empty string>",
+     * The message of a 3xx (code REDIRECT, the answer's status), whatever its body: the TypeScript and
+     * Python clients say the same. A redirect usually means a wrong base URL (http:// for https://).
+     */
+    public const REDIRECT_MESSAGE = 'Refused a redirect (the API never redirects: check the base URL)';
+
+    /**
+     * The exception of a non-2xx answer. A 3xx is REDIRECT (self::REDIRECT_MESSAGE): it is not
+     * followed, since a followed one would carry X-API-Key to whatever host it names. An API error body is {"error": {"code": "<non-empty string>",
      * …}}; anything else (a proxy's HTML page, an empty body, other JSON) is HTTP_<status> with the
      * message "HTTP <status> (the answer is not an API error body)". The TypeScript and Python
      * clients say the same.
@@ -433,6 +440,9 @@ final class Client
     private static function errorFrom(HttpResponse $response): Tap2Exception
     {
         $headerRequestId = $response->header('X-Request-Id');
+        if ($response->status >= 300 && $response->status < 400) {
+            return new Tap2Exception('REDIRECT', self::REDIRECT_MESSAGE, $headerRequestId, $response->status);
+        }
         $retryAfter = self::parseRetryAfter($response->header('Retry-After'));
         $decoded = json_decode($response->body, true);
         $error = is_array($decoded) && !array_is_list($decoded) ? ($decoded['error'] ?? null) : null;

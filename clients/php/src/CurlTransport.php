@@ -32,6 +32,9 @@ final class CurlTransport implements Transport
             CURLOPT_TIMEOUT_MS => $timeoutMs,
             CURLOPT_CONNECTTIMEOUT_MS => $timeoutMs,
             CURLOPT_NOSIGNAL => true,
+            // Never follow a redirect (curl's default, said here): the API never redirects, and a
+            // followed one would carry X-API-Key to whatever host it names. Client turns the 3xx into REDIRECT.
+            CURLOPT_FOLLOWLOCATION => false,
             CURLOPT_HEADERFUNCTION => static function ($_ch, string $line) use (&$received): int {
                 $parts = explode(':', $line, 2);
                 if (count($parts) === 2) {

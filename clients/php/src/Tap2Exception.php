@@ -9,7 +9,8 @@ namespace Tap2\Personalize;
  *
  * getCode() returns the API's error code string (e.g. "INVALID_API_KEY"), like PDOException does
  * with SQLSTATE. $status is the HTTP status, or 0 when no answer arrived (code TIMEOUT or
- * NETWORK_ERROR). Quote $requestId to support.
+ * NETWORK_ERROR). A 3xx answer is REDIRECT with its status (a redirect is never followed). Quote
+ * $requestId to support.
  */
 final class Tap2Exception extends \RuntimeException
 {

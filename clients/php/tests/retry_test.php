@@ -153,29 +153,65 @@ test('a real timeout is TIMEOUT and a refused connection NETWORK_ERROR', functio
     assertSame([0, 'NETWORK_ERROR'], [$e->status, $e->errorCode]);
 });
 
+/**
+ * A forked server on a free loopback port that answers its first connection, once the request
+ * arrived, with $answer as raw bytes (null: silence for 1.5 s), then closes it. Returns the base URL
+ * and a function that waits for the child and closes the socket. Needs pcntl.
+ *
+ * @return array{string, callable(): void}
+ */
+function serveOnce(?string $answer): array
+{
+    $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
+    $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
+    $pid = pcntl_fork();
+    if ($pid === 0) {
+        $conn = stream_socket_accept($server, 5);
+        if ($conn !== false) {
+            fread($conn, 65536);
+            $answer === null ? usleep(1_500_000) : fwrite($conn, $answer);
+            fclose($conn);
+        }
+        exit(0);
+    }
+    return ["http://127.0.0.1:$port", static function () use ($pid, $server): void {
+        pcntl_waitpid($pid, $status);
+        fclose($server);
+    }];
+}
+
+// The same statuses, code and message are in the TypeScript (transport.test.ts) and Python (test_transport.py) tests.
+test('a 301, 302, 307 or 308 is not followed, GET or POST: REDIRECT with its status and the same message as the TypeScript and Python clients', function (): void {
+    if (!function_exists('pcntl_fork')) {
+        skip('needs pcntl to serve raw answers');
+    }
+    // Where the redirects point: never accepted, so a client that followed one would time out, and
+    // a connection would wait in its backlog for the check below.
+    $elsewhere = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
+    $target = 'http://' . stream_socket_get_name($elsewhere, false) . '/steal';
+    foreach ([301, 302, 307, 308] as $status) {
+        foreach (['getConsent', 'sendFeedback'] as $call) {
+            [$base, $done] = serveOnce("HTTP/1.1 $status Moved\r\nLocation: $target\r\nX-Request-Id: req_moved\r\nContent-Length: 0\r\n\r\n");
+            $client = new Client('tp2_sk_test', $base, timeout: 2.0, maxRetries: 2);
+            $e = assertThrows(fn () => $call === 'getConsent' ? $client->getConsent('c') : $client->sendFeedback(['customer_id' => 'cus_1', 'method_id' => 'visa']));
+            $done();
+            assertSame(
+                [$status, 'REDIRECT', 'Refused a redirect (the API never redirects: check the base URL)', 'req_moved'],
+                [$e->status, $e->errorCode, $e->getMessage(), $e->requestId],
+                "$status $call",
+            );
+        }
+    }
+    [$read, $write, $except] = [[$elsewhere], null, null];
+    assertSame(0, stream_select($read, $write, $except, 0), 'connections waiting at the host the redirects name');
+    fclose($elsewhere);
+});
+
 // The same failures, codes and messages are in the TypeScript (transport.test.ts) and Python (test_transport.py) tests.
 test('the same code and message as the TypeScript and Python clients for the same failure', function (): void {
     if (!function_exists('pcntl_fork')) {
         skip('needs pcntl to serve raw answers');
     }
-    $serve = function (?string $answer): array {
-        $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
-        $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
-        $pid = pcntl_fork();
-        if ($pid === 0) {
-            $conn = stream_socket_accept($server, 5);
-            if ($conn !== false) {
-                fread($conn, 65536);
-                $answer === null ? usleep(1_500_000) : fwrite($conn, $answer);
-                fclose($conn);
-            }
-            exit(0);
-        }
-        return ["http://127.0.0.1:$port", static function () use ($pid, $server): void {
-            pcntl_waitpid($pid, $status);
-            fclose($server);
-        }];
-    };
     $refused = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
     $refusedPort = (int) substr(strrchr(stream_socket_get_name($refused, false), ':'), 1);
     fclose($refused);
@@ -191,7 +227,7 @@ test('the same code and message as the TypeScript and Python clients for the sam
     foreach ($cases as [$target, $timeout, $code, $message]) {
         $done = null;
         if ($target === null || !str_starts_with($target, 'http://')) {
-            [$target, $done] = $serve($target);
+            [$target, $done] = serveOnce($target);
         }
         $e = assertThrows(fn () => (new Client('tp2_sk_test', $target, timeout: $timeout, maxRetries: 0))->getConsent('c'));
         $done && $done();

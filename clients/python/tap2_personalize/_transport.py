@@ -307,12 +307,20 @@ def retry_delay(retry: int, retry_after: Optional[float], base_delay: float, ran
     return step / 2 + rand() * step / 2
 
 
+#: The message of a 3xx (code ``REDIRECT``, the answer's status), whatever its body: the TypeScript
+#: and PHP clients say the same. A redirect usually means a wrong base URL (``http://`` for ``https://``).
+REDIRECT_MESSAGE = "Refused a redirect (the API never redirects: check the base URL)"
+
+
 def error_from_response(response: RawResponse) -> Tap2Error:
-    """The error of a non-2xx answer. An API error body is ``{"error": {"code": "<non-empty string>",
+    """The error of a non-2xx answer. A 3xx is ``REDIRECT`` (:data:`REDIRECT_MESSAGE`): it is not
+    followed, since a followed one would carry X-API-Key to whatever host it names. An API error body is ``{"error": {"code": "<non-empty string>",
     …}}``; anything else (a proxy's HTML page, an empty body, other JSON) is ``HTTP_<status>`` with the
     message ``HTTP <status> (the answer is not an API error body)``. The TypeScript and PHP clients
     say the same."""
     header_request_id = response.headers.get("x-request-id")
+    if 300 <= response.status < 400:
+        return Tap2Error(code="REDIRECT", message=REDIRECT_MESSAGE, request_id=header_request_id, status=response.status)
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     error: Any = None
     try:

@@ -9,6 +9,7 @@ class Tap2Error(Exception):
     ``status`` is the HTTP status, or 0 when no answer arrived (``code`` ``TIMEOUT`` or
     ``NETWORK_ERROR``). ``code``, ``message`` and ``request_id`` come from the API's error body
     ``{"error": {"code", "message", "request_id", "details"?}}``; quote ``request_id`` to support.
+    A 3xx answer is ``REDIRECT`` with its status (a redirect is never followed).
     """
 
     def __init__(

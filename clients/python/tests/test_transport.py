@@ -186,6 +186,7 @@ class TransportTest(unittest.TestCase):
             err = failure(base(), timeout)
             self.assertEqual((err.status, err.code, err.message), (0, code, message))
 
+    # The same statuses, code and message are in the TypeScript (transport.test.ts) and PHP (retry_test.php) tests.
     def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(self) -> None:
         seen = []
 
@@ -194,15 +195,21 @@ class TransportTest(unittest.TestCase):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 
         target = serve_once(elsewhere)
+        for status in (301, 302, 307, 308):
 
-        def redirect(conn: socket.socket) -> None:
-            conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: " + target.encode() + b"/steal\r\nContent-Length: 0\r\n\r\n")
+            def redirect(conn: socket.socket, status: int = status) -> None:
+                conn.sendall(b"HTTP/1.1 %d Moved\r\nLocation: %s/steal\r\nX-Request-Id: req_moved\r\nContent-Length: 0\r\n\r\n" % (status, target.encode()))
 
-        err = failure(serve_once(redirect), 2.0)
-        self.assertEqual(err.status, 302)
+            expected = (status, "REDIRECT", "Refused a redirect (the API never redirects: check the base URL)", "req_moved")
+            err = failure(serve_once(redirect), 2.0)
+            self.assertEqual((err.status, err.code, err.message, err.request_id), expected)
+            try:
+                Client("tp2_sk_test", serve_once(redirect), timeout=2.0, max_retries=2).send_feedback({"customer_id": "cus_1", "method_id": "visa"})
+                self.fail("no Tap2Error")
+            except Tap2Error as post_err:
+                self.assertEqual((post_err.status, post_err.code, post_err.message, post_err.request_id), expected)
         time.sleep(0.2)
         self.assertEqual(seen, [])
-
 
 if __name__ == "__main__":
     unittest.main()

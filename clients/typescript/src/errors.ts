@@ -16,7 +16,8 @@ export interface Tap2ErrorInit {
 
 /**
  * The one error every client call throws: an API error body (`{error: {code, message, request_id}}`),
- * or, with `status` 0, a transport failure (`TIMEOUT`, `NETWORK_ERROR`) that never reached an answer.
+ * or, with `status` 0, a transport failure (`TIMEOUT`, `NETWORK_ERROR`) that never reached an answer,
+ * or `ABORTED`; a 3xx answer is `REDIRECT` (never followed).
  */
 export class Tap2Error extends Error {
   override readonly name = "Tap2Error";

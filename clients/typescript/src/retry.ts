@@ -86,6 +86,12 @@ export function abortedError(signal: AbortSignal): Tap2Error {
   return new Tap2Error({ status: 0, code: "ABORTED", message: "The call was aborted by its AbortSignal", cause: signal.reason });
 }
 
+/**
+ * The message of a refused 3xx (code `REDIRECT`, the answer's status): the Python and PHP clients
+ * say the same. A redirect usually means a wrong base URL (`http://` for `https://`, another host).
+ */
+export const REDIRECT_MESSAGE = "Refused a redirect (the API never redirects: check the base URL)";
+
 async function attempt(request: Request, policy: RetryPolicy): Promise<Response> {
   const timeout = AbortSignal.timeout(policy.timeoutMs);
   let response: Response;
@@ -97,15 +103,10 @@ async function attempt(request: Request, policy: RetryPolicy): Promise<Response>
   } catch (err) {
     throw transportError(err, timeout.aborted, policy.timeoutMs, request.signal);
   }
-  // Node, Deno, Bun and Workers hand back the 3xx itself; a browser an opaque "opaqueredirect" (status 0).
+  // Node, Deno, Bun and Workers hand back the 3xx itself; a browser an opaque "opaqueredirect" (status 0, no headers).
   if ((response.type as string) === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
     await response.body?.cancel().catch(() => undefined);
-    throw new Tap2Error({
-      status: 0,
-      code: "NETWORK_ERROR",
-      message: `Request failed: refused a redirect (HTTP ${response.status}); the API never redirects, and following one would send the key elsewhere`,
-      requestId: response.headers.get("X-Request-Id"),
-    });
+    throw new Tap2Error({ status: response.status, code: "REDIRECT", message: REDIRECT_MESSAGE, requestId: response.headers.get("X-Request-Id") });
   }
   return response;
 }

@@ -146,12 +146,16 @@ describe("retries (scripted server)", () => {
     for (const status of [301, 302, 307, 308]) {
       const moved = scripted([() => new Response(null, { status, headers: { Location: "https://elsewhere.example/steal", "X-Request-Id": "req_moved" } })]);
       await expect(client(moved.fetch, [], { maxRetries: 2 }).sendFeedback({ customer_id: "cus_1", method_id: "visa" })).rejects.toMatchObject({
-        status: 0,
-        code: "NETWORK_ERROR",
+        status,
+        code: "REDIRECT",
+        message: "Refused a redirect (the API never redirects: check the base URL)",
         requestId: "req_moved",
       });
       expect(moved.requests).toHaveLength(1);
     }
+    // A browser hands back an opaque "opaqueredirect" (status 0, no headers) for redirect "manual".
+    const opaque = () => Object.defineProperties(new Response(null), { type: { value: "opaqueredirect" }, status: { value: 0 }, ok: { value: false } });
+    await expect(client(scripted([opaque]).fetch, []).getConsent("cus_1")).rejects.toMatchObject({ status: 0, code: "REDIRECT", message: "Refused a redirect (the API never redirects: check the base URL)" });
   });
 
   it("computes jittered exponential delays, and Retry-After overrides them", () => {

@@ -70,14 +70,20 @@ describe("transport (raw sockets)", () => {
     expect((await failure(gone, 2_000)).err).toMatchObject({ status: 504, code: "HTTP_504", requestId: "req_edge" });
   });
 
-  it("does not follow a redirect: the host it names gets nothing", async () => {
+  // The same statuses, code and message are in the Python (test_transport.py) and PHP (retry_test.php) tests.
+  it("does not follow a 301, 302, 307 or 308, GET or POST: REDIRECT with its status, the same message as the Python and PHP clients, and the host it names gets nothing", async () => {
     let asked = 0;
     const elsewhere = await serve((socket) => {
       asked += 1;
       socket.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
     });
-    const moved = await serve((socket) => socket.end(`HTTP/1.1 302 Found\r\nLocation: ${elsewhere}/steal\r\nContent-Length: 0\r\n\r\n`));
-    expect((await failure(moved, 2_000)).err).toMatchObject({ status: 0, code: "NETWORK_ERROR" });
+    for (const status of [301, 302, 307, 308]) {
+      const moved = await serve((socket) => socket.end(`HTTP/1.1 ${status} Moved\r\nLocation: ${elsewhere}/steal\r\nX-Request-Id: req_moved\r\nContent-Length: 0\r\n\r\n`));
+      const expected = { status, code: "REDIRECT", message: "Refused a redirect (the API never redirects: check the base URL)", requestId: "req_moved" };
+      expect((await failure(moved, 2_000)).err).toMatchObject(expected);
+      const tap2 = new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: moved, maxRetries: 2 });
+      await expect(tap2.sendFeedback({ customer_id: "cus_1", method_id: "visa" })).rejects.toMatchObject(expected);
+    }
     await pause(100);
     expect(asked).toBe(0);
   });
