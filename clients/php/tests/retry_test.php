@@ -219,7 +219,10 @@ test('the same code and message as the TypeScript and Python clients for the sam
         [null, 0.25, 'TIMEOUT', 'No answer within 0.25 s'],
         [null, 1.0, 'TIMEOUT', 'No answer within 1 s'],
         ["http://127.0.0.1:$refusedPort", 2.0, 'NETWORK_ERROR', 'Request failed: could not connect to the server'],
-        ['http://nowhere.invalid', 5.0, 'NETWORK_ERROR', 'Request failed: could not resolve the host name'],
+        // No resolver can look this name up, nor asks a DNS server about it: its first label is 64
+        // octets, one more than a DNS query can carry (RFC 1035 §2.3.4), so the lookup fails at once
+        // without a packet sent, DNS or none; and .invalid (RFC 6761) would not resolve anyway.
+        ['http://' . str_repeat('a', 64) . '.invalid', 2.0, 'NETWORK_ERROR', 'Request failed: could not resolve the host name'],
         ['', 2.0, 'NETWORK_ERROR', 'Request failed: the connection closed before the whole answer arrived'],
         ["HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"entries\":", 2.0, 'NETWORK_ERROR', 'Request failed: the connection closed before the whole answer arrived'],
         ["garbage\r\n\r\n", 2.0, 'NETWORK_ERROR', 'Request failed: the answer is not valid HTTP'],

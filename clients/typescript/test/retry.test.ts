@@ -126,6 +126,18 @@ describe("retries (scripted server)", () => {
     await expect(client(down, []).getConsent("cus_1")).rejects.toMatchObject({ status: 0, code: "NETWORK_ERROR" });
   });
 
+  it("a failed lookup, as Node's fetch reports it (no name, or no DNS server answering), is NETWORK_ERROR \"could not resolve the host name\"", async () => {
+    for (const code of ["ENOTFOUND", "EAI_AGAIN"]) {
+      const cause = Object.assign(new Error(`getaddrinfo ${code} api.tap2.test`), { errno: -3008, code, syscall: "getaddrinfo", hostname: "api.tap2.test" });
+      const lookupFailed = async () => {
+        throw new TypeError("fetch failed", { cause });
+      };
+      const err = await client(lookupFailed, []).getConsent("cus_1").catch((e: unknown) => e);
+      expect([code, err]).toMatchObject([code, { status: 0, code: "NETWORK_ERROR", message: "Request failed: could not resolve the host name" }]);
+      expect((err as Tap2Error).cause).toBeInstanceOf(TypeError);
+    }
+  });
+
   it("a success whose body is not JSON is INVALID_RESPONSE with its status and request id (an answer did arrive); JSON answers pass through", async () => {
     const html = () => new Response("<html>maintenance</html>", { status: 200, headers: { "Content-Type": "text/html", "X-Request-Id": "req_html" } });
     const { fetch } = scripted([html, json(200, { customer_id: "cus_1", entries: [], truncated: false })]);
