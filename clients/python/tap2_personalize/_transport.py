@@ -150,6 +150,10 @@ def resolve(host: str, port: int, deadline: float) -> List[Tuple[Any, ...]]:
         return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     except socket.gaierror:
         pass
+    except UnicodeError as err:
+        # The socket module's idna codec refuses the name (a label empty or over 63 characters):
+        # no resolver could look it up. Node's fetch and curl say "not found" for it.
+        raise socket.gaierror(socket.EAI_NONAME, f"not a host name a resolver can look up: {err}") from err
     done = threading.Event()
     outcome: Dict[str, Any] = {}
 

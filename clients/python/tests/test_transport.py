@@ -33,6 +33,12 @@ def serve_once(handler: Callable[[socket.socket], None]) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+#: A host name no resolver can look up, and none asks a DNS server about: its first label is 64
+#: octets, one more than a DNS query can carry (RFC 1035 §2.3.4); and .invalid (RFC 6761) would not
+#: resolve anyway. The TypeScript and PHP tests use the same name.
+UNRESOLVABLE = "http://" + "a" * 64 + ".invalid"
+
+
 def failure(base: str, timeout: float) -> Tap2Error:
     try:
         Client("tp2_sk_test", base, timeout=timeout, max_retries=0).get_consent("cus_1")
@@ -146,12 +152,24 @@ class TransportTest(unittest.TestCase):
             self.assertEqual(Client("tp2_sk_test", f"http://api.tap2.test:{port}", timeout=2.0, max_retries=0).get_preferences("cus_1"), {})
 
     def test_an_unknown_host_is_a_network_error(self) -> None:
-        def unknown(host: str, *args: Any, **kwargs: Any) -> List[Any]:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        # What getaddrinfo raises for a name without an address (EAI_NONAME) and with no DNS server
+        # answering (EAI_AGAIN), mocked: a real lookup of a real name needs the machine's DNS.
+        for code, text in ((socket.EAI_NONAME, "Name or service not known"), (socket.EAI_AGAIN, "Temporary failure in name resolution")):
 
-        with mock.patch("socket.getaddrinfo", unknown):
-            err = failure("http://nowhere.tap2.test", 2.0)
-        self.assertEqual((err.code, err.status, err.message), ("NETWORK_ERROR", 0, "Request failed: could not resolve the host name"))
+            def unknown(host: str, *args: Any, code: int = code, text: str = text, **kwargs: Any) -> List[Any]:
+                raise socket.gaierror(code, text)
+
+            with mock.patch("socket.getaddrinfo", unknown):
+                err = failure("http://nowhere.tap2.test", 2.0)
+            self.assertEqual((err.code, err.status, err.message), ("NETWORK_ERROR", 0, "Request failed: could not resolve the host name"))
+
+    def test_a_host_name_no_resolver_can_look_up_is_a_network_error_not_a_unicode_error(self) -> None:
+        # The socket module's idna codec raised UnicodeError ("label empty or too long") for it,
+        # out of the client. The same name as the TypeScript and PHP tests (real lookup, no mock):
+        # a 64-octet label cannot be put in a DNS query, so no packet is sent, DNS or none.
+        for base in (UNRESOLVABLE, "http://api..tap2.test"):
+            err = failure(base, 2.0)
+            self.assertEqual((base, err.code, err.status, err.message), (base, "NETWORK_ERROR", 0, "Request failed: could not resolve the host name"))
 
     # The same failures, codes and messages are in the TypeScript (transport.test.ts) and PHP (retry_test.php) tests.
     def test_the_same_code_and_message_as_the_typescript_and_php_clients_for_the_same_failure(self) -> None:
@@ -178,6 +196,7 @@ class TransportTest(unittest.TestCase):
             (lambda: serve_once(silent), 0.25, "TIMEOUT", "No answer within 0.25 s"),
             (lambda: serve_once(silent), 1.0, "TIMEOUT", "No answer within 1 s"),
             (refused, 2.0, "NETWORK_ERROR", "Request failed: could not connect to the server"),
+            (lambda: UNRESOLVABLE, 2.0, "NETWORK_ERROR", "Request failed: could not resolve the host name"),
             (lambda: serve_once(closed), 2.0, "NETWORK_ERROR", "Request failed: the connection closed before the whole answer arrived"),
             (lambda: serve_once(cut), 2.0, "NETWORK_ERROR", "Request failed: the connection closed before the whole answer arrived"),
             (lambda: serve_once(garbage), 2.0, "NETWORK_ERROR", "Request failed: the answer is not valid HTTP"),
