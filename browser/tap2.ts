@@ -78,7 +78,8 @@ export async function rank(options: RankOptions): Promise<RankResult> {
   const waitMs = timeoutOf(options.timeoutMs);
   const timer = setTimeout(() => controller.abort(), waitMs);
   try {
-    const timedOut = () => new Tap2Error("TIMEOUT", `No answer within ${waitMs} ms`);
+    // In seconds, up to 3 decimals (800 ms: "0.8 s"), the wording of the TypeScript, Python and PHP clients.
+    const timedOut = () => new Tap2Error("TIMEOUT", `No answer within ${Number((waitMs / 1000).toFixed(3))} s`);
     let res: Response;
     try {
       res = await fetch(`${base}/v1/personalize/methods?${params}`, { signal: controller.signal, credentials: "omit" });
