@@ -74,7 +74,12 @@ export const DEFAULT_BASE_URL = "https://api.tap2-personalize.com";
 
 /** Typed client of the merchant-backend calls. Every failure throws {@link Tap2Error}. */
 export class Tap2Client {
-  /** The underlying typed openapi-fetch client (key and retries included), for calls not wrapped here. */
+  /**
+   * The underlying typed openapi-fetch client, for calls not wrapped here: key, retries, timeout and
+   * `signal` included, and the same Tap2Error thrown for a failure without a whole answer (TIMEOUT,
+   * NETWORK_ERROR, REDIRECT, ABORTED) or a 2xx that is not JSON; an error answer is returned as
+   * `{ error, response }`, and a success is not shape-checked (docs/clients.md).
+   */
   readonly raw: Client<ApiPaths>;
   private readonly timeoutMs: number;
 

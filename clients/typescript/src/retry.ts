@@ -56,11 +56,10 @@ export function retryingFetch(policy: RetryPolicy): (request: Request) => Promis
     for (let retry = 0; ; retry += 1) {
       // The caller's signal (request.signal): nothing more is sent once it fired.
       if (request.signal.aborted) throw abortedError(request.signal);
-      const response = await attempt(request.clone(), policy);
+      const response = await attempt(request.clone(), request.signal, policy);
       if (retry >= policy.maxRetries || !(await mayRetry(response.status, request))) return response;
       const delay = retryDelayMs(retry, parseRetryAfter(response.headers.get("Retry-After"), Date.now()), policy.baseDelayMs);
       if (delay > policy.maxRetryDelayMs) return response;
-      await response.body?.cancel();
       await sleepUnlessAborted(policy.sleep, delay, request.signal);
     }
   };
@@ -92,23 +91,71 @@ export function abortedError(signal: AbortSignal): Tap2Error {
  */
 export const REDIRECT_MESSAGE = "Refused a redirect (the API never redirects: check the base URL)";
 
-async function attempt(request: Request, policy: RetryPolicy): Promise<Response> {
+/**
+ * One attempt: `request` (a clone, for its body) sent with the caller's `signal` and the attempt's
+ * timeout, and its answer's whole body read under both, so that a failure while it is read (the
+ * timeout, an abort, a body cut short) is this attempt's Tap2Error, for the wrapped methods and
+ * `raw` alike, and what openapi-fetch parses afterwards is in memory.
+ *
+ * Both waits, for the headers and for each piece of the body, also end on their own when a signal
+ * fires ({@link untilAborted}), rather than only through the fetch's signal: Node's fetch (undici)
+ * follows a Request's signal through WeakRefs (a clone's, and its own copy of the Request), so
+ * after a garbage collection an abort or the timeout may no longer reach a fetch in progress.
+ */
+async function attempt(request: Request, callerSignal: AbortSignal, policy: RetryPolicy): Promise<Response> {
   const timeout = AbortSignal.timeout(policy.timeoutMs);
+  const signals = [callerSignal, timeout];
   let response: Response;
   try {
     // redirect "manual", and a redirect refused below: the API never redirects, and a followed one
     // would carry X-API-Key to whatever host it names (fetch drops only Authorization on a
     // cross-origin redirect). Not "error": Cloudflare Workers' fetch refuses that mode outright.
-    response = await policy.fetch(new Request(request, { signal: AbortSignal.any([request.signal, timeout]), redirect: "manual" }));
+    const fetching = policy.fetch(new Request(request, { signal: AbortSignal.any(signals), redirect: "manual" }));
+    // An answer that comes after all the same is let go of.
+    response = await untilAborted(fetching, signals, () => void fetching.then((late) => late.body?.cancel(), () => undefined));
   } catch (err) {
-    throw transportError(err, timeout.aborted, policy.timeoutMs, request.signal);
+    throw transportError(err, timeout.aborted, policy.timeoutMs, callerSignal);
   }
   // Node, Deno, Bun and Workers hand back the 3xx itself; a browser an opaque "opaqueredirect" (status 0, no headers).
   if ((response.type as string) === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
     await response.body?.cancel().catch(() => undefined);
     throw new Tap2Error({ status: response.status, code: "REDIRECT", message: REDIRECT_MESSAGE, requestId: response.headers.get("X-Request-Id") });
   }
-  return response;
+  if (response.body === null || response.status === 204 || response.status === 205) return response; // no body to read
+  const reader = response.body.getReader();
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  try {
+    for (;;) {
+      const { done, value } = await untilAborted(reader.read(), signals, () => void reader.cancel().catch(() => undefined));
+      if (done) break;
+      chunks.push(value);
+    }
+  } catch (err) {
+    throw transportError(err, timeout.aborted, policy.timeoutMs, callerSignal);
+  }
+  return new Response(new Blob(chunks), { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+/** `promise`, or a rejection with the reason of the first of `signals` to fire before it settles (then `onAbort` runs). */
+function untilAborted<T>(promise: Promise<T>, signals: AbortSignal[], onAbort: () => void): Promise<T> {
+  const fired = signals.find((signal) => signal.aborted);
+  if (fired) {
+    onAbort();
+    return Promise.reject(fired.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abort = (event: Event) => {
+      done();
+      onAbort();
+      reject((event.target as AbortSignal).reason);
+    };
+    const done = () => signals.forEach((signal) => signal.removeEventListener("abort", abort));
+    signals.forEach((signal) => signal.addEventListener("abort", abort));
+    promise.then(
+      (value) => (done(), resolve(value)),
+      (err: unknown) => (done(), reject(err)),
+    );
+  });
 }
 
 /**

@@ -86,27 +86,81 @@ describe("cancelling a call with an AbortSignal", () => {
   });
 
   it("aborting while the body trickles in (real sockets) cuts the read", async () => {
-    const base = await new Promise<string>((resolve) => {
-      const server = createServer((socket) => {
-        socket.on("error", () => {});
-        socket.once("data", async () => {
-          const body = `{"customer_id":"c","entries":[],"truncated":false}${" ".repeat(80)}`;
-          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
-          for (const char of body) {
-            if (socket.destroyed) return;
-            socket.write(char);
-            await new Promise((r) => setTimeout(r, 50));
-          }
-        });
-      });
-      servers.push(server);
-      server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`));
-    });
+    const base = await trickling();
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
     const started = Date.now();
     const err = await aborted(new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: base, timeoutMs: 10_000 }).getConsent("cus_1", { signal: controller.signal }));
     expect([err.status, err.code]).toEqual([0, "ABORTED"]);
     expect(Date.now() - started).toBeLessThan(1_500);
+  });
+});
+
+/** A server on a free loopback port whose 200 answer's body trickles in, one character every 50 ms (~6.5 s in all). */
+function trickling(status = "200 OK"): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const server = createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", async () => {
+        const body = `{"customer_id":"c","entries":[],"truncated":false}${" ".repeat(80)}`;
+        socket.write(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+        for (const char of body) {
+          if (socket.destroyed) return;
+          socket.write(char);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      });
+    });
+    servers.push(server);
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`));
+  });
+}
+
+// docs/clients.md, "tap2.raw": the same Tap2Error as the wrapped methods for every failure without a
+// whole answer; error answers come back as openapi-fetch's { error, response }, and no shape is checked.
+describe("tap2.raw", () => {
+  const rawConsent = (c: Tap2Client, signal?: AbortSignal) => c.raw.GET("/v1/personalize/consent", { params: { query: { customer_id: "cus_1" } }, signal });
+
+  it("throws ABORTED when the signal fired before the call, while the answer is awaited, and during the wait before a retry", async () => {
+    const before = hanging();
+    expect(await aborted(rawConsent(client(before.fetch), AbortSignal.abort()))).toMatchObject({ status: 0, code: "ABORTED" });
+    expect(before.requests).toHaveLength(0);
+
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("user left the page")), 50);
+    const err = await aborted(rawConsent(client(hanging().fetch), controller.signal));
+    expect(err).toMatchObject({ status: 0, code: "ABORTED", message: "The call was aborted by its AbortSignal" });
+    expect((err.cause as Error).message).toBe("user left the page");
+
+    const limited = async () => new Response(JSON.stringify({ error: { code: "RATE_LIMITED", message: "slow down" } }), { status: 429, headers: { "Retry-After": "5" } });
+    const waiting = new AbortController();
+    setTimeout(() => waiting.abort(), 50);
+    expect(await aborted(rawConsent(client(limited, { sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) }), waiting.signal))).toMatchObject({ code: "ABORTED" });
+  });
+
+  it("throws ABORTED when the signal fires while the body trickles in, a success's or an error's, and TIMEOUT at the client's timeout (real sockets)", async () => {
+    for (const status of ["200 OK", "500 Internal Server Error"]) {
+      const base = await trickling(status);
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 300);
+      const started = Date.now();
+      const err = await aborted(rawConsent(new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: base, timeoutMs: 10_000 }), controller.signal));
+      expect([status, err.status, err.code]).toEqual([status, 0, "ABORTED"]);
+      expect(Date.now() - started).toBeLessThan(1_500);
+
+      const slow = await aborted(rawConsent(new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: await trickling(status), timeoutMs: 300, maxRetries: 0 })));
+      expect([status, slow.status, slow.code, slow.message]).toEqual([status, 0, "TIMEOUT", "No answer within 0.3 s"]);
+    }
+  });
+
+  it("returns an error answer as { error, response } (not thrown), and a success unchecked", async () => {
+    const answers = [
+      new Response(JSON.stringify({ error: { code: "NOT_FOUND", message: "no such customer" } }), { status: 404, headers: { "Content-Type": "application/json" } }),
+      new Response(JSON.stringify({ entries: "not a list" }), { status: 200, headers: { "Content-Type": "application/json" } }),
+    ];
+    const c = client(async () => answers.shift()!);
+    const missing = await rawConsent(c);
+    expect([missing.response.status, missing.error]).toEqual([404, { error: { code: "NOT_FOUND", message: "no such customer" } }]);
+    expect((await rawConsent(c)).data).toEqual({ entries: "not a list" });
   });
 });

@@ -18,3 +18,11 @@ declare module "node:net" {
   }
   function createServer(handler: (socket: Socket) => void): Server;
 }
+
+// What the garbage-collection test uses to get gc() without --expose-gc on the command line.
+declare module "node:v8" {
+  function setFlagsFromString(flags: string): void;
+}
+declare module "node:vm" {
+  function runInNewContext(code: string): unknown;
+}

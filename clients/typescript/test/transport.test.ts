@@ -1,6 +1,8 @@
 // fetch against raw sockets (no worker): what docs/clients.md promises of every attempt — the
 // timeout bounds headers and body, a proxy's page is HTTP_<status>, a body cut short NETWORK_ERROR.
 import { createServer, type Socket } from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, describe, expect, it } from "vitest";
 import { Tap2Client, Tap2Error } from "../src/index";
 
@@ -55,6 +57,42 @@ describe("transport (raw sockets)", () => {
       const { err, ms } = await failure(base, 1_000);
       expect([err.status, err.code]).toEqual([0, "TIMEOUT"]);
       expect(ms).toBeLessThan(1_500);
+    }
+  });
+
+  it("the timeout and the caller's abort still end a wait for headers or a trickling body after a garbage collection, for the wrapped methods and raw", async () => {
+    // Node's fetch (undici) follows a Request's signal through a WeakRef: a collected Request would
+    // leave the body read unbounded. gc() as --expose-gc gives it, switched on here.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const trickling = () =>
+      serve(async (socket) => {
+        const body = `{"customer_id":"c","entries":[],"truncated":false}${" ".repeat(40)}`;
+        socket.write(`HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+        for (const char of body) {
+          if (socket.destroyed) return;
+          socket.write(char); // ~4.5 s in all
+          await pause(50);
+        }
+      });
+    const silent = () => serve(() => {}); // never a header
+    const collecting = setInterval(gc, 50);
+    try {
+      for (const [raw, server] of [[false, trickling], [true, trickling], [false, silent], [true, silent]] as const) {
+        const tap2 = new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: await server(), timeoutMs: 500, maxRetries: 0 });
+        const controller = new AbortController();
+        const abortable = new Tap2Client({ apiKey: "tp2_sk_test", baseUrl: await server(), timeoutMs: 10_000, maxRetries: 0 });
+        setTimeout(() => controller.abort(), 500);
+        const calls = raw
+          ? [tap2.raw.GET("/v1/personalize/consent", { params: { query: { customer_id: "c" } } }), abortable.raw.GET("/v1/personalize/consent", { params: { query: { customer_id: "c" } }, signal: controller.signal })]
+          : [tap2.getConsent("c"), abortable.getConsent("c", { signal: controller.signal })];
+        const started = Date.now();
+        const outcomes = await Promise.all(calls.map((call) => call.then(() => "answered", (e: unknown) => (e instanceof Tap2Error ? e.code : String(e)))));
+        expect([raw, server.name, outcomes]).toEqual([raw, server.name, ["TIMEOUT", "ABORTED"]]);
+        expect(Date.now() - started).toBeLessThan(1_500);
+      }
+    } finally {
+      clearInterval(collecting);
     }
   });
 
