@@ -102,14 +102,12 @@ export class Tap2Client {
 
   /** The merchant's methods for a customer, best first (GET /v1/personalize/methods). */
   getMethods(query: MethodsQuery, options: RequestOptions = {}): Promise<MethodsResponse> {
-    const { signal } = options;
-    return this.call(() => this.raw.GET("/v1/personalize/methods", { params: { query }, signal }), { methods: "array" }, signal);
+    return this.call(() => this.raw.GET("/v1/personalize/methods", { params: { query }, signal: options.signal }), { methods: "array" });
   }
 
   /** Offers for a customer, ranked by expected value (GET /v1/personalize/offers). */
   getOffers(query: OffersQuery, options: RequestOptions = {}): Promise<OffersResponse> {
-    const { signal } = options;
-    return this.call(() => this.raw.GET("/v1/personalize/offers", { params: { query }, signal }), { offers: "array" }, signal);
+    return this.call(() => this.raw.GET("/v1/personalize/offers", { params: { query }, signal: options.signal }), { offers: "array" });
   }
 
   /**
@@ -117,9 +115,8 @@ export class Tap2Client {
    * `event_id` one is generated, and the same one is sent on every retry, so the event is stored once.
    */
   async sendFeedback(event: FeedbackEvent, options: RequestOptions = {}): Promise<{ eventId: string }> {
-    const { signal } = options;
     const eventId = event.event_id ?? newIdempotencyKey("evt");
-    await this.call(() => this.raw.POST("/v1/personalize/feedback", { body: { ...event, event_id: eventId }, signal }), null, signal);
+    await this.call(() => this.raw.POST("/v1/personalize/feedback", { body: { ...event, event_id: eventId }, signal: options.signal }), null);
     return { eventId };
   }
 
@@ -128,34 +125,29 @@ export class Tap2Client {
    * Idempotency-Key, generated here unless given, and reused on retries.
    */
   async sendFeedbackBatch(events: FeedbackEvent[], options: IdempotencyOption = {}): Promise<{ accepted: number; idempotencyKey: string }> {
-    const { signal } = options;
     const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("batch");
     const data = await this.call(
-      () => this.raw.POST("/v1/personalize/feedback/batch", { body: { events }, headers: { "Idempotency-Key": idempotencyKey }, signal }),
+      () => this.raw.POST("/v1/personalize/feedback/batch", { body: { events }, headers: { "Idempotency-Key": idempotencyKey }, signal: options.signal }),
       { accepted: "number" },
-      signal,
     );
     return { accepted: data.accepted, idempotencyKey };
   }
 
   /** The customer's stored preferences, or the defaults (GET /v1/personalize/preferences). */
   getPreferences(customerId: string, options: MerchantOption = {}): Promise<Preferences> {
-    const { signal } = options;
     const query = { customer_id: customerId, ...merchantQuery(options) };
-    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query }, signal }), {}, signal);
+    return this.call(() => this.raw.GET("/v1/personalize/preferences", { params: { query }, signal: options.signal }), {});
   }
 
   /** Changes the given fields; the others keep their values (PUT /v1/personalize/preferences). */
   putPreferences(update: PreferencesUpdate, options: RequestOptions = {}): Promise<PreferencesUpdated> {
-    const { signal } = options;
-    return this.call(() => this.raw.PUT("/v1/personalize/preferences", { body: update, signal }), { preferences: "object" }, signal);
+    return this.call(() => this.raw.PUT("/v1/personalize/preferences", { body: update, signal: options.signal }), { preferences: "object" });
   }
 
   /** The customer's consent log, oldest first (GET /v1/personalize/consent). */
   getConsent(customerId: string, options: MerchantOption = {}): Promise<ConsentLog> {
-    const { signal } = options;
     const query = { customer_id: customerId, ...merchantQuery(options) };
-    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query }, signal }), { entries: "array" }, signal);
+    return this.call(() => this.raw.GET("/v1/personalize/consent", { params: { query }, signal: options.signal }), { entries: "array" });
   }
 
   /**
@@ -164,61 +156,50 @@ export class Tap2Client {
    * same session instead of opening a second one.
    */
   createCheckoutSession(session: CheckoutSessionCreate, options: IdempotencyOption = {}): Promise<CheckoutSession> {
-    const { signal } = options;
     const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("cs");
     return this.call(
-      () => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey }, signal }),
+      () => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey }, signal: options.signal }),
       { client_secret: "string" },
-      signal,
     );
   }
 
   /** Starts the customer's deletion; purged after the grace period (DELETE /v1/personalize/customers/{id}, 202). */
   deleteCustomer(customerId: string, options: MerchantOption = {}): Promise<DeletionAccepted> {
-    const { signal } = options;
     return this.call(
-      () => this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal }),
+      () => this.raw.DELETE("/v1/personalize/customers/{customer_id}", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal: options.signal }),
       {},
-      signal,
     );
   }
 
   /** Cancels a pending deletion within the grace period (404 after the purge). */
   restoreCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerRestored> {
-    const { signal } = options;
     return this.call(
-      () => this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal }),
+      () => this.raw.POST("/v1/personalize/customers/{customer_id}/restore", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal: options.signal }),
       {},
-      signal,
     );
   }
 
   /** Everything stored about the customer for this merchant (GET …/customers/{id}/export). */
   exportCustomer(customerId: string, options: MerchantOption = {}): Promise<CustomerExport> {
-    const { signal } = options;
     return this.call(
-      () => this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal }),
+      () => this.raw.GET("/v1/personalize/customers/{customer_id}/export", { params: { path: { customer_id: customerId }, query: merchantQuery(options) }, signal: options.signal }),
       {},
-      signal,
     );
   }
 
   /** Treatment vs holdout over a period (GET /v1/analytics/summary; secret key). */
   getAnalyticsSummary(query: AnalyticsSummaryQuery = {}, options: RequestOptions = {}): Promise<AnalyticsSummary> {
-    const { signal } = options;
-    return this.call(() => this.raw.GET("/v1/analytics/summary", { params: { query }, signal }), {}, signal);
+    return this.call(() => this.raw.GET("/v1/analytics/summary", { params: { query }, signal: options.signal }), {});
   }
 
   /** One metric per arm and hour or day, oldest first (GET /v1/analytics/timeseries; secret key). */
   getAnalyticsTimeseries(query: AnalyticsTimeseriesQuery, options: RequestOptions = {}): Promise<AnalyticsTimeseries> {
-    const { signal } = options;
-    return this.call(() => this.raw.GET("/v1/analytics/timeseries", { params: { query }, signal }), { points: "array" }, signal);
+    return this.call(() => this.raw.GET("/v1/analytics/timeseries", { params: { query }, signal: options.signal }), { points: "array" });
   }
 
   /** The catalog of payment methods (GET /v1/payment-methods). */
   async getPaymentMethods(options: MerchantOption = {}): Promise<CatalogMethod[]> {
-    const { signal } = options;
-    const data = await this.call(() => this.raw.GET("/v1/payment-methods", { params: { query: merchantQuery(options) }, signal }), { methods: "array" }, signal);
+    const data = await this.call(() => this.raw.GET("/v1/payment-methods", { params: { query: merchantQuery(options) }, signal: options.signal }), { methods: "array" });
     return data.methods;
   }
 
@@ -226,12 +207,14 @@ export class Tap2Client {
    * One call: a transport failure or an error answer throws Tap2Error; so does a success whose JSON is
    * not the `shape` the route promises (a JSON object with these fields; `null`: no body promised).
    */
-  private async call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>, shape: Shape | null, signal: AbortSignal | undefined): Promise<T> {
+  private async call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>, shape: Shape | null): Promise<T> {
     let result: { data?: T; error?: unknown; response: Response };
     try {
       result = await run();
     } catch (err) {
-      throw transportError(err, false, this.timeoutMs, signal);
+      // A failure of the transport (the timeout, the caller's signal, the network) is already a
+      // Tap2Error from retryingFetch; anything else (a base URL that is no URL) is NETWORK_ERROR.
+      throw transportError(err, false, this.timeoutMs);
     }
     if (!result.response.ok) throw Tap2Error.fromResponse(result.response, result.error);
     if (shape !== null) {
