@@ -88,7 +88,7 @@ export class Tap2Client {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.raw = createClient<ApiPaths>({
       baseUrl: (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, ""),
-      headers: { "X-API-Key": options.apiKey },
+      headers: { "X-API-Key": headerValue("X-API-Key", options.apiKey) },
       fetch: answerIsJson(retryingFetch({
         maxRetries: options.maxRetries ?? 2,
         timeoutMs: this.timeoutMs,
@@ -125,7 +125,7 @@ export class Tap2Client {
    * Idempotency-Key, generated here unless given, and reused on retries.
    */
   async sendFeedbackBatch(events: FeedbackEvent[], options: IdempotencyOption = {}): Promise<{ accepted: number; idempotencyKey: string }> {
-    const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("batch");
+    const idempotencyKey = headerValue("Idempotency-Key", options.idempotencyKey ?? newIdempotencyKey("batch"));
     const data = await this.call(
       () => this.raw.POST("/v1/personalize/feedback/batch", { body: { events }, headers: { "Idempotency-Key": idempotencyKey }, signal: options.signal }),
       { accepted: "number" },
@@ -155,8 +155,8 @@ export class Tap2Client {
    * An Idempotency-Key, generated here unless given, goes with every retry, so a retry answers the
    * same session instead of opening a second one.
    */
-  createCheckoutSession(session: CheckoutSessionCreate, options: IdempotencyOption = {}): Promise<CheckoutSession> {
-    const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey("cs");
+  async createCheckoutSession(session: CheckoutSessionCreate, options: IdempotencyOption = {}): Promise<CheckoutSession> {
+    const idempotencyKey = headerValue("Idempotency-Key", options.idempotencyKey ?? newIdempotencyKey("cs"));
     return this.call(
       () => this.raw.POST("/v1/checkout/sessions", { body: session, headers: { "Idempotency-Key": idempotencyKey }, signal: options.signal }),
       { client_secret: "string" },
@@ -266,6 +266,16 @@ function answerIsJson(fetch: (request: Request) => Promise<Response>): (request:
     }
     return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
+}
+
+/**
+ * A header value the caller gave (the key, an Idempotency-Key): a line break would start another
+ * header line, so one with a line break or NUL is refused before anything is sent, with a TypeError
+ * (a bug in the calling code, not an API answer), in the Python and PHP clients' words.
+ */
+function headerValue(name: string, value: string): string {
+  if (/[\r\n\0]/.test(value)) throw new TypeError(`The ${name} header cannot hold a line break or NUL`);
+  return value;
 }
 
 function merchantQuery(options: MerchantOption): { merchant_id?: string } {

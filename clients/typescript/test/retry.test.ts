@@ -170,6 +170,20 @@ describe("retries (scripted server)", () => {
     await expect(client(scripted([opaque]).fetch, []).getConsent("cus_1")).rejects.toMatchObject({ status: 0, code: "REDIRECT", message: "Refused a redirect (the API never redirects: check the base URL)" });
   });
 
+  it("a header value with a line break or NUL (a caller's Idempotency-Key, the key) is refused before anything is sent, with a TypeError, not a Tap2Error", async () => {
+    const { fetch, requests } = scripted([]);
+    for (const key of ["a\nb", "a\r\nX-Evil: 1", "a\0b"]) {
+      const batch = await client(fetch, []).sendFeedbackBatch([{ customer_id: "cus_1", method_id: "visa" }], { idempotencyKey: key }).catch((e: unknown) => e);
+      const session = await client(fetch, []).createCheckoutSession({ customer_id: "cus_1" }, { idempotencyKey: key }).catch((e: unknown) => e);
+      for (const err of [batch, session]) {
+        expect(err).toBeInstanceOf(TypeError);
+        expect((err as Error).message).toBe("The Idempotency-Key header cannot hold a line break or NUL");
+      }
+      expect(() => new Tap2Client({ apiKey: `tp2_sk_${key}`, fetch })).toThrow(new TypeError("The X-API-Key header cannot hold a line break or NUL"));
+    }
+    expect(requests).toHaveLength(0);
+  });
+
   it("computes jittered exponential delays, and Retry-After overrides them", () => {
     expect(retryDelayMs(0, null, 200, () => 0)).toBe(100);
     expect(retryDelayMs(3, null, 200, () => 1)).toBe(1600);
