@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MerchantQuery, Timestamp } from "./common";
+import { Amount, Country, Currency, CustomerId, DeviceType, headerText, MerchantId, MerchantQuery, Timestamp } from "./common";
 
 export const SESSION_TTL = { min: 60, max: 86_400, default: 1_800 } as const;
 
@@ -25,10 +25,7 @@ export type CheckoutSessionCreate = z.infer<typeof CheckoutSessionCreate>;
 export const CheckoutSessionCreateQuery = MerchantQuery;
 
 export const IdempotencyKeyHeader = z.object({
-  "idempotency-key": z
-    .string()
-    .min(1)
-    .max(128)
+  "idempotency-key": headerText(z.string().min(1).max(128))
     .optional()
     .openapi({
       description:

@@ -63,6 +63,15 @@ export const Country = z
  */
 export const Text = z.string().refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogate)");
 
+/**
+ * A header value taken as data (an Idempotency-Key). The runtime decodes header bytes as UTF-8 and
+ * turns every byte that is not UTF-8 into U+FFFD, so keys sent in Latin-1 that differ only outside
+ * ASCII (`payé`, `payè`) arrive as one (`pay\uFFFD`): a second payment would be dropped as a retry
+ * of the first, a second checkout answered as the first's. Such a value is refused, not guessed at.
+ */
+export const HEADER_NOT_UTF8 = "holds bytes that are not UTF-8 (a character outside ASCII sent in another encoding, e.g. Latin-1): send the key in ASCII or UTF-8";
+export const headerText = <T extends z.ZodString>(schema: T) => schema.refine((s) => !s.includes("\uFFFD"), HEADER_NOT_UTF8);
+
 export const DeviceType = z.enum(["mobile", "desktop", "tablet"]);
 export type DeviceType = z.infer<typeof DeviceType>;
 

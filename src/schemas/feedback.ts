@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { recencyRef } from "../personalization/recency";
-import { Amount, Country, Currency, CustomerId, DeviceType, MerchantId, MethodId, OfferId, Text, Timestamp } from "./common";
+import { Amount, Country, Currency, CustomerId, DeviceType, headerText, MerchantId, MethodId, OfferId, Text, Timestamp } from "./common";
 
 /** An event may be reported up to 5 minutes early (clock skew) and up to 90 days late (retention). */
 export const MAX_FUTURE_MS = 5 * 60 * 1000;
@@ -60,7 +60,8 @@ export const FeedbackAccepted = z.object({
 
 /** Hono hands validators lower-cased header names, so the key (and the documented name) is lower case. */
 export const IdempotencyHeaders = z.object({
-  "idempotency-key": EventId.optional().openapi({
+  "idempotency-key": headerText(Text.min(1).max(128)).optional().openapi({
+    example: "order #1001",
     description: "Event id when the body has no event_id (single event); batch: derives one per event lacking it, from the key and the event as sent (a retried batch is stored once; other events under the same key are new events)",
   }),
 });
