@@ -131,7 +131,7 @@ export function scoreMethods(input: ScoringInput): RankedMethod[] {
 
   const p1 = smoothInto(new Float64Array(n), overall, input.prior, w.prior_strength);
   const logit = new Float64Array(n);
-  for (let i = 0; i < n; i++) logit[i] = Math.log(p1[i]!);
+  for (let i = 0; i < n; i++) logit[i] = logOf(p1[i]!);
   const scratch = new Float64Array(n);
   const base = new Float64Array(n);
   const dimension = (counts: Float64Array, has: boolean, pop: readonly number[] | undefined, mix: Float64Array | null, gamma: number) => {
@@ -141,11 +141,15 @@ export function scoreMethods(input: ScoringInput): RankedMethod[] {
       let mixTotal = 0;
       if (mix) for (let i = 0; i < n; i++) mixTotal += mix[i]!;
       let z = 0;
-      for (let i = 0; i < n; i++) z += base[i] = (p1[i]! * pop[i]!) / (mixTotal > 0 ? mix![i]! / mixTotal : input.prior[i]!);
+      for (let i = 0; i < n; i++) {
+        const lifted = (p1[i]! * pop[i]!) / (mixTotal > 0 ? mix![i]! / mixTotal : input.prior[i]!);
+        // A divisor that underflowed to 0 (popularity counts ~1e300 times the method's, as a clock decades off gives) has no lift.
+        z += base[i] = Number.isFinite(lifted) ? lifted : p1[i]!;
+      }
       for (let i = 0; i < n; i++) base[i]! /= z;
     } else base.set(p1);
     smoothInto(scratch, counts, base, w.context_strength);
-    for (let i = 0; i < n; i++) logit[i]! += gamma * (Math.log(scratch[i]!) - Math.log(p1[i]!));
+    for (let i = 0; i < n; i++) logit[i]! += gamma * (logOf(scratch[i]!) - logOf(p1[i]!));
   };
   if (deviceKey) dimension(device, hasDevice, target.device, deviceMix, w.device_weight);
   if (amountKey) dimension(amount, hasAmount, target.amount, amountMix, w.amount_weight);
@@ -168,6 +172,15 @@ export function scoreMethods(input: ScoringInput): RankedMethod[] {
   for (let i = 0; i < n; i++) z += logit[i] = Math.exp(logit[i]! / w.temperature - max);
   for (let i = 0; i < n; i++) logit[i]! /= z;
   return rankByProbability(candidates, logit);
+}
+
+/**
+ * ln p, with a probability that underflowed to 0 read as the smallest double (ln ≈ −744.4), so that a
+ * difference of two such logs is 0, not NaN (−∞ − −∞). Only reachable with counts ~1e300 times each
+ * other, e.g. a clock decades before the data; a probability above 5e-324 is unchanged.
+ */
+function logOf(p: number): number {
+  return Math.log(Math.max(p, Number.MIN_VALUE));
 }
 
 /** Dirichlet smoothing into `out`: counts plus `strength` pseudo-events spread as `base`. */

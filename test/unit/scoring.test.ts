@@ -153,6 +153,21 @@ describe("scoreMethods", () => {
     expect(r.map((m) => m.method_id)).toEqual(["visa", "paypal"]);
   });
 
+  it("stays finite when probabilities underflow to 0 (counts ~1e300 apart, as a clock decades before the data gives)", () => {
+    // Found by test/unit/scoringProperties.test.ts with now 40 years before the recency epoch: every stored
+    // weight counted 2^487 times, so the prior share of a method nobody used underflowed to 0, and
+    // log 0 − log 0 (a context dimension) and p1 × pop / 0 (a device lift) made every confidence NaN.
+    const candidates = ["visa", "paypal", "ideal"];
+    const huge = [{ bucket: "*", method_id: "visa", weight_ref: 0, uses: 1e300 }, { bucket: "country:NL", method_id: "visa", weight_ref: 0, uses: 1e300 }, { bucket: "device:desktop", method_id: "visa", weight_ref: 0, uses: 1e300 }];
+    const segments = new Map([["device:mobile", [0.5, 0.5, 1e-300]], ["device:desktop", [1, 1e-300, 0]]]);
+    for (const context of [{ ...ctx, country: "NL" }, { ...ctx, device_type: "mobile" as const }]) {
+      const r = rank(huge, { candidates, prior: [1, 1e-300, 1e-300], segments, context });
+      expect(r.map((m) => m.method_id)).toEqual(["visa", "paypal", "ideal"]);
+      for (const m of r) expect(Number.isFinite(m.confidence) && Number.isFinite(m.score)).toBe(true);
+      expect(r[0]!.confidence).toBe(1);
+    }
+  });
+
   it("gives an empty answer for no candidates", () => {
     expect(rank([], { candidates: [] })).toEqual([]);
   });
