@@ -341,9 +341,15 @@ final class Client
         }
         $headers = ['X-API-Key' => $this->apiKey(), 'Accept' => 'application/json', 'User-Agent' => 'tap2-personalize-php/' . self::VERSION] + $headers;
         foreach ($headers as $name => $value) {
-            // A line break in a value (a caller's Idempotency-Key, say) would start another header line.
+            // A line break in a value (a caller's Idempotency-Key, the key) would start another header
+            // line; and HTTP carries only ASCII the same way in every client (RFC 9110 §5.5: VCHAR,
+            // space, tab): curl sent ключ as its UTF-8 bytes, which fetch cannot send and Python's
+            // http.client sends as Latin-1. The TypeScript and Python clients say the same.
             if (strpbrk($value, "\r\n\0") !== false) {
                 throw new \InvalidArgumentException("The $name header cannot hold a line break or NUL");
+            }
+            if (preg_match('/[^\t\x20-\x7e]/', $value) === 1) {
+                throw new \InvalidArgumentException("The $name header cannot hold a control character or a character outside ASCII");
             }
         }
         $payload = null;

@@ -337,6 +337,41 @@ test('a header value with a line break (a caller\'s Idempotency-Key) is refused 
     assertSame([], $t->sent);
 });
 
+test('a header value with a control character or a character outside ASCII (ключ, café, €) is refused before anything is sent; visible ASCII, space and tab are sent as given', function (): void {
+    // The same table is in the TypeScript (retry.test.ts) and Python (test_retry.py) tests.
+    $refused = ['ключ', 'café', '€1', "a\u{a0}b", "a\u{1}b", "a\u{1b}b", "a\u{7f}b"];
+    $sent = ['order #1001 /x?%&=', "a\tb", '~!@$^*()[]{}|\\"\'`<>,;:+'];
+    $answers = [];
+    foreach ($sent as $_) {
+        $answers[] = new HttpResponse(202, [], '{"accepted":1}');
+        $answers[] = new HttpResponse(201, [], '{"client_secret":"cs_x_secret_y"}');
+    }
+    $t = new ScriptedTransport($answers);
+    $sleeps = [];
+    $client = scriptedClient($t, $sleeps);
+    $message = static fn (string $name): string => "The $name header cannot hold a control character or a character outside ASCII";
+    $refusal = static function (callable $call): string {
+        try {
+            $call();
+        } catch (\InvalidArgumentException $e) {
+            return $e->getMessage();
+        }
+        return 'not refused';
+    };
+    foreach ($refused as $key) {
+        $what = json_encode($key);
+        assertSame($message('Idempotency-Key'), $refusal(fn () => $client->sendFeedbackBatch([['customer_id' => 'c', 'method_id' => 'visa']], $key)), "batch $what");
+        assertSame($message('Idempotency-Key'), $refusal(fn () => $client->createCheckoutSession(['customer_id' => 'c'], $key)), "session $what");
+        assertSame($message('X-API-Key'), $refusal(fn () => (new Client("tp2_sk_$key", 'http://tap2.test/', transport: $t))->getConsent('c')), "key $what");
+    }
+    assertSame([], $t->sent);
+    foreach ($sent as $key) {
+        $client->sendFeedbackBatch([['customer_id' => 'c', 'method_id' => 'visa']], $key);
+        $client->createCheckoutSession(['customer_id' => 'c'], $key);
+    }
+    assertSame(array_merge(...array_map(fn ($k) => [$k, $k], $sent)), array_map(fn ($s) => $s['headers']['Idempotency-Key'], $t->sent));
+});
+
 test('the secret key is not in a dumped client or in the trace of an exception (even with zend.exception_ignore_args off)', function (): void {
     $previous = ini_set('zend.exception_ignore_args', '0'); // PHP's built-in default and php.ini-development
     try {

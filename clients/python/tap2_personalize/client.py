@@ -1,6 +1,7 @@
 """Client of the Tap2 Personalize API's merchant-backend calls."""
 
 import json
+import re
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, cast
@@ -25,6 +26,8 @@ from .types import (
 
 DEFAULT_BASE_URL = "https://api.tap2-personalize.com"
 _UNSET: Any = object()
+#: What a header value cannot hold besides a line break or NUL: anything but visible ASCII, space and tab.
+_NOT_HEADER_TEXT = re.compile(r"[^\t\x20-\x7e]")
 
 
 class _SecretKey:
@@ -268,10 +271,15 @@ class Client:
             all_headers["Content-Type"] = "application/json"
         all_headers.update(headers or {})
         for name, value in all_headers.items():
-            # A line break in a value (a caller's Idempotency-Key, say) would start another header
-            # line; refused here, before anything is sent, as the PHP client does.
+            # A line break in a value (a caller's Idempotency-Key, the key) would start another header
+            # line; and HTTP carries only ASCII the same way in every client (RFC 9110 §5.5: VCHAR,
+            # space, tab): http.client sends é as the byte E9, which the API reads as U+FFFD (café and
+            # cafè would be one key), and raised UnicodeEncodeError for ключ. Refused here, before
+            # anything is sent, in the TypeScript and PHP clients' words.
             if any(c in value for c in "\r\n\0"):
                 raise ValueError(f"The {name} header cannot hold a line break or NUL")
+            if _NOT_HEADER_TEXT.search(value):
+                raise ValueError(f"The {name} header cannot hold a control character or a character outside ASCII")
         response = send_with_retries(self._transport, self._sleep, self._policy, method, url, all_headers, data)
         if not 200 <= response.status < 300:
             raise error_from_response(response)

@@ -202,6 +202,29 @@ class RetryTest(unittest.TestCase):
                 client(server, []).send_feedback_batch([{"customer_id": "cus_1", "method_id": "visa"}], idempotency_key=key)
         self.assertEqual(server.sent, [])
 
+    def test_a_header_value_with_a_control_character_or_outside_ascii_is_refused_before_anything_is_sent(self) -> None:
+        # The same table is in the TypeScript (retry.test.ts) and PHP (retry_test.php) tests.
+        refused = ["ключ", "café", "€1", "a\u00a0b", "a\u0001b", "a\u001bb", "a\u007fb"]
+        sent = ["order #1001 /x?%&=", "a\tb", "~!@$^*()[]{}|\\\"'`<>,;:+"]
+        server = Scripted([RawResponse(202, {}, b'{"accepted":1}'), RawResponse(201, {}, b'{"client_secret":"cs_x_secret_y"}')] * len(sent))
+        message = "The {} header cannot hold a control character or a character outside ASCII"
+        for key in refused:
+            with self.subTest(key=key):
+                with self.assertRaises(ValueError) as batch:
+                    client(server, []).send_feedback_batch([{"customer_id": "cus_1", "method_id": "visa"}], idempotency_key=key)
+                with self.assertRaises(ValueError) as session:
+                    client(server, []).create_checkout_session("cus_1", idempotency_key=key)
+                with self.assertRaises(ValueError) as api_key:
+                    Client(f"tp2_sk_{key}", "http://tap2.test/", transport=server).get_consent("cus_1")
+                for err, name in ((batch, "Idempotency-Key"), (session, "Idempotency-Key"), (api_key, "X-API-Key")):
+                    self.assertIs(type(err.exception), ValueError)  # not UnicodeEncodeError
+                    self.assertEqual(str(err.exception), message.format(name))
+        self.assertEqual(server.sent, [])
+        for key in sent:
+            client(server, []).send_feedback_batch([{"customer_id": "cus_1", "method_id": "visa"}], idempotency_key=key)
+            client(server, []).create_checkout_session("cus_1", idempotency_key=key)
+        self.assertEqual([s[2]["Idempotency-Key"] for s in server.sent], [key for key in sent for _ in range(2)])
+
     def test_the_error_survives_pickle_and_copy_with_every_field(self) -> None:
         # Celery, RQ, multiprocessing and concurrent.futures pickle what a worker raised.
         import copy

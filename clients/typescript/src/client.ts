@@ -269,12 +269,16 @@ function answerIsJson(fetch: (request: Request) => Promise<Response>): (request:
 }
 
 /**
- * A header value the caller gave (the key, an Idempotency-Key): a line break would start another
- * header line, so one with a line break or NUL is refused before anything is sent, with a TypeError
- * (a bug in the calling code, not an API answer), in the Python and PHP clients' words.
+ * A header value the caller gave (the key, an Idempotency-Key), refused before anything is sent with
+ * a TypeError (a bug in the calling code, not an API answer), in the Python and PHP clients' words:
+ * a line break would start another header line; and HTTP carries only ASCII the same way in every
+ * client (RFC 9110 §5.5: VCHAR, space, tab). fetch sends é as the one byte E9, which the API reads as
+ * U+FFFD (so café and cafè would be one key), cannot send ключ at all, and fails a control character;
+ * the Python and PHP clients sent each differently.
  */
 function headerValue(name: string, value: string): string {
   if (/[\r\n\0]/.test(value)) throw new TypeError(`The ${name} header cannot hold a line break or NUL`);
+  if (/[^\t\x20-\x7e]/.test(value)) throw new TypeError(`The ${name} header cannot hold a control character or a character outside ASCII`);
   return value;
 }
 

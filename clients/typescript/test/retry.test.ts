@@ -184,6 +184,28 @@ describe("retries (scripted server)", () => {
     expect(requests).toHaveLength(0);
   });
 
+  // The same table is in the Python (test_retry.py) and PHP (retry_test.php) tests.
+  const HEADER_TEXT_REFUSED = ["ключ", "café", "€1", "a\u00a0b", "a\u0001b", "a\u001bb", "a\u007fb"];
+  const HEADER_TEXT_SENT = ["order #1001 /x?%&=", "a\tb", "~!@$^*()[]{}|\\\"'`<>,;:+"];
+  it("a header value with a control character or a character outside ASCII (ключ, café, €) is refused before anything is sent, with a TypeError; visible ASCII, space and tab are sent as given", async () => {
+    const { fetch, requests } = scripted(HEADER_TEXT_SENT.flatMap(() => [json(202, { accepted: 1 }), json(201, { client_secret: "cs_x_secret_y" })]));
+    for (const key of HEADER_TEXT_REFUSED) {
+      const batch = await client(fetch, []).sendFeedbackBatch([{ customer_id: "cus_1", method_id: "visa" }], { idempotencyKey: key }).catch((e: unknown) => e);
+      const session = await client(fetch, []).createCheckoutSession({ customer_id: "cus_1" }, { idempotencyKey: key }).catch((e: unknown) => e);
+      for (const err of [batch, session]) {
+        expect(err, JSON.stringify(key)).toBeInstanceOf(TypeError);
+        expect((err as Error).message).toBe("The Idempotency-Key header cannot hold a control character or a character outside ASCII");
+      }
+      expect(() => new Tap2Client({ apiKey: `tp2_sk_${key}`, fetch })).toThrow(new TypeError("The X-API-Key header cannot hold a control character or a character outside ASCII"));
+    }
+    expect(requests).toHaveLength(0);
+    for (const key of HEADER_TEXT_SENT) {
+      await client(fetch, []).sendFeedbackBatch([{ customer_id: "cus_1", method_id: "visa" }], { idempotencyKey: key });
+      await client(fetch, []).createCheckoutSession({ customer_id: "cus_1" }, { idempotencyKey: key });
+    }
+    expect(requests.map((r) => r.headers.get("Idempotency-Key"))).toEqual(HEADER_TEXT_SENT.flatMap((key) => [key, key]));
+  });
+
   it("computes jittered exponential delays, and Retry-After overrides them", () => {
     expect(retryDelayMs(0, null, 200, () => 0)).toBe(100);
     expect(retryDelayMs(3, null, 200, () => 1)).toBe(1600);
