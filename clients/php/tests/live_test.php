@@ -224,3 +224,21 @@ test('live: a rate-limited merchant answers 429, and the client waits it out whe
     assertSame(customer('limited'), $patient->getPreferences(customer('limited'))['customer_id']);
     assertTrue(count($waits) > 0 && $waits[0] >= 1, 'waited Retry-After');
 });
+
+test('live: a customer id is one path segment or query value, whatever it holds: the API refuses one outside its charset (400), never reaching another customer or route', function (): void {
+    // The same table is in the TypeScript (live.test.ts) and Python (test_live.py) tests.
+    $sk = secretClient();
+    $id = customer('ids');
+    $sk->putPreferences(['customer_id' => $id, 'default_method' => 'visa']);
+    $message = 'customer_id: must be 1-128 characters of A-Z a-z 0-9 . _ : @ -';
+    foreach (['/x', '?x=1', '#x', '%41', ' x', '+x', 'ключ', '/restore'] as $suffix) {
+        foreach (['exportCustomer', 'getPreferences', 'deleteCustomer', 'restoreCustomer'] as $call) {
+            $e = assertThrows(fn () => $sk->$call($id . $suffix));
+            assertSame([400, 'VALIDATION_ERROR', $message], [$e->status, $e->errorCode, $e->getMessage()], "$call " . json_encode($suffix));
+        }
+    }
+    assertSame('visa', $sk->getPreferences($id)['default_method'], 'not deleted by a delete of id?x=1');
+    $reserved = "$id:x@y.z-";
+    assertSame($reserved, $sk->exportCustomer($reserved)['customer_id']);
+    assertSame($reserved, $sk->getPreferences($reserved)['customer_id']);
+});

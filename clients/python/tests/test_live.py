@@ -145,6 +145,23 @@ class LiveTest(unittest.TestCase):
         self.assertEqual(self.sk.export_customer(cid, merchant_id=own)["status"], "pending_deletion")
         self.assertEqual(self.sk.restore_customer(cid, merchant_id=own), {"customer_id": cid, "status": "active"})
 
+    def test_a_customer_id_is_one_path_segment_or_query_value_whatever_it_holds(self) -> None:
+        # The API refuses an id outside its charset (400), never reaching another customer or route.
+        # The same table is in the TypeScript (live.test.ts) and PHP (live_test.php) tests.
+        cid = customer("ids")
+        self.sk.put_preferences(cid, default_method="visa")
+        message = "customer_id: must be 1-128 characters of A-Z a-z 0-9 . _ : @ -"
+        for suffix in ["/x", "?x=1", "#x", "%41", " x", "+x", "ключ", "/restore"]:
+            for call in (self.sk.export_customer, self.sk.get_preferences, self.sk.delete_customer, self.sk.restore_customer):
+                with self.subTest(suffix=suffix, call=call.__name__):
+                    with self.assertRaises(Tap2Error) as caught:
+                        call(cid + suffix)
+                    self.assertEqual((caught.exception.status, caught.exception.code, caught.exception.message), (400, "VALIDATION_ERROR", message))
+        self.assertEqual(self.sk.get_preferences(cid)["default_method"], "visa")  # not deleted by a delete of id?x=1
+        reserved = f"{cid}:x@y.z-"
+        self.assertEqual(self.sk.export_customer(reserved)["customer_id"], reserved)
+        self.assertEqual(self.sk.get_preferences(reserved)["customer_id"], reserved)
+
     def test_errors_carry_code_message_request_id(self) -> None:
         bad = Client("tp2_sk_not_a_real_key_000000000000000000", self.base_url)
         with self.assertRaises(Tap2Error) as caught:

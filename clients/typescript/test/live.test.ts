@@ -202,4 +202,21 @@ describe("TypeScript client against the local worker", () => {
     expect(waits.length).toBeGreaterThan(0);
     expect(waits[0]).toBeGreaterThanOrEqual(1000);
   });
+
+  // The same table is in the Python (test_live.py) and PHP (live_test.php) tests.
+  const REFUSED_ID_SUFFIXES = ["/x", "?x=1", "#x", "%41", " x", "+x", "ключ", "/restore"];
+  it("a customer id is one path segment or query value, whatever it holds: the API refuses one outside its charset (400), never reaching another customer or route", async () => {
+    const id = customer("ids");
+    await sk.putPreferences({ customer_id: id, default_method: "visa" });
+    const message = "customer_id: must be 1-128 characters of A-Z a-z 0-9 . _ : @ -";
+    for (const suffix of REFUSED_ID_SUFFIXES) {
+      for (const call of [() => sk.exportCustomer(id + suffix), () => sk.getPreferences(id + suffix), () => sk.deleteCustomer(id + suffix), () => sk.restoreCustomer(id + suffix)]) {
+        await expect(call(), JSON.stringify(suffix)).rejects.toMatchObject({ status: 400, code: "VALIDATION_ERROR", message });
+      }
+    }
+    expect((await sk.getPreferences(id)).default_method).toBe("visa"); // not deleted by a delete of id?x=1
+    const reserved = `${id}:x@y.z-`;
+    expect((await sk.exportCustomer(reserved)).customer_id).toBe(reserved);
+    expect((await sk.getPreferences(reserved)).customer_id).toBe(reserved);
+  });
 });
