@@ -241,4 +241,5 @@ test('live: a customer id is one path segment or query value, whatever it holds:
     $reserved = "$id:x@y.z-";
     assertSame($reserved, $sk->exportCustomer($reserved)['customer_id']);
     assertSame($reserved, $sk->getPreferences($reserved)['customer_id']);
+    assertTrue(count($sk->getMethods(['customer_id' => $id, 'country' => 'US', 'currency' => 'USD', 'amount' => 4999.0])['methods']) > 0, 'a float amount');
 });

@@ -263,7 +263,7 @@ class Client:
         route that promises no body (feedback, 204), whose answer is then not read."""
         if shape is _UNSET:
             shape = {}
-        url = self._base_url + path + (("?" + urlencode(query)) if query else "")
+        url = self._base_url + path + (("?" + urlencode({k: _query_value(v) for k, v in query.items()})) if query else "")
         all_headers = {"X-API-Key": self._api_key.value, "Accept": "application/json", "User-Agent": f"tap2-personalize-python/{__version__}"}
         data: Optional[bytes] = None
         if body is not None:
@@ -324,6 +324,13 @@ def _shape_problem(data: Any, shape: Mapping[str, str]) -> Optional[str]:
 
 def _drop_none(values: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _query_value(value: Any) -> Any:
+    """A float with no fraction (an amount computed as ``price * 100``) as the integer it is, ``4999``
+    not ``4999.0`` (which the API refuses: amounts are integers), as the TypeScript and PHP clients
+    write it in a query and as JSON reads it in a body."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _segment(value: str) -> str:

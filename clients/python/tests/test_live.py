@@ -161,6 +161,9 @@ class LiveTest(unittest.TestCase):
         reserved = f"{cid}:x@y.z-"
         self.assertEqual(self.sk.export_customer(reserved)["customer_id"], reserved)
         self.assertEqual(self.sk.get_preferences(reserved)["customer_id"], reserved)
+        # An amount computed as a float (price * 100) is the integer it is, as in the other clients and in a body.
+        res = self.sk.get_methods(cid, country="US", currency="USD", amount=4999.0)  # type: ignore[arg-type]
+        self.assertGreater(len(res["methods"]), 0)
 
     def test_errors_carry_code_message_request_id(self) -> None:
         bad = Client("tp2_sk_not_a_real_key_000000000000000000", self.base_url)

@@ -218,5 +218,7 @@ describe("TypeScript client against the local worker", () => {
     const reserved = `${id}:x@y.z-`;
     expect((await sk.exportCustomer(reserved)).customer_id).toBe(reserved);
     expect((await sk.getPreferences(reserved)).customer_id).toBe(reserved);
+    const amount = 4999.0;
+    expect((await sk.getMethods({ customer_id: id, country: "US", currency: "USD", amount })).methods.length).toBeGreaterThan(0);
   });
 });
