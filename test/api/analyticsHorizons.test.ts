@@ -179,7 +179,7 @@ describe("a conversion accepted just inside 90 days", () => {
     const issued = received - 90 * DAY + 30_000;
     const H = floorHour(issued);
     const d = await makeDecision(shop.merchantId, { customer: null, at: issued, arm: "treatment", fallback: null, ranked: ["visa", "paypal"] });
-    await deliverAnalytics([d.message]);
+    await atClock(issued + 60_000, () => deliverAnalytics([d.message])); // recorded back then, not at our clock (90 days on it is expired)
     await rollupCron(H + 2 * HOUR); // rolled up back then: 1 decision, 0 conversions
     const range = `?from=${iso(H)}&to=${iso(H + HOUR)}`;
 
