@@ -277,9 +277,12 @@ describe("POST /v1/checkout/sessions with an Idempotency-Key", () => {
   it("a retry after the session expired is answered as it was (expired) and its secret stays refused", async () => {
     const body = { customer_id: "cus_idem_expired", expires_in: 60 };
     const first = await (await create(shop, body, "k_expired")).json<SessionJson>();
-    // Expire it: its entry leaves KV with it; the replay record stays for the idempotency window.
+    // Expire it: its entry leaves KV with it; the replay record (its opened_at kept, so a retry past
+    // UTC midnight still finds it) stays for the idempotency window.
     await env.CACHE.delete(`session:${first.id}`);
-    await env.CACHE.put(`session_replay:${first.id}`, JSON.stringify({ expires_at: new Date(Date.now() - 1000).toISOString() }));
+    const record = (await env.CACHE.get<{ expires_at: string; opened_at: string }>(`session_replay:${first.id}`, "json"))!;
+    expect(record.opened_at).toEqual(expect.any(String));
+    await env.CACHE.put(`session_replay:${first.id}`, JSON.stringify({ ...record, expires_at: new Date(Date.now() - 1000).toISOString() }));
     const retry = await create(shop, body, "k_expired");
     expect(retry.headers.get("Idempotent-Replayed")).toBe("true");
     const again = await retry.json<SessionJson>();
