@@ -205,24 +205,29 @@ describe("rollup job", () => {
   it("stops at its query budget and finishes on the next run; its share always fits a full day", async () => {
     expect(QUERY_SHARES.frequent.rollups).toBeGreaterThanOrEqual(ROLLUP_MIN_BUDGET);
     const m = await createMerchant();
-    const day = Math.floor(Date.now() / DAY) * DAY - 3 * DAY;
+    // One clock for every run: were the hour to turn between runs, the hour of the decisions earlier
+    // tests made now would close and be one more dirty hour for the second run (hours 3).
+    const now = Date.now();
+    await rollupCron(now); // start clean
+    const day = Math.floor(now / DAY) * DAY - 3 * DAY;
     const msgs = [];
     for (let d = 0; d < 3; d++) msgs.push((await makeDecision(m.merchantId, { customer: `c${d}`, at: day + d * DAY + HOUR, arm: "treatment", fallback: null, ranked: ["visa"] })).message);
     await deliverAnalytics(msgs);
     // The stale-mark delete, one read of dirty hours, one day of one hour (21): the second day does not fit.
     const budget = new QueryBudget(2 + 21 + 20);
-    const first = await runAnalyticsRollups(env, new Date(), { budget });
+    const first = await runAnalyticsRollups(env, new Date(now), { budget });
     expect(budget.left).toBe(20);
     expect(first).toMatchObject({ hours: 1, days: 1, unfinished: true });
-    const second = await runAnalyticsRollups(env, new Date());
+    const second = await runAnalyticsRollups(env, new Date(now));
     expect(second).toMatchObject({ hours: 2, days: 2, unfinished: false });
     const s = await getJson<SummaryResponse>(m.secretKey, "/v1/analytics/summary");
     expect(s.arms.treatment.decisions).toBe(3);
   });
 
   it("rebuilds an hour for every dirty merchant at once: statements do not grow with merchants, bystanders stay as they are", async () => {
-    await rollupCron(); // start clean
-    const at = floorHour(Date.now()) - 5 * DAY + 2 * HOUR;
+    const now = Date.now(); // one clock for both runs (see above)
+    await rollupCron(now); // start clean
+    const at = floorHour(now) - 5 * DAY + 2 * HOUR;
     const hourKey = new Date(at).toISOString().slice(0, 13) + ":00:00Z";
     const shops = await Promise.all([1, 2, 3, 4, 5].map(() => createMerchant()));
     const msgs = [];
@@ -237,7 +242,7 @@ describe("rollup job", () => {
 
     // One day's batch for one hour is 1 + 2 × 5 facts × (1 hour + 1 day) = 21 statements, whatever the
     // merchant count; with the stale-mark delete and the one read of dirty hours, 23 queries.
-    const report = await runAnalyticsRollups(env, new Date(), { budget: new QueryBudget(23) });
+    const report = await runAnalyticsRollups(env, new Date(now), { budget: new QueryBudget(23) });
     expect(report).toMatchObject({ hours: 1, merchant_hours: 5, days: 1, unfinished: false });
     for (const [i, m] of shops.entries()) {
       const rows = await env.DB.prepare("SELECT grain, sum(decisions) AS n FROM analytics_decision_rollups WHERE merchant_id = ? GROUP BY grain ORDER BY grain").bind(m.merchantId).all();
