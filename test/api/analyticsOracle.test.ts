@@ -614,10 +614,19 @@ async function liveTraffic(rng: Rng, seed: number, name: string, shop: Shop): Pr
 
 // ─── the run ────────────────────────────────────────────────────────────────────────────────────
 
-async function summaryOf(shop: Shop, from?: number, to?: number): Promise<SummaryResponse> {
+/** A window bound: epoch ms, or a timestamp as sent (up to 9 fractional digits, which the Timestamp schema takes). */
+type Bound = number | string;
+const text = (b: Bound) => (typeof b === "number" ? iso(b) : b);
+/** The instant rounded down / up to the millisecond: Date.parse keeps 3 fractional digits and drops the rest. */
+const floorMs = (b: Bound) => Date.parse(text(b));
+const ceilMs = (b: Bound) => Date.parse(text(b)) + (/\.\d{3}\d*[1-9]\d*Z$/.test(text(b)) ? 1 : 0);
+/** 100 ns after the first millisecond of `ms`. */
+const justAfter = (ms: number) => iso(ms).replace(/Z$/, "0001Z");
+
+async function summaryOf(shop: Shop, from?: Bound, to?: Bound): Promise<SummaryResponse> {
   const q = new URLSearchParams();
-  if (from !== undefined) q.set("from", iso(from));
-  if (to !== undefined) q.set("to", iso(to));
+  if (from !== undefined) q.set("from", text(from));
+  if (to !== undefined) q.set("to", text(to));
   const res = await api(shop.m.secretKey, `/v1/analytics/summary?${q}`);
   expect(res.status, await res.clone().text()).toBe(200);
   return res.json<SummaryResponse>();
@@ -627,17 +636,17 @@ async function summaryOf(shop: Shop, from?: number, to?: number): Promise<Summar
 const defaultWindow = (before: number, after: number, from: number, to: number, floor: (ms: number) => number, ceil: (ms: number) => number) =>
   to >= ceil(before) && to <= ceil(after) && from >= floor(before - 7 * DAY) && from <= floor(after - 7 * DAY);
 
-async function checkSummary(label: string, shop: Shop, from?: number, to?: number): Promise<string[]> {
+async function checkSummary(label: string, shop: Shop, from?: Bound, to?: Bound): Promise<string[]> {
   const before = Date.now();
   const got = await summaryOf(shop, from, to);
   // The covered window: from rounded down, to rounded up to hours; defaults (to: now, from: to − 7 days) from the echo.
   const coveredFrom = Date.parse(got.from);
   const coveredTo = Date.parse(got.to);
   const problems: string[] = [];
-  if (to !== undefined && coveredTo !== ceilHour(to)) problems.push(`${label}: to echoed ${got.to}, expected ${key(ceilHour(to))}`);
+  if (to !== undefined && coveredTo !== ceilHour(ceilMs(to))) problems.push(`${label}: to echoed ${got.to}, expected ${key(ceilHour(ceilMs(to)))}`);
   if (to === undefined && from === undefined && !defaultWindow(before, Date.now(), coveredFrom, coveredTo, floorHour, ceilHour)) problems.push(`${label}: default window echoed ${got.from}..${got.to}`);
   if (to === undefined && from !== undefined && (coveredTo < ceilHour(before) || coveredTo > ceilHour(Date.now()))) problems.push(`${label}: default to echoed ${got.to}`);
-  if (from !== undefined && coveredFrom !== floorHour(from)) problems.push(`${label}: from echoed ${got.from}, expected ${key(floorHour(from))}`);
+  if (from !== undefined && coveredFrom !== floorHour(floorMs(from))) problems.push(`${label}: from echoed ${got.from}, expected ${key(floorHour(floorMs(from)))}`);
   const want = expectedSummary(shop, coveredFrom, coveredTo);
   problems.push(...compare(label, got, want.body));
   for (const arm of ["treatment", "holdout"] as const) {
@@ -652,11 +661,11 @@ async function checkSummary(label: string, shop: Shop, from?: number, to?: numbe
   return problems;
 }
 
-async function checkSeries(label: string, shop: Shop, q: { metric: Metric; granularity: "hour" | "day"; from?: number; to?: number; currency?: string }): Promise<string[]> {
+async function checkSeries(label: string, shop: Shop, q: { metric: Metric; granularity: "hour" | "day"; from?: Bound; to?: Bound; currency?: string }): Promise<string[]> {
   const before = Date.now();
   const params = new URLSearchParams({ metric: q.metric, granularity: q.granularity });
-  if (q.from !== undefined) params.set("from", iso(q.from));
-  if (q.to !== undefined) params.set("to", iso(q.to));
+  if (q.from !== undefined) params.set("from", text(q.from));
+  if (q.to !== undefined) params.set("to", text(q.to));
   if (q.currency !== undefined) params.set("currency", q.currency);
   const res = await api(shop.m.secretKey, `/v1/analytics/timeseries?${params}`);
   expect(res.status, await res.clone().text()).toBe(200);
@@ -666,8 +675,8 @@ async function checkSeries(label: string, shop: Shop, q: { metric: Metric; granu
   const from = Date.parse(got.from);
   const to = Date.parse(got.to);
   const problems: string[] = [];
-  if (q.from !== undefined && from !== floor(q.from)) problems.push(`${label}: from echoed ${got.from}`);
-  if (q.to !== undefined && to !== ceil(q.to)) problems.push(`${label}: to echoed ${got.to}`);
+  if (q.from !== undefined && from !== floor(floorMs(q.from))) problems.push(`${label}: from echoed ${got.from}`);
+  if (q.to !== undefined && to !== ceil(ceilMs(q.to))) problems.push(`${label}: to echoed ${got.to}`);
   if (q.from === undefined && q.to === undefined && !defaultWindow(before, Date.now(), from, to, floor, ceil)) problems.push(`${label}: default window echoed ${got.from}..${got.to}`);
   if (got.metric !== q.metric || got.granularity !== q.granularity || got.currency !== q.currency) problems.push(`${label}: echoed ${got.metric} ${got.granularity} ${got.currency}`);
   problems.push(...compare(label, got.points, expectedPoints(shop, q.metric, q.granularity, from, to, q.currency)));
@@ -698,6 +707,12 @@ async function finalChecks(rng: Rng, shops: Shop[], now: number): Promise<string
     problems.push(...(await checkSummary(`${who} summary, aligned past`, shop, aligned, aligned + rng.int(1, 6 * 24) * HOUR)));
     const [a, b] = randomWindow(30);
     problems.push(...(await checkSummary(`${who} summary, unaligned ${iso(a)}..${iso(b)}`, shop, a, b)));
+    // Digits past the millisecond: a `to` 100 ns after an hour's first millisecond covers that hour
+    // (and its row stamped at exactly that millisecond, which the window holds); two bounds in one millisecond are a window.
+    const edge = floorHour((shop.decisions.find((d) => d.at % HOUR === 0 && d.at < floorHour(now)) ?? shop.decisions[0]!).at);
+    problems.push(...(await checkSummary(`${who} summary, to 100 ns into ${iso(edge)}`, shop, edge - rng.int(1, 48) * HOUR, justAfter(edge))));
+    problems.push(...(await checkSummary(`${who} summary, 100 ns to 200 ns into ${iso(edge)}`, shop, justAfter(edge), justAfter(edge).replace(/1Z$/, "2Z"))));
+    problems.push(...(await checkSeries(`${who} daily decisions to 100 ns into ${iso(floorDay(edge))}`, shop, { metric: "decisions", granularity: "day", from: floorDay(edge) - 3 * DAY, to: justAfter(floorDay(edge)) })));
     problems.push(...(await checkSummary(`${who} summary, the open hour`, shop, floorHour(now) + rng.uniform(0, 1) * (now - floorHour(now)), now + MINUTE)));
 
     for (const metric of ["decisions", "conversions", "conversion_rate", "top1_rate"] as const) {

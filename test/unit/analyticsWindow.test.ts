@@ -120,6 +120,24 @@ describe("resolveRange", () => {
     // Without `to` (now), a from too far back says what `to` was taken to be.
     expect(resolveRange({ from: "2025-11-01T00:00:00Z" }, now, summary)).toEqual({ ok: false, details: [{ path: "to", message: "must be at most 90 days after from (default: now)" }] });
   });
+
+  it("keeps the digits past the millisecond that Timestamp accepts (up to 9), which Date.parse drops", () => {
+    // A `to` 100 ns after 15:00 ends after the row stamped 15:00:00.000Z: the hour from 15:00 is covered.
+    expect(resolveRange({ from: "2026-02-03T14:10:00Z", to: "2026-02-03T15:00:00.0000001Z" }, now, summary)).toEqual({ ok: true, fromMs: T("2026-02-03T14:00:00Z"), toMs: T("2026-02-03T16:00:00Z") });
+    expect(resolveRange({ from: "2026-02-01T10:00:00Z", to: "2026-02-03T00:00:00.000000001Z" }, now, { align: "day", maxDays: 90 })).toMatchObject({ ok: true, toMs: T("2026-02-04T00:00:00Z") });
+    expect(resolveRange({ from: "2026-02-03T14:10:00Z", to: "2026-02-03T15:00:00.000000Z" }, now, summary)).toMatchObject({ ok: true, toMs: T("2026-02-03T15:00:00Z") });
+    // from rounds down as before: 14:59:59.9999999 is in the hour from 14:00.
+    expect(resolveRange({ from: "2026-02-03T14:59:59.9999999Z", to: "2026-02-03T15:00:00Z" }, now, summary)).toEqual({ ok: true, fromMs: T("2026-02-03T14:00:00Z"), toMs: T("2026-02-03T15:00:00Z") });
+    // Two bounds inside one millisecond are a window when from < to, and refused otherwise.
+    expect(resolveRange({ from: "2026-02-03T15:00:00.0000001Z", to: "2026-02-03T15:00:00.0000002Z" }, now, summary)).toEqual({ ok: true, fromMs: T("2026-02-03T15:00:00Z"), toMs: T("2026-02-03T16:00:00Z") });
+    expect(resolveRange({ from: "2026-02-03T15:00:00.0000002Z", to: "2026-02-03T15:00:00.0000002Z" }, now, summary)).toMatchObject({ ok: false, details: [{ path: "from", message: "must be before to" }] });
+    expect(resolveRange({ from: "2026-02-03T15:00:00.0000002Z", to: "2026-02-03T15:00:00.0000001Z" }, now, summary)).toMatchObject({ ok: false, details: [{ path: "from" }] });
+    // The limit to the nanosecond: 31 days exactly passes, 100 ns more is refused.
+    const hourly = { align: "hour" as const, maxDays: 31 };
+    expect(resolveRange({ from: "2026-01-01T00:00:00.0000001Z", to: "2026-02-01T00:00:00.0000001Z" }, now, hourly)).toMatchObject({ ok: true, toMs: T("2026-02-01T01:00:00Z") });
+    expect(resolveRange({ from: "2026-01-01T00:00:00.0000001Z", to: "2026-02-01T00:00:00.0000002Z" }, now, hourly)).toMatchObject({ ok: false, details: [{ path: "to" }] });
+    expect(resolveRange({ from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00.0000001Z" }, now, hourly)).toMatchObject({ ok: false, details: [{ path: "to" }] });
+  });
 });
 
 describe("buckets", () => {
