@@ -16,7 +16,7 @@ import { api, createMerchant, type TestMerchant } from "../helpers/fixtures";
  * delivered (a lost record); conversions by decision_id, some an hour or days late, a few repeated
  * (a second payment, a client retry); unattributed payments; offers shown, repeated and redeemed
  * (or paid too early, too late, for another offer); amounts in several currencies, some without
- * one — spread over the last 40 days, plus the current hour through the real /methods and /offers.
+ * one — spread over the last 40 days (a few up to 89.5 days back), plus the current hour through the real /methods and /offers.
  * It delivers everything through the real paths in the order it would have arrived: analytics
  * messages and feedback through the real queue consumers (createMessageBatch), feedback first
  * through POST /v1/personalize/feedback/batch, decisions of the past signed as /methods signs them
@@ -466,7 +466,8 @@ async function generate(rng: Rng, seed: number, name: string, shop: Shop, now: n
   // Times cluster on a few days (so days hold several hours, and hours several rows), the rest anywhere.
   const hotDays = Array.from({ length: 6 }, () => floorDay(now - rng.uniform(0, 40) * DAY));
   const when = () => {
-    let t = rng.chance(0.6) ? rng.pick(hotDays) + rng.uniform(0, DAY) : now - rng.uniform(0, 40 * DAY);
+    // A few near the 90 days of raw retention (what the API still accepts), for the 90-day windows.
+    let t = rng.chance(0.6) ? rng.pick(hotDays) + rng.uniform(0, DAY) : rng.chance(0.05) ? now - rng.uniform(80, 89.5) * DAY : now - rng.uniform(0, 40 * DAY);
     // Some on a bucket's edge: the first or last millisecond of an hour or a UTC day.
     if (rng.chance(0.1)) t = (rng.chance(0.5) ? floorHour(t) : floorDay(t)) - (rng.chance(0.5) ? 1 : 0);
     return Math.floor(Math.min(t, now - MINUTE));
@@ -475,7 +476,7 @@ async function generate(rng: Rng, seed: number, name: string, shop: Shop, now: n
   const deliveredAt = (t: number) => Math.min(now, t + lag());
   const previousPercent = rng.pick([5, 15, 25, 33.3333333]);
 
-  const nDecisions = rng.int(50, 90);
+  const nDecisions = rng.int(40, 70);
   for (let k = 0; k < nDecisions; k++) {
     const at = when();
     const ranked = [...METHODS].sort(() => rng.next() - 0.5).slice(0, rng.int(3, 5));
@@ -702,6 +703,8 @@ async function finalChecks(rng: Rng, shops: Shop[], now: number): Promise<string
     const who = shop.m.merchantId;
     problems.push(...(await checkSummary(`${who} summary, default window`, shop)));
     problems.push(...(await checkSummary(`${who} summary, 41 days to now`, shop, now - 41 * DAY)));
+    problems.push(...(await checkSummary(`${who} summary, the last 90 days`, shop, now - 90 * DAY, now)));
+    problems.push(...(await checkSummary(`${who} summary, into the future`, shop, now - rng.uniform(0, 3) * DAY, now + rng.uniform(0, 3) * DAY)));
     problems.push(...(await checkSummary(`${who} summary, 41 days to the open hour`, shop, now - 41 * DAY, floorHour(now))));
     const aligned = floorHour(now - rng.uniform(1, 35) * DAY);
     problems.push(...(await checkSummary(`${who} summary, aligned past`, shop, aligned, aligned + rng.int(1, 6 * 24) * HOUR)));
@@ -718,6 +721,7 @@ async function finalChecks(rng: Rng, shops: Shop[], now: number): Promise<string
     for (const metric of ["decisions", "conversions", "conversion_rate", "top1_rate"] as const) {
       problems.push(...(await checkSeries(`${who} daily ${metric}`, shop, { metric, granularity: "day", from: now - 41 * DAY })));
     }
+    problems.push(...(await checkSeries(`${who} daily decisions, 90 days to 2 days ahead`, shop, { metric: "decisions", granularity: "day", from: now - 88 * DAY, to: now + 2 * DAY })));
     problems.push(...(await checkSeries(`${who} daily aov EUR`, shop, { metric: "aov", granularity: "day", from: now - 41 * DAY, currency: "EUR" })));
     const [h1, h2] = randomWindow(30);
     const hourly = rng.pick(["decisions", "conversions", "conversion_rate", "top1_rate"] as const);
@@ -740,7 +744,7 @@ async function runSeed(seed: number): Promise<string[]> {
   for (const [i, shop] of shops.entries()) actions.push(...(await generate(rng, seed, ["a", "b"][i]!, shop, now)));
   // The rollup cron at the times it would have run, and two reads along the way.
   const days = [...new Set(actions.map((a) => floorDay(a.at)))];
-  for (let k = 0, n = rng.int(8, 16); k < n; k++) actions.push({ at: Math.floor(rng.chance(0.5) ? now - rng.uniform(0, 40) * DAY : rng.pick(days) + rng.uniform(0, DAY)), kind: "rollup" });
+  for (let k = 0, n = rng.int(6, 12); k < n; k++) actions.push({ at: Math.floor(rng.chance(0.5) ? now - rng.uniform(0, 40) * DAY : rng.pick(days) + rng.uniform(0, DAY)), kind: "rollup" });
   for (let k = 0; k < 2; k++) actions.push({ at: Math.floor(now - rng.uniform(0, 30) * DAY), kind: "check" });
   actions.sort((x, y) => x.at - y.at);
 
