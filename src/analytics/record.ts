@@ -1,5 +1,5 @@
 import { randomToken } from "../crypto/hash";
-import { errorText, logLine } from "../log";
+import { errorText, logEvent } from "../log";
 import type { DecisionMessage, OffersShownMessage } from "../schemas/analytics";
 
 /**
@@ -75,7 +75,7 @@ function send(env: RecordEnv, ctx: WaitUntil, requestId: string, body: DecisionM
   const fail = (err: unknown) => {
     queueFailures += 1;
     // Tied to the answer whose record it dropped (the request line, the decision_id a conversion would name).
-    logLine("error", "analytics record dropped: the analytics queue refused it", {
+    logEvent("analytics record dropped: the analytics queue refused it", {
       metric: "analytics_queue_failed",
       request_id: requestId,
       kind: body.kind,

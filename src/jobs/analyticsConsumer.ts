@@ -1,7 +1,7 @@
 import { analyticsMessageStatement, analyticsMessageTime } from "../analytics/store";
 import type { Env } from "../env";
 import { AnalyticsMessage } from "../schemas/analytics";
-import { errorText, logLine } from "../log";
+import { errorText, logEvent } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
 import { acceptCutoff } from "./retention";
 
@@ -13,7 +13,7 @@ import { acceptCutoff } from "./retention";
  */
 export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
-  const { valid, poison } = sortDelivery(batch, AnalyticsMessage, "analytics");
+  const { valid, poison } = sortDelivery(batch, AnalyticsMessage, "poison analytics message dropped");
 
   // Rows dated before the accept cutoff are not stored (src/analytics/horizons.ts): counted `expired`.
   const cutoff = acceptCutoff(new Date());
@@ -24,7 +24,7 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
     // An all-poison delivery writes nothing, but still has its line.
     if (statements.length > 0) results = await env.DB.batch(statements);
   } catch (err) {
-    logLine("error", "analytics batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: errorText(err) });
+    logEvent("analytics batch write failed; retrying", { queue: batch.queue, messages: valid.length, error: errorText(err) });
     for (const { msg } of valid) msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     return;
   }
@@ -32,7 +32,7 @@ export async function consumeAnalytics(batch: MessageBatch<unknown>, env: Env, _
   // One statement per message; meta.changes also counts the dirty-hour marks written by triggers, so a
   // message counts as stored when its statement inserted anything (a redelivered one inserts nothing).
   const stored = results.filter((r) => (r.meta.changes ?? 0) > 0).length;
-  logLine("info", "analytics batch stored", {
+  logEvent("analytics batch stored", {
     queue: batch.queue,
     messages: batch.messages.length,
     decisions: valid.filter((v) => v.body.kind === "decision").length,

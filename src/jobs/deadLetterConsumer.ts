@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import { MerchantId } from "../schemas/common";
 import { type DeadLetterQueue, insertDeadLetters, type NewDeadLetter } from "../storage/deadLetters";
-import { errorText, logLine } from "../log";
+import { errorText, logEvent } from "../log";
 import { DEAD_LETTER_MAX_RETRIES, deadLetterRetryDelaySeconds } from "./delivery";
 
 /** Bodies are kept up to 64 KB of JSON text; ours are far smaller (a longer one is cut and flagged). */
@@ -59,7 +59,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
   }
   for (const msg of batch.messages) msg.ack();
   // warn: every dead letter is accepted data not yet applied; ops re-drive it (docs/feedback.md).
-  logLine("warn", "dead letters stored", {
+  logEvent("dead letters stored", {
     queue: batch.queue,
     original_queue: queue,
     messages: batch.messages.length,
@@ -80,9 +80,9 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
 function retryOrLose(batch: MessageBatch<unknown>, err: unknown): void {
   const lost = batch.messages.filter((msg) => msg.attempts > DEAD_LETTER_MAX_RETRIES);
   const retrying = batch.messages.length - lost.length;
-  if (retrying > 0) logLine("error", "dead letter write failed; retrying", { queue: batch.queue, messages: retrying, error: errorText(err) });
+  if (retrying > 0) logEvent("dead letter write failed; retrying", { queue: batch.queue, messages: retrying, error: errorText(err) });
   if (lost.length > 0) {
-    logLine("error", "dead letters lost", { queue: batch.queue, metric: "dead_letters_lost", messages: lost.length, message_ids: lost.map((m) => m.id), error: errorText(err) });
+    logEvent("dead letters lost", { queue: batch.queue, metric: "dead_letters_lost", messages: lost.length, message_ids: lost.map((m) => m.id), error: errorText(err) });
   }
   for (const msg of batch.messages) msg.retry({ delaySeconds: deadLetterRetryDelaySeconds(msg.attempts) });
 }

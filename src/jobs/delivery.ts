@@ -1,5 +1,8 @@
 import type { z } from "zod";
-import { logLine } from "../log";
+import { logEvent } from "../log";
+
+/** The line a consumer writes for each poison message it drops (one event per queue, src/log.ts). */
+export type PoisonEvent = "poison feedback message dropped" | "poison analytics message dropped";
 
 /** What both queue consumers share: backoff, and sorting a delivery into valid and poison. */
 
@@ -25,7 +28,7 @@ export function deadLetterRetryDelaySeconds(attempts: number): number {
  * and failing field paths, never by body (it may hold anything, a raw customer id included):
  * retrying cannot fix it, and it must not block its neighbours.
  */
-export function sortDelivery<S extends z.ZodType>(batch: MessageBatch<unknown>, schema: S, kind: string): { valid: { msg: Message<unknown>; body: z.infer<S> }[]; poison: number } {
+export function sortDelivery<S extends z.ZodType>(batch: MessageBatch<unknown>, schema: S, poisonEvent: PoisonEvent): { valid: { msg: Message<unknown>; body: z.infer<S> }[]; poison: number } {
   const valid: { msg: Message<unknown>; body: z.infer<S> }[] = [];
   let poison = 0;
   for (const msg of batch.messages) {
@@ -33,7 +36,7 @@ export function sortDelivery<S extends z.ZodType>(batch: MessageBatch<unknown>, 
     if (parsed.success) valid.push({ msg, body: parsed.data as z.infer<S> });
     else {
       poison += 1;
-      logLine("warn", `poison ${kind} message dropped`, {
+      logEvent(poisonEvent, {
         queue: batch.queue,
         message_id: msg.id,
         attempts: msg.attempts,

@@ -7,7 +7,7 @@ import { storeUsageEvents, type UsageEventRow } from "../storage/events";
 import { readMerchant } from "../storage/merchants";
 import { crossMerchantPeersOf } from "../storage/consent";
 import { invalidateProfile, KV_REWRITE_WAIT_MS, type ProfileKey, refreshProfiles } from "../storage/profile";
-import { errorText, logLine } from "../log";
+import { errorText, logEvent } from "../log";
 import { retryDelaySeconds, sortDelivery } from "./delivery";
 import { acceptCutoff } from "./retention";
 
@@ -45,7 +45,7 @@ export function toUsageRow(m: FeedbackMessage): UsageEventRow {
  */
 export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
-  const { valid, poison } = sortDelivery(batch, FeedbackMessage, "feedback");
+  const { valid, poison } = sortDelivery(batch, FeedbackMessage, "poison feedback message dropped");
   // An all-poison delivery writes nothing, but still has its line.
   if (valid.length === 0) return logStored(batch, [], poison, started);
 
@@ -55,7 +55,7 @@ export async function consumeFeedback(batch: MessageBatch<unknown>, env: Env, _c
     outcome = await storeEvents(env, events);
   } catch (err) {
     const redelivered = valid.some((v) => v.msg.attempts > 1);
-    logLine("error", redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
+    logEvent(redelivered && valid.length > 1 ? "feedback batch write failed again; storing message by message" : "feedback batch write failed; retrying", {
       queue: batch.queue,
       messages: valid.length,
       error: errorText(err),
@@ -103,7 +103,7 @@ function storedCounts(outcomes: StoreEventsOutcome[]) {
 }
 
 function logStored(batch: MessageBatch<unknown>, outcomes: StoreEventsOutcome[], poison: number, started: number): void {
-  logLine("info", "feedback batch stored", { queue: batch.queue, messages: batch.messages.length, ...storedCounts(outcomes), poison, duration_ms: Date.now() - started });
+  logEvent("feedback batch stored", { queue: batch.queue, messages: batch.messages.length, ...storedCounts(outcomes), poison, duration_ms: Date.now() - started });
 }
 
 async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unknown>; body: FeedbackMessage }[], started: number, poison: number): Promise<void> {
@@ -119,11 +119,11 @@ async function storeOneByOne(env: Env, queue: string, valid: { msg: Message<unkn
       msg.ack();
     } catch (err) {
       failed += 1;
-      logLine("error", "feedback message write failed; retrying", { queue, message_id: msg.id, attempts: msg.attempts, error: errorText(err) });
+      logEvent("feedback message write failed; retrying", { queue, message_id: msg.id, attempts: msg.attempts, error: errorText(err) });
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     }
   }
-  logLine("info", "feedback batch stored message by message", { queue, messages: valid.length + poison, ...storedCounts(outcomes), failed, poison, duration_ms: Date.now() - started });
+  logEvent("feedback batch stored message by message", { queue, messages: valid.length + poison, ...storedCounts(outcomes), failed, poison, duration_ms: Date.now() - started });
   await refreshTouchedProfiles(env, stored);
 }
 
@@ -153,7 +153,7 @@ async function refreshTouchedProfiles(env: Env, stored: FeedbackMessage[]): Prom
     await new Promise((resolve) => setTimeout(resolve, REFRESH_RETRY_MS));
     const retry = await refreshInChunks(env, first.failed, []);
     const gaveUp = retry.failed.length > 0;
-    logLine(gaveUp ? "error" : "warn", gaveUp ? "profile refresh after feedback failed" : "profile refresh after feedback needed a retry", {
+    logEvent(gaveUp ? "profile refresh after feedback failed" : "profile refresh after feedback needed a retry", {
       profiles: keys.length,
       failed: retry.failed.length,
       error: String(retry.error ?? first.error),
@@ -201,8 +201,8 @@ async function dropPeerProfiles(env: Env, consenting: readonly ProfileKey[]): Pr
       left -= dropped.length;
       await Promise.all(dropped.map((p) => invalidateProfile(env, p.merchant_id, p.customer_ref)));
     }
-    if (skipped > 0) logLine("warn", "cross-merchant peer profiles left to their cache TTL (KV operations per invocation)", { dropped: MAX_PEER_DROPS, skipped });
+    if (skipped > 0) logEvent("cross-merchant peer profiles left to their cache TTL (KV operations per invocation)", { dropped: MAX_PEER_DROPS, skipped });
   } catch (err) {
-    logLine("error", "dropping cross-merchant peer profiles failed", { error: errorText(err) });
+    logEvent("dropping cross-merchant peer profiles failed", { error: errorText(err) });
   }
 }

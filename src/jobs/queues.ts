@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { logLine } from "../log";
+import { logEvent } from "../log";
 import { consumeAnalytics } from "./analyticsConsumer";
 import { consumeDeadLetters } from "./deadLetterConsumer";
 import { consumeFeedback } from "./feedbackConsumer";
@@ -14,6 +14,6 @@ export async function handleQueueBatch(batch: MessageBatch<unknown>, env: Env, c
   if (route?.consumer === "dead_letters") return consumeDeadLetters(batch, env, route.of);
   if (route?.consumer === "feedback") return consumeFeedback(batch, env, ctx);
   if (route?.consumer === "analytics") return consumeAnalytics(batch, env, ctx);
-  logLine("error", "no consumer for queue", { queue: batch.queue });
+  logEvent("no consumer for queue", { queue: batch.queue });
   batch.retryAll();
 }

@@ -1,11 +1,11 @@
 import { applyAnalyticsRetention } from "../analytics/retention";
 import type { Env } from "../env";
-import { errorText, logLine } from "../log";
+import { errorText, logEvent } from "../log";
 import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "./budget";
-import { purgeDueCustomers } from "./purge";
+import { type PurgeReport, purgeDueCustomers } from "./purge";
 import { applyRawRetention } from "./rawRetention";
-import { runAnalyticsRollups } from "./rollups";
-import { applyRetention } from "./retention";
+import { type RollupReport, runAnalyticsRollups } from "./rollups";
+import { applyRetention, type RetentionReport } from "./retention";
 
 /** The crons of wrangler*.toml [triggers]. */
 export const DATA_LIFECYCLE_CRON = "17 3 * * *";
@@ -34,7 +34,7 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
     case ANALYTICS_ROLLUP_CRON:
       return runFrequentJobs(env, now);
     default:
-      logLine("warn", "unknown cron, nothing run", { job: "scheduled", cron: controller.cron });
+      logEvent("unknown cron, nothing run", { job: "scheduled", cron: controller.cron });
   }
 }
 
@@ -68,17 +68,20 @@ export async function runFrequentJobs(env: Env, now: Date): Promise<void> {
   ]);
 }
 
+/** What a step reports: its fields of the `scheduled job done` line (src/log.ts EVENT_LINES lists every one, or this does not compile). */
+type JobReport = PurgeReport | RetentionReport | RollupReport | Awaited<ReturnType<typeof optimizeQueryPlans>> | { deleted: Record<string, number> };
+
 /** Runs each step, logging one JSON line each; one failing step does not starve the others, and the run still fails visibly at the end. */
-async function runSteps(now: Date, steps: [job: string, step: () => Promise<object>][]): Promise<void> {
+async function runSteps(now: Date, steps: [job: string, step: () => Promise<JobReport>][]): Promise<void> {
   const failures: unknown[] = [];
   for (const [job, step] of steps) {
     const started = Date.now();
     try {
       const report = await step();
-      logLine("info", "scheduled job done", { job, at: now.toISOString(), duration_ms: Date.now() - started, ...report });
+      logEvent("scheduled job done", { job, at: now.toISOString(), duration_ms: Date.now() - started, ...report });
     } catch (err) {
       failures.push(err);
-      logLine("error", "scheduled job failed", { job, at: now.toISOString(), error: errorText(err) });
+      logEvent("scheduled job failed", { job, at: now.toISOString(), error: errorText(err) });
     }
   }
   if (failures.length > 0) throw new AggregateError(failures, "scheduled job failed");

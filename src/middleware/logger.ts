@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { App, AppEnv } from "../env";
-import { errorText, logLine, type RequestLineField, type RequestLogField, writeLine } from "../log";
+import { errorText, type EventFields, logEvent, type RequestErrorEvent, type RequestLineField, type RequestLogField, writeLine } from "../log";
 import { routeLiterals, routeTemplate } from "./routing";
 
 /**
@@ -36,8 +36,8 @@ export function logField(c: { get: (k: "logFields") => Partial<Record<RequestLog
 }
 
 /** A separate error line for a failure the request survives (degraded answer, cache trouble), tied to it by request id. */
-export function logRequestError(c: Context<AppEnv>, message: string, err: unknown): void {
-  logLine("error", message, { request_id: c.get("requestId"), merchant_id: c.get("merchant")?.merchant_id ?? null, error: errorText(err) });
+export function logRequestError(c: Context<AppEnv>, event: RequestErrorEvent, err: unknown): void {
+  logEvent<RequestErrorEvent, EventFields<RequestErrorEvent>>(event, { request_id: c.get("requestId"), merchant_id: c.get("merchant")?.merchant_id ?? null, error: errorText(err) });
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { errorText, logLine } from "../log";
+import { errorText, logEvent } from "../log";
 import type { BucketLimits } from "../ratelimit/bucket";
 import type { LimiterConfig, RateLimitVerdict } from "../ratelimit/durableObject";
 import { limitsFor } from "../ratelimit/tiers";
@@ -78,7 +78,7 @@ async function visitorAllowed(c: Context<AppEnv>, merchantId: string): Promise<b
     return (await withTimeout(c.env.VISITOR_LIMITER.limit({ key: `${merchantId}|${visitor}` }), "visitor limiter", LIMITER_TIMEOUT_MS)).success;
   } catch (err) {
     logField(c, "visitor_limiter", "unavailable");
-    logLine("error", "visitor limiter unavailable; request allowed to the merchant bucket", {
+    logEvent("visitor limiter unavailable; request allowed to the merchant bucket", {
       metric: "visitor_limiter_unavailable",
       request_id: c.get("requestId"),
       merchant_id: merchantId,
@@ -95,8 +95,8 @@ async function consultLimiter(c: Context<AppEnv>, merchantId: string, config: Li
     return await withTimeout(mode === "take" ? stub.take(config) : stub.peek(config), "rate limiter", LIMITER_TIMEOUT_MS);
   } catch (err) {
     logField(c, "rate_limiter", "unavailable");
-    const outcome = mode === "take" ? "request allowed without limiting" : "request refused by the visitor limit, without RateLimit headers";
-    logLine("error", `rate limiter unavailable; ${outcome}`, {
+    const event = mode === "take" ? "rate limiter unavailable; request allowed without limiting" : "rate limiter unavailable; request refused by the visitor limit, without RateLimit headers";
+    logEvent(event, {
       metric: "rate_limiter_unavailable",
       mode,
       request_id: c.get("requestId"),

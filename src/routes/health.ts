@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../env";
 import { ApiError } from "../errors";
-import { errorText, logLine } from "../log";
+import { errorText, logEvent } from "../log";
 import { errorResponses, KeylessQuery } from "../schemas/common";
 import { schemaIsCurrent } from "../storage/schema";
 import { withTimeout } from "../storage/timeout";
@@ -36,7 +36,7 @@ async function check(requestId: string, name: string, fn: () => Promise<unknown>
     return { ok: true, latency_ms: Date.now() - started };
   } catch (err) {
     // The cause goes to the log, never into the body (API.md §1: no internals in an error).
-    logLine("error", "health check failed", { request_id: requestId, check: name, error: errorText(err).slice(0, 200) });
+    logEvent("health check failed", { request_id: requestId, check: name, error: errorText(err).slice(0, 200) });
     return { ok: false, latency_ms: Date.now() - started };
   }
 }
