@@ -52,7 +52,7 @@ export const EVENT_LINES = {
     fields: ["job", "at", "duration_ms", "skipped?", "customers_purged?", "rows_deleted?", "unfinished?", "deleted?", "hours?", "merchant_hours?", "days?", "stale_dropped?", "statements?"],
   },
   "scheduled job failed": { level: "error", fields: ["job", "at", "error"] },
-  "unknown cron, nothing run": { level: "warn", fields: ["job", "cron"] },
+  "unknown cron, nothing run": { level: "error", fields: ["job", "cron"] },
   // src/jobs/queues.ts, delivery.ts and the consumers.
   "no consumer for queue": { level: "error", fields: ["queue"] },
   "poison feedback message dropped": { level: "warn", fields: ["queue", "message_id", "attempts", "issues"] },

@@ -1,5 +1,5 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { D1_QUERIES_PER_INVOCATION, QueryBudget } from "../../src/jobs/budget";
 import { purgeDueCustomers } from "../../src/jobs/purge";
@@ -354,7 +354,18 @@ describe("purge after the grace period (scheduled handler)", () => {
     await seedEvent(m.merchantId, id);
     const { purge_after } = await deleteCustomer(m, id);
     const due = Date.parse(purge_after) + 60_000;
-    await runScheduled(createScheduledController({ scheduledTime: due, cron: "0 0 1 1 *" }), env, createExecutionContext());
+    // An unknown cron means the deployed triggers and the code differ, and the jobs they meant do not run: an error, not a warning.
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const warn = vi.spyOn(console, "warn");
+    try {
+      await runScheduled(createScheduledController({ scheduledTime: due, cron: "0 0 1 1 *" }), env, createExecutionContext());
+      const lines = error.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).filter((l) => l.message === "unknown cron, nothing run");
+      expect(lines).toEqual([expect.objectContaining({ level: "error", job: "scheduled", cron: "0 0 1 1 *" })]);
+      expect(warn.mock.calls.filter(([l]) => String(l).includes("unknown cron"))).toEqual([]);
+    } finally {
+      error.mockRestore();
+      warn.mockRestore();
+    }
     await cron(Date.parse(purge_after) - 60_000, ANALYTICS_ROLLUP_CRON); // not due yet
     expect(await rowsFor("usage_events", m.merchantId, id)).toBe(1);
     await cron(due, ANALYTICS_ROLLUP_CRON);
