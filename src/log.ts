@@ -55,8 +55,9 @@ export const EVENT_LINES = {
   "unknown cron, nothing run": { level: "error", fields: ["job", "cron"] },
   // src/jobs/queues.ts, delivery.ts and the consumers.
   "no consumer for queue": { level: "error", fields: ["queue"] },
-  "poison feedback message dropped": { level: "warn", fields: ["queue", "message_id", "attempts", "issues"] },
-  "poison analytics message dropped": { level: "warn", fields: ["queue", "message_id", "attempts", "issues"] },
+  // error: a poison message is acked and gone (no dead letter keeps it); only our API writes these queues, so one is a bug.
+  "poison feedback message dropped": { level: "error", fields: ["queue", "message_id", "attempts", "issues"] },
+  "poison analytics message dropped": { level: "error", fields: ["queue", "message_id", "attempts", "issues"] },
   "feedback batch stored": {
     level: "info",
     fields: ["queue", "messages", "stored", "duplicates", "dropped_opted_out", "dropped_pending_deletion", "dropped_purged", "dropped_expired", "conversions_expired", "poison", "duration_ms"],

@@ -149,16 +149,21 @@ describe("analytics consumer", () => {
   });
 
   it("acks poison messages and stores the valid ones in the same delivery", async () => {
-    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
     const { message } = await makeDecision(shop.merchantId, { customer: "c2", at: Date.now(), arm: "holdout", fallback: "holdout", ranked: ["visa"] });
     const result = await deliverAnalytics([{ nonsense: true }, "text", { ...message, arm: "control" }, message]);
     expect(result.explicitAcks).toHaveLength(4);
     expect(result.retryMessages).toHaveLength(0);
     expect(await countRows("analytics_decisions", "decision_key = ?", decisionKey(message.decision_id))).toBe(1);
+    // An error line each (the message is acked and lost), with its id and failing paths, never its body.
+    const poison = error.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).filter((l) => l.message === "poison analytics message dropped");
+    expect(poison).toHaveLength(3); // the arm "control" is poison too
+    for (const l of poison) expect(result.explicitAcks).toContain(l.message_id);
+    expect(poison.every((l) => l.level === "error" && Array.isArray(l.issues))).toBe(true);
   });
 
   it("a delivery that is all poison still logs `analytics batch stored`, with zeros and its poison count", async () => {
-    vi.spyOn(console, "warn").mockImplementation(() => {});
+    vi.spyOn(console, "error").mockImplementation(() => {});
     const log = vi.spyOn(console, "log");
     const result = await deliverAnalytics([{ nonsense: true }, "text"]);
     expect(result.explicitAcks).toHaveLength(2);
