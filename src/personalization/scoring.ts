@@ -42,8 +42,8 @@ export interface ScoringInput {
    * P(method | country, bucket) of the population for device and amount-band buckets, keyed by
    * bucket key, aligned with `candidates` (prior.ts `contextPrior().segments`). A customer's habits
    * in a device class or basket size they have not used (much) start from their overall habits,
-   * shifted by how the population's choices in this bucket differ from those in the buckets the
-   * customer's history comes from (wallets on mobile, card or PayPal on desktop, BNPL on large baskets).
+   * shifted by how the population's choices in this bucket differ from those behind the customer's
+   * evidence outside it (wallets on mobile, card or PayPal on desktop, BNPL on large baskets).
    */
   segments?: SegmentPriors | undefined;
   stats: readonly UsageStat[];
@@ -64,15 +64,17 @@ export interface RankedMethod {
 
 /**
  * The ranking model: a hierarchy of Dirichlet-smoothed distributions over the candidates.
- *   population prior p0 (country) → the customer's overall habits p1 (payments here, plus consented
- *   payments elsewhere at a lower weight) → per context dimension p_d (payments in this device /
- *   amount band / country, backed off to p1 shifted by the population's lift for that device or
- *   amount band, so a first visit on mobile already leans to wallets and a first large basket to BNPL).
+ *   population prior p0 (country) → the customer's overall habits p1 = a / Σa, a = evidence here, plus
+ *   consented payments elsewhere at a lower weight, plus prior_strength × p0 → per context dimension a
+ *   factor: for device and amount band R_m = (m's evidence in this bucket) / a_m + f · ℓ_m, the
+ *   population's lift ℓ for this bucket over the customer's evidence outside it at f = κ / that
+ *   evidence, so a first visit on mobile already leans to wallets and a first large basket to BNPL;
+ *   for country p_c / p1, the bucket smoothed toward p1.
  * Evidence per method = recency-weighted count (30-day half-life) + long_memory × plain count: recency
  * decides between methods, but old payments still count as evidence that the customer has habits.
- * The dimensions combine as a product of experts, log p1 + Σ γ_d (log p_d − log p1); the method
- * paid with last in this device class, favourites and the stored default add log-odds; a tempered
- * softmax gives the confidences.
+ * The dimensions combine as a product of experts, ln p1 + Σ γ_d ln R_d; the method paid with last in
+ * this device class, favourites and the stored default add log-odds; a tempered softmax gives the
+ * confidences. One more payment with X in this context never lowers X (docs/personalization.md).
  */
 export function scoreMethods(input: ScoringInput): RankedMethod[] {
   const { candidates, weights: w, context } = input;
@@ -91,9 +93,11 @@ export function scoreMethods(input: ScoringInput): RankedMethod[] {
     device: deviceKey ? segments?.get(deviceKey) : undefined,
     amount: amountKey ? segments?.get(amountKey) : undefined,
   };
-  // The population's choices over the buckets this customer's history comes from, weighted like it.
+  // The population's choices over the buckets this customer's history comes from outside the context's own bucket
+  // (other device classes, other amount bands), weighted like it, and how much evidence that is.
   const deviceMix = new Float64Array(n);
   const amountMix = new Float64Array(n);
+  let deviceOut = 0, amountOut = 0;
   let hasDevice = false, hasAmount = false, hasCountry = false;
   let lastAt = "", last = -1;
   for (const s of input.stats) {
@@ -101,11 +105,14 @@ export function scoreMethods(input: ScoringInput): RankedMethod[] {
     if (i < 0) continue;
     const c = s.weight_ref * decay + w.long_memory * (s.uses ?? 0);
     const b = s.bucket;
-    if (b !== bucketKey.all && b !== countryKey && segments) {
+    if (b !== bucketKey.all && b !== countryKey && b !== deviceKey && b !== amountKey && segments) {
       const pop = segments.get(b);
       if (pop) {
-        const mix = b.charCodeAt(0) === 100 /* d */ ? deviceMix : amountMix;
+        const isDevice = b.charCodeAt(0) === 100; /* d */
+        const mix = isDevice ? deviceMix : amountMix;
         for (let k = 0; k < n; k++) mix[k]! += c * pop[k]!;
+        if (isDevice) deviceOut += c;
+        else amountOut += c;
       }
     }
     if (b === bucketKey.all) overall[i]! += c;
@@ -129,31 +136,58 @@ export function scoreMethods(input: ScoringInput): RankedMethod[] {
     if (i >= 0) overall[i]! += w.cross_merchant_weight * (x.weight_ref * decay + w.long_memory * (x.uses ?? 0));
   }
 
+  // a_m: the customer's overall evidence for m plus its prior pseudo-events; p1 = a / Σa.
+  const evidence = new Float64Array(n);
+  let evidenceTotal = 0;
+  for (let i = 0; i < n; i++) evidenceTotal += evidence[i] = overall[i]! + w.prior_strength * input.prior[i]!;
   const p1 = smoothInto(new Float64Array(n), overall, input.prior, w.prior_strength);
   const logit = new Float64Array(n);
-  for (let i = 0; i < n; i++) logit[i] = logOf(p1[i]!);
+  // ln a_m, which is ln p1_m up to a constant (and does not underflow where p1_m = a_m / Σa would).
+  for (let i = 0; i < n; i++) logit[i] = logOf(evidence[i]!);
   const scratch = new Float64Array(n);
-  const base = new Float64Array(n);
-  const dimension = (counts: Float64Array, has: boolean, pop: readonly number[] | undefined, mix: Float64Array | null, gamma: number) => {
-    if (gamma === 0 || (!has && !pop)) return;
-    if (pop) {
-      // p1 × P(m | this bucket) / P(m | the customer's buckets); with no history in the dimension, the country's overall choices.
-      let mixTotal = 0;
-      if (mix) for (let i = 0; i < n; i++) mixTotal += mix[i]!;
-      let z = 0;
-      for (let i = 0; i < n; i++) {
-        const lifted = (p1[i]! * pop[i]!) / (mixTotal > 0 ? mix![i]! / mixTotal : input.prior[i]!);
-        // A divisor that underflowed to 0 (popularity counts ~1e300 times the method's, as a clock decades off gives) has no lift.
-        z += base[i] = Number.isFinite(lifted) ? lifted : p1[i]!;
-      }
-      for (let i = 0; i < n; i++) base[i]! /= z;
-    } else base.set(p1);
-    smoothInto(scratch, counts, base, w.context_strength);
-    for (let i = 0; i < n; i++) logit[i]! += gamma * (logOf(scratch[i]!) - logOf(p1[i]!));
+  /** A bucket's count of m, at most m's overall evidence (so with consistent rows, unchanged). */
+  const bounded = (counts: Float64Array) => {
+    for (let i = 0; i < n; i++) scratch[i] = Math.min(counts[i]!, evidence[i]!);
+    return scratch;
   };
-  if (deviceKey) dimension(device, hasDevice, target.device, deviceMix, w.device_weight);
-  if (amountKey) dimension(amount, hasAmount, target.amount, amountMix, w.amount_weight);
-  if (countryKey) dimension(country, hasCountry, undefined, null, w.country_weight);
+  const lift = new Float64Array(n);
+  /**
+   * A device or amount-band dimension, as a contextual factor per method (the same as γ (ln p_d − ln p1)
+   * of a bucket distribution p_d = (c + κ·b) / (T + κ), up to a term common to all methods):
+   *   R_m = c_m / a_m + f · ℓ_m,   logit_m += γ ln R_m
+   * c_m / a_m is the share of m's evidence paid in this bucket; ℓ_m = P_pop(m | this bucket) / P_pop(m | the
+   * customer's evidence outside it) is the population's lift; f = κ / that evidence. ℓ and f read only what lies
+   * outside the context's own bucket (the customer's other device classes or bands, evidence without one,
+   * cross-merchant sums and the prior pseudo-events, which count as the country's overall choices), so one
+   * more payment here with X raises c_X / a_X and leaves ℓ, f and every other method's factor as they were:
+   * X's odds against every other method can only go up, whatever the weights (docs/personalization.md).
+   */
+  const dimension = (counts: Float64Array, has: boolean, pop: readonly number[] | undefined, mix: Float64Array, out: number, gamma: number) => {
+    if (gamma === 0 || (!has && !pop)) return;
+    let inBucket = 0;
+    for (let i = 0; i < n; i++) inBucket += counts[i]!;
+    const outside = Math.max(0, evidenceTotal - inBucket);
+    const rest = Math.max(0, outside - out); // evidence with no bucket of this dimension
+    for (let i = 0; i < n; i++) {
+      const l = pop ? pop[i]! / ((mix[i]! + rest * input.prior[i]!) / (out + rest)) : 1;
+      // A divisor that underflowed to 0 (popularity counts ~1e300 times the method's, as a clock decades off gives) has no lift.
+      lift[i] = Number.isFinite(l) ? l : 1;
+    }
+    // outside ≥ prior_strength with consistent rows (every bucket's payments are in '*'); the floor keeps others finite.
+    const f = w.context_strength / Math.max(outside, w.prior_strength);
+    const c = bounded(counts);
+    for (let i = 0; i < n; i++) {
+      const a = evidence[i]!;
+      logit[i]! += gamma * logOf((a > 0 ? c[i]! / a : 0) + f * lift[i]!);
+    }
+  };
+  if (deviceKey) dimension(device, hasDevice, target.device, deviceMix, deviceOut, w.device_weight);
+  if (amountKey) dimension(amount, hasAmount, target.amount, amountMix, amountOut, w.amount_weight);
+  if (countryKey && w.country_weight !== 0 && hasCountry) {
+    // Country: the bucket smoothed toward overall habits (no population lift), γ (ln p_c − ln p1).
+    const pc = smoothInto(new Float64Array(n), bounded(country), p1, w.context_strength);
+    for (let i = 0; i < n; i++) logit[i]! += w.country_weight * (logOf(pc[i]!) - logOf(p1[i]!));
+  }
 
   if (last >= 0) logit[last]! += w.last_used_boost;
   const prefs = input.preferences;

@@ -379,16 +379,16 @@ describe("scoring properties (seeded)", () => {
     return c.merchant.holdout_percent === 0 && !c.profile.pending_deletion && (!p || p.personalization_enabled) && run(c).personalized;
   });
 
-  // docs/personalization.md "What the model guarantees": without population data one more payment never lowers X
-  // (odds, confidence, rank) whatever the weights; with it, the default weights never lower X's rank, while its odds
-  // against a method the population favours in this context may drop (the payment moves the population mix the
-  // back-off divides by toward this context), and with other weights the rank too.
+  // docs/personalization.md "What the model guarantees": one more payment with X in this context never lowers X's
+  // confidence, its rank or its odds against any other method, whatever the weights in WEIGHT_BOUNDS and with or without
+  // population data. The one exception is a negative last_used_boost (a merchant demoting the method paid with last on
+  // purpose): the payment makes X that method, so it is held at ≥ 0 here as the default and favourite boosts are below.
   it("one more payment with X in this context never lowers X", () => {
     const v = new Violations();
     const mrng = new Rng(SEED + 2);
     let tried = 0;
     for (const [c2, i] of personal) {
-      for (const regime of ["merchant's weights, no population data", "default weights, no population data", "default weights"]) {
+      for (const regime of ["merchant's weights", "merchant's weights, no population data", "default weights"]) {
         const c1 = regime.includes("no population") ? { ...c2, popularity: [] } : c2;
         const c0 = regime.startsWith("default weights") ? withWeights({ ...c1, merchant: { ...c1.merchant, scoring_weights: {} } }, {}) : c1;
         const c = withWeights(c0, { last_used_boost: Math.max(0, c0.weights.last_used_boost) });
@@ -399,10 +399,8 @@ describe("scoring properties (seeded)", () => {
         storePayment(stats, { method_id: x, device: c.context.device_type, country: c.context.country, band: c.context.amount_band, t: c.nowMs });
         const after = run(withProfile(c, { stats }));
         tried++;
-        if (regime.includes("no population")) {
-          const lost = lostGround(before, after, x);
-          v.check(lost === null, `one more payment with X never lowers X (${regime})`, i, () => `${x}: ${lost}`);
-        } else v.check(at(after, x) <= at(before, x), `one more payment with X never lowers X's rank (${regime})`, i, () => `${x}: ${at(before, x)} → ${at(after, x)}`);
+        const lost = lostGround(before, after, x);
+        v.check(lost === null, `one more payment with X never lowers X (${regime})`, i, () => `${x}: ${lost}`);
       }
     }
     expect(tried).toBeGreaterThan(CASES);
