@@ -58,8 +58,8 @@ export interface ContextPrior {
   /**
    * P(method | country, bucket) for every device class and amount band (keys are method_stats
    * bucket keys: 'device:mobile', 'amount:2'). Scoring compares the context's segment with the
-   * mix of segments a customer's own history comes from, so it can move habits seen on one device
-   * (or basket size) to another: wallets on mobile, BNPL on large baskets.
+   * mix of segments behind the customer's evidence outside it, so it can move habits seen on one
+   * device (or basket size) to another: wallets on mobile, BNPL on large baskets.
    */
   segments: SegmentPriors;
 }

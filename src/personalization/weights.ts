@@ -7,7 +7,10 @@
 export interface ScoringWeights {
   /** Dirichlet strength of the population prior in a customer's overall habits (pseudo-events). */
   prior_strength: number;
-  /** Strength of the back-off from a context bucket (device, amount band, country) to overall habits. */
+  /**
+   * Strength of the back-off from a context bucket to overall habits: the country bucket's pseudo-events of p1; for
+   * device and amount band, the population lift's weight f = context_strength / the customer's evidence outside the bucket.
+   */
   context_strength: number;
   /** How much each context dimension may move the log-probability (0 = ignore, 1 = full Bayes). */
   device_weight: number;
