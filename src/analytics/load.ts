@@ -28,11 +28,23 @@ export async function loadFacts(
   // its raw rows may be gone.
   const marks = staleHoursStatement(db, merchantId, Math.max(fromMs, finalBeforeMs(nowMs)), Math.min(toMs, floorTo(nowMs, "hour")));
   let stale = marks ? hoursOf((await marks.all<{ hour: string }>()).results) : [];
+  const window: WindowRead = { db, merchantId, fromMs, toMs, nowMs, names, opts };
   for (let attempt = 1; ; attempt++) {
-    const read = await readPlanned(db, merchantId, fromMs, toMs, nowMs, names, opts, stale, marks);
+    const read = await readPlanned(window, stale, marks);
     if (read.turnedDirty.length === 0 || attempt >= PLAN_ATTEMPTS) return read.facts;
     stale = read.stale;
   }
+}
+
+/** loadFacts' arguments: what one read of the window needs besides its plan's dirty hours. */
+interface WindowRead {
+  db: D1Database;
+  merchantId: string;
+  fromMs: number;
+  toMs: number;
+  nowMs: number;
+  names: FactName[];
+  opts: { useDaily: boolean };
 }
 
 /** Reads of a window in all (the first on the marks read before, the others on a batch's own). */
@@ -44,16 +56,11 @@ const PLAN_ATTEMPTS = 3;
  * (`turnedDirty`).
  */
 async function readPlanned(
-  db: D1Database,
-  merchantId: string,
-  fromMs: number,
-  toMs: number,
-  nowMs: number,
-  names: FactName[],
-  opts: { useDaily: boolean },
+  window: WindowRead,
   stale: number[],
   marks: D1PreparedStatement | null,
 ): Promise<{ facts: Record<FactName, FactRow[]>; stale: number[]; turnedDirty: number[] }> {
+  const { db, merchantId, fromMs, toMs, nowMs, names, opts } = window;
   const plan = planWindow(fromMs, toMs, nowMs, opts.useDaily, stale, rollupHorizonMs(nowMs));
   const ranges: { grain: "h" | "d"; from: string; to: string }[] = [
     ...plan.dailyRollups.map(([a, b]) => ({ grain: "d" as const, from: bucketKey(a), to: bucketKey(b) })),
