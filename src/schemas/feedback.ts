@@ -60,8 +60,7 @@ export const FeedbackAccepted = z.object({
 
 /** Hono hands validators lower-cased header names, so the key (and the documented name) is lower case. */
 export const IdempotencyHeaders = z.object({
-  "idempotency-key": headerText(Text.min(1).max(128)).optional().openapi({
-    example: "order #1001",
+  "idempotency-key": headerText(EventId).optional().openapi({
     description: "Event id when the body has no event_id (single event); batch: derives one per event lacking it, from the key and the event as sent (a retried batch is stored once; other events under the same key are new events)",
   }),
 });
